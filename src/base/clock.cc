@@ -1,0 +1,37 @@
+#include "base/clock.h"
+
+#include <thread>
+
+namespace tandem {
+namespace {
+
+class SteadyClock final : public Clock {
+ public:
+  MonoTime Now() const override { return std::chrono::steady_clock::now(); }
+  void SleepFor(Duration d) override { std::this_thread::sleep_for(d); }
+};
+
+}  // namespace
+
+Clock& RealClock() {
+  static SteadyClock* clock = new SteadyClock();  // never deleted: used until exit
+  return *clock;
+}
+
+MonoTime FakeClock::Now() const {
+  std::lock_guard lock(mu_);
+  return now_;
+}
+
+void FakeClock::Advance(Duration d) {
+  std::lock_guard lock(mu_);
+  now_ += d;
+}
+
+Duration Backoff::Next() {
+  Duration d = next_;
+  next_ = std::min(next_ * 2, max_);
+  return d;
+}
+
+}  // namespace tandem

@@ -1,0 +1,42 @@
+// Small file-system helpers that report errors as Status with the path named.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <utility>
+
+#include "base/status.h"
+
+namespace tandem {
+
+Status MakeDirs(const std::string& path, mode_t mode = 0755);
+Result<std::string> ReadFile(const std::string& path);
+// Writes to a temporary file beside `path`, fsyncs, renames over `path`.
+Status WriteFileAtomic(const std::string& path, const std::string& data, mode_t mode = 0644);
+// Creates `path` if needed and checks that this process can create files in it.
+Status EnsureWritableDir(const std::string& path);
+Status RemoveAll(const std::string& path);
+Status ChownRecursive(const std::string& path, uid_t uid, gid_t gid);
+// The first ancestor of `path` (or `path` itself) that user `uid` cannot search, or "".
+std::string FirstUnsearchableAncestor(const std::string& path, uid_t uid, gid_t gid);
+std::string AbsolutePath(const std::string& path);
+bool PathExists(const std::string& path);
+
+// A directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
+class TempDir {
+ public:
+  static Result<TempDir> Create(const std::string& prefix);
+  TempDir(TempDir&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
+  TempDir& operator=(TempDir&&) = delete;
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  // Gives up ownership: the directory is no longer removed on destruction.
+  std::string Release() { return std::exchange(path_, std::string()); }
+
+ private:
+  explicit TempDir(std::string p) : path_(std::move(p)) {}
+  std::string path_;
+};
+
+}  // namespace tandem

@@ -1,0 +1,17 @@
+// Loopback helpers for ports and addresses.
+#pragma once
+
+#include <string>
+
+#include "base/status.h"
+
+namespace tandem {
+
+// A TCP port that was free on `host` a moment ago (bound with port 0, then released).
+Result<int> PickFreePort(const std::string& host = "127.0.0.1");
+// Fails with a clear message if nothing can bind host:port right now.
+Status CheckPortFree(const std::string& host, int port);
+// True if a TCP connection to host:port succeeds within `timeout_ms`.
+bool CanConnect(const std::string& host, int port, int timeout_ms = 500);
+
+}  // namespace tandem

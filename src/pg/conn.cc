@@ -1,0 +1,181 @@
+#include "pg/conn.h"
+
+#include <libpq-fe.h>
+
+#include <cstring>
+
+#include "base/random.h"
+
+namespace tandem::pg {
+namespace {
+
+Status StatusFromResult(PGresult* r, PGconn* c) {
+  const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  std::string msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  if (msg.rfind("ERROR:  ", 0) == 0) msg = msg.substr(8);
+  std::string s = state ? state : "";
+  if (PQstatus(c) != CONNECTION_OK || s.rfind("08", 0) == 0 || s.rfind("57P", 0) == 0) {
+    return Unavailable("PostgreSQL: " + msg);
+  }
+  if (s == "23505") return AlreadyExists(msg);
+  if (s.rfind("22", 0) == 0 || s.rfind("23", 0) == 0) return InvalidArgument(msg);
+  if (s == "40001" || s == "40P01") return Unavailable("PostgreSQL: " + msg);
+  if (s == "25006") return FailedPrecondition(msg);  // read-only transaction (a standby)
+  return Internal("PostgreSQL: " + msg + (s.empty() ? "" : " (SQLSTATE " + s + ")"));
+}
+
+int HexVal(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+std::string ByteaParam(const std::string& bytes) { return "\\x" + HexEncode(bytes); }
+
+Result<std::string> DecodeBytea(const std::string& text) {
+  if (text.size() < 2 || text[0] != '\\' || text[1] != 'x' || text.size() % 2 != 0) {
+    return Internal("unexpected bytea text from PostgreSQL");
+  }
+  std::string out;
+  out.reserve(text.size() / 2 - 1);
+  for (size_t i = 2; i < text.size(); i += 2) {
+    int hi = HexVal(text[i]), lo = HexVal(text[i + 1]);
+    if (hi < 0 || lo < 0) return Internal("bad hex in bytea");
+    out.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return out;
+}
+
+Rows::Rows(pg_result* r) : r_(r) {}
+Rows::Rows(Rows&& o) noexcept : r_(o.r_) { o.r_ = nullptr; }
+Rows& Rows::operator=(Rows&& o) noexcept {
+  if (this != &o) {
+    if (r_) PQclear(r_);
+    r_ = o.r_;
+    o.r_ = nullptr;
+  }
+  return *this;
+}
+Rows::~Rows() {
+  if (r_) PQclear(r_);
+}
+int Rows::size() const { return r_ ? PQntuples(r_) : 0; }
+int Rows::affected() const {
+  const char* n = r_ ? PQcmdTuples(r_) : "";
+  return *n ? atoi(n) : 0;
+}
+bool Rows::IsNull(int row, int col) const { return PQgetisnull(r_, row, col) != 0; }
+std::string Rows::Text(int row, int col) const {
+  return std::string(PQgetvalue(r_, row, col), static_cast<size_t>(PQgetlength(r_, row, col)));
+}
+std::optional<std::string> Rows::Opt(int row, int col) const {
+  if (IsNull(row, col)) return std::nullopt;
+  return Text(row, col);
+}
+int64_t Rows::Int(int row, int col) const {
+  return IsNull(row, col) ? 0 : std::stoll(PQgetvalue(r_, row, col));
+}
+bool Rows::Bool(int row, int col) const { return PQgetvalue(r_, row, col)[0] == 't'; }
+
+Result<ConnPtr> Conn::Connect(const std::string& dsn) {
+  PGconn* c = PQconnectdb(dsn.c_str());
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string msg = PQerrorMessage(c);
+    PQfinish(c);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    return Unavailable("cannot connect to PostgreSQL: " + msg);
+  }
+  return ConnPtr(new Conn(c));
+}
+
+Conn::~Conn() { PQfinish(c_); }
+
+bool Conn::Healthy() const { return PQstatus(c_) == CONNECTION_OK; }
+
+Result<Rows> Conn::Exec(const std::string& sql, const Params& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  PGresult* r = PQexecParams(c_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                             values.data(), nullptr, nullptr, 0);
+  ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    Status s = StatusFromResult(r, c_);
+    if (r) PQclear(r);
+    return s;
+  }
+  return Rows(r);
+}
+
+Status Conn::ExecScript(const std::string& sql) {
+  PGresult* r = PQexec(c_, sql.c_str());
+  ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  Status s = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? Status::Ok()
+                                                               : StatusFromResult(r, c_);
+  if (r) PQclear(r);
+  return s;
+}
+
+Pool::Lease::~Lease() {
+  if (pool_ && conn_) pool_->Release(std::move(conn_));
+}
+
+Result<Pool::Lease> Pool::Acquire(std::chrono::milliseconds wait) {
+  std::unique_lock lock(mu_);
+  if (!cv_.wait_for(lock, wait, [&] { return !idle_.empty() || open_ < max_; })) {
+    return Unavailable("no free PostgreSQL connection within " + std::to_string(wait.count()) +
+                       " ms");
+  }
+  if (!idle_.empty()) {
+    ConnPtr c = std::move(idle_.back());
+    idle_.pop_back();
+    if (c->Healthy()) return Lease(this, std::move(c));
+    --open_;  // broken: drop it and open a new one below
+  }
+  ++open_;
+  lock.unlock();
+  auto c = Conn::Connect(dsn_);
+  if (!c.ok()) {
+    std::lock_guard relock(mu_);
+    --open_;
+    cv_.notify_one();
+    return c.status();
+  }
+  return Lease(this, std::move(c).value());
+}
+
+void Pool::Release(ConnPtr c) {
+  std::lock_guard lock(mu_);
+  if (c->Healthy()) {
+    idle_.push_back(std::move(c));
+  } else {
+    --open_;
+  }
+  cv_.notify_one();
+}
+
+Status Pool::WithTx(const std::function<Status(Conn&)>& fn) {
+  ASSIGN_OR_RETURN(Lease lease, Acquire());
+  RETURN_IF_ERROR(lease->ExecScript("BEGIN"));
+  Status s = fn(*lease);
+  if (!s.ok()) {
+    (void)lease->ExecScript("ROLLBACK");
+    return s;
+  }
+  return lease->ExecScript("COMMIT");
+}
+
+std::string DsnQuote(const std::string& v) {
+  std::string out = "'";
+  for (char c : v) {
+    if (c == '\'' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out + "'";
+}
+
+}  // namespace tandem::pg

@@ -1,0 +1,111 @@
+// A thin layer over libpq: one connection, its results, and a small pool.
+//
+// Parameters and results travel as text (bytea as "\x..." hex). Errors come back as Status:
+// connection failures are kUnavailable, unique violations kAlreadyExists, bad data
+// kInvalidArgument, everything else kInternal; the SQLSTATE is kept in PgError for callers that
+// must tell cases apart.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+struct pg_conn;
+struct pg_result;
+
+namespace tandem::pg {
+
+using Param = std::optional<std::string>;  // nullopt is SQL NULL
+using Params = std::vector<Param>;
+
+// Hex text for a bytea parameter, and back.
+std::string ByteaParam(const std::string& bytes);
+Result<std::string> DecodeBytea(const std::string& text);
+
+// The rows of one statement. Owns the libpq result.
+class Rows {
+ public:
+  Rows() = default;
+  explicit Rows(pg_result* r);
+  Rows(Rows&&) noexcept;
+  Rows& operator=(Rows&&) noexcept;
+  ~Rows();
+
+  int size() const;
+  int affected() const;  // rows changed by INSERT/UPDATE/DELETE
+  bool IsNull(int row, int col) const;
+  std::string Text(int row, int col) const;  // "" when NULL
+  std::optional<std::string> Opt(int row, int col) const;
+  int64_t Int(int row, int col) const;
+  bool Bool(int row, int col) const;
+
+ private:
+  pg_result* r_ = nullptr;
+};
+
+class Conn {
+ public:
+  // Connects once; kUnavailable if the server cannot be reached.
+  static Result<std::unique_ptr<Conn>> Connect(const std::string& dsn);
+  ~Conn();
+
+  Result<Rows> Exec(const std::string& sql, const Params& params = {});
+  // Runs several statements with no parameters (migrations).
+  Status ExecScript(const std::string& sql);
+  bool Healthy() const;
+
+ private:
+  explicit Conn(pg_conn* c) : c_(c) {}
+  pg_conn* c_;
+};
+
+using ConnPtr = std::unique_ptr<Conn>;
+
+// A fixed-size pool. Thread-safe. Broken connections are replaced on the next Acquire.
+class Pool {
+ public:
+  Pool(std::string dsn, int max_size) : dsn_(std::move(dsn)), max_(max_size) {}
+
+  class Lease {
+   public:
+    Lease(Pool* p, ConnPtr c) : pool_(p), conn_(std::move(c)) {}
+    Lease(Lease&&) = default;
+    ~Lease();
+    Conn* operator->() { return conn_.get(); }
+    Conn& operator*() { return *conn_; }
+
+   private:
+    Pool* pool_;
+    ConnPtr conn_;
+  };
+
+  // Waits for a free connection up to `wait`; kUnavailable if none or PostgreSQL is down.
+  Result<Lease> Acquire(std::chrono::milliseconds wait = std::chrono::seconds(10));
+
+  // Runs `fn` in one transaction: COMMIT if it returns OK, ROLLBACK otherwise.
+  Status WithTx(const std::function<Status(Conn&)>& fn);
+
+  const std::string& dsn() const { return dsn_; }
+
+ private:
+  void Release(ConnPtr c);
+
+  const std::string dsn_;
+  const int max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<ConnPtr> idle_;  // guarded by mu_
+  int open_ = 0;               // guarded by mu_: connections handed out or idle
+};
+
+// Quotes a string as a libpq connection-string value.
+std::string DsnQuote(const std::string& v);
+
+}  // namespace tandem::pg
