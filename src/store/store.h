@@ -1,0 +1,99 @@
+// The metadata store: deployments and everything they own, on the region's PostgreSQL.
+//
+// Store is the only module that writes SQL about deployments. Every method is one transaction;
+// a method that fails has changed nothing. Secrets are sealed here on the way in and opened on
+// the way out (callers see plaintext and decide what to mask), under a key that Open() checks
+// against the one the database was first written with.
+//
+// Deployments are referred to by id or by name (`ref`); deleted ones become tombstones so their
+// ids are never reused.
+//
+// Thread-safety: all methods may be called from any thread; the pool serialises connections.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "crypto/secret_box.h"
+#include "model/deployment.h"
+#include "pg/conn.h"
+
+namespace tandem::store {
+
+class Store {
+ public:
+  // `pool` must outlive the Store. Fails with FailedPrecondition when `box` is not the key this
+  // database's secrets were sealed with. REQUIRES: migrations applied.
+  static Result<std::unique_ptr<Store>> Open(pg::Pool* pool, SecretBox box);
+
+  // ---- deployments
+  // Assigns the id and namespace; creates `default_pool` with config.default_pool_slots.
+  Result<model::Deployment> CreateDeployment(model::Deployment d);
+  Result<model::Page<model::Deployment>> ListDeployments(const model::PageRequest& page);
+  Result<model::Deployment> GetDeployment(std::string_view ref);
+  // Reads the deployment, lets `mutate` change it (id, namespace and timestamps are kept),
+  // writes it back; all under a row lock. `mutate` may refuse by returning an error.
+  Result<model::Deployment> UpdateDeployment(
+      std::string_view ref, const std::function<Status(model::Deployment&)>& mutate);
+  Status DeleteDeployment(std::string_view ref);
+  Result<int64_t> CountDeployments();
+
+  // ---- env vars
+  Result<std::vector<model::EnvVar>> ListEnv(const DeploymentId& d);
+  Status SetEnv(const DeploymentId& d, const model::EnvVar& v);  // insert or replace
+  Status UnsetEnv(const DeploymentId& d, std::string_view key);
+
+  // ---- connections
+  Result<model::Page<model::Connection>> ListConnections(const DeploymentId& d,
+                                                         const model::PageRequest& page);
+  Result<model::Connection> GetConnection(const DeploymentId& d, std::string_view conn_id);
+  Status CreateConnection(const DeploymentId& d, const model::Connection& c);
+  Result<model::Connection> UpdateConnection(
+      const DeploymentId& d, std::string_view conn_id,
+      const std::function<Status(model::Connection&)>& mutate);
+  Status DeleteConnection(const DeploymentId& d, std::string_view conn_id);
+
+  // ---- variables
+  Result<model::Page<model::Variable>> ListVariables(const DeploymentId& d,
+                                                     const model::PageRequest& page);
+  Result<model::Variable> GetVariable(const DeploymentId& d, std::string_view key);
+  Status CreateVariable(const DeploymentId& d, const model::Variable& v);
+  Result<model::Variable> UpdateVariable(const DeploymentId& d, std::string_view key,
+                                         const std::function<Status(model::Variable&)>& mutate);
+  Status DeleteVariable(const DeploymentId& d, std::string_view key);
+
+  // ---- pools
+  Result<model::Page<model::Pool>> ListPools(const DeploymentId& d,
+                                             const model::PageRequest& page);
+  Result<model::Pool> GetPool(const DeploymentId& d, std::string_view name);
+  Status CreatePool(const DeploymentId& d, const model::Pool& p);
+  Result<model::Pool> UpdatePool(const DeploymentId& d, std::string_view name,
+                                 const std::function<Status(model::Pool&)>& mutate);
+  // `default_pool` cannot be deleted (FailedPrecondition).
+  Status DeletePool(const DeploymentId& d, std::string_view name);
+
+ private:
+  Store(pg::Pool* pool, SecretBox box) : pool_(pool), box_(std::move(box)) {}
+
+  // Sealed bytea text for a parameter, and back.
+  std::string Seal(std::string_view plain, const std::string& aad) const;
+  Result<std::string> Unseal(const std::string& bytea_text, const std::string& aad) const;
+  Result<model::Connection> ConnectionFromRow(const pg::Rows& r, int i,
+                                              const DeploymentId& d) const;
+  Result<model::Variable> VariableFromRow(const pg::Rows& r, int i, const DeploymentId& d) const;
+  // Inserts, or replaces the row keyed `replacing`.
+  Status WriteConnection(pg::Conn& c, const DeploymentId& d, const model::Connection& conn,
+                         std::optional<std::string_view> replacing) const;
+  Status WriteVariable(pg::Conn& c, const DeploymentId& d, const model::Variable& v,
+                       std::optional<std::string_view> replacing) const;
+
+  pg::Pool* const pool_;
+  const SecretBox box_;
+};
+
+}  // namespace tandem::store
