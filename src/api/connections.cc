@@ -1,0 +1,142 @@
+// Airflow REST API v2 connections, per deployment: {kAirflowRoot}/connections[/{connection_id}].
+//
+// Shapes follow the Airflow spec (ConnectionBody, ConnectionResponse, ...). Passwords and
+// extras are sealed at rest. Responses show a set password as "***" and, in `extra`, the value
+// of every key with a sensitive name (Airflow's redaction); an extra that is not a JSON object
+// is shown as "***" whole.
+#include "api/context.h"
+#include "api/errors.h"
+#include "api/json_util.h"
+#include "model/validate.h"
+#include "store/store.h"
+
+namespace tandem::api {
+namespace {
+
+using model::Connection;
+
+Json OptJson(const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); }
+
+Json RedactedExtra(const std::optional<std::string>& extra) {
+  if (!extra) return nullptr;
+  Json j = Json::parse(*extra, nullptr, false);
+  if (!j.is_object()) return extra->empty() ? Json("") : Json(kMask);
+  for (auto& [k, v] : j.items()) {
+    if (model::IsSensitiveName(k)) v = kMask;
+  }
+  return j.dump();
+}
+
+Json ToJson(const Connection& c) {
+  return {{"connection_id", c.conn_id},
+          {"conn_type", c.conn_type},
+          {"description", OptJson(c.description)},
+          {"host", OptJson(c.host)},
+          {"login", OptJson(c.login)},
+          {"schema", OptJson(c.schema)},
+          {"port", c.port ? Json(*c.port) : Json(nullptr)},
+          {"password", c.password ? Json(kMask) : Json(nullptr)},
+          {"extra", RedactedExtra(c.extra)}};
+}
+
+const std::initializer_list<std::string_view> kFields = {
+    "connection_id", "conn_type", "description", "host", "login",
+    "schema",        "port",      "password",    "extra"};
+
+// Reads the fields of `j` named by `mask` (all when empty) into `c`.
+Status Read(const Json& j, const std::vector<std::string>& mask, Connection& c) {
+  if (InMask(mask, "conn_type")) RETURN_IF_ERROR(ReadString(j, "conn_type", &c.conn_type));
+  if (InMask(mask, "description")) RETURN_IF_ERROR(ReadOptString(j, "description", &c.description));
+  if (InMask(mask, "host")) RETURN_IF_ERROR(ReadOptString(j, "host", &c.host));
+  if (InMask(mask, "login")) RETURN_IF_ERROR(ReadOptString(j, "login", &c.login));
+  if (InMask(mask, "schema")) RETURN_IF_ERROR(ReadOptString(j, "schema", &c.schema));
+  if (InMask(mask, "port")) RETURN_IF_ERROR(ReadOptInt(j, "port", &c.port));
+  if (InMask(mask, "password")) RETURN_IF_ERROR(ReadOptString(j, "password", &c.password));
+  if (InMask(mask, "extra")) RETURN_IF_ERROR(ReadOptString(j, "extra", &c.extra));
+  return Status::Ok();
+}
+
+Status Validate(const Connection& c, size_t max_value) {
+  RETURN_IF_ERROR(model::ValidateConnId(c.conn_id));
+  if (c.conn_type.empty()) return InvalidArgument("field `conn_type` must not be empty");
+  for (const auto& [name, v] : {std::pair{"description", &c.description}, {"host", &c.host},
+                                {"login", &c.login}, {"schema", &c.schema},
+                                {"password", &c.password}, {"extra", &c.extra}}) {
+    RETURN_IF_ERROR(model::ValidateSize(name, v->has_value() ? (*v)->size() : 0, max_value));
+  }
+  if (c.port && (*c.port < 0 || *c.port > 65535)) {
+    return InvalidArgument("field `port` must be from 0 to 65535");
+  }
+  if (c.extra && !c.extra->empty() && !Json::parse(*c.extra, nullptr, false).is_object()) {
+    return InvalidArgument("The `extra` field must be a valid JSON object");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+void RegisterConnectionRoutes(Router& r, const ApiContext& ctx) {
+  store::Store* store = ctx.store;
+  size_t max_value = ctx.max_value_bytes;
+  const std::string base = std::string(kAirflowRoot) + "/connections";
+
+  r.Add("GET", base, Wrap([store](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
+          ASSIGN_OR_RETURN(model::PageRequest page, ReadPage(req, "connection_id_pattern"));
+          ASSIGN_OR_RETURN(model::Page<Connection> p, store->ListConnections(d, page));
+          Json items = Json::array();
+          for (const auto& c : p.items) items.push_back(ToJson(c));
+          return JsonResponse(200, {{"connections", items}, {"total_entries", p.total}});
+        }));
+
+  r.Add("POST", base, Wrap([store, max_value](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
+          ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
+          RETURN_IF_ERROR(CheckFields(j, kFields, {"connection_id", "conn_type"}));
+          Connection c;
+          RETURN_IF_ERROR(ReadString(j, "connection_id", &c.conn_id));
+          RETURN_IF_ERROR(Read(j, {}, c));
+          RETURN_IF_ERROR(Validate(c, max_value));
+          RETURN_IF_ERROR(store->CreateConnection(d, c));
+          return JsonResponse(201, ToJson(c));
+        }));
+
+  r.Add("GET", base + "/{connection_id}", Wrap([store](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
+          ASSIGN_OR_RETURN(Connection c, store->GetConnection(d, req.params.at("connection_id")));
+          return JsonResponse(200, ToJson(c));
+        }));
+
+  r.Add("PATCH", base + "/{connection_id}",
+        Wrap([store, max_value](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
+          ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
+          RETURN_IF_ERROR(CheckFields(j, kFields, {"connection_id", "conn_type"}));
+          const std::string& id = req.params.at("connection_id");
+          if (j["connection_id"] != id) {
+            return FailedPrecondition("The connection_id in the request body does not match "
+                                      "the URL parameter");
+          }
+          std::vector<std::string> mask = UpdateMask(req);
+          for (const auto& f : mask) {
+            if (f == "connection_id" ||
+                std::find(kFields.begin(), kFields.end(), f) == kFields.end()) {
+              return InvalidArgument("update_mask names a field that cannot be updated: `" + f +
+                                     "`");
+            }
+          }
+          ASSIGN_OR_RETURN(Connection c, store->UpdateConnection(d, id, [&](Connection& x) {
+            RETURN_IF_ERROR(Read(j, mask, x));
+            return Validate(x, max_value);
+          }));
+          return JsonResponse(200, ToJson(c));
+        }));
+
+  r.Add("DELETE", base + "/{connection_id}", Wrap([store](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
+          RETURN_IF_ERROR(store->DeleteConnection(d, req.params.at("connection_id")));
+          return NoContent();
+        }));
+}
+
+}  // namespace tandem::api

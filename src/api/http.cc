@@ -1,0 +1,157 @@
+#include "api/http.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
+
+#include "api/errors.h"
+#include "base/net.h"
+
+namespace tandem::api {
+namespace {
+
+std::vector<std::string> SplitPath(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    if (j > i) parts.push_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return parts;
+}
+
+}  // namespace
+
+const std::string* Request::Query(const std::string& name) const {
+  auto it = query.find(name);
+  return it == query.end() ? nullptr : &it->second;
+}
+
+void Router::Add(const std::string& method, const std::string& pattern, Handler h) {
+  routes_.push_back({method, SplitPath(pattern), std::move(h)});
+}
+
+Response Router::Dispatch(Request& req) const {
+  std::vector<std::string> parts = SplitPath(req.path);
+  bool path_matched = false;
+  for (const Route& r : routes_) {
+    if (r.parts.size() != parts.size()) continue;
+    std::map<std::string, std::string> params;
+    bool ok = true;
+    for (size_t i = 0; i < parts.size() && ok; ++i) {
+      const std::string& p = r.parts[i];
+      if (p.size() > 2 && p.front() == '{' && p.back() == '}') {
+        params[p.substr(1, p.size() - 2)] = httplib::detail::decode_url(parts[i], false);
+      } else {
+        ok = p == parts[i];
+      }
+    }
+    if (!ok) continue;
+    path_matched = true;
+    if (r.method != req.method) continue;
+    req.params = std::move(params);
+    return r.handler(req);
+  }
+  if (path_matched) return ErrorResponse(405, "Method Not Allowed");
+  return ErrorResponse(404, "Not Found");
+}
+
+struct HttpServer::Impl {
+  httplib::Server server;
+  std::thread thread;
+};
+
+Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o,
+                                                      const Router* router,
+                                                      MetricsRegistry* metrics) {
+  std::unique_ptr<HttpServer> s(new HttpServer());
+  s->impl_ = std::make_unique<Impl>();
+  httplib::Server& srv = s->impl_->server;
+  int threads = o.threads;
+  srv.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  srv.set_payload_max_length(o.max_body_bytes);
+  srv.set_keep_alive_max_count(1000);
+  metrics->Describe("tandem_http_requests_total", "counter", "HTTP requests served, by status.");
+  metrics->Describe("tandem_http_request_seconds_total", "counter",
+                    "Time spent serving HTTP requests.");
+
+  auto handle = [router, metrics](const httplib::Request& hreq, httplib::Response& hres) {
+    auto start = std::chrono::steady_clock::now();
+    Request req;
+    req.method = hreq.method;
+    req.path = hreq.path;
+    req.body = hreq.body;
+    for (const auto& [k, v] : hreq.params) req.query.emplace(k, v);
+    for (const auto& [k, v] : hreq.headers) {
+      std::string lk = k;
+      for (char& c : lk) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+      req.headers[lk] = v;
+    }
+    Response res = router->Dispatch(req);
+    hres.status = res.status;
+    hres.set_content(res.body, res.content_type);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    metrics->Add("tandem_http_requests_total",
+                 {{"method", req.method}, {"code", std::to_string(res.status)}}, 1);
+    metrics->Add("tandem_http_request_seconds_total", {}, secs);
+    spdlog::debug("{} {} -> {} ({:.1f} ms)", req.method, req.path, res.status, secs * 1000);
+  };
+  for (const char* m : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
+    std::string method = m;
+    auto fn = [handle](const httplib::Request& q, httplib::Response& r) { handle(q, r); };
+    if (method == "GET") srv.Get(".*", fn);
+    if (method == "POST") srv.Post(".*", fn);
+    if (method == "PUT") srv.Put(".*", fn);
+    if (method == "PATCH") srv.Patch(".*", fn);
+    if (method == "DELETE") srv.Delete(".*", fn);
+  }
+  // Errors httplib answers itself (body too large, bad request line): same JSON shape.
+  srv.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    std::string detail = res.status == 413 ? "request body is larger than the region accepts"
+                         : res.status == 400 ? "malformed HTTP request"
+                                             : "HTTP error " + std::to_string(res.status);
+    Response r = ErrorResponse(res.status, detail);
+    res.set_content(r.body, r.content_type);
+  });
+  srv.set_exception_handler([](const httplib::Request&, httplib::Response& res,
+                               std::exception_ptr ep) {
+    std::string what = "unexpected error";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("handler threw: {}", what);
+    Response r = ErrorResponse(Internal(what));
+    res.status = r.status;
+    res.set_content(r.body, r.content_type);
+  });
+
+  RETURN_IF_ERROR(CheckPortFree(o.address, o.port));
+  if (o.port == 0) {
+    s->port_ = srv.bind_to_any_port(o.address);
+  } else {
+    s->port_ = srv.bind_to_port(o.address, o.port) ? o.port : -1;
+  }
+  if (s->port_ <= 0) {
+    return Unavailable("cannot listen on " + o.address + ":" + std::to_string(o.port));
+  }
+  s->impl_->thread = std::thread([&srv] { srv.listen_after_bind(); });
+  return s;
+}
+
+void HttpServer::Stop() {
+  if (!impl_) return;
+  impl_->server.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+}  // namespace tandem::api

@@ -1,0 +1,78 @@
+// The HTTP surface of a region: a small router over cpp-httplib, kept out of this header.
+//
+// Routes are registered per resource (one file each: deployments.cc, variables.cc, ...) with
+// path patterns such as "/api/v1/deployments/{deployment}". A handler gets the matched path
+// parameters and returns a Response; errors become responses in exactly one place
+// (errors.cc). The server counts every request in the metrics registry.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/metrics.h"
+#include "base/status.h"
+
+namespace tandem::api {
+
+struct Request {
+  std::string method;
+  std::string path;
+  std::map<std::string, std::string> params;      // from the route pattern
+  std::multimap<std::string, std::string> query;  // decoded
+  std::map<std::string, std::string> headers;     // lower-case names
+  std::string body;
+
+  // The first value of a query parameter, if present.
+  const std::string* Query(const std::string& name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+};
+
+using Handler = std::function<Response(const Request&)>;
+
+class Router {
+ public:
+  void Add(const std::string& method, const std::string& pattern, Handler h);
+  // 404 when no pattern matches the path, 405 when the path matches for other methods only.
+  Response Dispatch(Request& req) const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::vector<std::string> parts;  // "{name}" parts capture
+    Handler handler;
+  };
+  std::vector<Route> routes_;
+};
+
+struct ServerOptions {
+  std::string address;
+  int port = 0;
+  int threads = 8;
+  size_t max_body_bytes = 4 << 20;
+};
+
+// Serves a Router. Thread pool of `threads`; Start() returns once the socket is bound.
+class HttpServer {
+ public:
+  static Result<std::unique_ptr<HttpServer>> Start(const ServerOptions& o, const Router* router,
+                                                   MetricsRegistry* metrics);
+  ~HttpServer();
+  void Stop();
+  int port() const { return port_; }
+
+ private:
+  HttpServer() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int port_ = 0;
+};
+
+}  // namespace tandem::api

@@ -1,0 +1,111 @@
+// Airflow REST API v2 variables, per deployment: {kAirflowRoot}/variables[/{variable_key}].
+//
+// Shapes follow the Airflow spec (VariableBody, VariableResponse, VariableCollectionResponse).
+// A variable is secret when its key contains one of Airflow's sensitive words (password,
+// secret, api_key, ...) or when the body says "is_secret": true (tandem's one extension to
+// VariableBody). Secret values are sealed at rest and returned as "***"; is_encrypted says so.
+#include "api/context.h"
+#include "api/errors.h"
+#include "api/json_util.h"
+#include "model/validate.h"
+#include "store/store.h"
+
+namespace tandem::api {
+namespace {
+
+using model::Variable;
+
+Json ToJson(const Variable& v) {
+  Json desc = v.description ? Json(*v.description) : Json(nullptr);
+  return {{"key", v.key},
+          {"value", v.is_secret ? kMask : v.value},
+          {"description", desc},
+          {"is_encrypted", v.is_secret}};
+}
+
+// Airflow keeps the text of a string value and the JSON text of anything else.
+std::string ValueText(const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+Status ValidateVariable(const Variable& v, size_t max_value) {
+  RETURN_IF_ERROR(model::ValidateVariableKey(v.key));
+  RETURN_IF_ERROR(model::ValidateSize("value", v.value.size(), max_value));
+  return model::ValidateSize("description", v.description ? v.description->size() : 0,
+                             max_value);
+}
+
+}  // namespace
+
+void RegisterVariableRoutes(Router& r, const ApiContext& ctx) {
+  store::Store* store = ctx.store;
+  size_t max_value = ctx.max_value_bytes;
+  const std::string base = std::string(kAirflowRoot) + "/variables";
+
+  r.Add("GET", base, Wrap([store](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
+          ASSIGN_OR_RETURN(model::PageRequest page, ReadPage(req, "variable_key_pattern"));
+          ASSIGN_OR_RETURN(model::Page<Variable> p, store->ListVariables(d, page));
+          Json items = Json::array();
+          for (const auto& v : p.items) items.push_back(ToJson(v));
+          return JsonResponse(200, {{"variables", items}, {"total_entries", p.total}});
+        }));
+
+  r.Add("POST", base, Wrap([store, max_value](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
+          ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
+          RETURN_IF_ERROR(
+              CheckFields(j, {"key", "value", "description", "is_secret"}, {"key", "value"}));
+          Variable v;
+          RETURN_IF_ERROR(ReadString(j, "key", &v.key));
+          v.value = ValueText(j["value"]);
+          RETURN_IF_ERROR(ReadOptString(j, "description", &v.description));
+          RETURN_IF_ERROR(ReadBool(j, "is_secret", &v.is_secret));
+          v.is_secret = v.is_secret || model::IsSensitiveName(v.key);
+          RETURN_IF_ERROR(ValidateVariable(v, max_value));
+          RETURN_IF_ERROR(store->CreateVariable(d, v));
+          return JsonResponse(201, ToJson(v));
+        }));
+
+  r.Add("GET", base + "/{variable_key}", Wrap([store](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
+          ASSIGN_OR_RETURN(Variable v, store->GetVariable(d, req.params.at("variable_key")));
+          return JsonResponse(200, ToJson(v));
+        }));
+
+  r.Add("PATCH", base + "/{variable_key}",
+        Wrap([store, max_value](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
+          ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
+          RETURN_IF_ERROR(
+              CheckFields(j, {"key", "value", "description", "is_secret"}, {"key", "value"}));
+          const std::string& key = req.params.at("variable_key");
+          if (j["key"] != key) {
+            return FailedPrecondition(
+                "Invalid body, key from request body doesn't match uri parameter");
+          }
+          std::vector<std::string> mask = UpdateMask(req);
+          for (const auto& f : mask) {
+            if (f != "value" && f != "description" && f != "is_secret") {
+              return InvalidArgument("update_mask names a field that cannot be updated: `" + f +
+                                     "`");
+            }
+          }
+          ASSIGN_OR_RETURN(Variable v, store->UpdateVariable(d, key, [&](Variable& x) -> Status {
+            if (InMask(mask, "value")) x.value = ValueText(j["value"]);
+            if (InMask(mask, "description")) {
+              RETURN_IF_ERROR(ReadOptString(j, "description", &x.description));
+            }
+            if (InMask(mask, "is_secret")) RETURN_IF_ERROR(ReadBool(j, "is_secret", &x.is_secret));
+            x.is_secret = x.is_secret || model::IsSensitiveName(x.key);
+            return ValidateVariable(x, max_value);
+          }));
+          return JsonResponse(200, ToJson(v));
+        }));
+
+  r.Add("DELETE", base + "/{variable_key}", Wrap([store](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
+          RETURN_IF_ERROR(store->DeleteVariable(d, req.params.at("variable_key")));
+          return NoContent();
+        }));
+}
+
+}  // namespace tandem::api

@@ -1,0 +1,29 @@
+// The CLI's subcommands, one file per group. Each Add* registers its subcommands on `app` and
+// sets *run to the function that runs the chosen one (returning the process exit code).
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "app/client.h"
+#include "app/output.h"
+
+namespace CLI {
+class App;
+}
+
+namespace tandem::app {
+
+struct Globals {
+  Target target;
+  std::string output = "table";
+  Format format() const { return output == "json" ? Format::kJson : Format::kTable; }
+};
+
+using Run = std::function<int()>;
+
+void AddServerCommands(CLI::App& app, Globals& g, Run* run);      // region, up, secret-key
+void AddDeploymentCommands(CLI::App& app, Globals& g, Run* run);  // deployment
+void AddResourceCommands(CLI::App& app, Globals& g, Run* run);    // env, conn, var, pool
+
+}  // namespace tandem::app

@@ -1,0 +1,37 @@
+// tandem: one binary for the region agent, the local platform and the CLI.
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+
+#include "app/commands.h"
+#include "base/fs.h"
+
+int main(int argc, char** argv) {
+  using namespace tandem::app;
+  CLI::App app{"tandem: workflow orchestration whose deployments survive the loss of a region"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand: `tandem up --state-dir DIR`
+  app.set_help_all_flag("--help-all", "Show help for every command");
+  Globals g;
+  const char* env_dir = std::getenv("TANDEM_STATE_DIR");
+  g.target.state_dir = env_dir && *env_dir ? env_dir : "./.tandem";
+  if (const char* url = std::getenv("TANDEM_URL")) g.target.url = url;
+  app.add_option("--state-dir", g.target.state_dir,
+                 "State directory of the platform (env TANDEM_STATE_DIR; default ./.tandem)");
+  app.add_option("--url", g.target.url, "Talk to the region at this URL (env TANDEM_URL)");
+  app.add_option("-o,--output", g.output, "Output format")
+      ->check(CLI::IsMember({"table", "json"}));
+
+  Run run;
+  AddServerCommands(app, g, &run);
+  AddDeploymentCommands(app, g, &run);
+  AddResourceCommands(app, g, &run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  g.target.state_dir = tandem::AbsolutePath(g.target.state_dir);
+  return run ? run() : 2;
+}

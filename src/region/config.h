@@ -1,0 +1,87 @@
+// A region's configuration: the YAML file a region agent starts from.
+//
+// This file owns the shape of that file and every rule about it: which keys exist, their types,
+// ranges and defaults, and how relative paths resolve. LoadRegionConfig/ParseRegionConfig turn
+// the text into a validated RegionConfig (or an InvalidArgument naming file, line and dotted key);
+// RenderRegionConfig turns a RegionConfig back into text that parses to the same value. Parsing
+// is pure: nothing named in the file (state directory, key file, PostgreSQL) is touched here.
+// The reference for users is docs/configuration.md; examples/region.yaml shows every key.
+//
+// yaml-cpp stays inside config.cc; none of its types or exceptions cross this interface.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace tandem::region {
+
+// postgres.managed: a PostgreSQL server the region agent runs itself (see pg::LocalServer).
+struct ManagedPostgres {
+  int port = 0;                                        // required, 1..65535
+  std::string bin_dir = "/usr/lib/postgresql/15/bin";  // made absolute like state_dir
+  std::string run_as;  // default: "tandem" when the process runs as root (geteuid()==0), else ""
+  std::string shared_buffers = "32MB";  // digits with an optional unit: B, kB, MB, GB or TB
+  int max_connections = 100;            // 1..262143
+
+  bool operator==(const ManagedPostgres&) const = default;
+};
+
+// Plain data, constant once parsed; safe to copy and to read from any thread.
+struct RegionConfig {
+  std::string path;     // absolute path of the file it came from ("" when parsed from no file)
+  std::string name;     // region.name, required; must match ^[a-z][a-z0-9-]{0,30}$
+  std::string address;  // region.address, required; dotted IPv4 (validated with inet_pton)
+  int http_port = 0;    // region.http_port, required, 1..65535
+  // region.state_dir, required; made absolute (relative to the config file's directory).
+  std::string state_dir;
+  // region.peers, optional list of IPv4 addresses allowed to replicate from this region.
+  std::vector<std::string> peers;
+  std::optional<ManagedPostgres> managed;   // postgres.managed (exactly one of managed / external)
+  std::optional<std::string> external_dsn;  // postgres.external.dsn (non-empty string)
+  // postgres.connect_timeout_seconds, 1..3600: how long to retry reaching PostgreSQL at start.
+  int connect_timeout_seconds = 60;
+  int pool_size = 8;            // postgres.pool_size, 1..64
+  std::string secret_key_file;  // secrets.key_file (made absolute like state_dir)
+  std::string secret_key;       // secrets.key (inline base64 text); exactly one of the two is set
+  // limits.max_value_bytes, 1024..67108864: largest accepted value (variable value, env var
+  // value, connection extra, ...).
+  int64_t max_value_bytes = 1048576;
+  int64_t max_body_bytes = 4194304;  // limits.max_body_bytes, >= max_value_bytes: largest body
+  std::string log_level = "info";    // log.level: one of trace, debug, info, warn, error
+  int http_threads = 8;              // http.threads, 1..256
+
+  bool operator==(const RegionConfig&) const = default;
+};
+
+// Reads and parses the file at `path`. NotFound or PermissionDenied when it cannot be read;
+// otherwise as ParseRegionConfig, with `path` named in messages.
+Result<RegionConfig> LoadRegionConfig(const std::string& path);
+
+// Parses and validates `yaml_text`. `path_for_messages` starts every error message and also
+// anchors the file: config.path is its absolute form, and relative paths in the text resolve
+// against its directory (the current directory when it is empty).
+//
+// Errors are InvalidArgument, one per call (the first found), formatted as
+//   "<file>:<line>: <dotted.key>: <what was expected>, got <what was found>"
+//   "<file>:<line>: unknown key <dotted.key>"
+//   "<file>:<line>: duplicate key <dotted.key>"
+//   "<file>:<line>: YAML syntax error: <yaml-cpp's message>"
+//   "<file>:<line>: postgres: exactly one of managed or external is required"
+//   "<file>:<line>: secrets: exactly one of key_file or key is required"
+//   "<file>:<line>: limits.max_body_bytes (<n>) must be at least limits.max_value_bytes (<m>)"
+//   "<file>:<line>: expected one YAML document, found <n>"
+//   "<file>: <dotted.key> is required"
+// Lines are 1-based and point at the key the error is about.
+Result<RegionConfig> ParseRegionConfig(const std::string& yaml_text,
+                                       const std::string& path_for_messages);
+
+// Renders `c` as YAML with every key written out (defaults included), for `tandem up` to write
+// generated configs. REQUIRES: `c` is valid (as ParseRegionConfig would return it); then
+// ParseRegionConfig(RenderRegionConfig(c), c.path) gives back `c`.
+std::string RenderRegionConfig(const RegionConfig& c);
+
+}  // namespace tandem::region

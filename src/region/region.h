@@ -1,0 +1,72 @@
+// The region agent: wires one cluster together and keeps it running.
+//
+// Lifecycle: Start() checks the state directory and the secret key, brings up PostgreSQL
+// (managed: init + start; external: connect, retrying with backoff up to
+// postgres.connect_timeout_seconds), applies migrations, opens the store, and starts the HTTP
+// server; a supervisor thread restarts a managed PostgreSQL that dies. Stop() undoes it all in
+// reverse order and is idempotent. Every step's failure is a Status with a sentence for the
+// operator; nothing started before a failed step is left running.
+//
+// Thread-safety: Start/Stop from one thread; the HTTP server's threads use the store.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "base/metrics.h"
+#include "base/status.h"
+#include "region/config.h"
+
+namespace tandem::pg {
+class Server;
+class Pool;
+}  // namespace tandem::pg
+namespace tandem::store {
+class Store;
+}
+namespace tandem::api {
+class Router;
+class HttpServer;
+struct ApiContext;
+}  // namespace tandem::api
+
+namespace tandem::region {
+
+class Region {
+ public:
+  static Result<std::unique_ptr<Region>> Start(const RegionConfig& cfg);
+  ~Region();
+  void Stop();
+
+  int http_port() const;
+  const RegionConfig& config() const { return cfg_; }
+
+ private:
+  explicit Region(RegionConfig cfg);
+  Status StartAll();
+  Status StartPostgres();
+  Status ConnectAndMigrate();
+  void Supervise();
+
+  const RegionConfig cfg_;
+  MetricsRegistry metrics_;
+  std::unique_ptr<pg::Server> pg_;
+  std::unique_ptr<pg::Pool> pool_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<api::ApiContext> api_ctx_;
+  std::unique_ptr<api::Router> router_;
+  std::unique_ptr<api::HttpServer> http_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;  // guarded by mu_
+  std::thread supervisor_;
+};
+
+// Reads the secret key the config names: the key file's contents or the inline key.
+Result<std::string> ReadSecretKey(const RegionConfig& cfg);
+
+}  // namespace tandem::region
