@@ -1,5 +1,6 @@
 #include "api/http.h"
 
+#include <fcntl.h>
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
@@ -75,6 +76,13 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o,
   srv.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   srv.set_payload_max_length(o.max_body_bytes);
   srv.set_keep_alive_max_count(1000);
+  // SO_REUSEADDR (not httplib's default SO_REUSEPORT, which would let a second server bind the
+  // same port silently), and close-on-exec so processes we spawn do not inherit the socket.
+  srv.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    fcntl(sock, F_SETFD, FD_CLOEXEC);
+  });
   metrics->Describe("tandem_http_requests_total", "counter", "HTTP requests served, by status.");
   metrics->Describe("tandem_http_request_seconds_total", "counter",
                     "Time spent serving HTTP requests.");

@@ -97,6 +97,9 @@ Result<std::unique_ptr<Child>> Child::Spawn(const SpawnOptions& opts) {
     int o = out_fd >= 0 ? out_fd : devnull;
     dup2(o, 1);
     dup2(o, 2);
+    // Nothing else of ours leaks into the child (sockets, connections), however it was opened.
+    close_range(3, static_cast<unsigned>(errpipe[1]) - 1, 0);
+    close_range(static_cast<unsigned>(errpipe[1]) + 1, ~0U, 0);
     if (ids) {
       if (setgroups(0, nullptr) != 0 || setgid(ids->gid) != 0 || setuid(ids->uid) != 0) {
         fail(errno);

@@ -1,0 +1,265 @@
+// The region's REST API over real HTTP: tandem's /api/v1/deployments and the Airflow v2 shapes
+// for variables, connections and pools, with every bad input the API must refuse unchanged.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/region_harness.h"
+
+namespace tandem::testing {
+namespace {
+
+using Json = nlohmann::json;
+
+class ApiTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto r = RegionProcess::Create({});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    auto* region = std::move(r).value().release();
+    Status s = region->Start();
+    if (!s.ok()) {
+      delete region;
+      FAIL() << s.ToString();
+    }
+    region_ = region;
+  }
+  void SetUp() override { ASSERT_NE(region_, nullptr) << "the region did not start"; }
+  static void TearDownTestSuite() {
+    delete region_;
+    region_ = nullptr;
+  }
+
+  static HttpReply Call(const std::string& m, const std::string& p, const Json& body = nullptr) {
+    return region_->Call(m, p, body.is_null() ? "" : body.dump());
+  }
+  static Json Body(const HttpReply& r) { return Json::parse(r.body, nullptr, false); }
+  // Asserts an error answer: the status and {"detail": "..."} containing `words`.
+  static void ExpectError(const HttpReply& r, int status, const std::string& words) {
+    EXPECT_EQ(r.status, status) << r.body;
+    Json j = Body(r);
+    ASSERT_TRUE(j.is_object() && j.contains("detail")) << r.body;
+    EXPECT_NE(j["detail"].get<std::string>().find(words), std::string::npos) << r.body;
+  }
+  static std::string NewDeployment(const std::string& name) {
+    auto r = Call("POST", "/api/v1/deployments", {{"name", name}});
+    EXPECT_EQ(r.status, 201) << r.body;
+    return name;
+  }
+  static std::string Root(const std::string& d) { return "/deployments/" + d + "/api/v2"; }
+
+  static RegionProcess* region_;
+};
+RegionProcess* ApiTest::region_ = nullptr;
+
+TEST_F(ApiTest, HealthReadinessAndMetrics) {
+  EXPECT_EQ(Call("GET", "/healthz").status, 200);
+  auto ready = Call("GET", "/readyz");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_NE(ready.body.find("schema at version"), std::string::npos);
+  auto m = Call("GET", "/metrics");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("tandem_up{region=\"test-region\"} 1"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("tandem_postgres_up{region=\"test-region\"} 1"), std::string::npos);
+  EXPECT_NE(m.body.find("tandem_http_requests_total{region=\"test-region\""), std::string::npos);
+}
+
+TEST_F(ApiTest, DeploymentCrud) {
+  auto created = Call("POST", "/api/v1/deployments",
+                      {{"name", "crud"},
+                       {"description", "d"},
+                       {"config", {{"worker_slots", 4}, {"schedule", {{"catchup", true}}}}},
+                       {"metrics_export",
+                        {{"enabled", true}, {"endpoint", "http://127.0.0.1:9/metrics"}}}});
+  ASSERT_EQ(created.status, 201) << created.body;
+  Json d = Body(created);
+  std::string id = d["id"];
+  EXPECT_EQ(d["namespace"], "crud-" + id.substr(0, 6));
+  EXPECT_EQ(d["config"]["worker_slots"], 4);
+  EXPECT_EQ(d["config"]["schedule"]["catchup"], true);
+  EXPECT_EQ(d["config"]["schedule"]["max_active_runs"], 16);  // default kept
+  EXPECT_EQ(d["metrics_export"]["format"], "prometheus");
+
+  EXPECT_EQ(Body(Call("GET", "/api/v1/deployments/" + id))["name"], "crud");
+  auto patched = Call("PATCH", "/api/v1/deployments/crud",
+                      {{"name", "crud2"}, {"config", {{"default_pool_slots", 3}}}});
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  EXPECT_EQ(Body(patched)["id"], id);
+  EXPECT_EQ(Body(patched)["namespace"], d["namespace"]);
+  EXPECT_EQ(Body(patched)["config"]["worker_slots"], 4);
+  auto pool = Call("GET", Root("crud2") + "/pools/default_pool");
+  EXPECT_EQ(Body(pool)["slots"], 3);
+
+  auto list = Body(Call("GET", "/api/v1/deployments?name_pattern=crud"));
+  EXPECT_EQ(list["total_entries"], 1);
+  EXPECT_EQ(Call("DELETE", "/api/v1/deployments/crud2").status, 204);
+  ExpectError(Call("GET", "/api/v1/deployments/" + id), 404, "no deployment");
+  ExpectError(Call("GET", Root(id) + "/variables"), 404, "no deployment");
+}
+
+TEST_F(ApiTest, DeploymentBadInputChangesNothing) {
+  NewDeployment("bad-input");
+  ExpectError(Call("POST", "/api/v1/deployments", {{"name", "bad-input"}}), 409,
+              "already exists");
+  ExpectError(Call("POST", "/api/v1/deployments", {{"name", "Has_Caps"}}), 422,
+              "deployment name");
+  ExpectError(Call("POST", "/api/v1/deployments", {{"name", std::string(41, 'a')}}), 422,
+              "1 to 40 characters");
+  ExpectError(Call("POST", "/api/v1/deployments", {{"name", "x"}, {"colour", "red"}}), 422,
+              "unknown field `colour`");
+  ExpectError(Call("POST", "/api/v1/deployments",
+                   {{"name", "x"}, {"config", {{"workers", 3}}}}),
+              422, "unknown field `config.workers`");
+  ExpectError(Call("POST", "/api/v1/deployments", {{"name", "x"}, {"config", {{"worker_slots",
+                                                                              "many"}}}}),
+              422, "config.worker_slots` must be an integer");
+  ExpectError(Call("POST", "/api/v1/deployments", {{"description", "no name"}}), 422,
+              "`name` is required");
+  ExpectError(region_->Call("POST", "/api/v1/deployments", "{\"name\": "), 422,
+              "not valid JSON");
+  ExpectError(region_->Call("POST", "/api/v1/deployments", "[1]"), 422, "JSON object");
+  ExpectError(Call("POST", "/api/v1/deployments",
+                   {{"name", "big"}, {"description", std::string((1 << 20) + 1, 'x')}}),
+              413, "more than the limit");
+  ExpectError(Call("PATCH", "/api/v1/deployments/bad-input", {{"name", "Nope!"}}), 422,
+              "deployment name");
+  ExpectError(Call("PATCH", "/api/v1/deployments/missing", {{"description", "x"}}), 404,
+              "no deployment");
+  ExpectError(Call("GET", "/api/v1/deployments?limit=abc"), 422, "`limit` must be an integer");
+  ExpectError(Call("GET", "/api/v1/deployments?order_by=colour"), 422, "Ordering with");
+  // A body beyond the HTTP limit is refused before it is read.
+  ExpectError(region_->Call("POST", "/api/v1/deployments", std::string(5 << 20, ' ')), 413,
+              "larger than");
+
+  // Nothing was created or changed by the refused requests.
+  auto list = Body(Call("GET", "/api/v1/deployments"));
+  ASSERT_EQ(list["total_entries"], 1) << list.dump();
+  EXPECT_EQ(list["deployments"][0]["name"], "bad-input");
+  EXPECT_EQ(Body(Call("GET", "/api/v1/deployments/bad-input"))["description"], "");
+}
+
+TEST_F(ApiTest, EnvVarsMaskSecrets) {
+  std::string base = "/api/v1/deployments/" + NewDeployment("envs") + "/env";
+  EXPECT_EQ(Call("PUT", base + "/PLAIN", {{"value", "1"}}).status, 200);
+  auto secret = Call("PUT", base + "/TOKEN", {{"value", "s3cret"}, {"is_secret", true}});
+  EXPECT_EQ(Body(secret)["value"], "***");
+  auto list = Call("GET", base);
+  EXPECT_EQ(list.body.find("s3cret"), std::string::npos);
+  EXPECT_EQ(Body(list)["total_entries"], 2);
+  ExpectError(Call("PUT", base + "/1BAD", {{"value", "x"}}), 422, "env var name");
+  ExpectError(Call("PUT", base + "/AIRFLOW_CONN_X", {{"value", "x"}}), 422, "reserved");
+  ExpectError(Call("PUT", base + "/BIG", {{"value", std::string((1 << 20) + 1, 'x')}}), 413,
+              "limit");
+  ExpectError(Call("PUT", base + "/X", {{"value", "x"}, {"secret", true}}), 422, "unknown field");
+  ExpectError(Call("DELETE", base + "/NOPE"), 404, "NOPE");
+  EXPECT_EQ(Call("DELETE", base + "/PLAIN").status, 204);
+  EXPECT_EQ(Body(Call("GET", base))["total_entries"], 1);
+}
+
+TEST_F(ApiTest, VariablesFollowAirflowShapes) {
+  std::string root = Root(NewDeployment("vars"));
+  auto c = Call("POST", root + "/variables", {{"key", "k1"}, {"value", "v1"},
+                                              {"description", "first"}});
+  ASSERT_EQ(c.status, 201) << c.body;
+  EXPECT_EQ(Body(c), Json({{"key", "k1"}, {"value", "v1"}, {"description", "first"},
+                           {"is_encrypted", false}}));
+  // Non-string JSON values are kept as their JSON text, as Airflow does.
+  auto j = Call("POST", root + "/variables", {{"key", "cfg"}, {"value", {{"a", 1}}}});
+  EXPECT_EQ(Body(j)["value"], "{\"a\":1}");
+  auto s = Call("POST", root + "/variables", {{"key", "db_password"}, {"value", "pw"}});
+  EXPECT_EQ(Body(s)["value"], "***");
+  EXPECT_EQ(Body(s)["is_encrypted"], true);
+  ExpectError(Call("POST", root + "/variables", {{"key", "k1"}, {"value", "x"}}), 409,
+              "already exists");
+
+  auto page = Body(Call("GET", root + "/variables?limit=1&offset=1&order_by=key"));
+  EXPECT_EQ(page["total_entries"], 3);
+  ASSERT_EQ(page["variables"].size(), 1u);
+  EXPECT_EQ(page["variables"][0]["key"], "db_password");
+  EXPECT_EQ(Body(Call("GET", root + "/variables?variable_key_pattern=k"))["total_entries"], 1);
+
+  auto p = Call("PATCH", root + "/variables/k1?update_mask=value",
+                {{"key", "k1"}, {"value", "v2"}, {"description", "ignored"}});
+  ASSERT_EQ(p.status, 200) << p.body;
+  EXPECT_EQ(Body(p)["value"], "v2");
+  EXPECT_EQ(Body(p)["description"], "first");
+  ExpectError(Call("PATCH", root + "/variables/k1", {{"key", "other"}, {"value", "v"}}), 400,
+              "doesn't match");
+  ExpectError(Call("GET", root + "/variables/nope"), 404, "The Variable with key: `nope`");
+  ExpectError(Call("POST", root + "/variables", {{"key", "x"}}), 422, "`value` is required");
+  ExpectError(Call("POST", root + "/variables", {{"key", std::string(251, 'k')}, {"value", 1}}),
+              422, "1 to 250");
+  EXPECT_EQ(Call("DELETE", root + "/variables/k1").status, 204);
+  ExpectError(Call("DELETE", root + "/variables/k1"), 404, "not found");
+}
+
+TEST_F(ApiTest, ConnectionsRedactSecrets) {
+  std::string root = Root(NewDeployment("conns"));
+  Json body = {{"connection_id", "warehouse"}, {"conn_type", "postgres"}, {"host", "db"},
+               {"port", 5432}, {"login", "etl"}, {"password", "hunter2"},
+               {"extra", "{\"sslmode\": \"require\", \"api_key\": \"abc\"}"}};
+  auto c = Call("POST", root + "/connections", body);
+  ASSERT_EQ(c.status, 201) << c.body;
+  Json r = Body(c);
+  EXPECT_EQ(r["password"], "***");
+  Json extra = Json::parse(r["extra"].get<std::string>());
+  EXPECT_EQ(extra["sslmode"], "require");
+  EXPECT_EQ(extra["api_key"], "***");
+  for (const char* field : {"description", "schema"}) EXPECT_TRUE(r[field].is_null()) << field;
+  auto list = Call("GET", root + "/connections");
+  EXPECT_EQ(list.body.find("hunter2"), std::string::npos);
+  EXPECT_EQ(list.body.find("abc"), std::string::npos);
+  EXPECT_EQ(Body(list)["total_entries"], 1);
+
+  auto p = Call("PATCH", root + "/connections/warehouse?update_mask=host",
+                {{"connection_id", "warehouse"}, {"conn_type", "postgres"}, {"host", "db2"}});
+  ASSERT_EQ(p.status, 200) << p.body;
+  EXPECT_EQ(Body(p)["host"], "db2");
+  EXPECT_EQ(Body(p)["password"], "***");  // untouched by the masked update
+
+  ExpectError(Call("POST", root + "/connections", body), 409, "already exists");
+  ExpectError(Call("POST", root + "/connections", {{"connection_id", "bad id"},
+                                                   {"conn_type", "http"}}),
+              422, "connection_id");
+  ExpectError(Call("POST", root + "/connections", {{"connection_id", "x"}, {"conn_type", "http"},
+                                                   {"extra", "not json"}}),
+              422, "valid JSON object");
+  ExpectError(Call("POST", root + "/connections", {{"connection_id", "x"}}), 422,
+              "`conn_type` is required");
+  ExpectError(Call("GET", root + "/connections/none"), 404,
+              "The Connection with connection_id: `none`");
+  EXPECT_EQ(Call("DELETE", root + "/connections/warehouse").status, 204);
+}
+
+TEST_F(ApiTest, PoolsKeepTheDefaultPool) {
+  std::string root = Root(NewDeployment("pools"));
+  auto list = Body(Call("GET", root + "/pools"));
+  ASSERT_EQ(list["total_entries"], 1);
+  EXPECT_EQ(list["pools"][0]["name"], "default_pool");
+  EXPECT_EQ(list["pools"][0]["open_slots"], 128);
+  auto c = Call("POST", root + "/pools", {{"name", "gpu"}, {"slots", 2}});
+  ASSERT_EQ(c.status, 201) << c.body;
+  for (const char* field : {"occupied_slots", "running_slots", "queued_slots", "scheduled_slots",
+                            "deferred_slots", "open_slots", "include_deferred"}) {
+    EXPECT_TRUE(Body(c).contains(field)) << field;
+  }
+  auto p = Call("PATCH", root + "/pools/gpu", {{"slots", 5}});
+  EXPECT_EQ(Body(p)["slots"], 5);
+  ExpectError(Call("DELETE", root + "/pools/default_pool"), 400, "can't be deleted");
+  ExpectError(Call("PATCH", root + "/pools/default_pool", {{"pool", "renamed"}}), 422,
+              "Default Pool");
+  ExpectError(Call("POST", root + "/pools", {{"name", "gpu"}, {"slots", 1}}), 409, "exists");
+  ExpectError(Call("POST", root + "/pools", {{"name", "neg"}, {"slots", -5}}), 422, "slots");
+  ExpectError(Call("POST", root + "/pools", {{"name", "t"}, {"slots", "two"}}), 422,
+              "must be an integer");
+  EXPECT_EQ(Call("DELETE", root + "/pools/gpu").status, 204);
+  ExpectError(Call("GET", root + "/pools/gpu"), 404, "The Pool with name: `gpu`");
+}
+
+TEST_F(ApiTest, UnknownRoutesAndMethods) {
+  ExpectError(Call("GET", "/nothing/here"), 404, "Not Found");
+  ExpectError(Call("PUT", "/api/v1/deployments"), 405, "Method Not Allowed");
+}
+
+}  // namespace
+}  // namespace tandem::testing

@@ -1,0 +1,139 @@
+#include "harness/region_harness.h"
+
+#include <httplib.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <thread>
+
+#include "base/net.h"
+#include "crypto/secret_box.h"
+#include "harness/pg_harness.h"
+
+namespace tandem::testing {
+
+using namespace std::chrono_literals;
+
+std::string TandemBin() {
+  const char* b = getenv("TANDEM_BIN");
+  return b && *b ? b : TANDEM_BIN_PATH;
+}
+
+CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds) {
+  SpawnOptions so;
+  so.argv = {TandemBin()};
+  so.argv.insert(so.argv.end(), args.begin(), args.end());
+  auto r = RunCommand(so, std::chrono::seconds(timeout_seconds));
+  if (!r.ok()) return {-1, r.status().ToString()};
+  return {r->exit.exited ? r->exit.code : 128 + r->exit.code, r->output};
+}
+
+HttpReply Http(const std::string& base_url, const std::string& method, const std::string& path,
+               const std::string& body) {
+  httplib::Client c(base_url);
+  c.set_connection_timeout(5);
+  c.set_read_timeout(30);
+  httplib::Result r(nullptr, httplib::Error::Unknown);
+  if (method == "GET") r = c.Get(path);
+  else if (method == "POST") r = c.Post(path, body, "application/json");
+  else if (method == "PUT") r = c.Put(path, body, "application/json");
+  else if (method == "PATCH") r = c.Patch(path, body, "application/json");
+  else if (method == "DELETE") r = c.Delete(path);
+  if (!r) return {};
+  return {r->status, r->body};
+}
+
+Result<std::unique_ptr<RegionProcess>> RegionProcess::Create(Options o) {
+  std::unique_ptr<RegionProcess> p(new RegionProcess());
+  p->o_ = std::move(o);
+  ASSIGN_OR_RETURN(TempDir tmp, TempDir::Create("tandem-test-region"));
+  p->dir_ = AbsolutePath(tmp.Release());
+  chmod(p->dir_.c_str(), 0755);  // the PostgreSQL user must reach its data directory
+  ASSIGN_OR_RETURN(p->http_port_, PickFreePort());
+  ASSIGN_OR_RETURN(p->pg_port_, PickFreePort());
+  p->key_file_ = p->dir_ + "/secret.key";
+  std::string key = p->o_.secret_key.empty() ? NewSecretKeyBase64() : p->o_.secret_key;
+  RETURN_IF_ERROR(WriteFileAtomic(p->key_file_, key + "\n", 0600));
+  std::string pg = p->o_.external_dsn
+                       ? "  external:\n    dsn: \"" + *p->o_.external_dsn + "\"\n"
+                       : "  managed:\n    port: " + std::to_string(p->pg_port_) +
+                             "\n    run_as: \"" + RunAsUser() +
+                             "\"\n    shared_buffers: 16MB\n";
+  std::string yaml = "region:\n  name: test-region\n  address: 127.0.0.1\n  http_port: " +
+                     std::to_string(p->http_port_) + "\n  state_dir: state\npostgres:\n" + pg +
+                     "  connect_timeout_seconds: " +
+                     std::to_string(p->o_.connect_timeout_seconds) +
+                     "\nsecrets:\n  key_file: secret.key\n" + p->o_.extra_yaml;
+  p->config_ = p->dir_ + "/region.yaml";
+  RETURN_IF_ERROR(WriteFileAtomic(p->config_, yaml));
+  return p;
+}
+
+std::string RegionProcess::url() const {
+  return "http://127.0.0.1:" + std::to_string(http_port_);
+}
+
+std::string RegionProcess::log() const {
+  auto l = ReadFile(dir_ + "/region.log");
+  return l.ok() ? *l : "";
+}
+
+Status RegionProcess::Start() {
+  ASSIGN_OR_RETURN(child_, Child::Spawn({.argv = {TandemBin(), "region", "--config", config_},
+                                         .output_path = dir_ + "/region.log"}));
+  auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto e = child_->Poll()) {
+      return Unavailable("region " + e->Describe() + "; log:\n" + log());
+    }
+    if (Call("GET", "/readyz").status == 200) return Status::Ok();
+    std::this_thread::sleep_for(50ms);
+  }
+  return Unavailable("region not ready after 120 s; log:\n" + log());
+}
+
+CliRun RegionProcess::StartExpectingExit(int timeout_seconds) {
+  auto c = Child::Spawn({.argv = {TandemBin(), "region", "--config", config_},
+                         .output_path = dir_ + "/region.log"});
+  if (!c.ok()) return {-1, c.status().ToString()};
+  child_ = std::move(c).value();
+  auto e = child_->Wait(std::chrono::seconds(timeout_seconds));
+  if (!e) {
+    child_->Stop(SIGTERM, 30s);
+    return {-1, "still running after " + std::to_string(timeout_seconds) + " s; log:\n" + log()};
+  }
+  child_.reset();
+  return {e->exited ? e->code : 128 + e->code, log()};
+}
+
+pid_t RegionProcess::PostgresPid() const {
+  auto pidfile = ReadFile(dir_ + "/state/pg/data/postmaster.pid");
+  return pidfile.ok() ? static_cast<pid_t>(atol(pidfile->c_str())) : 0;
+}
+
+void RegionProcess::Kill(int sig) {
+  if (!child_) return;
+  child_->Signal(sig);
+  child_->Wait(60s);
+  child_.reset();
+}
+
+void RegionProcess::Stop() {
+  if (!child_) return;
+  child_->Stop(SIGTERM, 60s);
+  child_.reset();
+}
+
+RegionProcess::~RegionProcess() {
+  Stop();
+  // A postmaster outliving its region (it should not) is stopped here, by its PID.
+  pid_t pg = PostgresPid();
+  if (pg > 0 && ProcessAlive(pg)) {
+    kill(pg, SIGQUIT);
+    for (int i = 0; i < 100 && ProcessAlive(pg); ++i) std::this_thread::sleep_for(50ms);
+  }
+  if (!dir_.empty()) (void)RemoveAll(dir_);
+}
+
+}  // namespace tandem::testing

@@ -1,0 +1,77 @@
+// A real region agent for end-to-end tests: `tandem region` as a subprocess with a generated
+// config in a temporary directory, on 127.0.0.1 and free ports, with its own managed
+// PostgreSQL (or an external one). Everything it starts is stopped by PID in the destructor,
+// even when the test fails.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/fs.h"
+#include "base/process.h"
+#include "base/status.h"
+
+namespace tandem::testing {
+
+struct HttpReply {
+  int status = 0;  // 0: no answer
+  std::string body;
+};
+
+// The `tandem` binary under test (from TANDEM_BIN, set by ctest).
+std::string TandemBin();
+
+// Runs `tandem ARGS...`; returns its exit code and output (stdout and stderr together).
+struct CliRun {
+  int exit_code = -1;
+  std::string output;
+};
+CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds = 60);
+
+HttpReply Http(const std::string& base_url, const std::string& method, const std::string& path,
+               const std::string& body = "");
+
+class RegionProcess {
+ public:
+  struct Options {
+    std::optional<std::string> external_dsn;  // else a managed PostgreSQL
+    int connect_timeout_seconds = 60;
+    std::string secret_key;  // base64; generated when empty
+    std::string extra_yaml;  // appended to the generated config
+  };
+
+  // Writes the config and key; does not start anything.
+  static Result<std::unique_ptr<RegionProcess>> Create(Options o);
+  // Starts `tandem region` and waits for /readyz (or for the process to exit).
+  Status Start();
+  // Starts it and waits for it to exit on its own (for start-up failures).
+  CliRun StartExpectingExit(int timeout_seconds = 60);
+  ~RegionProcess();
+
+  void Kill(int sig);  // signals the region process and reaps it
+  void Stop();         // SIGTERM, then waits
+  // The PID of the managed PostgreSQL's postmaster (0 if none).
+  pid_t PostgresPid() const;
+
+  HttpReply Call(const std::string& method, const std::string& path,
+                 const std::string& body = "") const {
+    return Http(url(), method, path, body);
+  }
+  std::string url() const;
+  const std::string& dir() const { return dir_; }
+  const std::string& config_path() const { return config_; }
+  std::string log() const;
+  int http_port() const { return http_port_; }
+  int pg_port() const { return pg_port_; }
+
+ private:
+  RegionProcess() = default;
+  Options o_;
+  std::string dir_, config_, key_file_;
+  int http_port_ = 0, pg_port_ = 0;
+  ChildPtr child_;
+};
+
+}  // namespace tandem::testing
