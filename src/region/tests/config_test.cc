@@ -397,3 +397,17 @@ TEST_F(ConfigTest, RenderParsesBackToTheSameConfig) {
 
 }  // namespace
 }  // namespace tandem::region
+
+namespace tandem::region {
+namespace {
+
+// The sample shipped in examples/ is what newcomers copy: it must stay valid.
+TEST(ConfigTest, ShippedExampleParses) {
+  auto c = LoadRegionConfig(std::string(TANDEM_SOURCE_DIR) + "/examples/region.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->name, "region-a");
+  EXPECT_EQ(c->address, "127.0.0.11");
+}
+
+}  // namespace
+}  // namespace tandem::region
