@@ -118,13 +118,8 @@ void RegisterConnectionRoutes(Router& r, const ApiContext& ctx) {
                                       "the URL parameter");
           }
           std::vector<std::string> mask = UpdateMask(req);
-          for (const auto& f : mask) {
-            if (f == "connection_id" ||
-                std::find(kFields.begin(), kFields.end(), f) == kFields.end()) {
-              return InvalidArgument("update_mask names a field that cannot be updated: `" + f +
-                                     "`");
-            }
-          }
+          RETURN_IF_ERROR(CheckMask(mask, {"conn_type", "description", "host", "login", "schema",
+                                           "port", "password", "extra"}));
           ASSIGN_OR_RETURN(Connection c, store->UpdateConnection(d, id, [&](Connection& x) {
             RETURN_IF_ERROR(Read(j, mask, x));
             return Validate(x, max_value);

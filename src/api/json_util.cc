@@ -149,6 +149,16 @@ bool InMask(const std::vector<std::string>& mask, std::string_view field) {
   return mask.empty() || std::find(mask.begin(), mask.end(), field) != mask.end();
 }
 
+Status CheckMask(const std::vector<std::string>& mask,
+                 std::initializer_list<std::string_view> allowed) {
+  for (const auto& f : mask) {
+    if (std::find(allowed.begin(), allowed.end(), f) == allowed.end()) {
+      return InvalidArgument("update_mask names a field that cannot be updated: `" + f + "`");
+    }
+  }
+  return Status::Ok();
+}
+
 Response JsonResponse(int status, const Json& j) {
   return {status, j.dump(-1, ' ', false, Json::error_handler_t::replace)};
 }

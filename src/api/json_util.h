@@ -45,6 +45,9 @@ Result<model::PageRequest> ReadPage(const Request& req, const char* pattern_para
 // update_mask=a,b or repeated update_mask params; empty means "every field in the body".
 std::vector<std::string> UpdateMask(const Request& req);
 bool InMask(const std::vector<std::string>& mask, std::string_view field);
+// Fails (InvalidArgument) when the mask names a field outside `allowed`.
+Status CheckMask(const std::vector<std::string>& mask,
+                 std::initializer_list<std::string_view> allowed);
 
 Response JsonResponse(int status, const Json& j);
 Response NoContent();

@@ -78,13 +78,8 @@ void RegisterPoolRoutes(Router& r, const ApiContext& ctx) {
           ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
           RETURN_IF_ERROR(CheckFields(j, {"pool", "slots", "description", "include_deferred"}));
           std::vector<std::string> mask = UpdateMask(req);
-          for (const auto& f : mask) {
-            if (f != "pool" && f != "name" && f != "slots" && f != "description" &&
-                f != "include_deferred") {
-              return InvalidArgument("update_mask names a field that cannot be updated: `" + f +
-                                     "`");
-            }
-          }
+          RETURN_IF_ERROR(
+              CheckMask(mask, {"pool", "name", "slots", "description", "include_deferred"}));
           ASSIGN_OR_RETURN(Pool p, store->UpdatePool(d, req.params.at("pool_name"),
                                                      [&](Pool& x) -> Status {
             if (InMask(mask, "pool") || InMask(mask, "name")) {

@@ -83,12 +83,7 @@ void RegisterVariableRoutes(Router& r, const ApiContext& ctx) {
                 "Invalid body, key from request body doesn't match uri parameter");
           }
           std::vector<std::string> mask = UpdateMask(req);
-          for (const auto& f : mask) {
-            if (f != "value" && f != "description" && f != "is_secret") {
-              return InvalidArgument("update_mask names a field that cannot be updated: `" + f +
-                                     "`");
-            }
-          }
+          RETURN_IF_ERROR(CheckMask(mask, {"value", "description", "is_secret"}));
           ASSIGN_OR_RETURN(Variable v, store->UpdateVariable(d, key, [&](Variable& x) -> Status {
             if (InMask(mask, "value")) x.value = ValueText(j["value"]);
             if (InMask(mask, "description")) {

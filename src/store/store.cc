@@ -62,7 +62,7 @@ Param OptInt(const std::optional<int>& n) {
   return n ? Param(std::to_string(*n)) : std::nullopt;
 }
 
-// One resource kind that is listed per deployment with Airflow's paging and filtering.
+// One resource kind that is listed with Airflow's paging, ordering and filtering.
 struct ListSpec {
   std::string table;
   std::string columns;
@@ -70,11 +70,15 @@ struct ListSpec {
   std::map<std::string, std::string> orders;  // order_by value -> column
   std::string noun;                           // for error messages
   std::string key_name;                       // how messages name the key
+  std::string default_order = "id";
+  std::string tiebreak = "id";
 };
 
-Result<Rows> ListPage(Conn& c, const ListSpec& spec, const DeploymentId& d,
+// The rows of one page of `spec` within `scope` (an SQL condition over `params`), and the
+// number of rows in all pages in *total.
+Result<Rows> ListPage(Conn& c, const ListSpec& spec, const std::string& scope, Params params,
                       const PageRequest& page, int64_t* total) {
-  std::string order = page.order_by.empty() ? "id" : page.order_by;
+  std::string order = page.order_by.empty() ? spec.default_order : page.order_by;
   bool desc = order[0] == '-';
   if (desc) order = order.substr(1);
   auto col = spec.orders.find(order);
@@ -87,13 +91,27 @@ Result<Rows> ListPage(Conn& c, const ListSpec& spec, const DeploymentId& d,
   if (page.limit < 0 || page.offset < 0) {
     return InvalidArgument("limit and offset must not be negative");
   }
-  std::string where = " FROM " + spec.table + " WHERE deployment_id = $1 AND ($2 = '' OR " +
-                      spec.key_column + " ILIKE '%' || $2 || '%')";
-  ASSIGN_OR_RETURN(Rows count, c.Exec("SELECT count(*)" + where, {d.value(), page.pattern}));
+  auto next = [&] { return "$" + std::to_string(params.size() + 1); };
+  std::string p = next();
+  params.push_back(page.pattern);
+  std::string where = " FROM " + spec.table + " WHERE " + scope + " AND (" + p + " = '' OR " +
+                      spec.key_column + " ILIKE '%' || " + p + " || '%')";
+  ASSIGN_OR_RETURN(Rows count, c.Exec("SELECT count(*)" + where, params));
   *total = count.Int(0, 0);
+  std::string limit = next();
+  params.push_back(N(page.limit));
+  std::string offset = next();
+  params.push_back(N(page.offset));
   return c.Exec("SELECT " + spec.columns + where + " ORDER BY " + col->second +
-                    (desc ? " DESC" : "") + ", id LIMIT $3 OFFSET $4",
-                {d.value(), page.pattern, N(page.limit), N(page.offset)});
+                    (desc ? " DESC" : "") + ", " + spec.tiebreak + " LIMIT " + limit +
+                    " OFFSET " + offset,
+                params);
+}
+
+// Within one deployment.
+Result<Rows> ListPage(Conn& c, const ListSpec& spec, const DeploymentId& d,
+                      const PageRequest& page, int64_t* total) {
+  return ListPage(c, spec, "deployment_id = $1", {d.value()}, page, total);
 }
 
 std::string Quote(std::string_view s) { return "`" + std::string(s) + "`"; }
@@ -190,28 +208,19 @@ Result<Deployment> Store::CreateDeployment(Deployment d) {
 }
 
 Result<Page<Deployment>> Store::ListDeployments(const PageRequest& page) {
+  static const ListSpec kDeployments{
+      "deployments d",
+      kDeploymentColumns,
+      "d.name",
+      {{"name", "d.name"}, {"id", "d.id"}, {"created_at", "d.created_at"}},
+      "deployment",
+      "name",
+      "name",
+      "d.id"};
   ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
-  std::string order = page.order_by.empty() ? "name" : page.order_by;
-  bool desc = order[0] == '-';
-  if (desc) order = order.substr(1);
-  static const std::map<std::string, std::string> kOrders = {
-      {"name", "d.name"}, {"id", "d.id"}, {"created_at", "d.created_at"}};
-  auto col = kOrders.find(order);
-  if (col == kOrders.end()) {
-    return InvalidArgument("Ordering with '" + order +
-                           "' is disallowed (allowed: created_at, id, name)");
-  }
-  if (page.limit < 0 || page.offset < 0) {
-    return InvalidArgument("limit and offset must not be negative");
-  }
-  std::string where = " FROM deployments d WHERE d.deleted_at IS NULL AND ($1 = '' OR d.name "
-                      "ILIKE '%' || $1 || '%')";
-  ASSIGN_OR_RETURN(Rows count, c->Exec("SELECT count(*)" + where, {page.pattern}));
-  ASSIGN_OR_RETURN(Rows r, c->Exec("SELECT " + kDeploymentColumns + where + " ORDER BY " +
-                                       col->second + (desc ? " DESC" : "") + " LIMIT $2 OFFSET $3",
-                                   {page.pattern, N(page.limit), N(page.offset)}));
   Page<Deployment> out;
-  out.total = count.Int(0, 0);
+  ASSIGN_OR_RETURN(Rows r, ListPage(*c, kDeployments, "d.deleted_at IS NULL", {}, page,
+                                    &out.total));
   for (int i = 0; i < r.size(); ++i) out.items.push_back(DeploymentFromRow(r, i));
   return out;
 }

@@ -11,24 +11,8 @@ namespace {
 
 using Json = nlohmann::json;
 
-class ApiTest : public ::testing::Test {
+class ApiTest : public SharedRegionTest {
  protected:
-  static void SetUpTestSuite() {
-    auto r = RegionProcess::Create({});
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    auto* region = std::move(r).value().release();
-    Status s = region->Start();
-    if (!s.ok()) {
-      delete region;
-      FAIL() << s.ToString();
-    }
-    region_ = region;
-  }
-  void SetUp() override { ASSERT_NE(region_, nullptr) << "the region did not start"; }
-  static void TearDownTestSuite() {
-    delete region_;
-    region_ = nullptr;
-  }
 
   static HttpReply Call(const std::string& m, const std::string& p, const Json& body = nullptr) {
     return region_->Call(m, p, body.is_null() ? "" : body.dump());
@@ -48,9 +32,7 @@ class ApiTest : public ::testing::Test {
   }
   static std::string Root(const std::string& d) { return "/deployments/" + d + "/api/v2"; }
 
-  static RegionProcess* region_;
 };
-RegionProcess* ApiTest::region_ = nullptr;
 
 TEST_F(ApiTest, HealthReadinessAndMetrics) {
   EXPECT_EQ(Call("GET", "/healthz").status, 200);
@@ -185,6 +167,8 @@ TEST_F(ApiTest, VariablesFollowAirflowShapes) {
   EXPECT_EQ(Body(p)["description"], "first");
   ExpectError(Call("PATCH", root + "/variables/k1", {{"key", "other"}, {"value", "v"}}), 400,
               "doesn't match");
+  ExpectError(Call("PATCH", root + "/variables/k1?update_mask=key", {{"key", "k1"}, {"value", 1}}),
+              422, "update_mask names a field that cannot be updated: `key`");
   ExpectError(Call("GET", root + "/variables/nope"), 404, "The Variable with key: `nope`");
   ExpectError(Call("POST", root + "/variables", {{"key", "x"}}), 422, "`value` is required");
   ExpectError(Call("POST", root + "/variables", {{"key", std::string(251, 'k')}, {"value", 1}}),

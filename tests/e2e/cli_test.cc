@@ -11,24 +11,8 @@ namespace {
 
 using Json = nlohmann::json;
 
-class CliTest : public ::testing::Test {
+class CliTest : public SharedRegionTest {
  protected:
-  static void SetUpTestSuite() {
-    auto r = RegionProcess::Create({});
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    auto* region = std::move(r).value().release();
-    Status s = region->Start();
-    if (!s.ok()) {
-      delete region;
-      FAIL() << s.ToString();
-    }
-    region_ = region;
-  }
-  void SetUp() override { ASSERT_NE(region_, nullptr) << "the region did not start"; }
-  static void TearDownTestSuite() {
-    delete region_;
-    region_ = nullptr;
-  }
   // `tandem --url <region> ARGS...`
   static CliRun Cli(std::vector<std::string> args) {
     args.insert(args.begin(), {"--url", region_->url()});
@@ -40,9 +24,7 @@ class CliTest : public ::testing::Test {
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return Json::parse(r.output, nullptr, false);
   }
-  static RegionProcess* region_;
 };
-RegionProcess* CliTest::region_ = nullptr;
 
 void Contains(const std::string& text, const std::string& words) {
   EXPECT_NE(text.find(words), std::string::npos) << "expected \"" << words << "\" in:\n" << text;

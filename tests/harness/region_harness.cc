@@ -137,3 +137,22 @@ RegionProcess::~RegionProcess() {
 }
 
 }  // namespace tandem::testing
+
+namespace tandem::testing {
+
+RegionProcess* SharedRegionTest::region_ = nullptr;
+
+void SharedRegionTest::SetUpTestSuite() {
+  auto r = RegionProcess::Create({});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  Status s = (*r)->Start();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  region_ = std::move(r).value().release();
+}
+
+void SharedRegionTest::TearDownTestSuite() {
+  delete region_;
+  region_ = nullptr;
+}
+
+}  // namespace tandem::testing

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "base/fs.h"
 #include "base/process.h"
 #include "base/status.h"
@@ -72,6 +74,17 @@ class RegionProcess {
   std::string dir_, config_, key_file_;
   int http_port_ = 0, pg_port_ = 0;
   ChildPtr child_;
+};
+
+// A suite whose tests share one region (started once per test process: ctest runs each test
+// in its own process, so every test still gets a fresh region).
+class SharedRegionTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite();
+  static void TearDownTestSuite();
+  void SetUp() override { ASSERT_NE(region_, nullptr) << "the region did not start"; }
+
+  static RegionProcess* region_;
 };
 
 }  // namespace tandem::testing

@@ -402,7 +402,7 @@ namespace tandem::region {
 namespace {
 
 // The sample shipped in examples/ is what newcomers copy: it must stay valid.
-TEST(ConfigTest, ShippedExampleParses) {
+TEST(ConfigExampleTest, ShippedExampleParses) {
   auto c = LoadRegionConfig(std::string(TANDEM_SOURCE_DIR) + "/examples/region.yaml");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->name, "region-a");
