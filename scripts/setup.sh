@@ -11,7 +11,7 @@ packages=(
   postgresql-15 postgresql-client-15 libpq-dev
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
   libssl-dev
-  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev libvalijson-dev
   curl procps util-linux iproute2
 )
 
