@@ -2,6 +2,8 @@
 
 #include <libpq-fe.h>
 
+#include <poll.h>
+
 #include <cstring>
 
 #include "base/random.h"
@@ -96,6 +98,14 @@ Conn::~Conn() { PQfinish(c_); }
 
 bool Conn::Healthy() const { return PQstatus(c_) == CONNECTION_OK; }
 
+bool Conn::CheckAlive() {
+  if (!Healthy()) return false;
+  // An idle pooled connection expects nothing from the server: anything readable is a
+  // termination message or the end of the stream (a server that stopped or restarted).
+  pollfd p{PQsocket(c_), POLLIN | POLLRDHUP, 0};
+  return poll(&p, 1, 0) == 0;
+}
+
 Result<Rows> Conn::Exec(const std::string& sql, const Params& params) {
   std::vector<const char*> values;
   values.reserve(params.size());
@@ -133,7 +143,7 @@ Result<Pool::Lease> Pool::Acquire(std::chrono::milliseconds wait) {
   if (!idle_.empty()) {
     ConnPtr c = std::move(idle_.back());
     idle_.pop_back();
-    if (c->Healthy()) return Lease(this, std::move(c));
+    if (c->CheckAlive()) return Lease(this, std::move(c));
     --open_;  // broken: drop it and open a new one below
   }
   ++open_;

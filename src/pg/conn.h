@@ -60,6 +60,9 @@ class Conn {
   // Runs several statements with no parameters (migrations).
   Status ExecScript(const std::string& sql);
   bool Healthy() const;
+  // For an idle connection: false when the server sent anything since (it only does so to end
+  // the session), so a server that went away is noticed before the connection is reused.
+  bool CheckAlive();
 
  private:
   explicit Conn(pg_conn* c) : c_(c) {}

@@ -108,6 +108,22 @@ TEST_F(LocalServerTest, RestartsAfterSigkillWithCommittedDataIntact) {
   EXPECT_EQ((*c)->Exec("SELECT x FROM kept")->Int(0, 0), 42);
 }
 
+TEST_F(LocalServerTest, PoolReplacesConnectionsToARestartedServer) {
+  ASSERT_TRUE(server_->Start(60s).ok());
+  Pool pool(server_->Dsn("postgres"), 1);
+  {
+    auto c = pool.Acquire();
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE((*c)->Exec("SELECT 1").ok());
+  }
+  ASSERT_TRUE(server_->Stop().ok());
+  ASSERT_TRUE(server_->Start(60s).ok());
+  // The pooled connection died with the old server; the pool notices and hands out a new one.
+  auto c = pool.Acquire();
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE((*c)->Exec("SELECT 1").ok());
+}
+
 TEST_F(LocalServerTest, PortInUseIsReportedClearly) {
   // The shared harness server already listens on its port.
   opts_.port = PgHarness::Get().port();
