@@ -2,8 +2,8 @@
 //
 // Shapes follow the Airflow spec (ConnectionBody, ConnectionResponse, ...). Passwords and
 // extras are sealed at rest. Responses show a set password as "***" and, in `extra`, the value
-// of every key with a sensitive name (Airflow's redaction); an extra that is not a JSON object
-// is shown as "***" whole.
+// of every key with a sensitive name at any depth (Airflow's redaction); an extra that is not a
+// JSON object is shown as "***" whole. A PATCH that sends a mask back keeps the stored value.
 #include "api/context.h"
 #include "api/errors.h"
 #include "api/json_util.h"
@@ -17,13 +17,41 @@ using model::Connection;
 
 Json OptJson(const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); }
 
+// Masks the value of every sensitive key, at any depth.
+void Redact(Json& j) {
+  if (j.is_object()) {
+    for (auto& [k, v] : j.items()) {
+      if (model::IsSensitiveName(k)) {
+        v = kMask;
+      } else {
+        Redact(v);
+      }
+    }
+  } else if (j.is_array()) {
+    for (auto& v : j) Redact(v);
+  }
+}
+
+// Where `incoming` holds "***" for a key `stored` has, puts the stored value back: clients
+// that write back what they read must not overwrite secrets with the mask.
+void Unmask(Json& incoming, const Json& stored) {
+  if (!incoming.is_object() || !stored.is_object()) return;
+  for (auto& [k, v] : incoming.items()) {
+    auto s = stored.find(k);
+    if (s == stored.end()) continue;
+    if (v == kMask) {
+      v = *s;
+    } else {
+      Unmask(v, *s);
+    }
+  }
+}
+
 Json RedactedExtra(const std::optional<std::string>& extra) {
   if (!extra) return nullptr;
   Json j = Json::parse(*extra, nullptr, false);
   if (!j.is_object()) return extra->empty() ? Json("") : Json(kMask);
-  for (auto& [k, v] : j.items()) {
-    if (model::IsSensitiveName(k)) v = kMask;
-  }
+  Redact(j);
   return j.dump();
 }
 
@@ -59,6 +87,7 @@ Status Read(const Json& j, const std::vector<std::string>& mask, Connection& c) 
 Status Validate(const Connection& c, size_t max_value) {
   RETURN_IF_ERROR(model::ValidateConnId(c.conn_id));
   if (c.conn_type.empty()) return InvalidArgument("field `conn_type` must not be empty");
+  RETURN_IF_ERROR(model::ValidateSize("conn_type", c.conn_type.size(), max_value));
   for (const auto& [name, v] : {std::pair{"description", &c.description}, {"host", &c.host},
                                 {"login", &c.login}, {"schema", &c.schema},
                                 {"password", &c.password}, {"extra", &c.extra}}) {
@@ -121,7 +150,19 @@ void RegisterConnectionRoutes(Router& r, const ApiContext& ctx) {
           RETURN_IF_ERROR(CheckMask(mask, {"conn_type", "description", "host", "login", "schema",
                                            "port", "password", "extra"}));
           ASSIGN_OR_RETURN(Connection c, store->UpdateConnection(d, id, [&](Connection& x) {
+            const Connection stored = x;
             RETURN_IF_ERROR(Read(j, mask, x));
+            if (x.password == kMask) x.password = stored.password;
+            if (x.extra && stored.extra) {
+              Json in = Json::parse(*x.extra, nullptr, false);
+              Json was = Json::parse(*stored.extra, nullptr, false);
+              if (x.extra == kMask) {
+                x.extra = stored.extra;
+              } else if (in.is_object() && was.is_object()) {
+                Unmask(in, was);
+                x.extra = in.dump();
+              }
+            }
             return Validate(x, max_value);
           }));
           return JsonResponse(200, ToJson(c));

@@ -39,6 +39,9 @@ void Router::Add(const std::string& method, const std::string& pattern, Handler 
 Response Router::Dispatch(Request& req) const {
   std::vector<std::string> parts = SplitPath(req.path);
   bool path_matched = false;
+  // `req.path` is as sent (percent-encoded): split first, then decode each segment once, so
+  // a key holding '/' or '%' travels as %2F or %25 and arrives whole.
+  for (std::string& part : parts) part = httplib::detail::decode_url(part, false);
   for (const Route& r : routes_) {
     if (r.parts.size() != parts.size()) continue;
     std::map<std::string, std::string> params;
@@ -46,7 +49,7 @@ Response Router::Dispatch(Request& req) const {
     for (size_t i = 0; i < parts.size() && ok; ++i) {
       const std::string& p = r.parts[i];
       if (p.size() > 2 && p.front() == '{' && p.back() == '}') {
-        params[p.substr(1, p.size() - 2)] = httplib::detail::decode_url(parts[i], false);
+        params[p.substr(1, p.size() - 2)] = parts[i];
       } else {
         ok = p == parts[i];
       }
@@ -91,7 +94,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o,
     auto start = std::chrono::steady_clock::now();
     Request req;
     req.method = hreq.method;
-    req.path = hreq.path;
+    req.path = hreq.target.substr(0, hreq.target.find('?'));  // still percent-encoded
     req.body = hreq.body;
     for (const auto& [k, v] : hreq.params) req.query.emplace(k, v);
     for (const auto& [k, v] : hreq.headers) {
@@ -118,8 +121,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o,
     if (method == "DELETE") srv.Delete(".*", fn);
   }
   // Errors httplib answers itself (body too large, bad request line): same JSON shape.
-  srv.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+  srv.set_error_handler([metrics](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
+    metrics->Add("tandem_http_requests_total",
+                 {{"method", req.method}, {"code", std::to_string(res.status)}}, 1);
     std::string detail = res.status == 413 ? "request body is larger than the region accepts"
                          : res.status == 400 ? "malformed HTTP request"
                                              : "HTTP error " + std::to_string(res.status);

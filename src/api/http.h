@@ -19,7 +19,7 @@ namespace tandem::api {
 
 struct Request {
   std::string method;
-  std::string path;
+  std::string path;  // as sent, percent-encoded; the router decodes each segment
   std::map<std::string, std::string> params;      // from the route pattern
   std::multimap<std::string, std::string> query;  // decoded
   std::map<std::string, std::string> headers;     // lower-case names

@@ -4,6 +4,8 @@
 // A variable is secret when its key contains one of Airflow's sensitive words (password,
 // secret, api_key, ...) or when the body says "is_secret": true (tandem's one extension to
 // VariableBody). Secret values are sealed at rest and returned as "***"; is_encrypted says so.
+// A secret variable cannot be made plain again (that would reveal it), and a PATCH that sends
+// "***" back as the value of a secret variable keeps the stored value.
 #include "api/context.h"
 #include "api/errors.h"
 #include "api/json_util.h"
@@ -85,12 +87,20 @@ void RegisterVariableRoutes(Router& r, const ApiContext& ctx) {
           std::vector<std::string> mask = UpdateMask(req);
           RETURN_IF_ERROR(CheckMask(mask, {"value", "description", "is_secret"}));
           ASSIGN_OR_RETURN(Variable v, store->UpdateVariable(d, key, [&](Variable& x) -> Status {
-            if (InMask(mask, "value")) x.value = ValueText(j["value"]);
+            const bool was_secret = x.is_secret;
+            // "***" is how a secret reads back: writing it back leaves the value as it is.
+            if (InMask(mask, "value") && !(was_secret && j["value"] == kMask)) {
+              x.value = ValueText(j["value"]);
+            }
             if (InMask(mask, "description")) {
               RETURN_IF_ERROR(ReadOptString(j, "description", &x.description));
             }
             if (InMask(mask, "is_secret")) RETURN_IF_ERROR(ReadBool(j, "is_secret", &x.is_secret));
             x.is_secret = x.is_secret || model::IsSensitiveName(x.key);
+            if (was_secret && !x.is_secret) {
+              return FailedPrecondition("a secret variable stays secret: delete it and create it "
+                                        "again to store a plain value");
+            }
             return ValidateVariable(x, max_value);
           }));
           return JsonResponse(200, ToJson(v));

@@ -4,45 +4,30 @@
 
 namespace tandem::app {
 
-std::optional<Json> CallQuiet(const Globals& g, const std::string& method,
-                              const std::string& path, const Json& body, int* exit_code,
-                              int* http_status, bool print_errors) {
-  auto client = Client::Connect(g.target);
-  if (!client.ok()) {
-    *exit_code = Fail(client.status());
-    return std::nullopt;
+Result<HttpResult> Send(const Globals& g, const std::string& method, const std::string& path,
+                        const Json& body) {
+  ASSIGN_OR_RETURN(Client client, Client::Connect(g.target));
+  return client.Send(method, path, body.is_null() ? "" : body.dump());
+}
+
+int Print(const Globals& g, const Result<HttpResult>& answer,
+          const std::function<void(const Json&)>& table) {
+  if (!answer.ok()) return Fail(answer.status());
+  if (answer->status >= 400) return FailHttp(*answer);
+  if (answer->body.empty()) return 0;
+  Json j = Json::parse(answer->body, nullptr, false);
+  if (j.is_discarded()) return Fail(Internal("the region answered with invalid JSON"));
+  if (g.format() == Format::kJson) {
+    printf("%s\n", j.dump(2).c_str());
+  } else if (table) {
+    table(j);
   }
-  auto r = client->Send(method, path, body.is_null() ? "" : body.dump());
-  if (!r.ok()) {
-    *exit_code = Fail(r.status());
-    return std::nullopt;
-  }
-  if (http_status) *http_status = r->status;
-  if (r->status >= 400) {
-    *exit_code = print_errors ? FailHttp(*r) : ExitCodeForHttp(r->status);
-    return std::nullopt;
-  }
-  *exit_code = 0;
-  if (r->body.empty()) return Json(nullptr);
-  Json j = Json::parse(r->body, nullptr, false);
-  if (j.is_discarded()) {
-    *exit_code = Fail(Internal("the region answered with invalid JSON"));
-    return std::nullopt;
-  }
-  return j;
+  return 0;
 }
 
 int Call(const Globals& g, const std::string& method, const std::string& path, const Json& body,
          const std::function<void(const Json&)>& table) {
-  int code = 0;
-  auto j = CallQuiet(g, method, path, body, &code);
-  if (!j) return code;
-  if (g.format() == Format::kJson) {
-    if (!j->is_null()) printf("%s\n", j->dump(2).c_str());
-  } else if (table) {
-    table(*j);
-  }
-  return 0;
+  return Print(g, Send(g, method, path, body), table);
 }
 
 std::string Cell(const Json& v) {

@@ -17,11 +17,12 @@ using Json = nlohmann::json;
 int Call(const Globals& g, const std::string& method, const std::string& path, const Json& body,
          const std::function<void(const Json&)>& table);
 
-// Like Call, but returns the answer instead of printing it (for commands of several steps).
-// On an error, prints it and sets *exit_code.
-std::optional<Json> CallQuiet(const Globals& g, const std::string& method,
-                              const std::string& path, const Json& body, int* exit_code,
-                              int* http_status = nullptr, bool print_errors = true);
+// Sends one request. Returns the transport error, or the answer whatever its status.
+Result<HttpResult> Send(const Globals& g, const std::string& method, const std::string& path,
+                        const Json& body);
+// Prints a successful answer (JSON, or through `table`), or the error; returns the exit code.
+int Print(const Globals& g, const Result<HttpResult>& answer,
+          const std::function<void(const Json&)>& table);
 
 // "null" -> "", strings as they are, anything else as JSON text.
 std::string Cell(const Json& v);

@@ -26,15 +26,9 @@ std::string EnvPath(const Args& a) {
 int CreateOrUpdate(const Globals& g, const std::string& collection, const std::string& item,
                    const Json& create_body, const Json& patch_body,
                    const std::function<void(const Json&)>& table) {
-  int code = 0, status = 0;
-  auto j = CallQuiet(g, "POST", collection, create_body, &code, &status, false);
-  if (j) {
-    if (g.format() == Format::kJson) printf("%s\n", j->dump(2).c_str());
-    else table(*j);
-    return 0;
-  }
-  if (status != 409) return Call(g, "POST", collection, create_body, table);  // prints the error
-  return Call(g, "PATCH", item, patch_body, table);
+  auto created = Send(g, "POST", collection, create_body);
+  if (created.ok() && created->status == 409) return Call(g, "PATCH", item, patch_body, table);
+  return Print(g, created, table);
 }
 
 void PrintVar(const Json& v) {
@@ -238,12 +232,15 @@ void AddPool(CLI::App& app, Globals& g, Run* run, std::shared_ptr<Args> a) {
   set->add_option("name", a->key)->required();
   set->add_option("slots", a->slots, "Slots (-1 for unlimited)")->required();
   set->add_option("--description", a->description);
-  set->add_flag("--include-deferred", a->include_deferred, "Deferred tasks take slots");
-  set->callback([run, &g, a, path] {
-    *run = [&g, a, path] {
-      Json create = {{"name", a->key}, {"slots", a->slots},
-                     {"include_deferred", a->include_deferred}};
-      Json patch = {{"slots", a->slots}, {"include_deferred", a->include_deferred}};
+  CLI::Option* deferred = set->add_flag("--include-deferred,!--exclude-deferred",
+                                        a->include_deferred,
+                                        "Deferred tasks take slots (or not); unchanged if omitted");
+  set->callback([run, &g, a, path, deferred] {
+    *run = [&g, a, path, deferred] {
+      Json create = {{"name", a->key}, {"slots", a->slots}};
+      Json patch = {{"slots", a->slots}};
+      if (deferred->count() > 0) create["include_deferred"] = patch["include_deferred"] =
+          a->include_deferred;
       if (a->description) create["description"] = patch["description"] = *a->description;
       return CreateOrUpdate(g, path(*a), path(*a) + "/" + PathEscape(a->key), create, patch,
                             PrintPool);

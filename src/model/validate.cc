@@ -13,6 +13,23 @@ std::string Quoted(std::string_view s) {
   return "\"" + q + "\"";
 }
 
+// Characters, not bytes: names may hold any Unicode letter, and Airflow counts characters.
+size_t Utf8Length(std::string_view s) {
+  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
+}
+
+// 8-4-4-4-12 hex digits: the shape of a deployment id.
+bool LooksLikeUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+
 bool IsWordChar(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
          static_cast<unsigned char>(c) >= 0x80;  // Python's \w also matches Unicode letters
@@ -39,6 +56,11 @@ Status ValidateDeploymentName(std::string_view name) {
   if (name.back() == '-') {
     return InvalidArgument("deployment name " + Quoted(name) + " must not end with '-'");
   }
+  if (LooksLikeUuid(name)) {
+    // Deployments are addressed by name or id: a name shaped like an id would be ambiguous.
+    return InvalidArgument("deployment name " + Quoted(name) + " must not have the shape of a "
+                           "deployment id (a UUID)");
+  }
   return Status::Ok();
 }
 
@@ -55,8 +77,8 @@ Status ValidateConfig(const DeploymentConfig& c) {
   if (c.worker_slots < 1 || c.worker_slots > 4096) {
     return InvalidArgument("config.worker_slots must be from 1 to 4096");
   }
-  if (c.default_pool_slots < 0 || c.default_pool_slots > 1000000) {
-    return InvalidArgument("config.default_pool_slots must be from 0 to 1000000");
+  if (c.default_pool_slots < -1 || c.default_pool_slots > 1000000) {
+    return InvalidArgument("config.default_pool_slots must be from -1 (unlimited) to 1000000");
   }
   if (c.schedule.max_active_runs < 1 || c.schedule.max_active_runs > 10000) {
     return InvalidArgument("config.schedule.max_active_runs must be from 1 to 10000");
@@ -75,7 +97,7 @@ Status ValidateMetricsExport(const MetricsExport& m) {
   if (m.interval_seconds < 1 || m.interval_seconds > 3600) {
     return InvalidArgument("metrics_export.interval_seconds must be from 1 to 3600");
   }
-  if (m.endpoint.size() > 2048) {
+  if (Utf8Length(m.endpoint) > 2048) {
     return InvalidArgument("metrics_export.endpoint is longer than 2048 characters");
   }
   if (m.enabled && m.endpoint.empty()) {
@@ -105,7 +127,7 @@ Status ValidateEnvKey(std::string_view key) {
 }
 
 Status ValidateConnId(std::string_view id) {
-  if (id.empty() || id.size() > 200) {
+  if (id.empty() || Utf8Length(id) > 200) {
     return InvalidArgument("connection_id must be 1 to 200 characters");
   }
   for (char c : id) {
@@ -118,14 +140,14 @@ Status ValidateConnId(std::string_view id) {
 }
 
 Status ValidateVariableKey(std::string_view key) {
-  if (key.empty() || key.size() > 250) {
+  if (key.empty() || Utf8Length(key) > 250) {
     return InvalidArgument("variable key must be 1 to 250 characters");
   }
   return Status::Ok();
 }
 
 Status ValidatePoolName(std::string_view name) {
-  if (name.empty() || name.size() > 256) {
+  if (name.empty() || Utf8Length(name) > 256) {
     return InvalidArgument("pool name must be 1 to 256 characters");
   }
   return Status::Ok();
@@ -148,9 +170,9 @@ Status ValidateSize(std::string_view field, size_t size, size_t limit) {
 }
 
 bool IsSensitiveName(std::string_view key) {
-  static constexpr std::array<std::string_view, 11> kWords = {
-      "access_token", "api_key", "apikey", "authorization", "passphrase", "passwd",
-      "password",     "private_key", "secret", "token", "keyfile_dict"};
+  static constexpr std::array<std::string_view, 12> kWords = {
+      "access_token", "api_key", "apikey",      "authorization", "passphrase",      "passwd",
+      "password",     "private_key", "secret",  "token",         "keyfile_dict",    "service_account"};
   std::string lower(key);
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });

@@ -18,8 +18,8 @@ std::string DeriveNamespace(std::string_view name, const DeploymentId& id);
 Status ValidateConfig(const DeploymentConfig& c);
 Status ValidateMetricsExport(const MetricsExport& m);
 
-// Env var keys: POSIX shell names, 1-255 characters; AIRFLOW__/AIRFLOW_CONN_/AIRFLOW_VAR_
-// prefixes are reserved for what tandem derives itself.
+// Env var keys: POSIX shell names, 1-255 characters; the AIRFLOW_CONN_, AIRFLOW_VAR_ and
+// TANDEM_ prefixes are reserved for what tandem derives itself.
 Status ValidateEnvKey(std::string_view key);
 // Airflow's rules: connection_id ^[\w.-]+$ up to 200; variable key up to 250; pool name up to
 // 256 and not empty.

@@ -197,7 +197,7 @@ Result<Map> Parser::ReadMap(const Entry& e, std::initializer_list<std::string_vi
   }
   Map m;
   for (auto it = e.value.begin(); it != e.value.end(); ++it) {
-    const YAML::Node& k = it->first;
+    const YAML::Node k = it->first;  // a copy: `it->` yields a temporary proxy
     if (!k.IsScalar()) {
       return Error(k.Mark(), (top ? "" : e.key + ": ") + "expected a key name, got " + Describe(k));
     }

@@ -176,7 +176,12 @@ std::string Store::Seal(std::string_view plain, const std::string& aad) const {
 
 Result<std::string> Store::Unseal(const std::string& bytea_text, const std::string& aad) const {
   ASSIGN_OR_RETURN(std::string sealed, pg::DecodeBytea(bytea_text));
-  return box_.Open(sealed, aad);
+  auto plain = box_.Open(sealed, aad);
+  if (!plain.ok()) {
+    // A fault of the server's data or key, never of the request that read it.
+    return Internal("a stored secret (" + aad + ") does not decrypt: " + plain.status().message());
+  }
+  return plain;
 }
 
 // ---- deployments -----------------------------------------------------------------------------
@@ -573,7 +578,8 @@ Result<Pool> Store::UpdatePool(const DeploymentId& d, std::string_view name,
     out = PoolFromRow(r, 0);
     RETURN_IF_ERROR(mutate(out));
     if (name == model::kDefaultPool && out.name != model::kDefaultPool) {
-      return InvalidArgument("Only slots and included_deferred can be modified on Default Pool");
+      return FailedPrecondition(
+          "Only slots, description and include_deferred can be modified on Default Pool");
     }
     return Conflict(c.Exec("UPDATE pools SET name = $2, slots = $3, description = $4, "
                            "include_deferred = $5 WHERE deployment_id = $1 AND name = $6",

@@ -4,7 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "crypto/secret_box.h"
 #include "harness/region_harness.h"
+#include "pg/conn.h"
 
 namespace tandem::testing {
 namespace {
@@ -230,7 +232,7 @@ TEST_F(ApiTest, PoolsKeepTheDefaultPool) {
   auto p = Call("PATCH", root + "/pools/gpu", {{"slots", 5}});
   EXPECT_EQ(Body(p)["slots"], 5);
   ExpectError(Call("DELETE", root + "/pools/default_pool"), 400, "can't be deleted");
-  ExpectError(Call("PATCH", root + "/pools/default_pool", {{"pool", "renamed"}}), 422,
+  ExpectError(Call("PATCH", root + "/pools/default_pool", {{"pool", "renamed"}}), 400,
               "Default Pool");
   ExpectError(Call("POST", root + "/pools", {{"name", "gpu"}, {"slots", 1}}), 409, "exists");
   ExpectError(Call("POST", root + "/pools", {{"name", "neg"}, {"slots", -5}}), 422, "slots");
@@ -238,6 +240,68 @@ TEST_F(ApiTest, PoolsKeepTheDefaultPool) {
               "must be an integer");
   EXPECT_EQ(Call("DELETE", root + "/pools/gpu").status, 204);
   ExpectError(Call("GET", root + "/pools/gpu"), 404, "The Pool with name: `gpu`");
+}
+
+TEST_F(ApiTest, KeysWithSlashesAndPercentsAreAddressable) {
+  std::string root = Root(NewDeployment("odd-keys"));
+  ASSERT_EQ(Call("POST", root + "/variables", {{"key", "a/b%41 c"}, {"value", "v"}}).status, 201);
+  auto got = Call("GET", root + "/variables/a%2Fb%2541%20c");
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(Body(got)["key"], "a/b%41 c");
+  EXPECT_EQ(Call("DELETE", root + "/variables/a%2Fb%2541%20c").status, 204);
+}
+
+TEST_F(ApiTest, SecretsCannotBeRevealedOrOverwrittenWithTheMask) {
+  std::string dep = NewDeployment("masks");
+  std::string root = Root(dep);
+  ASSERT_EQ(Call("POST", root + "/variables",
+                 {{"key", "token_x"}, {"value", "real"}, {"is_secret", true}})
+                .status,
+            201);
+  // Secret by request (its key is not a sensitive word): still cannot be made plain.
+  ASSERT_EQ(Call("POST", root + "/variables",
+                 {{"key", "opaque"}, {"value", "hidden"}, {"is_secret", true}})
+                .status,
+            201);
+  ExpectError(Call("PATCH", root + "/variables/opaque?update_mask=is_secret",
+                   {{"key", "opaque"}, {"value", "***"}, {"is_secret", false}}),
+              400, "stays secret");
+  EXPECT_EQ(Body(Call("GET", root + "/variables/opaque"))["value"], "***");
+  // Writing back what was read ("***") keeps the stored secrets.
+  EXPECT_EQ(Call("PATCH", root + "/variables/token_x", {{"key", "token_x"}, {"value", "***"}})
+                .status,
+            200);
+  Json conn = {{"connection_id", "c"}, {"conn_type", "http"}, {"password", "pw-1"},
+               {"extra", R"({"auth": {"token": "tk-1"}, "region": "eu"})"}};
+  ASSERT_EQ(Call("POST", root + "/connections", conn).status, 201);
+  Json read = Body(Call("GET", root + "/connections/c"));
+  EXPECT_EQ(Json::parse(read["extra"].get<std::string>())["auth"]["token"], "***");  // nested
+  read["host"] = "new-host";
+  auto p = Call("PATCH", root + "/connections/c", read);
+  ASSERT_EQ(p.status, 200) << p.body;
+
+  // Look at what is stored, as an operator with the key could.
+  auto key = SecretBox::FromBase64(region_->SecretKey());
+  ASSERT_TRUE(key.ok());
+  auto db = pg::Conn::Connect(region_->Dsn());
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  std::string id = Body(Call("GET", "/api/v1/deployments/" + dep))["id"];
+  auto rows = (*db)->Exec("SELECT password_enc, extra_enc, host FROM connections c JOIN "
+                          "deployments d ON d.id = c.deployment_id WHERE d.name = $1",
+                          {dep});
+  ASSERT_TRUE(rows.ok() && rows->size() == 1);
+  EXPECT_EQ(rows->Text(0, 2), "new-host");
+  auto pw = key->Open(*pg::DecodeBytea(rows->Text(0, 0)), "conn/" + id + "/c/password");
+  ASSERT_TRUE(pw.ok());
+  EXPECT_EQ(*pw, "pw-1");
+  auto extra = key->Open(*pg::DecodeBytea(rows->Text(0, 1)), "conn/" + id + "/c/extra");
+  ASSERT_TRUE(extra.ok());
+  EXPECT_EQ(Json::parse(*extra)["auth"]["token"], "tk-1");
+  auto var = (*db)->Exec("SELECT value_enc FROM variables v JOIN deployments d ON "
+                         "d.id = v.deployment_id WHERE d.name = $1 AND v.key = 'token_x'",
+                         {dep});
+  ASSERT_TRUE(var.ok() && var->size() == 1);
+  EXPECT_EQ(*key->Open(*pg::DecodeBytea(var->Text(0, 0)), "var/" + id + "/token_x"), "real");
 }
 
 TEST_F(ApiTest, UnknownRoutesAndMethods) {

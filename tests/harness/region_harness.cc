@@ -107,6 +107,17 @@ CliRun RegionProcess::StartExpectingExit(int timeout_seconds) {
   return {e->exited ? e->code : 128 + e->code, log()};
 }
 
+std::string RegionProcess::Dsn() const {
+  auto pw = ReadFile(dir_ + "/state/pg/pg.password");
+  return "host=127.0.0.1 port=" + std::to_string(pg_port_) + " user=tandem dbname=tandem " +
+         "password=" + (pw.ok() ? *pw : "");
+}
+
+std::string RegionProcess::SecretKey() const {
+  auto k = ReadFile(key_file_);
+  return k.ok() ? *k : "";
+}
+
 pid_t RegionProcess::PostgresPid() const {
   auto pidfile = ReadFile(dir_ + "/state/pg/data/postmaster.pid");
   return pidfile.ok() ? static_cast<pid_t>(atol(pidfile->c_str())) : 0;

@@ -66,6 +66,10 @@ class RegionProcess {
   const std::string& config_path() const { return config_; }
   std::string log() const;
   int http_port() const { return http_port_; }
+  // A connection string to the managed PostgreSQL's `tandem` database, for tests that look
+  // at what is stored (as an operator could).
+  std::string Dsn() const;
+  std::string SecretKey() const;
   int pg_port() const { return pg_port_; }
 
  private:

@@ -19,6 +19,20 @@ TEST(ValidateTest, DeploymentNames) {
   }
 }
 
+TEST(ValidateTest, NamesShapedLikeIdsAreRefused) {
+  Status s = ValidateDeploymentName("a5d42d9d-69e4-4290-b2c1-e78a6b00c20c");
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("UUID"), std::string::npos);
+  EXPECT_TRUE(ValidateDeploymentName("a5d42d9d-69e4-4290-b2c1-e78a6b00c20").ok());
+}
+
+TEST(ValidateTest, LengthsCountCharactersNotBytes) {
+  std::string key;
+  for (int i = 0; i < 250; ++i) key += "\xc3\xa9";  // 250 characters, 500 bytes
+  EXPECT_TRUE(ValidateVariableKey(key).ok());
+  EXPECT_FALSE(ValidateVariableKey(key + "x").ok());
+}
+
 TEST(ValidateTest, NamespaceIsAValidDnsLabel) {
   std::string ns = DeriveNamespace(std::string(40, 'a'),
                                    DeploymentId("0f3a9c1e-0000-4000-8000-000000000000"));
@@ -75,6 +89,7 @@ TEST(ValidateTest, SizeLimit) {
 TEST(ValidateTest, SensitiveNames) {
   EXPECT_TRUE(IsSensitiveName("DB_PASSWORD"));
   EXPECT_TRUE(IsSensitiveName("slack_api_key"));
+  EXPECT_TRUE(IsSensitiveName("gcp_service_account"));
   EXPECT_FALSE(IsSensitiveName("region"));
 }
 

@@ -187,7 +187,7 @@ TEST_F(StoreTest, ConnectionsVariablesPools) {
     p.name = "other";
     return Status::Ok();
   });
-  EXPECT_EQ(rename.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(rename.status().code(), Code::kFailedPrecondition);
   ASSERT_TRUE(store_->DeletePool(d.id, "gpu").ok());
 
   // Other deployments do not see these.
