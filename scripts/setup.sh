@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  build-essential g++ cmake ninja-build ccache pkg-config git
+  build-essential g++ cmake ninja-build ccache pkg-config git clang-tidy
   postgresql-15 postgresql-client-15 libpq-dev
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
   libssl-dev

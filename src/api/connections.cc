@@ -35,6 +35,10 @@ void Redact(Json& j) {
 // Where `incoming` holds "***" for a key `stored` has, puts the stored value back: clients
 // that write back what they read must not overwrite secrets with the mask.
 void Unmask(Json& incoming, const Json& stored) {
+  if (incoming.is_array() && stored.is_array() && incoming.size() == stored.size()) {
+    for (size_t i = 0; i < incoming.size(); ++i) Unmask(incoming[i], stored[i]);
+    return;
+  }
   if (!incoming.is_object() || !stored.is_object()) return;
   for (auto& [k, v] : incoming.items()) {
     auto s = stored.find(k);

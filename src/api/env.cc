@@ -2,7 +2,7 @@
 //   GET                 {"env_vars": [{"key", "value", "is_secret"}], "total_entries"}
 //   PUT    .../env/KEY  {"value": "...", "is_secret": false}  -> the variable
 //   GET    .../env/KEY  DELETE .../env/KEY
-// Secret values are sealed at rest and shown as "***".
+// Secret values are sealed at rest and shown as "***"; a PUT of "***" to a secret keeps it.
 #include "api/context.h"
 #include "api/errors.h"
 #include "api/json_util.h"
@@ -48,6 +48,13 @@ void RegisterEnvRoutes(Router& r, const ApiContext& ctx) {
           RETURN_IF_ERROR(ReadString(j, "value", &v.value));
           RETURN_IF_ERROR(ReadBool(j, "is_secret", &v.is_secret));
           RETURN_IF_ERROR(model::ValidateEnvKey(v.key));
+          if (v.value == kMask) {
+            // Writing back what was read: a secret keeps its stored value and stays secret.
+            ASSIGN_OR_RETURN(std::vector<model::EnvVar> vars, store->ListEnv(d));
+            for (const auto& old : vars) {
+              if (old.key == v.key && old.is_secret) v = old;
+            }
+          }
           RETURN_IF_ERROR(model::ValidateSize("value", v.value.size(), max_value));
           RETURN_IF_ERROR(store->SetEnv(d, v));
           return JsonResponse(200, ToJson(v));

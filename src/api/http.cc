@@ -135,7 +135,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o,
                                std::exception_ptr ep) {
     std::string what = "unexpected error";
     try {
-      std::rethrow_exception(ep);
+      std::rethrow_exception(std::move(ep));
     } catch (const std::exception& e) {
       what = e.what();
     } catch (...) {

@@ -42,10 +42,14 @@ Status CheckFields(const Json& obj, std::initializer_list<std::string_view> allo
   }
   for (const auto& [k, v] : obj.items()) {
     if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
-      std::string list;
-      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      return InvalidArgument("unknown field `" + std::string(where) + k + "` (expected: " + list +
-                             ")");
+      std::string msg = "unknown field `";
+      msg.append(where).append(k).append("` (expected: ");
+      bool first = true;
+      for (auto a : allowed) {
+        msg.append(first ? "" : ", ").append(a);
+        first = false;
+      }
+      return InvalidArgument(msg + ")");
     }
   }
   for (auto r : required) {

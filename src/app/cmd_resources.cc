@@ -57,7 +57,7 @@ void PrintDeleted(const Globals& g, const std::string& what) {
   if (g.format() == Format::kTable) printf("deleted %s\n", what.c_str());
 }
 
-void AddEnv(CLI::App& app, Globals& g, Run* run, std::shared_ptr<Args> a) {
+void AddEnv(CLI::App& app, Globals& g, Run* run, const std::shared_ptr<Args>& a) {
   auto* env = app.add_subcommand("env", "A deployment's environment variables");
   env->require_subcommand(1);
   auto* set = env->add_subcommand("set", "Set an env var (replaces it if it exists)");
@@ -99,7 +99,7 @@ void AddEnv(CLI::App& app, Globals& g, Run* run, std::shared_ptr<Args> a) {
   });
 }
 
-void AddConn(CLI::App& app, Globals& g, Run* run, std::shared_ptr<Args> a) {
+void AddConn(CLI::App& app, Globals& g, Run* run, const std::shared_ptr<Args>& a) {
   auto* conn = app.add_subcommand("conn", "A deployment's Airflow connections");
   conn->require_subcommand(1);
   auto path = [](const Args& x) { return AirflowRoot(x.deployment) + "/connections"; };
@@ -161,7 +161,7 @@ void AddConn(CLI::App& app, Globals& g, Run* run, std::shared_ptr<Args> a) {
   });
 }
 
-void AddVar(CLI::App& app, Globals& g, Run* run, std::shared_ptr<Args> a) {
+void AddVar(CLI::App& app, Globals& g, Run* run, const std::shared_ptr<Args>& a) {
   auto* var = app.add_subcommand("var", "A deployment's Airflow variables");
   var->require_subcommand(1);
   auto path = [](const Args& x) { return AirflowRoot(x.deployment) + "/variables"; };
@@ -222,7 +222,7 @@ void AddVar(CLI::App& app, Globals& g, Run* run, std::shared_ptr<Args> a) {
   });
 }
 
-void AddPool(CLI::App& app, Globals& g, Run* run, std::shared_ptr<Args> a) {
+void AddPool(CLI::App& app, Globals& g, Run* run, const std::shared_ptr<Args>& a) {
   auto* pool = app.add_subcommand("pool", "A deployment's Airflow pools");
   pool->require_subcommand(1);
   auto path = [](const Args& x) { return AirflowRoot(x.deployment) + "/pools"; };

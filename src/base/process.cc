@@ -44,7 +44,7 @@ Prepared Prepare(const SpawnOptions& opts) {
     if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   for (const auto& [k, v] : opts.env_extra) env[k] = v;
-  for (const auto& [k, v] : env) p.env_s.push_back(k + "=" + v);
+  for (const auto& [k, v] : env) p.env_s.push_back(std::string(k).append("=").append(v));
   for (auto& s : p.argv_s) p.argv.push_back(s.data());
   p.argv.push_back(nullptr);
   for (auto& s : p.env_s) p.env.push_back(s.data());

@@ -16,7 +16,8 @@ class StrongId {
   StrongId() = default;
   explicit StrongId(T v) : v_(std::move(v)) {}
   const T& value() const { return v_; }
-  auto operator<=>(const StrongId&) const = default;
+  auto operator<=>(const StrongId&) const = default;  // NOLINT(modernize-use-nullptr): a
+                                                       // clang-tidy 14 false positive on <=>
 
  private:
   T v_{};

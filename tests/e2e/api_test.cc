@@ -130,6 +130,7 @@ TEST_F(ApiTest, EnvVarsMaskSecrets) {
   auto list = Call("GET", base);
   EXPECT_EQ(list.body.find("s3cret"), std::string::npos);
   EXPECT_EQ(Body(list)["total_entries"], 2);
+  EXPECT_EQ(Body(Call("PUT", base + "/TOKEN", {{"value", "***"}}))["is_secret"], true);
   ExpectError(Call("PUT", base + "/1BAD", {{"value", "x"}}), 422, "env var name");
   ExpectError(Call("PUT", base + "/AIRFLOW_CONN_X", {{"value", "x"}}), 422, "reserved");
   ExpectError(Call("PUT", base + "/BIG", {{"value", std::string((1 << 20) + 1, 'x')}}), 413,
@@ -271,8 +272,12 @@ TEST_F(ApiTest, SecretsCannotBeRevealedOrOverwrittenWithTheMask) {
   EXPECT_EQ(Call("PATCH", root + "/variables/token_x", {{"key", "token_x"}, {"value", "***"}})
                 .status,
             200);
+  std::string env = "/api/v1/deployments/" + dep + "/env/SECRET_ENV";
+  ASSERT_EQ(Call("PUT", env, {{"value", "e-1"}, {"is_secret", true}}).status, 200);
+  ASSERT_EQ(Call("PUT", env, {{"value", "***"}}).status, 200);
   Json conn = {{"connection_id", "c"}, {"conn_type", "http"}, {"password", "pw-1"},
-               {"extra", R"({"auth": {"token": "tk-1"}, "region": "eu"})"}};
+               {"extra", R"({"auth": {"token": "tk-1"}, "keys": [{"api_key": "k-1"}],
+                             "region": "eu"})"}};
   ASSERT_EQ(Call("POST", root + "/connections", conn).status, 201);
   Json read = Body(Call("GET", root + "/connections/c"));
   EXPECT_EQ(Json::parse(read["extra"].get<std::string>())["auth"]["token"], "***");  // nested
@@ -297,11 +302,17 @@ TEST_F(ApiTest, SecretsCannotBeRevealedOrOverwrittenWithTheMask) {
   auto extra = key->Open(*pg::DecodeBytea(rows->Text(0, 1)), "conn/" + id + "/c/extra");
   ASSERT_TRUE(extra.ok());
   EXPECT_EQ(Json::parse(*extra)["auth"]["token"], "tk-1");
+  EXPECT_EQ(Json::parse(*extra)["keys"][0]["api_key"], "k-1");
   auto var = (*db)->Exec("SELECT value_enc FROM variables v JOIN deployments d ON "
                          "d.id = v.deployment_id WHERE d.name = $1 AND v.key = 'token_x'",
                          {dep});
   ASSERT_TRUE(var.ok() && var->size() == 1);
   EXPECT_EQ(*key->Open(*pg::DecodeBytea(var->Text(0, 0)), "var/" + id + "/token_x"), "real");
+  auto envrow = (*db)->Exec("SELECT value_enc FROM env_vars WHERE deployment_id = $1 AND "
+                            "key = 'SECRET_ENV'",
+                            {id});
+  ASSERT_TRUE(envrow.ok() && envrow->size() == 1);
+  EXPECT_EQ(*key->Open(*pg::DecodeBytea(envrow->Text(0, 0)), "env/" + id + "/SECRET_ENV"), "e-1");
 }
 
 TEST_F(ApiTest, UnknownRoutesAndMethods) {
