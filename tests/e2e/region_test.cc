@@ -38,10 +38,18 @@ TEST(RegionTest, SigkillOfRegionLosesNoAcknowledgedChange) {
                      Json({{"key", "k" + std::to_string(i)}, {"value", i}}).dump());
     ASSERT_EQ(v.status, 201) << v.body;
   }
+  auto patched = r->Call("PATCH", "/api/v1/deployments/durable",
+                         R"({"description": "last", "config": {"worker_slots": 7}})");
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  std::string id = Json::parse(patched.body)["id"];
   r->Kill(SIGKILL);
   ASSERT_TRUE(r->Start().ok()) << r->log();
   auto list = Json::parse(r->Call("GET", "/deployments/durable/api/v2/variables?limit=100").body);
   EXPECT_EQ(list["total_entries"], 50);
+  Json d = Json::parse(r->Call("GET", "/api/v1/deployments/durable").body);
+  EXPECT_EQ(d["id"], id);
+  EXPECT_EQ(d["description"], "last");
+  EXPECT_EQ(d["config"]["worker_slots"], 7);
 }
 
 TEST(RegionTest, SigkillOfPostgresIsRepairedAndLosesNothing) {
