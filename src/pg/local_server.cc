@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -59,7 +60,7 @@ class LocalServer final : public Server {
 
   std::mutex mu_;
   ChildPtr child_;  // guarded by mu_
-  int restarts_ = 0;       // guarded by mu_
+  std::atomic<int> restarts_{0};  // written under mu_, read without it
   bool stopped_ = false;   // guarded by mu_: Stop() was called; Supervise() does nothing
   std::string password_;   // guarded by mu_ (written once by Init)
 };
@@ -252,9 +253,16 @@ Status LocalServer::Supervise() {
 }
 
 ServerState LocalServer::State() {
-  std::lock_guard lock(mu_);
   ServerState st;
-  st.restarts = restarts_;
+  st.restarts = restarts_.load();
+  // A start or a restart holds mu_ for as long as PostgreSQL takes to come up: answer at once
+  // instead of making /metrics and /readyz wait for it.
+  std::unique_lock lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    st.detail = "PostgreSQL on " + o_.host + ":" + std::to_string(o_.port) +
+                " is being started or stopped";
+    return st;
+  }
   st.running = child_ && !child_->Poll() && PQping((Dsn("postgres")).c_str()) == PQPING_OK;
   st.detail = st.running ? "PostgreSQL running on " + o_.host + ":" + std::to_string(o_.port)
                          : "PostgreSQL on " + o_.host + ":" + std::to_string(o_.port) +
