@@ -76,7 +76,15 @@ TEST(RegionTest, SigkillOfPostgresIsRepairedAndLosesNothing) {
   ASSERT_EQ(got.status, 200) << got.body << "\n" << r->log();
   EXPECT_EQ(Json::parse(got.body)["is_secret"], true);
   EXPECT_NE(r->PostgresPid(), pg);
-  Contains(r->Call("GET", "/metrics").body, "tandem_postgres_restarts_total{region=\"test-region\"} 1");
+  // The restart is counted once the supervisor has seen the new server answer.
+  std::string metrics;
+  for (int i = 0; i < 100; ++i) {
+    metrics = r->Call("GET", "/metrics").body;
+    if (metrics.find("tandem_postgres_up{region=\"test-region\"} 1") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  Contains(metrics, "tandem_postgres_restarts_total{region=\"test-region\"} 1");
+  Contains(metrics, "tandem_postgres_up{region=\"test-region\"} 1");
   Contains(r->log(), "restarting it");
 }
 
