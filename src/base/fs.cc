@@ -20,7 +20,7 @@ Status Errno(const std::string& what, const std::string& path) {
   int e = errno;
   std::string msg = what + " " + path + ": " + strerror(e);
   if (e == EACCES || e == EPERM || e == EROFS) return PermissionDenied(msg);
-  if (e == ENOSPC) return TooLarge(msg);
+  if (e == ENOSPC) return Internal(msg + " (the disk is full)");
   return Internal(msg);
 }
 }  // namespace
@@ -69,11 +69,34 @@ Status WriteFileAtomic(const std::string& path, const std::string& data, mode_t 
   if (fsync(fd) != 0) {
     Status s = Errno("cannot sync", tmp);
     close(fd);
+    unlink(tmp.c_str());
     return s;
   }
   close(fd);
   if (rename(tmp.c_str(), path.c_str()) != 0) return Errno("cannot rename to", path);
   return Status::Ok();
+}
+
+Status WriteFileAtomicAs(const std::string& path, const std::string& data, mode_t mode, uid_t uid,
+                         gid_t gid) {
+  std::string tmp = path + ".tmp";
+  unlink(tmp.c_str());  // whatever is there (a link planted by the directory's owner) goes
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0) return Errno("cannot write", tmp);
+  Status s;
+  if (fchown(fd, uid, gid) != 0) s = Errno("cannot chown", tmp);
+  size_t off = 0;
+  while (s.ok() && off < data.size()) {
+    ssize_t n = write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) s = Errno("cannot write", tmp);
+    else off += static_cast<size_t>(n);
+  }
+  if (s.ok() && fsync(fd) != 0) s = Errno("cannot sync", tmp);
+  close(fd);
+  if (s.ok() && rename(tmp.c_str(), path.c_str()) != 0) s = Errno("cannot rename to", path);
+  if (!s.ok()) unlink(tmp.c_str());
+  return s;
 }
 
 Status EnsureWritableDir(const std::string& path) {

@@ -14,6 +14,11 @@ Status MakeDirs(const std::string& path, mode_t mode = 0755);
 Result<std::string> ReadFile(const std::string& path);
 // Writes to a temporary file beside `path`, fsyncs, renames over `path`.
 Status WriteFileAtomic(const std::string& path, const std::string& data, mode_t mode = 0644);
+// The same, safe in a directory another user can write to: the temporary file is created
+// exclusively without following links, owned by uid:gid through its descriptor, and renamed
+// over `path` (a link there is replaced, never followed).
+Status WriteFileAtomicAs(const std::string& path, const std::string& data, mode_t mode, uid_t uid,
+                         gid_t gid);
 // Creates `path` if needed and checks that this process can create files in it.
 Status EnsureWritableDir(const std::string& path);
 Status RemoveAll(const std::string& path);

@@ -9,6 +9,7 @@
 // own config files.
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -61,7 +62,13 @@ class LocalServer final : public Server {
   std::mutex mu_;
   ChildPtr child_;  // guarded by mu_
   std::atomic<int> restarts_{0};  // written under mu_, read without it
-  bool stopped_ = false;   // guarded by mu_: Stop() was called; Supervise() does nothing
+  // Start() was called and Stop() was not: Supervise() keeps a server running.
+  bool wanted_ = false;           // guarded by mu_
+  // Set by Stop() before it takes mu_, so a start in progress gives up at once.
+  std::atomic<bool> stopping_{false};
+  // Supervise(): when the next restart may be tried, and how long to wait after a failure.
+  MonoTime next_restart_{};       // guarded by mu_
+  Backoff restart_backoff_{std::chrono::milliseconds(100), std::chrono::seconds(10)};
   std::string password_;   // guarded by mu_ (written once by Init)
 };
 
@@ -144,13 +151,11 @@ Status LocalServer::WriteSettings() {
     hba += "host    replication  all   " + peer + "/32  scram-sha-256\n";
     hba += "host    all          all   " + peer + "/32  scram-sha-256\n";
   }
-  RETURN_IF_ERROR(WriteFileAtomic(o_.data_dir + "/tandem.conf", conf, 0600));
-  RETURN_IF_ERROR(WriteFileAtomic(o_.data_dir + "/pg_hba.conf", hba, 0600));
-  if (ids_) {
-    RETURN_IF_ERROR(ChownRecursive(o_.data_dir + "/tandem.conf", ids_->uid, ids_->gid));
-    RETURN_IF_ERROR(ChownRecursive(o_.data_dir + "/pg_hba.conf", ids_->uid, ids_->gid));
-  }
-  return Status::Ok();
+  // The data directory belongs to the run-as user: never follow a link planted in it.
+  uid_t uid = ids_ ? ids_->uid : geteuid();
+  gid_t gid = ids_ ? ids_->gid : getegid();
+  RETURN_IF_ERROR(WriteFileAtomicAs(o_.data_dir + "/tandem.conf", conf, 0600, uid, gid));
+  return WriteFileAtomicAs(o_.data_dir + "/pg_hba.conf", hba, 0600, uid, gid);
 }
 
 // A postmaster left running by an earlier process of ours (killed before it could stop it)
@@ -160,8 +165,16 @@ Status LocalServer::StopStrayPostmaster() {
   if (!pidfile.ok()) return Status::Ok();
   pid_t pid = static_cast<pid_t>(atol(pidfile->c_str()));
   if (!ProcessAlive(pid)) return Status::Ok();
+  // Only a postmaster of this data directory, run by our user: the pid file is writable by
+  // that user and pids are reused.
   auto cmd = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
-  if (!cmd.ok() || cmd->find("postgres") == std::string::npos) return Status::Ok();
+  struct stat st;
+  uid_t uid = ids_ ? ids_->uid : geteuid();
+  if (!cmd.ok() || cmd->find("postgres") == std::string::npos ||
+      cmd->find(o_.data_dir) == std::string::npos ||
+      stat(("/proc/" + std::to_string(pid)).c_str(), &st) != 0 || st.st_uid != uid) {
+    return Status::Ok();
+  }
   spdlog::warn("stopping a PostgreSQL server (pid {}) left running on {}", pid, o_.data_dir);
   kill(pid, SIGINT);
   for (int i = 0; i < 600 && ProcessAlive(pid); ++i) std::this_thread::sleep_for(50ms);
@@ -181,8 +194,9 @@ std::string LocalServer::LogTail() const {
 }
 
 Status LocalServer::Start(std::chrono::milliseconds timeout) {
+  stopping_ = false;
   std::lock_guard lock(mu_);
-  stopped_ = false;
+  wanted_ = true;
   return StartLocked(timeout);
 }
 
@@ -207,23 +221,37 @@ Status LocalServer::StartLocked(std::chrono::milliseconds timeout) {
   auto deadline = RealClock().Now() + timeout;
   while (RealClock().Now() < deadline) {
     if (auto e = child_->Poll()) {
+      child_.reset();
       return Unavailable("PostgreSQL " + e->Describe() + " at start; its log says:\n" +
                          LogTail());
     }
-    if (PQping(dsn.c_str()) == PQPING_OK) {
+    PGPing ping = PQping(dsn.c_str());
+    if (ping == PQPING_OK) {
       spdlog::info("PostgreSQL running on {}:{} (pid {})", o_.host, o_.port, child_->pid());
       return Status::Ok();
+    }
+    if (stopping_) {
+      child_->Stop(SIGINT, 30s);
+      child_.reset();
+      return Unavailable("PostgreSQL start abandoned: the region is stopping");
+    }
+    // Crash recovery answers "rejecting connections" for as long as it takes: a live
+    // postmaster that is still recovering is given the time (it would only start over).
+    if (ping == PQPING_REJECT && RealClock().Now() + 50ms >= deadline) {
+      deadline += std::chrono::seconds(1);
     }
     std::this_thread::sleep_for(20ms);
   }
   child_->Stop(SIGQUIT, 5s);
+  child_.reset();
   return Unavailable("PostgreSQL did not accept connections within " +
                      std::to_string(timeout.count()) + " ms; its log says:\n" + LogTail());
 }
 
 Status LocalServer::Stop() {
+  stopping_ = true;
   std::lock_guard lock(mu_);
-  stopped_ = true;
+  wanted_ = false;
   if (!child_) return Status::Ok();
   ExitInfo e = child_->Stop(SIGINT, 30s);  // fast shutdown: checkpoint, then exit
   spdlog::info("PostgreSQL on {}:{} stopped ({})", o_.host, o_.port, e.Describe());
@@ -231,25 +259,32 @@ Status LocalServer::Stop() {
   return Status::Ok();
 }
 
+// One attempt per call at most, never sleeping with mu_ held: a server that cannot start now
+// (its old backends still hold shared memory, the disk is full, the port is taken) is tried
+// again on a later call after a growing pause, for as long as the server is wanted.
 Status LocalServer::Supervise() {
   std::lock_guard lock(mu_);
-  if (stopped_ || !child_) return Status::Ok();
-  auto e = child_->Poll();
-  if (!e) return Status::Ok();
-  spdlog::error("PostgreSQL on {}:{} {}; restarting it", o_.host, o_.port, e->Describe());
-  child_.reset();
-  // After a crash its backends may still hold the shared memory for a moment: retry.
-  Backoff backoff(50ms, 1s);
-  Status s;
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    s = StartLocked(30s);
-    if (s.ok()) {
-      ++restarts_;
-      return s;
-    }
-    std::this_thread::sleep_for(backoff.Next());
+  if (!wanted_ || stopping_) return Status::Ok();
+  if (child_) {
+    auto e = child_->Poll();
+    if (!e) return Status::Ok();
+    spdlog::error("PostgreSQL on {}:{} {}; restarting it", o_.host, o_.port, e->Describe());
+    child_.reset();
   }
-  return s;
+  if (RealClock().Now() < next_restart_) return Status::Ok();
+  Status s = StartLocked(std::chrono::minutes(2));
+  if (s.ok()) {
+    ++restarts_;
+    restart_backoff_ = Backoff(std::chrono::milliseconds(100), std::chrono::seconds(10));
+    next_restart_ = {};
+    return s;
+  }
+  Duration wait = restart_backoff_.Next();
+  next_restart_ = RealClock().Now() + wait;
+  return s.WithContext("restarting PostgreSQL (next try in " +
+                       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(wait)
+                                          .count()) +
+                       " ms)");
 }
 
 ServerState LocalServer::State() {
