@@ -53,10 +53,10 @@ void Unmask(Json& incoming, const Json& stored) {
 
 Json RedactedExtra(const std::optional<std::string>& extra) {
   if (!extra) return nullptr;
-  Json j = Json::parse(*extra, nullptr, false);
-  if (!j.is_object()) return extra->empty() ? Json("") : Json(kMask);
-  Redact(j);
-  return j.dump();
+  auto j = ParseJson(*extra, "extra");
+  if (!j.ok() || !j->is_object()) return extra->empty() ? Json("") : Json(kMask);
+  Redact(*j);
+  return j->dump();
 }
 
 Json ToJson(const Connection& c) {
@@ -100,8 +100,13 @@ Status Validate(const Connection& c, size_t max_value) {
   if (c.port && (*c.port < 0 || *c.port > 65535)) {
     return InvalidArgument("field `port` must be from 0 to 65535");
   }
-  if (c.extra && !c.extra->empty() && !Json::parse(*c.extra, nullptr, false).is_object()) {
-    return InvalidArgument("The `extra` field must be a valid JSON object");
+  if (c.extra && !c.extra->empty()) {
+    auto extra = ParseJson(*c.extra, "The `extra` field");
+    if (!extra.ok() || !extra->is_object()) {
+      bool too_deep = !extra.ok() && extra.status().message().find("nests") != std::string::npos;
+      return too_deep ? extra.status()
+                      : InvalidArgument("The `extra` field must be a valid JSON object");
+    }
   }
   return Status::Ok();
 }
@@ -157,14 +162,14 @@ void RegisterConnectionRoutes(Router& r, const ApiContext& ctx) {
             const Connection stored = x;
             RETURN_IF_ERROR(Read(j, mask, x));
             if (x.password == kMask) x.password = stored.password;
-            if (x.extra && stored.extra) {
-              Json in = Json::parse(*x.extra, nullptr, false);
-              Json was = Json::parse(*stored.extra, nullptr, false);
-              if (x.extra == kMask) {
-                x.extra = stored.extra;
-              } else if (in.is_object() && was.is_object()) {
-                Unmask(in, was);
-                x.extra = in.dump();
+            if (x.extra == kMask) x.extra = stored.extra;
+            RETURN_IF_ERROR(Validate(x, max_value));  // bounds the depth before Unmask recurses
+            if (x.extra && stored.extra && !x.extra->empty()) {
+              auto in = ParseJson(*x.extra, "extra");
+              auto was = ParseJson(*stored.extra, "extra");
+              if (in.ok() && was.ok() && in->is_object() && was->is_object()) {
+                Unmask(*in, *was);
+                x.extra = in->dump();
               }
             }
             return Validate(x, max_value);

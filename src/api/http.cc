@@ -79,6 +79,25 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o,
   srv.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   srv.set_payload_max_length(o.max_body_bytes);
   srv.set_keep_alive_max_count(1000);
+  srv.set_keep_alive_timeout(2);  // an idle client does not hold one of the few threads long
+  srv.set_read_timeout(10);
+  // httplib bounds a body only by its Content-Length: a chunked body, or one without a length,
+  // would be read whole into memory. Refuse those before the body is read.
+  srv.set_pre_routing_handler([metrics](const httplib::Request& req, httplib::Response& res) {
+    bool chunked = req.has_header("Transfer-Encoding");
+    bool has_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
+    if (!chunked && !(has_body && !req.has_header("Content-Length"))) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    Response r = chunked ? ErrorResponse(411, "chunked request bodies are not accepted: send "
+                                              "Content-Length")
+                         : ErrorResponse(411, "a request body needs a Content-Length header");
+    res.status = r.status;
+    res.set_content(r.body, r.content_type);
+    metrics->Add("tandem_http_requests_total",
+                 {{"method", req.method}, {"code", std::to_string(r.status)}}, 1);
+    return httplib::Server::HandlerResponse::Handled;
+  });
   // SO_REUSEADDR (not httplib's default SO_REUSEPORT, which would let a second server bind the
   // same port silently), and close-on-exec so processes we spawn do not inherit the socket.
   srv.set_socket_options([](socket_t sock) {
@@ -156,6 +175,16 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o,
     return Unavailable("cannot listen on " + o.address + ":" + std::to_string(o.port));
   }
   s->impl_->thread = std::thread([&srv] { srv.listen_after_bind(); });
+  // httplib's stop() does nothing until the listening thread has started: wait for it, so a
+  // Stop() right after Start() cannot hang.
+  for (int i = 0; i < 5000 && !srv.is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (!srv.is_running()) {
+    srv.stop();
+    s->impl_->thread.join();
+    return Internal("the HTTP server did not start listening");
+  }
   return s;
 }
 

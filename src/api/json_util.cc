@@ -27,9 +27,23 @@ Result<int64_t> ParseInt(const std::string& text, const char* param) {
 
 }  // namespace
 
+Result<Json> ParseJson(const std::string& text, std::string_view what) {
+  bool too_deep = false;
+  Json::parser_callback_t limit = [&too_deep](int depth, Json::parse_event_t, Json&) {
+    if (depth > kMaxJsonDepth) too_deep = true;
+    return !too_deep;
+  };
+  Json j = Json::parse(text, limit, false);
+  if (too_deep) {
+    return InvalidArgument(std::string(what) + " nests deeper than " +
+                           std::to_string(kMaxJsonDepth) + " levels");
+  }
+  if (j.is_discarded()) return InvalidArgument(std::string(what) + " is not valid JSON");
+  return j;
+}
+
 Result<Json> ParseObject(const std::string& body) {
-  Json j = Json::parse(body, nullptr, false);
-  if (j.is_discarded()) return InvalidArgument("request body is not valid JSON");
+  ASSIGN_OR_RETURN(Json j, ParseJson(body, "request body"));
   if (!j.is_object()) return InvalidArgument("request body must be a JSON object");
   return j;
 }

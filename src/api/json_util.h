@@ -21,6 +21,11 @@ namespace tandem::api {
 
 using Json = nlohmann::json;
 
+// Bodies and JSON-in-a-string fields are parsed with a nesting limit, since printing and
+// redacting JSON recurse and an unbounded depth would exhaust a thread's stack.
+inline constexpr int kMaxJsonDepth = 64;
+// Any JSON value; InvalidArgument naming `what` when it is not JSON or nests too deep.
+Result<Json> ParseJson(const std::string& text, std::string_view what);
 Result<Json> ParseObject(const std::string& body);
 // Fails on a field not in `allowed`, or a field of `required` missing. `where` prefixes field
 // names in messages ("config." for a nested object; "" at the top).

@@ -1,6 +1,9 @@
 // The region's REST API over real HTTP: tandem's /api/v1/deployments and the Airflow v2 shapes
 // for variables, connections and pools, with every bad input the API must refuse unchanged.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -313,6 +316,46 @@ TEST_F(ApiTest, SecretsCannotBeRevealedOrOverwrittenWithTheMask) {
                             {id});
   ASSERT_TRUE(envrow.ok() && envrow->size() == 1);
   EXPECT_EQ(*key->Open(*pg::DecodeBytea(envrow->Text(0, 0)), "env/" + id + "/SECRET_ENV"), "e-1");
+}
+
+// Sends raw bytes to the region and returns what it answers (up to the first 4 KiB).
+std::string RawRequest(int port, const std::string& bytes) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size())) {
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n > 0) out.assign(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return out;
+}
+
+TEST_F(ApiTest, BodiesWithoutALengthAreRefused) {
+  std::string chunked = RawRequest(region_->http_port(),
+                                   "POST /api/v1/deployments HTTP/1.1\r\nHost: t\r\n"
+                                   "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                                   "10\r\n{\"name\": \"chunk\"}\r\n0\r\n\r\n");
+  EXPECT_EQ(chunked.rfind("HTTP/1.1 411", 0), 0u) << chunked;
+  EXPECT_NE(chunked.find("Content-Length"), std::string::npos) << chunked;
+  ExpectError(Call("GET", "/api/v1/deployments/chunk"), 404, "no deployment");
+}
+
+TEST_F(ApiTest, DeeplyNestedJsonIsRefused) {
+  std::string root = Root(NewDeployment("deep"));
+  std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  ExpectError(region_->Call("POST", root + "/variables", "{\"key\": \"k\", \"value\": " + deep + "}"),
+              422, "nests deeper than 64 levels");
+  Json conn = {{"connection_id", "c"}, {"conn_type", "http"}, {"extra", "{\"a\": " + deep + "}"}};
+  ExpectError(Call("POST", root + "/connections", conn), 422, "nests deeper");
+  // The region is still there, and nothing was stored.
+  EXPECT_EQ(Body(Call("GET", root + "/variables"))["total_entries"], 0);
+  EXPECT_EQ(Body(Call("GET", root + "/connections"))["total_entries"], 0);
 }
 
 TEST_F(ApiTest, UnknownRoutesAndMethods) {
