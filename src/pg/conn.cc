@@ -83,8 +83,38 @@ int64_t Rows::Int(int row, int col) const {
 }
 bool Rows::Bool(int row, int col) const { return PQgetvalue(r_, row, col)[0] == 't'; }
 
-Result<ConnPtr> Conn::Connect(const std::string& dsn) {
-  PGconn* c = PQconnectdb(dsn.c_str());
+namespace {
+// Keyword and value arrays for the *Params calls: the string first (expanded), then options.
+struct KeywordArrays {
+  std::vector<const char*> keys, values;
+  KeywordArrays(const std::string& dsn, const ConnOptions& options) {
+    keys.push_back("dbname");
+    values.push_back(dsn.c_str());
+    for (const auto& [k, v] : options) {
+      keys.push_back(k.c_str());
+      values.push_back(v.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+  }
+};
+}  // namespace
+
+ConnOptions ServingOptions() {
+  return {{"connect_timeout", "5"},      {"keepalives", "1"},
+          {"keepalives_idle", "10"},     {"keepalives_interval", "5"},
+          {"keepalives_count", "3"},     {"tcp_user_timeout", "30000"},
+          {"options", "-c statement_timeout=60000"}};
+}
+
+bool Ping(const std::string& dsn, int timeout_seconds) {
+  KeywordArrays kw(dsn, {{"connect_timeout", std::to_string(timeout_seconds)}});
+  return PQpingParams(kw.keys.data(), kw.values.data(), 1) == PQPING_OK;
+}
+
+Result<ConnPtr> Conn::Connect(const std::string& dsn, const ConnOptions& options) {
+  KeywordArrays kw(dsn, options);
+  PGconn* c = PQconnectdbParams(kw.keys.data(), kw.values.data(), 1);
   if (PQstatus(c) != CONNECTION_OK) {
     std::string msg = PQerrorMessage(c);
     PQfinish(c);
@@ -98,6 +128,8 @@ Conn::~Conn() { PQfinish(c_); }
 
 bool Conn::Healthy() const { return PQstatus(c_) == CONNECTION_OK; }
 
+bool Conn::Idle() const { return PQtransactionStatus(c_) == PQTRANS_IDLE; }
+
 bool Conn::CheckAlive() {
   if (!Healthy()) return false;
   // An idle pooled connection expects nothing from the server: anything readable is a
@@ -109,7 +141,12 @@ bool Conn::CheckAlive() {
 Result<Rows> Conn::Exec(const std::string& sql, const Params& params) {
   std::vector<const char*> values;
   values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  for (const auto& p : params) {
+    if (p && p->find('\0') != std::string::npos) {
+      return InvalidArgument("text may not contain a NUL character");
+    }
+    values.push_back(p ? p->c_str() : nullptr);
+  }
   PGresult* r = PQexecParams(c_, sql.c_str(), static_cast<int>(params.size()), nullptr,
                              values.data(), nullptr, nullptr, 0);
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -148,7 +185,7 @@ Result<Pool::Lease> Pool::Acquire(std::chrono::milliseconds wait) {
   }
   ++open_;
   lock.unlock();
-  auto c = Conn::Connect(dsn_);
+  auto c = Conn::Connect(dsn_, options_);
   if (!c.ok()) {
     std::lock_guard relock(mu_);
     --open_;
@@ -160,7 +197,9 @@ Result<Pool::Lease> Pool::Acquire(std::chrono::milliseconds wait) {
 
 void Pool::Release(ConnPtr c) {
   std::lock_guard lock(mu_);
-  if (c->Healthy()) {
+  // A connection left inside a transaction (a caller that returned early or threw) is closed,
+  // which rolls the transaction back, rather than handed to the next caller.
+  if (c->Healthy() && c->Idle()) {
     idle_.push_back(std::move(c));
   } else {
     --open_;

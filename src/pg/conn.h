@@ -50,12 +50,25 @@ class Rows {
   pg_result* r_ = nullptr;
 };
 
+// libpq keywords added to a connection string (they override what it says), e.g.
+// {"connect_timeout", "3"}. The string itself may be key=value or a postgresql:// URI.
+using ConnOptions = std::vector<std::pair<std::string, std::string>>;
+
+// Timeouts for connections that serve requests: a server that stops answering costs seconds,
+// not the kernel's minutes.
+ConnOptions ServingOptions();
+
+// True if the server at `dsn` accepts connections now (waits at most `timeout_seconds`).
+bool Ping(const std::string& dsn, int timeout_seconds);
+
 class Conn {
  public:
   // Connects once; kUnavailable if the server cannot be reached.
-  static Result<std::unique_ptr<Conn>> Connect(const std::string& dsn);
+  static Result<std::unique_ptr<Conn>> Connect(const std::string& dsn,
+                                               const ConnOptions& options = {});
   ~Conn();
 
+  // InvalidArgument when a parameter holds a NUL character (libpq would cut it there).
   Result<Rows> Exec(const std::string& sql, const Params& params = {});
   // Runs several statements with no parameters (migrations).
   Status ExecScript(const std::string& sql);
@@ -63,6 +76,8 @@ class Conn {
   // For an idle connection: false when the server sent anything since (it only does so to end
   // the session), so a server that went away is noticed before the connection is reused.
   bool CheckAlive();
+  // No transaction open or failed on this connection.
+  bool Idle() const;
 
  private:
   explicit Conn(pg_conn* c) : c_(c) {}
@@ -74,7 +89,8 @@ using ConnPtr = std::unique_ptr<Conn>;
 // A fixed-size pool. Thread-safe. Broken connections are replaced on the next Acquire.
 class Pool {
  public:
-  Pool(std::string dsn, int max_size) : dsn_(std::move(dsn)), max_(max_size) {}
+  Pool(std::string dsn, int max_size, ConnOptions options = {})
+      : dsn_(std::move(dsn)), options_(std::move(options)), max_(max_size) {}
 
   class Lease {
    public:
@@ -101,6 +117,7 @@ class Pool {
   void Release(ConnPtr c);
 
   const std::string dsn_;
+  const ConnOptions options_;
   const int max_;
   std::mutex mu_;
   std::condition_variable cv_;

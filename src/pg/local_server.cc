@@ -320,7 +320,7 @@ class ExternalServer final : public Server {
   Status Supervise() override { return Status::Ok(); }
   ServerState State() override {
     ServerState st;
-    st.running = PQping(dsn_.c_str()) == PQPING_OK;
+    st.running = Ping(dsn_, 2);
     st.detail = st.running ? "external PostgreSQL reachable" : "external PostgreSQL unreachable";
     return st;
   }

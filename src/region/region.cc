@@ -145,13 +145,14 @@ Status Region::StartPostgres() {
 // Reaches PostgreSQL (retrying with backoff, saying so), creates the region's database on a
 // managed server, and applies migrations.
 Status Region::ConnectAndMigrate() {
-  const std::string dsn = pg_->Dsn(kDatabase) + " connect_timeout=3";
+  const std::string dsn = pg_->Dsn(kDatabase);
+  const pg::ConnOptions quick = {{"connect_timeout", "3"}};
   const auto deadline = RealClock().Now() + std::chrono::seconds(cfg_.connect_timeout_seconds);
   Backoff backoff(200ms, 5s);
   pg::ConnPtr conn;
   while (true) {
     if (cfg_.managed) {
-      auto admin = pg::Conn::Connect(pg_->Dsn("postgres") + " connect_timeout=3");
+      auto admin = pg::Conn::Connect(pg_->Dsn("postgres"), quick);
       if (admin.ok()) {
         auto exists = (*admin)->Exec("SELECT 1 FROM pg_database WHERE datname = $1", {kDatabase});
         if (exists.ok() && exists->size() == 0) {
@@ -159,7 +160,7 @@ Status Region::ConnectAndMigrate() {
         }
       }
     }
-    auto c = pg::Conn::Connect(dsn);
+    auto c = pg::Conn::Connect(dsn, quick);
     if (c.ok()) {
       conn = std::move(c).value();
       break;
@@ -176,7 +177,7 @@ Status Region::ConnectAndMigrate() {
   }
   ASSIGN_OR_RETURN(int version, store::Migrate(*conn));
   spdlog::info("metadata schema at version {}", version);
-  pool_ = std::make_unique<pg::Pool>(pg_->Dsn(kDatabase), cfg_.pool_size);
+  pool_ = std::make_unique<pg::Pool>(pg_->Dsn(kDatabase), cfg_.pool_size, pg::ServingOptions());
   return Status::Ok();
 }
 

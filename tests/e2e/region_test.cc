@@ -114,7 +114,14 @@ TEST(RegionTest, UnreachablePostgresIsRetriedWithBackoffThenRefused) {
 }
 
 TEST(RegionTest, ExternalPostgresWorks) {
-  auto r = NewRegion({.external_dsn = PgHarness::Get().NewDatabase()});
+  // In URI form, as operators often write it.
+  std::string dsn = PgHarness::Get().NewDatabase();
+  std::string db = dsn.substr(dsn.find("dbname='") + 8);
+  db = db.substr(0, db.find('\''));
+  auto pw = ReadFile(PgHarness::Get().dir() + "/pg/pg.password");
+  ASSERT_TRUE(pw.ok());
+  auto r = NewRegion({.external_dsn = "postgresql://tandem:" + *pw + "@127.0.0.1:" +
+                                      std::to_string(PgHarness::Get().port()) + "/" + db});
   ASSERT_TRUE(r->Start().ok()) << r->log();
   EXPECT_EQ(r->Call("POST", "/api/v1/deployments", R"({"name": "ext"})").status, 201);
   EXPECT_EQ(r->Call("GET", "/readyz").status, 200);

@@ -36,6 +36,10 @@ TEST(PgConnTest, ParamsResultsAndErrors) {
   auto dup = c.Exec("INSERT INTO t VALUES ($1, NULL, 1)", {"a"});
   EXPECT_EQ(dup.status().code(), Code::kAlreadyExists);
   EXPECT_EQ(c.Exec("SELEC 1").status().code(), Code::kInternal);
+  // libpq would cut a text parameter at a NUL: refused instead of stored shortened.
+  EXPECT_EQ(c.Exec("INSERT INTO t VALUES ($1, NULL, 1)", {std::string("b\0c", 3)}).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(c.Exec("SELECT count(*) FROM t")->Int(0, 0), 1);
 }
 
 TEST(PgPoolTest, TransactionRollsBackOnError) {
@@ -49,6 +53,21 @@ TEST(PgPoolTest, TransactionRollsBackOnError) {
   auto lease = pool.Acquire();
   ASSERT_TRUE(lease.ok());
   EXPECT_EQ((*lease)->Exec("SELECT count(*) FROM t")->Int(0, 0), 0);
+}
+
+TEST(PgPoolTest, ConnectionLeftInATransactionIsNotReused) {
+  Pool pool(PgHarness::Get().NewDatabase(), 1);
+  {
+    auto c = pool.Acquire();
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE((*c)->ExecScript("CREATE TABLE t (x int)").ok());
+    ASSERT_TRUE((*c)->ExecScript("BEGIN; INSERT INTO t VALUES (1)").ok());
+    // Returned to the pool with the transaction open (as a caller that threw would).
+  }
+  auto c = pool.Acquire();
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE((*c)->Idle());
+  EXPECT_EQ((*c)->Exec("SELECT count(*) FROM t")->Int(0, 0), 0);
 }
 
 TEST(PgPoolTest, UnreachableServerIsUnavailable) {
