@@ -92,9 +92,12 @@ Status Validate(const Connection& c, size_t max_value) {
   RETURN_IF_ERROR(model::ValidateConnId(c.conn_id));
   if (c.conn_type.empty()) return InvalidArgument("field `conn_type` must not be empty");
   RETURN_IF_ERROR(model::ValidateSize("conn_type", c.conn_type.size(), max_value));
-  for (const auto& [name, v] : {std::pair{"description", &c.description}, {"host", &c.host},
-                                {"login", &c.login}, {"schema", &c.schema},
-                                {"password", &c.password}, {"extra", &c.extra}}) {
+  for (const auto& [name, v] : {std::pair{"description", &c.description},
+                                {"host", &c.host},
+                                {"login", &c.login},
+                                {"schema", &c.schema},
+                                {"password", &c.password},
+                                {"extra", &c.extra}}) {
     RETURN_IF_ERROR(model::ValidateSize(name, v->has_value() ? (*v)->size() : 0, max_value));
   }
   if (c.port && (*c.port < 0 || *c.port > 65535)) {
@@ -152,8 +155,9 @@ void RegisterConnectionRoutes(Router& r, const ApiContext& ctx) {
           RETURN_IF_ERROR(CheckFields(j, kFields, {"connection_id", "conn_type"}));
           const std::string& id = req.params.at("connection_id");
           if (j["connection_id"] != id) {
-            return FailedPrecondition("The connection_id in the request body does not match "
-                                      "the URL parameter");
+            return FailedPrecondition(
+                "The connection_id in the request body does not match "
+                "the URL parameter");
           }
           std::vector<std::string> mask = UpdateMask(req);
           RETURN_IF_ERROR(CheckMask(mask, {"conn_type", "description", "host", "login", "schema",

@@ -69,8 +69,7 @@ struct HttpServer::Impl {
   std::thread thread;
 };
 
-Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o,
-                                                      const Router* router,
+Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o, const Router* router,
                                                       MetricsRegistry* metrics) {
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->impl_ = std::make_unique<Impl>();
@@ -89,8 +88,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o,
     if (!chunked && !(has_body && !req.has_header("Content-Length"))) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
-    Response r = chunked ? ErrorResponse(411, "chunked request bodies are not accepted: send "
-                                              "Content-Length")
+    Response r = chunked ? ErrorResponse(411,
+                                         "chunked request bodies are not accepted: send "
+                                         "Content-Length")
                          : ErrorResponse(411, "a request body needs a Content-Length header");
     res.status = r.status;
     res.set_content(r.body, r.content_type);
@@ -144,26 +144,26 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o,
     if (!res.body.empty()) return;
     metrics->Add("tandem_http_requests_total",
                  {{"method", req.method}, {"code", std::to_string(res.status)}}, 1);
-    std::string detail = res.status == 413 ? "request body is larger than the region accepts"
+    std::string detail = res.status == 413   ? "request body is larger than the region accepts"
                          : res.status == 400 ? "malformed HTTP request"
                                              : "HTTP error " + std::to_string(res.status);
     Response r = ErrorResponse(res.status, detail);
     res.set_content(r.body, r.content_type);
   });
-  srv.set_exception_handler([](const httplib::Request&, httplib::Response& res,
-                               std::exception_ptr ep) {
-    std::string what = "unexpected error";
-    try {
-      std::rethrow_exception(std::move(ep));
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    spdlog::error("handler threw: {}", what);
-    Response r = ErrorResponse(Internal(what));
-    res.status = r.status;
-    res.set_content(r.body, r.content_type);
-  });
+  srv.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unexpected error";
+        try {
+          std::rethrow_exception(std::move(ep));
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        spdlog::error("handler threw: {}", what);
+        Response r = ErrorResponse(Internal(what));
+        res.status = r.status;
+        res.set_content(r.body, r.content_type);
+      });
 
   RETURN_IF_ERROR(CheckPortFree(o.address, o.port));
   if (o.port == 0) {

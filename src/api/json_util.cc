@@ -6,9 +6,7 @@
 namespace tandem::api {
 namespace {
 
-std::string Field(std::string_view where, const char* key) {
-  return std::string(where) + key;
-}
+std::string Field(std::string_view where, const char* key) { return std::string(where) + key; }
 
 Status WrongType(std::string_view where, const char* key, const char* expected, const Json& v) {
   return InvalidArgument("field `" + Field(where, key) + "` must be " + expected + ", got " +

@@ -89,8 +89,10 @@ Status WriteFileAtomicAs(const std::string& path, const std::string& data, mode_
   while (s.ok() && off < data.size()) {
     ssize_t n = write(fd, data.data() + off, data.size() - off);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) s = Errno("cannot write", tmp);
-    else off += static_cast<size_t>(n);
+    if (n < 0)
+      s = Errno("cannot write", tmp);
+    else
+      off += static_cast<size_t>(n);
   }
   if (s.ok() && fsync(fd) != 0) s = Errno("cannot sync", tmp);
   close(fd);

@@ -1,7 +1,6 @@
 #include "pg/conn.h"
 
 #include <libpq-fe.h>
-
 #include <poll.h>
 
 #include <cstring>
@@ -101,9 +100,12 @@ struct KeywordArrays {
 }  // namespace
 
 ConnOptions ServingOptions() {
-  return {{"connect_timeout", "5"},      {"keepalives", "1"},
-          {"keepalives_idle", "10"},     {"keepalives_interval", "5"},
-          {"keepalives_count", "3"},     {"tcp_user_timeout", "30000"},
+  return {{"connect_timeout", "5"},
+          {"keepalives", "1"},
+          {"keepalives_idle", "10"},
+          {"keepalives_interval", "5"},
+          {"keepalives_count", "3"},
+          {"tcp_user_timeout", "30000"},
           {"options", "-c statement_timeout=60000"}};
 }
 
@@ -161,8 +163,8 @@ Result<Rows> Conn::Exec(const std::string& sql, const Params& params) {
 Status Conn::ExecScript(const std::string& sql) {
   PGresult* r = PQexec(c_, sql.c_str());
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-  Status s = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? Status::Ok()
-                                                               : StatusFromResult(r, c_);
+  Status s =
+      (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? Status::Ok() : StatusFromResult(r, c_);
   if (r) PQclear(r);
   return s;
 }

@@ -7,8 +7,9 @@
 // Settings that tandem owns are written to data/tandem.conf at every start and included from
 // postgresql.conf, so they come back after anything (pg_rewind later) overwrites the cluster's
 // own config files.
+#include <libpq-fe.h>
 #include <signal.h>
-#include <sys/stat.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,9 +17,6 @@
 #include <fstream>
 #include <mutex>
 #include <thread>
-
-#include <libpq-fe.h>
-#include <spdlog/spdlog.h>
 
 #include "base/clock.h"
 #include "base/fs.h"
@@ -60,16 +58,16 @@ class LocalServer final : public Server {
   std::optional<UserIds> ids_;  // set by Init when running as another user
 
   std::mutex mu_;
-  ChildPtr child_;  // guarded by mu_
+  ChildPtr child_;                // guarded by mu_
   std::atomic<int> restarts_{0};  // written under mu_, read without it
   // Start() was called and Stop() was not: Supervise() keeps a server running.
-  bool wanted_ = false;           // guarded by mu_
+  bool wanted_ = false;  // guarded by mu_
   // Set by Stop() before it takes mu_, so a start in progress gives up at once.
   std::atomic<bool> stopping_{false};
   // Supervise(): when the next restart may be tried, and how long to wait after a failure.
-  MonoTime next_restart_{};       // guarded by mu_
+  MonoTime next_restart_{};  // guarded by mu_
   Backoff restart_backoff_{std::chrono::milliseconds(100), std::chrono::seconds(10)};
-  std::string password_;   // guarded by mu_ (written once by Init)
+  std::string password_;  // guarded by mu_ (written once by Init)
 };
 
 Status LocalServer::Init() {
@@ -77,8 +75,9 @@ Status LocalServer::Init() {
   if (!o_.run_as.empty()) {
     ASSIGN_OR_RETURN(ids_, LookupUser(o_.run_as));
   } else if (RunningAsRoot()) {
-    return FailedPrecondition("PostgreSQL refuses to run as root: set postgres.run_as to an "
-                              "unprivileged system user");
+    return FailedPrecondition(
+        "PostgreSQL refuses to run as root: set postgres.run_as to an "
+        "unprivileged system user");
   }
   RETURN_IF_ERROR(EnsureWritableDir(dir_));
   if (ids_) {
@@ -106,9 +105,9 @@ Status LocalServer::Init() {
     RETURN_IF_ERROR(ChownRecursive(o_.data_dir, ids_->uid, ids_->gid));
     RETURN_IF_ERROR(ChownRecursive(pwfile, ids_->uid, ids_->gid));
   }
-  SpawnOptions so{.argv = {o_.bin_dir + "/initdb", "-D", o_.data_dir, "--data-checksums",
-                           "-U", o_.superuser, "--pwfile", pwfile, "--auth=scram-sha-256",
-                           "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"}};
+  SpawnOptions so{.argv = {o_.bin_dir + "/initdb", "-D", o_.data_dir, "--data-checksums", "-U",
+                           o_.superuser, "--pwfile", pwfile, "--auth=scram-sha-256", "-E", "UTF8",
+                           "--locale=C.UTF-8", "--no-instructions"}};
   if (ids_) so.user = o_.run_as;
   auto r = RunCommand(so, 120s);
   unlink(pwfile.c_str());
@@ -125,27 +124,35 @@ Status LocalServer::Init() {
 }
 
 Status LocalServer::WriteSettings() {
-  std::string conf =
-      "listen_addresses = '" + o_.host + "'\n"
-      "port = " + std::to_string(o_.port) + "\n"
-      "unix_socket_directories = ''\n"
-      "max_connections = " + std::to_string(o_.max_connections) + "\n"
-      "shared_buffers = '" + o_.shared_buffers + "'\n"
-      "wal_level = replica\n"
-      "wal_log_hints = on\n"
-      "max_wal_senders = 10\n"
-      "max_replication_slots = 10\n"
-      "hot_standby = on\n"
-      "password_encryption = 'scram-sha-256'\n"
-      "fsync = on\n"
-      "synchronous_commit = on\n"
-      "logging_collector = off\n"
-      "log_line_prefix = '%m [%p] '\n";
+  std::string conf = "listen_addresses = '" + o_.host +
+                     "'\n"
+                     "port = " +
+                     std::to_string(o_.port) +
+                     "\n"
+                     "unix_socket_directories = ''\n"
+                     "max_connections = " +
+                     std::to_string(o_.max_connections) +
+                     "\n"
+                     "shared_buffers = '" +
+                     o_.shared_buffers +
+                     "'\n"
+                     "wal_level = replica\n"
+                     "wal_log_hints = on\n"
+                     "max_wal_senders = 10\n"
+                     "max_replication_slots = 10\n"
+                     "hot_standby = on\n"
+                     "password_encryption = 'scram-sha-256'\n"
+                     "fsync = on\n"
+                     "synchronous_commit = on\n"
+                     "logging_collector = off\n"
+                     "log_line_prefix = '%m [%p] '\n";
   std::string hba =
       "# Written by tandem at every start.\n"
       "# TYPE  DATABASE     USER  ADDRESS          METHOD\n"
       "host    all          all   127.0.0.1/32     scram-sha-256\n"
-      "host    all          all   " + o_.host + "/32  scram-sha-256\n"
+      "host    all          all   " +
+      o_.host +
+      "/32  scram-sha-256\n"
       "host    replication  all   127.0.0.1/32     scram-sha-256\n";
   for (const auto& peer : o_.replication_from) {
     hba += "host    replication  all   " + peer + "/32  scram-sha-256\n";
@@ -222,8 +229,7 @@ Status LocalServer::StartLocked(std::chrono::milliseconds timeout) {
   while (RealClock().Now() < deadline) {
     if (auto e = child_->Poll()) {
       child_.reset();
-      return Unavailable("PostgreSQL " + e->Describe() + " at start; its log says:\n" +
-                         LogTail());
+      return Unavailable("PostgreSQL " + e->Describe() + " at start; its log says:\n" + LogTail());
     }
     PGPing ping = PQping(dsn.c_str());
     if (ping == PQPING_OK) {
@@ -281,10 +287,9 @@ Status LocalServer::Supervise() {
   }
   Duration wait = restart_backoff_.Next();
   next_restart_ = RealClock().Now() + wait;
-  return s.WithContext("restarting PostgreSQL (next try in " +
-                       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(wait)
-                                          .count()) +
-                       " ms)");
+  return s.WithContext(
+      "restarting PostgreSQL (next try in " +
+      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()) + " ms)");
 }
 
 ServerState LocalServer::State() {
@@ -294,20 +299,20 @@ ServerState LocalServer::State() {
   // instead of making /metrics and /readyz wait for it.
   std::unique_lock lock(mu_, std::try_to_lock);
   if (!lock.owns_lock()) {
-    st.detail = "PostgreSQL on " + o_.host + ":" + std::to_string(o_.port) +
-                " is being started or stopped";
+    st.detail =
+        "PostgreSQL on " + o_.host + ":" + std::to_string(o_.port) + " is being started or stopped";
     return st;
   }
   st.running = child_ && !child_->Poll() && PQping((Dsn("postgres")).c_str()) == PQPING_OK;
-  st.detail = st.running ? "PostgreSQL running on " + o_.host + ":" + std::to_string(o_.port)
-                         : "PostgreSQL on " + o_.host + ":" + std::to_string(o_.port) +
-                               " is not running";
+  st.detail = st.running
+                  ? "PostgreSQL running on " + o_.host + ":" + std::to_string(o_.port)
+                  : "PostgreSQL on " + o_.host + ":" + std::to_string(o_.port) + " is not running";
   return st;
 }
 
 std::string LocalServer::Dsn(const std::string& database) const {
-  return "host=" + o_.host + " port=" + std::to_string(o_.port) + " user=" +
-         DsnQuote(o_.superuser) + " password=" + DsnQuote(password_) +
+  return "host=" + o_.host + " port=" + std::to_string(o_.port) +
+         " user=" + DsnQuote(o_.superuser) + " password=" + DsnQuote(password_) +
          " dbname=" + DsnQuote(database) + " application_name=tandem";
 }
 

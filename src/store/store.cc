@@ -30,7 +30,9 @@ std::string Ts(const std::string& col) {
 const std::string kDeploymentColumns =
     "d.id, d.name, d.namespace, d.description, d.worker_slots, d.catchup, d.max_active_runs, "
     "d.max_active_tasks, d.metrics_enabled, d.metrics_format, d.metrics_endpoint, "
-    "d.metrics_interval, " + Ts("d.created_at") + ", " + Ts("d.updated_at") + ", "
+    "d.metrics_interval, " +
+    Ts("d.created_at") + ", " + Ts("d.updated_at") +
+    ", "
     "coalesce((SELECT slots FROM pools p WHERE p.deployment_id = d.id AND p.name = "
     "'default_pool'), 0)";
 
@@ -58,9 +60,7 @@ std::string B(bool b) { return b ? "true" : "false"; }
 std::string N(int64_t n) { return std::to_string(n); }
 
 Param Opt(const std::optional<std::string>& s) { return s; }
-Param OptInt(const std::optional<int>& n) {
-  return n ? Param(std::to_string(*n)) : std::nullopt;
-}
+Param OptInt(const std::optional<int>& n) { return n ? Param(std::to_string(*n)) : std::nullopt; }
 
 // One resource kind that is listed with Airflow's paging, ordering and filtering.
 struct ListSpec {
@@ -85,8 +85,10 @@ Result<Rows> ListPage(Conn& c, const ListSpec& spec, const std::string& scope, P
   if (col == spec.orders.end()) {
     std::string allowed;
     for (const auto& [k, v] : spec.orders) allowed += (allowed.empty() ? "" : ", ") + k;
-    return InvalidArgument("Ordering with '" + order + "' is disallowed or the attribute does "
-                           "not exist on the model (allowed: " + allowed + ")");
+    return InvalidArgument("Ordering with '" + order +
+                           "' is disallowed or the attribute does "
+                           "not exist on the model (allowed: " +
+                           allowed + ")");
   }
   if (page.limit < 0 || page.offset < 0) {
     return InvalidArgument("limit and offset must not be negative");
@@ -103,14 +105,14 @@ Result<Rows> ListPage(Conn& c, const ListSpec& spec, const std::string& scope, P
   std::string offset = next();
   params.push_back(N(page.offset));
   return c.Exec("SELECT " + spec.columns + where + " ORDER BY " + col->second +
-                    (desc ? " DESC" : "") + ", " + spec.tiebreak + " LIMIT " + limit +
-                    " OFFSET " + offset,
+                    (desc ? " DESC" : "") + ", " + spec.tiebreak + " LIMIT " + limit + " OFFSET " +
+                    offset,
                 params);
 }
 
 // Within one deployment.
-Result<Rows> ListPage(Conn& c, const ListSpec& spec, const DeploymentId& d,
-                      const PageRequest& page, int64_t* total) {
+Result<Rows> ListPage(Conn& c, const ListSpec& spec, const DeploymentId& d, const PageRequest& page,
+                      int64_t* total) {
   return ListPage(c, spec, "deployment_id = $1", {d.value()}, page, total);
 }
 
@@ -120,24 +122,23 @@ const ListSpec kConnections{
     "connections",
     "conn_id, conn_type, description, host, schema, login, password_enc, port, extra_enc",
     "conn_id",
-    {{"id", "id"}, {"connection_id", "conn_id"}, {"conn_id", "conn_id"},
-     {"conn_type", "conn_type"}, {"host", "host"}, {"port", "port"}},
+    {{"id", "id"},
+     {"connection_id", "conn_id"},
+     {"conn_id", "conn_id"},
+     {"conn_type", "conn_type"},
+     {"host", "host"},
+     {"port", "port"}},
     "Connection",
     "connection_id"};
 
-const ListSpec kVariables{"variables",
-                          "key, value, value_enc, description, is_secret",
-                          "key",
-                          {{"id", "id"}, {"key", "key"}},
-                          "Variable",
-                          "key"};
+const ListSpec kVariables{"variables", "key, value, value_enc, description, is_secret",
+                          "key",       {{"id", "id"}, {"key", "key"}},
+                          "Variable",  "key"};
 
-const ListSpec kPools{"pools",
-                      "name, slots, description, include_deferred",
-                      "name",
-                      {{"id", "id"}, {"name", "name"}, {"pool", "name"}, {"slots", "slots"}},
-                      "Pool",
-                      "name"};
+const ListSpec kPools{
+    "pools", "name, slots, description, include_deferred",
+    "name",  {{"id", "id"}, {"name", "name"}, {"pool", "name"}, {"slots", "slots"}},
+    "Pool",  "name"};
 
 Pool PoolFromRow(const Rows& r, int i) {
   return Pool{r.Text(i, 0), static_cast<int>(r.Int(i, 1)), r.Opt(i, 2), r.Bool(i, 3)};
@@ -203,9 +204,10 @@ Result<Deployment> Store::CreateDeployment(Deployment d) {
     }
     RETURN_IF_ERROR(ins.status());
     return c
-        .Exec("INSERT INTO pools (deployment_id, name, slots, description) "
-              "VALUES ($1, 'default_pool', $2, 'Default pool')",
-              {d.id.value(), N(d.config.default_pool_slots)})
+        .Exec(
+            "INSERT INTO pools (deployment_id, name, slots, description) "
+            "VALUES ($1, 'default_pool', $2, 'Default pool')",
+            {d.id.value(), N(d.config.default_pool_slots)})
         .status();
   });
   if (!st.ok()) return st;
@@ -214,18 +216,14 @@ Result<Deployment> Store::CreateDeployment(Deployment d) {
 
 Result<Page<Deployment>> Store::ListDeployments(const PageRequest& page) {
   static const ListSpec kDeployments{
-      "deployments d",
-      kDeploymentColumns,
-      "d.name",
-      {{"name", "d.name"}, {"id", "d.id"}, {"created_at", "d.created_at"}},
-      "deployment",
-      "name",
-      "name",
-      "d.id"};
+      "deployments d", kDeploymentColumns,
+      "d.name",        {{"name", "d.name"}, {"id", "d.id"}, {"created_at", "d.created_at"}},
+      "deployment",    "name",
+      "name",          "d.id"};
   ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
   Page<Deployment> out;
-  ASSIGN_OR_RETURN(Rows r, ListPage(*c, kDeployments, "d.deleted_at IS NULL", {}, page,
-                                    &out.total));
+  ASSIGN_OR_RETURN(Rows r,
+                   ListPage(*c, kDeployments, "d.deleted_at IS NULL", {}, page, &out.total));
   for (int i = 0; i < r.size(); ++i) out.items.push_back(DeploymentFromRow(r, i));
   return out;
 }
@@ -286,9 +284,9 @@ Status Store::DeleteDeployment(std::string_view ref) {
   return pool_->WithTx([&](Conn& c) -> Status {
     ASSIGN_OR_RETURN(Deployment d, GetDeploymentIn(c, ref, true));
     for (const char* table : {"env_vars", "connections", "variables", "pools"}) {
-      RETURN_IF_ERROR(c.Exec(std::string("DELETE FROM ") + table + " WHERE deployment_id = $1",
-                             {d.id.value()})
-                          .status());
+      RETURN_IF_ERROR(
+          c.Exec(std::string("DELETE FROM ") + table + " WHERE deployment_id = $1", {d.id.value()})
+              .status());
     }
     return c
         .Exec("UPDATE deployments SET deleted_at = now(), updated_at = now() WHERE id = $1",
@@ -301,6 +299,16 @@ Result<int64_t> Store::CountDeployments() {
   ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
   ASSIGN_OR_RETURN(Rows r, c->Exec("SELECT count(*) FROM deployments WHERE deleted_at IS NULL"));
   return r.Int(0, 0);
+}
+
+Status Store::InDeployment(const DeploymentId& d, const std::function<Status(Conn&)>& fn) {
+  return pool_->WithTx([&](Conn& c) -> Status {
+    ASSIGN_OR_RETURN(Rows r, c.Exec("SELECT 1 FROM deployments WHERE id = $1 AND "
+                                    "deleted_at IS NULL FOR SHARE",
+                                    {d.value()}));
+    if (r.size() == 0) return NotFound("no deployment with id `" + d.value() + "`");
+    return fn(c);
+  });
 }
 
 // ---- env vars --------------------------------------------------------------------------------
@@ -330,13 +338,14 @@ Result<std::vector<EnvVar>> Store::ListEnv(const DeploymentId& d) {
 Status Store::SetEnv(const DeploymentId& d, const EnvVar& v) {
   Param plain = v.is_secret ? std::nullopt : Param(v.value);
   Param sealed = v.is_secret ? Param(Seal(v.value, EnvAad(d, v.key))) : std::nullopt;
-  return pool_->WithTx([&](Conn& c) -> Status {
+  return InDeployment(d, [&](Conn& c) -> Status {
     return c
-        .Exec("INSERT INTO env_vars (deployment_id, key, value, value_enc, is_secret) "
-              "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (deployment_id, key) DO UPDATE SET "
-              "value = excluded.value, value_enc = excluded.value_enc, "
-              "is_secret = excluded.is_secret",
-              {d.value(), v.key, plain, sealed, B(v.is_secret)})
+        .Exec(
+            "INSERT INTO env_vars (deployment_id, key, value, value_enc, is_secret) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (deployment_id, key) DO UPDATE SET "
+            "value = excluded.value, value_enc = excluded.value_enc, "
+            "is_secret = excluded.is_secret",
+            {d.value(), v.key, plain, sealed, B(v.is_secret)})
         .status();
   });
 }
@@ -360,7 +369,7 @@ std::string ConnAad(const DeploymentId& d, std::string_view id, std::string_view
 }  // namespace
 
 Result<Connection> Store::ConnectionFromRow(const Rows& r, int i, const DeploymentId& d) const {
-  Connection c{r.Text(i, 0), r.Text(i, 1), r.Opt(i, 2), r.Opt(i, 3),
+  Connection c{r.Text(i, 0), r.Text(i, 1), r.Opt(i, 2),  r.Opt(i, 3),
                r.Opt(i, 4),  r.Opt(i, 5),  std::nullopt, std::nullopt};
   if (!r.IsNull(i, 7)) c.port = static_cast<int>(r.Int(i, 7));
   if (!r.IsNull(i, 6)) {
@@ -387,8 +396,8 @@ namespace {
 Result<Rows> SelectOne(Conn& c, const ListSpec& spec, const DeploymentId& d, std::string_view key,
                        bool for_update) {
   ASSIGN_OR_RETURN(Rows r, c.Exec("SELECT " + spec.columns + " FROM " + spec.table +
-                                      " WHERE deployment_id = $1 AND " + spec.key_column +
-                                      " = $2" + (for_update ? " FOR UPDATE" : ""),
+                                      " WHERE deployment_id = $1 AND " + spec.key_column + " = $2" +
+                                      (for_update ? " FOR UPDATE" : ""),
                                   {d.value(), std::string(key)}));
   if (r.size() == 0) {
     return NotFound("The " + spec.noun + " with " + spec.key_name + ": " + Quote(key) +
@@ -426,10 +435,11 @@ Status Store::WriteConnection(Conn& c, const DeploymentId& d, const Connection& 
   auto seal = [&](const std::optional<std::string>& v, const char* field) -> Param {
     return v ? Param(Seal(*v, ConnAad(d, conn.conn_id, field))) : std::nullopt;
   };
-  Params p{d.value(),     conn.conn_id,          conn.conn_type,
-           Opt(conn.description), Opt(conn.host), Opt(conn.schema),
-           Opt(conn.login), seal(conn.password, "password"), OptInt(conn.port),
-           seal(conn.extra, "extra")};
+  Params p{d.value(),         conn.conn_id,
+           conn.conn_type,    Opt(conn.description),
+           Opt(conn.host),    Opt(conn.schema),
+           Opt(conn.login),   seal(conn.password, "password"),
+           OptInt(conn.port), seal(conn.extra, "extra")};
   if (!replacing) {
     return Conflict(c.Exec("INSERT INTO connections (deployment_id, conn_id, conn_type, "
                            "description, host, schema, login, password_enc, port, extra_enc) "
@@ -448,14 +458,13 @@ Status Store::WriteConnection(Conn& c, const DeploymentId& d, const Connection& 
 }
 
 Status Store::CreateConnection(const DeploymentId& d, const Connection& conn) {
-  return pool_->WithTx(
-      [&](Conn& c) { return WriteConnection(c, d, conn, std::nullopt); });
+  return InDeployment(d, [&](Conn& c) { return WriteConnection(c, d, conn, std::nullopt); });
 }
 
 Result<Connection> Store::UpdateConnection(const DeploymentId& d, std::string_view conn_id,
                                            const std::function<Status(Connection&)>& mutate) {
   Connection out;
-  Status st = pool_->WithTx([&](Conn& c) -> Status {
+  Status st = InDeployment(d, [&](Conn& c) -> Status {
     ASSIGN_OR_RETURN(Rows r, SelectOne(c, kConnections, d, conn_id, true));
     ASSIGN_OR_RETURN(out, ConnectionFromRow(r, 0, d));
     RETURN_IF_ERROR(mutate(out));
@@ -466,7 +475,7 @@ Result<Connection> Store::UpdateConnection(const DeploymentId& d, std::string_vi
 }
 
 Status Store::DeleteConnection(const DeploymentId& d, std::string_view conn_id) {
-  return pool_->WithTx([&](Conn& c) { return DeleteOne(c, kConnections, d, conn_id); });
+  return InDeployment(d, [&](Conn& c) { return DeleteOne(c, kConnections, d, conn_id); });
 }
 
 // ---- variables -------------------------------------------------------------------------------
@@ -523,13 +532,13 @@ Status Store::WriteVariable(Conn& c, const DeploymentId& d, const Variable& v,
 }
 
 Status Store::CreateVariable(const DeploymentId& d, const Variable& v) {
-  return pool_->WithTx([&](Conn& c) { return WriteVariable(c, d, v, std::nullopt); });
+  return InDeployment(d, [&](Conn& c) { return WriteVariable(c, d, v, std::nullopt); });
 }
 
 Result<Variable> Store::UpdateVariable(const DeploymentId& d, std::string_view key,
                                        const std::function<Status(Variable&)>& mutate) {
   Variable out;
-  Status st = pool_->WithTx([&](Conn& c) -> Status {
+  Status st = InDeployment(d, [&](Conn& c) -> Status {
     ASSIGN_OR_RETURN(Rows r, SelectOne(c, kVariables, d, key, true));
     ASSIGN_OR_RETURN(out, VariableFromRow(r, 0, d));
     RETURN_IF_ERROR(mutate(out));
@@ -540,7 +549,7 @@ Result<Variable> Store::UpdateVariable(const DeploymentId& d, std::string_view k
 }
 
 Status Store::DeleteVariable(const DeploymentId& d, std::string_view key) {
-  return pool_->WithTx([&](Conn& c) { return DeleteOne(c, kVariables, d, key); });
+  return InDeployment(d, [&](Conn& c) { return DeleteOne(c, kVariables, d, key); });
 }
 
 // ---- pools -----------------------------------------------------------------------------------
@@ -560,20 +569,20 @@ Result<Pool> Store::GetPool(const DeploymentId& d, std::string_view name) {
 }
 
 Status Store::CreatePool(const DeploymentId& d, const Pool& p) {
-  return pool_->WithTx([&](Conn& c) {
-    return Conflict(c.Exec("INSERT INTO pools (deployment_id, name, slots, description, "
-                           "include_deferred) VALUES ($1, $2, $3, $4, $5)",
-                           {d.value(), p.name, N(p.slots), Opt(p.description),
-                            B(p.include_deferred)})
-                        .status(),
-                    kPools, p.name);
+  return InDeployment(d, [&](Conn& c) {
+    return Conflict(
+        c.Exec("INSERT INTO pools (deployment_id, name, slots, description, "
+               "include_deferred) VALUES ($1, $2, $3, $4, $5)",
+               {d.value(), p.name, N(p.slots), Opt(p.description), B(p.include_deferred)})
+            .status(),
+        kPools, p.name);
   });
 }
 
 Result<Pool> Store::UpdatePool(const DeploymentId& d, std::string_view name,
                                const std::function<Status(Pool&)>& mutate) {
   Pool out;
-  Status st = pool_->WithTx([&](Conn& c) -> Status {
+  Status st = InDeployment(d, [&](Conn& c) -> Status {
     ASSIGN_OR_RETURN(Rows r, SelectOne(c, kPools, d, name, true));
     out = PoolFromRow(r, 0);
     RETURN_IF_ERROR(mutate(out));
@@ -594,7 +603,7 @@ Result<Pool> Store::UpdatePool(const DeploymentId& d, std::string_view name,
 
 Status Store::DeletePool(const DeploymentId& d, std::string_view name) {
   if (name == model::kDefaultPool) return FailedPrecondition("Default Pool can't be deleted");
-  return pool_->WithTx([&](Conn& c) { return DeleteOne(c, kPools, d, name); });
+  return InDeployment(d, [&](Conn& c) { return DeleteOne(c, kPools, d, name); });
 }
 
 }  // namespace tandem::store

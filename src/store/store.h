@@ -80,6 +80,10 @@ class Store {
  private:
   Store(pg::Pool* pool, SecretBox box) : pool_(pool), box_(std::move(box)) {}
 
+  // Runs `fn` in one transaction that first takes a share lock on the live deployment `d`, so a
+  // concurrent DeleteDeployment either waits for it or makes it fail with NotFound: nothing is
+  // ever written under a deleted deployment.
+  Status InDeployment(const DeploymentId& d, const std::function<Status(pg::Conn&)>& fn);
   // Sealed bytea text for a parameter, and back.
   std::string Seal(std::string_view plain, const std::string& aad) const;
   Result<std::string> Unseal(const std::string& bytea_text, const std::string& aad) const;

@@ -195,6 +195,21 @@ TEST_F(StoreTest, ConnectionsVariablesPools) {
   EXPECT_EQ(store_->ListVariables(e.id, {})->total, 0);
 }
 
+// A request resolves its deployment, then writes: a delete committed in between must make the
+// write fail, not leave rows under a tombstone.
+TEST_F(StoreTest, NothingIsWrittenUnderADeletedDeployment) {
+  Deployment d = Create("gone");
+  ASSERT_TRUE(store_->DeleteDeployment("gone").ok());
+  EXPECT_EQ(store_->CreateVariable(d.id, {"k", "v", {}, false}).code(), Code::kNotFound);
+  EXPECT_EQ(store_->SetEnv(d.id, {"K", "v", true}).code(), Code::kNotFound);
+  EXPECT_EQ(store_->CreateConnection(d.id, {.conn_id = "c", .conn_type = "http"}).code(),
+            Code::kNotFound);
+  EXPECT_EQ(store_->CreatePool(d.id, {"p", 1, {}, false}).code(), Code::kNotFound);
+  EXPECT_EQ(Raw("SELECT (SELECT count(*) FROM variables) + (SELECT count(*) FROM env_vars) + "
+                "(SELECT count(*) FROM connections) + (SELECT count(*) FROM pools)"),
+            "0");
+}
+
 TEST_F(StoreTest, UnreachableDatabaseIsUnavailable) {
   pool_.reset(new pg::Pool("host=127.0.0.1 port=1 connect_timeout=1", 1));
   auto s = Store::Open(pool_.get(), *SecretBox::FromBase64(key_));
