@@ -125,6 +125,12 @@ int RunUp(const Globals& g, const UpOptions& o) {
     }
   }
   std::string key_file = dir + "/secret.key";
+  if (!PathExists(key_file) && PathExists(dir + "/region-a/pg/data/PG_VERSION")) {
+    // A new key could not open the secrets already stored: refuse rather than start a region
+    // that would then refuse to start.
+    return Fail(FailedPrecondition("the secret key " + key_file + " is missing but region-a " +
+                                   "already holds data sealed with it; restore the key file"));
+  }
   if (!PathExists(key_file)) {
     Status s = WriteFileAtomic(key_file, NewSecretKeyBase64() + "\n", 0600);
     if (!s.ok()) return Fail(s);

@@ -78,12 +78,19 @@ Result<std::unique_ptr<Child>> Child::Spawn(const SpawnOptions& opts) {
   }
   // A pipe closed on exec tells the parent whether exec succeeded.
   int errpipe[2];
-  if (pipe2(errpipe, O_CLOEXEC) != 0) return Internal(std::string("pipe: ") + strerror(errno));
+  if (pipe2(errpipe, O_CLOEXEC) != 0) {
+    Status s = Internal(std::string("pipe: ") + strerror(errno));
+    if (out_fd >= 0) close(out_fd);
+    return s;
+  }
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
+    Status s = Internal(std::string("fork: ") + strerror(errno));
     if (out_fd >= 0) close(out_fd);
-    return Internal(std::string("fork: ") + strerror(errno));
+    close(errpipe[0]);
+    close(errpipe[1]);
+    return s;
   }
   if (pid == 0) {
     // Child: only async-signal-safe calls from here.
@@ -119,7 +126,10 @@ Result<std::unique_ptr<Child>> Child::Spawn(const SpawnOptions& opts) {
   close(errpipe[1]);
   if (out_fd >= 0) close(out_fd);
   int child_err = 0;
-  ssize_t n = read(errpipe[0], &child_err, sizeof child_err);
+  ssize_t n;
+  do {
+    n = read(errpipe[0], &child_err, sizeof child_err);
+  } while (n < 0 && errno == EINTR);
   close(errpipe[0]);
   if (n == sizeof child_err) {
     waitpid(pid, nullptr, 0);
@@ -202,7 +212,7 @@ Result<UserIds> LookupUser(const std::string& name) {
   std::vector<char> buf(16384);
   if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &res) != 0 || res == nullptr) {
     return NotFound("no such system user: " + name +
-                    " (scripts/setup.sh creates it; or set postgres.run_as)");
+                    " (scripts/setup.sh creates it; or set postgres.managed.run_as)");
   }
   return UserIds{pw.pw_uid, pw.pw_gid};
 }

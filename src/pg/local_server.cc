@@ -76,7 +76,7 @@ Status LocalServer::Init() {
     ASSIGN_OR_RETURN(ids_, LookupUser(o_.run_as));
   } else if (RunningAsRoot()) {
     return FailedPrecondition(
-        "PostgreSQL refuses to run as root: set postgres.run_as to an "
+        "PostgreSQL refuses to run as root: set postgres.managed.run_as to an "
         "unprivileged system user");
   }
   RETURN_IF_ERROR(EnsureWritableDir(dir_));
@@ -172,6 +172,14 @@ Status LocalServer::StopStrayPostmaster() {
   if (!pidfile.ok()) return Status::Ok();
   pid_t pid = static_cast<pid_t>(atol(pidfile->c_str()));
   if (!ProcessAlive(pid)) return Status::Ok();
+  // A postmaster killed with its parent is a zombie until it is reaped: dead, but PostgreSQL
+  // would take its lock file as held. It holds no shared memory any more.
+  if (auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat"); stat.ok()) {
+    size_t paren = stat->rfind(')');
+    if (paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] == 'Z') {
+      return Status::Ok();  // PostgreSQL rewrites the lock file once the pid is gone
+    }
+  }
   // Only a postmaster of this data directory, run by our user: the pid file is writable by
   // that user and pids are reused.
   auto cmd = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
@@ -204,7 +212,24 @@ Status LocalServer::Start(std::chrono::milliseconds timeout) {
   stopping_ = false;
   std::lock_guard lock(mu_);
   wanted_ = true;
-  return StartLocked(timeout);
+  // Right after a crash (of the server, or of the process that ran it) the old server's
+  // backends hold its shared memory until they notice and exit; PostgreSQL then refuses to
+  // start. Wait for them, within the timeout.
+  const auto deadline = RealClock().Now() + timeout;
+  Backoff backoff(std::chrono::milliseconds(50), std::chrono::seconds(1));
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                      RealClock().Now());
+    Status s = StartLocked(std::max(left, std::chrono::milliseconds(1000)));
+    bool leftovers = s.message().find("pre-existing shared memory block") != std::string::npos ||
+                     s.message().find("lock file \"postmaster.pid\" already exists") !=
+                         std::string::npos;
+    if (s.ok() || stopping_ || !leftovers || RealClock().Now() >= deadline) return s;
+    spdlog::info("PostgreSQL on {}:{}: the previous server's processes are still exiting; "
+                 "retrying",
+                 o_.host, o_.port);
+    std::this_thread::sleep_for(backoff.Next());
+  }
 }
 
 Status LocalServer::StartLocked(std::chrono::milliseconds timeout) {

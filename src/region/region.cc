@@ -194,14 +194,17 @@ void Region::Supervise() {
 }
 
 void Region::Stop() {
+  // HTTP first: requests in flight finish against a running PostgreSQL. (A PostgreSQL the
+  // supervisor restarted gets its parent-death signal when that thread ends, so the
+  // supervisor must end after HTTP, not before.)
+  if (http_) http_->Stop();
+  http_.reset();
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
-  if (http_) http_->Stop();
-  http_.reset();
   store_.reset();
   pool_.reset();
   if (pg_) (void)pg_->Stop();

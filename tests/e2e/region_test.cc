@@ -42,6 +42,11 @@ TEST(RegionTest, SigkillOfRegionLosesNoAcknowledgedChange) {
                          R"({"description": "last", "config": {"worker_slots": 7}})");
   ASSERT_EQ(patched.status, 200) << patched.body;
   std::string id = Json::parse(patched.body)["id"];
+  // The region and its PostgreSQL die at the same instant: no clean shutdown, no checkpoint;
+  // what was acknowledged must come back from the WAL.
+  pid_t pg = r->PostgresPid();
+  ASSERT_GT(pg, 0);
+  ASSERT_EQ(kill(pg, SIGKILL), 0);
   r->Kill(SIGKILL);
   ASSERT_TRUE(r->Start().ok()) << r->log();
   auto list = Json::parse(r->Call("GET", "/deployments/durable/api/v2/variables?limit=100").body);
@@ -140,7 +145,9 @@ TEST(RegionTest, HttpPortInUseIsRefused) {
   CliRun run = r->StartExpectingExit();
   EXPECT_EQ(run.exit_code, 3);
   Contains(run.output, "already in use");
-  EXPECT_EQ(r->PostgresPid(), 0);  // refused before starting anything
+  // Refused before starting anything: PostgreSQL was never even initialised.
+  EXPECT_FALSE(PathExists(r->dir() + "/state/pg/data/PG_VERSION"));
+  EXPECT_EQ(run.output.find("PostgreSQL running"), std::string::npos);
 }
 
 TEST(RegionTest, UnwritableStateDirectoryIsRefused) {

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <thread>
+
+#include "base/fs.h"
+
 namespace tandem {
 namespace {
 
@@ -24,10 +28,15 @@ TEST(ProcessTest, MissingProgramIsAnError) {
 
 TEST(ProcessTest, StopEscalatesToKill) {
   // The child ignores SIGTERM, so Stop has to SIGKILL it after the grace period.
-  auto c = Child::Spawn({.argv = {"/bin/sh", "-c", "trap '' TERM; sleep 30"}});
+  auto dir = TempDir::Create("tandem-proc");
+  ASSERT_TRUE(dir.ok());
+  std::string ready = dir->path() + "/ready";
+  auto c = Child::Spawn(
+      {.argv = {"/bin/sh", "-c", "trap '' TERM; touch " + ready + "; sleep 30"}});
   ASSERT_TRUE(c.ok());
   pid_t pid = (*c)->pid();
-  std::this_thread::sleep_for(100ms);
+  for (int i = 0; i < 1000 && !PathExists(ready); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(PathExists(ready));  // the trap is in place
   ExitInfo e = (*c)->Stop(SIGTERM, 200ms);
   EXPECT_FALSE(e.exited);
   EXPECT_EQ(e.code, SIGKILL);
