@@ -2,6 +2,8 @@
 // connections, variables and pools (Airflow REST API v2 shapes).
 #include <CLI/CLI.hpp>
 
+#include <iostream>
+#include <iterator>
 #include <memory>
 #include <optional>
 
@@ -17,6 +19,16 @@ struct Args {
   std::optional<std::string> type, description, host, schema, login, password, extra;
   std::optional<int> port;
 };
+
+// "-" means: read the value from standard input (one trailing newline dropped), so secrets
+// need not appear on a command line, where every local user can see them.
+std::string ValueOrStdin(const std::string& v) {
+  if (v != "-") return v;
+  std::string in((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  if (!in.empty() && in.back() == '\n') in.pop_back();
+  if (!in.empty() && in.back() == '\r') in.pop_back();
+  return in;
+}
 
 std::string EnvPath(const Args& a) {
   return "/api/v1/deployments/" + PathEscape(a.deployment) + "/env";
@@ -63,11 +75,12 @@ void AddEnv(CLI::App& app, Globals& g, Run* run, const std::shared_ptr<Args>& a)
   auto* set = env->add_subcommand("set", "Set an env var (replaces it if it exists)");
   set->add_option("deployment", a->deployment)->required();
   set->add_option("key", a->key)->required();
-  set->add_option("value", a->value)->required();
+  set->add_option("value", a->value, "The value, or - to read it from standard input")
+      ->required();
   set->add_flag("--secret", a->secret, "Seal it at rest and never show it again");
   set->callback([run, &g, a] {
     *run = [&g, a] {
-      Json body = {{"value", a->value}, {"is_secret", a->secret}};
+      Json body = {{"value", ValueOrStdin(a->value)}, {"is_secret", a->secret}};
       return Call(g, "PUT", EnvPath(*a) + "/" + PathEscape(a->key), body, [](const Json& v) {
         PrintTable({"KEY", "VALUE", "SECRET"},
                    {{Cell(v["key"]), Cell(v["value"]), Cell(v["is_secret"])}});
@@ -112,7 +125,8 @@ void AddConn(CLI::App& app, Globals& g, Run* run, const std::shared_ptr<Args>& a
   add->add_option("--host", a->host);
   add->add_option("--schema", a->schema);
   add->add_option("--login", a->login);
-  add->add_option("--password", a->password, "Sealed at rest; shown as ***");
+  add->add_option("--password", a->password,
+                  "Sealed at rest; shown as ***; - reads it from standard input");
   add->add_option("--port", a->port);
   add->add_option("--extra", a->extra, "A JSON object, e.g. '{\"region\": \"eu\"}'");
   add->callback([run, &g, a, path] {
@@ -121,7 +135,7 @@ void AddConn(CLI::App& app, Globals& g, Run* run, const std::shared_ptr<Args>& a
       for (auto [k, v] : {std::pair{"description", &a->description}, {"host", &a->host},
                           {"schema", &a->schema}, {"login", &a->login},
                           {"password", &a->password}, {"extra", &a->extra}}) {
-        if (*v) body[k] = **v;
+        if (*v) body[k] = std::string(k) == "password" ? ValueOrStdin(**v) : **v;
       }
       if (a->port) body["port"] = *a->port;
       return Call(g, "POST", path(*a), body, PrintConn);
@@ -169,16 +183,17 @@ void AddVar(CLI::App& app, Globals& g, Run* run, const std::shared_ptr<Args>& a)
   auto* set = var->add_subcommand("set", "Set a variable (creates or updates)");
   set->add_option("deployment", a->deployment)->required();
   set->add_option("key", a->key)->required();
-  set->add_option("value", a->value)->required();
+  set->add_option("value", a->value, "The value, or - to read it from standard input")
+      ->required();
   set->add_option("--description", a->description);
   set->add_flag("--secret", a->secret, "Seal it at rest and mask it (also automatic for keys "
                                        "such as *password*, *secret*, *api_key*)");
   set->add_flag("--json", a->json_value, "The value is JSON (stored as its JSON text)");
   set->callback([run, &g, a, path] {
     *run = [&g, a, path]() -> int {
-      Json value = a->value;
+      Json value = ValueOrStdin(a->value);
       if (a->json_value) {
-        value = Json::parse(a->value, nullptr, false);
+        value = Json::parse(value.get<std::string>(), nullptr, false);
         if (value.is_discarded()) return Fail(InvalidArgument("--json: the value is not JSON"));
       }
       Json body = {{"key", a->key}, {"value", value}};

@@ -66,11 +66,18 @@ Result<std::unique_ptr<Child>> Child::Spawn(const SpawnOptions& opts) {
     ASSIGN_OR_RETURN(ids, LookupUser(*opts.user));
   }
   Prepared p = Prepare(opts);
+  int in_fd = -1;
+  if (!opts.input_path.empty()) {
+    in_fd = open(opts.input_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in_fd < 0) return NotFound("cannot open " + opts.input_path + ": " + strerror(errno));
+  }
   int out_fd = -1;
   if (!opts.output_path.empty()) {
     out_fd = open(opts.output_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (out_fd < 0) {
-      return PermissionDenied("cannot open " + opts.output_path + ": " + strerror(errno));
+      Status s = PermissionDenied("cannot open " + opts.output_path + ": " + strerror(errno));
+      if (in_fd >= 0) close(in_fd);
+      return s;
     }
     if (ids && fchown(out_fd, ids->uid, ids->gid) != 0) {
       // Not fatal: the child only writes through the inherited descriptor.
@@ -81,6 +88,7 @@ Result<std::unique_ptr<Child>> Child::Spawn(const SpawnOptions& opts) {
   if (pipe2(errpipe, O_CLOEXEC) != 0) {
     Status s = Internal(std::string("pipe: ") + strerror(errno));
     if (out_fd >= 0) close(out_fd);
+    if (in_fd >= 0) close(in_fd);
     return s;
   }
   pid_t parent = getpid();
@@ -88,6 +96,7 @@ Result<std::unique_ptr<Child>> Child::Spawn(const SpawnOptions& opts) {
   if (pid < 0) {
     Status s = Internal(std::string("fork: ") + strerror(errno));
     if (out_fd >= 0) close(out_fd);
+    if (in_fd >= 0) close(in_fd);
     close(errpipe[0]);
     close(errpipe[1]);
     return s;
@@ -100,7 +109,7 @@ Result<std::unique_ptr<Child>> Child::Spawn(const SpawnOptions& opts) {
     };
     setpgid(0, 0);  // own process group, so a terminal's ^C reaches only its owner
     int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
+    dup2(in_fd >= 0 ? in_fd : devnull, 0);
     int o = out_fd >= 0 ? out_fd : devnull;
     dup2(o, 1);
     dup2(o, 2);
@@ -125,6 +134,7 @@ Result<std::unique_ptr<Child>> Child::Spawn(const SpawnOptions& opts) {
   }
   close(errpipe[1]);
   if (out_fd >= 0) close(out_fd);
+  if (in_fd >= 0) close(in_fd);
   int child_err = 0;
   ssize_t n;
   do {

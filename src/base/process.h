@@ -22,6 +22,7 @@ struct SpawnOptions {
   std::map<std::string, std::string> env_extra;  // added to (or replacing in) this environment
   std::optional<std::string> user;               // run as this user (requires root)
   std::string output_path;      // stdout and stderr appended here; empty = /dev/null
+  std::string input_path;       // read as stdin; empty = /dev/null
   std::string cwd;              // working directory; empty = inherit
   int death_signal = 0;         // sent to the child when the spawning thread exits (0 = none)
 };

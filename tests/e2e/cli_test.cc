@@ -18,6 +18,10 @@ class CliTest : public SharedRegionTest {
     args.insert(args.begin(), {"--url", region_->url()});
     return RunCli(args);
   }
+  static CliRun CliIn(std::vector<std::string> args, const std::string& in) {
+    args.insert(args.begin(), {"--url", region_->url()});
+    return RunCli(args, 60, in);
+  }
   static Json CliJson(std::vector<std::string> args) {
     args.insert(args.begin(), {"--output", "json"});
     CliRun r = Cli(args);
@@ -64,6 +68,12 @@ TEST_F(CliTest, EnvConnVarPool) {
   Contains(env.output, "REGION  eu");
   Contains(env.output, "***");
   EXPECT_EQ(env.output.find("t0p"), std::string::npos);
+  // Secrets can come from standard input instead of the command line.
+  ASSERT_EQ(CliIn({"env", "set", "res", "FROM_STDIN", "-", "--secret"}, "s3cr3t\n").exit_code, 0);
+  ASSERT_EQ(CliIn({"var", "set", "res", "piped", "-"}, "line one\n").exit_code, 0);
+  EXPECT_EQ(CliJson({"var", "get", "res", "piped"})["value"], "line one");
+  EXPECT_EQ(Cli({"env", "unset", "res", "FROM_STDIN"}).exit_code, 0);
+  EXPECT_EQ(Cli({"var", "delete", "res", "piped"}).exit_code, 0);
   EXPECT_EQ(Cli({"env", "unset", "res", "REGION"}).exit_code, 0);
   EXPECT_EQ(CliJson({"env", "list", "res"})["total_entries"], 1);
 

@@ -117,6 +117,14 @@ TEST_F(UpTest, StartsServesRestartsAndStops) {
   EXPECT_FALSE(CanConnect("127.0.0.1", pg_port_));
   CliRun after = Cli({"deployment", "list"});
   EXPECT_EQ(after.exit_code, 3);
+
+  // A lost key is not silently replaced: the secrets stored under it would be unreadable.
+  ASSERT_TRUE(RemoveAll(state_ + "/secret.key").ok());
+  CliRun nokey = Cli({"up", "--http-port", std::to_string(http_port_), "--pg-port",
+                      std::to_string(pg_port_), "--address", "127.0.0.1"});
+  EXPECT_EQ(nokey.exit_code, 2);
+  EXPECT_NE(nokey.output.find("restore the key file"), std::string::npos) << nokey.output;
+  EXPECT_FALSE(PathExists(state_ + "/secret.key"));
 }
 
 TEST_F(UpTest, TakenPortIsRefusedBeforeStarting) {

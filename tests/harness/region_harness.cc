@@ -20,10 +20,19 @@ std::string TandemBin() {
   return b && *b ? b : TANDEM_BIN_PATH;
 }
 
-CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds) {
+CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds,
+              const std::string& stdin_text) {
   SpawnOptions so;
   so.argv = {TandemBin()};
   so.argv.insert(so.argv.end(), args.begin(), args.end());
+  std::optional<TempDir> input;
+  if (!stdin_text.empty()) {
+    auto dir = TempDir::Create("tandem-cli-in");
+    if (!dir.ok()) return {-1, dir.status().ToString()};
+    input.emplace(std::move(dir).value());
+    so.input_path = input->path() + "/stdin";
+    if (!WriteFileAtomic(so.input_path, stdin_text).ok()) return {-1, "cannot write stdin"};
+  }
   auto r = RunCommand(so, std::chrono::seconds(timeout_seconds));
   if (!r.ok()) return {-1, r.status().ToString()};
   return {r->exit.exited ? r->exit.code : 128 + r->exit.code, r->output};

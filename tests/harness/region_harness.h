@@ -30,7 +30,8 @@ struct CliRun {
   int exit_code = -1;
   std::string output;
 };
-CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds = 60);
+CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds = 60,
+              const std::string& stdin_text = "");
 
 HttpReply Http(const std::string& base_url, const std::string& method, const std::string& path,
                const std::string& body = "");
