@@ -16,6 +16,17 @@ namespace tandem {
 namespace fs = std::filesystem;
 
 namespace {
+// Makes a rename in `path`'s directory durable (a key file written just before a crash must not
+// vanish while data sealed with it survives).
+void SyncParentDir(const std::string& path) {
+  std::string dir = path.substr(0, path.find_last_of('/'));
+  if (dir.empty()) dir = "/";
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  fsync(fd);
+  close(fd);
+}
+
 Status Errno(const std::string& what, const std::string& path) {
   int e = errno;
   std::string msg = what + " " + path + ": " + strerror(e);
@@ -74,6 +85,7 @@ Status WriteFileAtomic(const std::string& path, const std::string& data, mode_t 
   }
   close(fd);
   if (rename(tmp.c_str(), path.c_str()) != 0) return Errno("cannot rename to", path);
+  SyncParentDir(path);
   return Status::Ok();
 }
 
@@ -98,6 +110,7 @@ Status WriteFileAtomicAs(const std::string& path, const std::string& data, mode_
   close(fd);
   if (s.ok() && rename(tmp.c_str(), path.c_str()) != 0) s = Errno("cannot rename to", path);
   if (!s.ok()) unlink(tmp.c_str());
+  if (s.ok()) SyncParentDir(path);
   return s;
 }
 
