@@ -67,7 +67,7 @@ class LocalServer final : public Server {
   // Supervise(): when the next restart may be tried, and how long to wait after a failure.
   MonoTime next_restart_{};  // guarded by mu_
   Backoff restart_backoff_{std::chrono::milliseconds(100), std::chrono::seconds(10)};
-  std::string password_;  // guarded by mu_ (written once by Init)
+  std::string password_;  // written once by Init, before any other use; read-only after
 };
 
 Status LocalServer::Init() {
