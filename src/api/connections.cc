@@ -4,6 +4,7 @@
 // extras are sealed at rest. Responses show a set password as "***" and, in `extra`, the value
 // of every key with a sensitive name at any depth (Airflow's redaction); an extra that is not a
 // JSON object is shown as "***" whole. A PATCH that sends a mask back keeps the stored value.
+#include "api/bulk.h"
 #include "api/context.h"
 #include "api/errors.h"
 #include "api/json_util.h"
@@ -114,6 +115,36 @@ Status Validate(const Connection& c, size_t max_value) {
   return Status::Ok();
 }
 
+// A new connection from a ConnectionBody (POST, bulk create).
+Result<Connection> ParseConnection(const Json& j, size_t max_value) {
+  RETURN_IF_ERROR(CheckFields(j, kFields, {"connection_id", "conn_type"}));
+  Connection c;
+  RETURN_IF_ERROR(ReadString(j, "connection_id", &c.conn_id));
+  RETURN_IF_ERROR(Read(j, {}, c));
+  RETURN_IF_ERROR(Validate(c, max_value));
+  return c;
+}
+
+// Applies the fields of a ConnectionBody named by `mask` (all when empty) to a stored
+// connection (PATCH, bulk update); masks sent back keep the stored secrets.
+Status ApplyConnection(const Json& j, const std::vector<std::string>& mask, Connection& x,
+                       size_t max_value) {
+  const Connection stored = x;
+  RETURN_IF_ERROR(Read(j, mask, x));
+  if (x.password == kMask) x.password = stored.password;
+  if (x.extra == kMask) x.extra = stored.extra;
+  RETURN_IF_ERROR(Validate(x, max_value));  // bounds the depth before Unmask recurses
+  if (x.extra && stored.extra && !x.extra->empty()) {
+    auto in = ParseJson(*x.extra, "extra");
+    auto was = ParseJson(*stored.extra, "extra");
+    if (in.ok() && was.ok() && in->is_object() && was->is_object()) {
+      Unmask(*in, *was);
+      x.extra = in->dump();
+    }
+  }
+  return Validate(x, max_value);
+}
+
 }  // namespace
 
 void RegisterConnectionRoutes(Router& r, const ApiContext& ctx) {
@@ -133,13 +164,34 @@ void RegisterConnectionRoutes(Router& r, const ApiContext& ctx) {
   r.Add("POST", base, Wrap([store, max_value](const Request& req) -> Result<Response> {
           ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
           ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
-          RETURN_IF_ERROR(CheckFields(j, kFields, {"connection_id", "conn_type"}));
-          Connection c;
-          RETURN_IF_ERROR(ReadString(j, "connection_id", &c.conn_id));
-          RETURN_IF_ERROR(Read(j, {}, c));
-          RETURN_IF_ERROR(Validate(c, max_value));
+          ASSIGN_OR_RETURN(Connection c, ParseConnection(j, max_value));
           RETURN_IF_ERROR(store->CreateConnection(d, c));
           return JsonResponse(201, ToJson(c));
+        }));
+
+  r.Add("PATCH", base, Wrap([store, max_value](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
+          BulkResource bulk{
+              "connections",
+              "connection_ids",
+              [max_value](const Json& e) -> Result<std::string> {
+                ASSIGN_OR_RETURN(Connection c, ParseConnection(e, max_value));
+                return c.conn_id;
+              },
+              ExistsBy([store, d](const std::string& key) { return store->GetConnection(d, key); }),
+              [store, d, max_value](const Json& e) -> Status {
+                ASSIGN_OR_RETURN(Connection c, ParseConnection(e, max_value));
+                return store->CreateConnection(d, c);
+              },
+              [store, d, max_value](const Json& e) -> Status {
+                return store
+                    ->UpdateConnection(
+                        d, e["connection_id"].get<std::string>(),
+                        [&](Connection& x) { return ApplyConnection(e, {}, x, max_value); })
+                    .status();
+              },
+              [store, d](const std::string& id) { return store->DeleteConnection(d, id); }};
+          return HandleBulk(req, bulk);
         }));
 
   r.Add("GET", base + "/{connection_id}", Wrap([store](const Request& req) -> Result<Response> {
@@ -163,20 +215,7 @@ void RegisterConnectionRoutes(Router& r, const ApiContext& ctx) {
           RETURN_IF_ERROR(CheckMask(mask, {"conn_type", "description", "host", "login", "schema",
                                            "port", "password", "extra"}));
           ASSIGN_OR_RETURN(Connection c, store->UpdateConnection(d, id, [&](Connection& x) {
-            const Connection stored = x;
-            RETURN_IF_ERROR(Read(j, mask, x));
-            if (x.password == kMask) x.password = stored.password;
-            if (x.extra == kMask) x.extra = stored.extra;
-            RETURN_IF_ERROR(Validate(x, max_value));  // bounds the depth before Unmask recurses
-            if (x.extra && stored.extra && !x.extra->empty()) {
-              auto in = ParseJson(*x.extra, "extra");
-              auto was = ParseJson(*stored.extra, "extra");
-              if (in.ok() && was.ok() && in->is_object() && was->is_object()) {
-                Unmask(*in, *was);
-                x.extra = in->dump();
-              }
-            }
-            return Validate(x, max_value);
+            return ApplyConnection(j, mask, x, max_value);
           }));
           return JsonResponse(200, ToJson(c));
         }));

@@ -4,6 +4,7 @@
 // deployment has `default_pool` (slots from its config); it cannot be deleted or renamed.
 // Slot usage (occupied, running, queued, ...) counts task instances, which arrive with the
 // scheduler; until then it is zero and open_slots equals slots.
+#include "api/bulk.h"
 #include "api/context.h"
 #include "api/errors.h"
 #include "api/json_util.h"
@@ -31,8 +32,20 @@ Json ToJson(const Pool& p) {
 Status Validate(const Pool& p, size_t max_value) {
   RETURN_IF_ERROR(model::ValidatePoolName(p.name));
   RETURN_IF_ERROR(model::ValidatePoolSlots(p.slots));
-  return model::ValidateSize("description", p.description ? p.description->size() : 0,
-                             max_value);
+  return model::ValidateSize("description", p.description ? p.description->size() : 0, max_value);
+}
+
+// A pool from a PoolBody (POST, bulk create and update).
+Result<Pool> ParsePool(const Json& j, size_t max_value) {
+  RETURN_IF_ERROR(
+      CheckFields(j, {"name", "slots", "description", "include_deferred"}, {"name", "slots"}));
+  Pool p;
+  RETURN_IF_ERROR(ReadString(j, "name", &p.name));
+  RETURN_IF_ERROR(ReadInt(j, "slots", &p.slots));
+  RETURN_IF_ERROR(ReadOptString(j, "description", &p.description));
+  RETURN_IF_ERROR(ReadBool(j, "include_deferred", &p.include_deferred));
+  RETURN_IF_ERROR(Validate(p, max_value));
+  return p;
 }
 
 }  // namespace
@@ -54,16 +67,39 @@ void RegisterPoolRoutes(Router& r, const ApiContext& ctx) {
   r.Add("POST", base, Wrap([store, max_value](const Request& req) -> Result<Response> {
           ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
           ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
-          RETURN_IF_ERROR(CheckFields(j, {"name", "slots", "description", "include_deferred"},
-                                      {"name", "slots"}));
-          Pool p;
-          RETURN_IF_ERROR(ReadString(j, "name", &p.name));
-          RETURN_IF_ERROR(ReadInt(j, "slots", &p.slots));
-          RETURN_IF_ERROR(ReadOptString(j, "description", &p.description));
-          RETURN_IF_ERROR(ReadBool(j, "include_deferred", &p.include_deferred));
-          RETURN_IF_ERROR(Validate(p, max_value));
+          ASSIGN_OR_RETURN(Pool p, ParsePool(j, max_value));
           RETURN_IF_ERROR(store->CreatePool(d, p));
           return JsonResponse(201, ToJson(p));
+        }));
+
+  r.Add("PATCH", base, Wrap([store, max_value](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
+          BulkResource bulk{
+              "pools",
+              "pool names",
+              [max_value](const Json& e) -> Result<std::string> {
+                ASSIGN_OR_RETURN(Pool p, ParsePool(e, max_value));
+                return p.name;
+              },
+              ExistsBy([store, d](const std::string& key) { return store->GetPool(d, key); }),
+              [store, d, max_value](const Json& e) -> Status {
+                ASSIGN_OR_RETURN(Pool p, ParsePool(e, max_value));
+                return store->CreatePool(d, p);
+              },
+              [store, d, max_value](const Json& e) -> Status {
+                ASSIGN_OR_RETURN(Pool p, ParsePool(e, max_value));
+                return store
+                    ->UpdatePool(d, p.name,
+                                 [&](Pool& x) {
+                                   x.slots = p.slots;
+                                   x.description = p.description;
+                                   x.include_deferred = p.include_deferred;
+                                   return Status::Ok();
+                                 })
+                    .status();
+              },
+              [store, d](const std::string& name) { return store->DeletePool(d, name); }};
+          return HandleBulk(req, bulk);
         }));
 
   r.Add("GET", base + "/{pool_name}", Wrap([store](const Request& req) -> Result<Response> {
@@ -80,25 +116,25 @@ void RegisterPoolRoutes(Router& r, const ApiContext& ctx) {
           std::vector<std::string> mask = UpdateMask(req);
           RETURN_IF_ERROR(
               CheckMask(mask, {"pool", "name", "slots", "description", "include_deferred"}));
-          ASSIGN_OR_RETURN(Pool p, store->UpdatePool(d, req.params.at("pool_name"),
-                                                     [&](Pool& x) -> Status {
-            if (InMask(mask, "pool") || InMask(mask, "name")) {
-              if (j.contains("pool") && !j["pool"].is_null()) {
-                RETURN_IF_ERROR(ReadString(j, "pool", &x.name));
-              }
-            }
-            if (InMask(mask, "slots") && j.contains("slots") && !j["slots"].is_null()) {
-              RETURN_IF_ERROR(ReadInt(j, "slots", &x.slots));
-            }
-            if (InMask(mask, "description")) {
-              RETURN_IF_ERROR(ReadOptString(j, "description", &x.description));
-            }
-            if (InMask(mask, "include_deferred") && j.contains("include_deferred") &&
-                !j["include_deferred"].is_null()) {
-              RETURN_IF_ERROR(ReadBool(j, "include_deferred", &x.include_deferred));
-            }
-            return Validate(x, max_value);
-          }));
+          ASSIGN_OR_RETURN(
+              Pool p, store->UpdatePool(d, req.params.at("pool_name"), [&](Pool& x) -> Status {
+                if (InMask(mask, "pool") || InMask(mask, "name")) {
+                  if (j.contains("pool") && !j["pool"].is_null()) {
+                    RETURN_IF_ERROR(ReadString(j, "pool", &x.name));
+                  }
+                }
+                if (InMask(mask, "slots") && j.contains("slots") && !j["slots"].is_null()) {
+                  RETURN_IF_ERROR(ReadInt(j, "slots", &x.slots));
+                }
+                if (InMask(mask, "description")) {
+                  RETURN_IF_ERROR(ReadOptString(j, "description", &x.description));
+                }
+                if (InMask(mask, "include_deferred") && j.contains("include_deferred") &&
+                    !j["include_deferred"].is_null()) {
+                  RETURN_IF_ERROR(ReadBool(j, "include_deferred", &x.include_deferred));
+                }
+                return Validate(x, max_value);
+              }));
           return JsonResponse(200, ToJson(p));
         }));
 

@@ -6,6 +6,7 @@
 // VariableBody). Secret values are sealed at rest and returned as "***"; is_encrypted says so.
 // A secret variable cannot be made plain again (that would reveal it), and a PATCH that sends
 // "***" back as the value of a secret variable keeps the stored value.
+#include "api/bulk.h"
 #include "api/context.h"
 #include "api/errors.h"
 #include "api/json_util.h"
@@ -31,8 +32,45 @@ std::string ValueText(const Json& v) { return v.is_string() ? v.get<std::string>
 Status ValidateVariable(const Variable& v, size_t max_value) {
   RETURN_IF_ERROR(model::ValidateVariableKey(v.key));
   RETURN_IF_ERROR(model::ValidateSize("value", v.value.size(), max_value));
-  return model::ValidateSize("description", v.description ? v.description->size() : 0,
-                             max_value);
+  return model::ValidateSize("description", v.description ? v.description->size() : 0, max_value);
+}
+
+const std::initializer_list<std::string_view> kBodyFields = {"key", "value", "description",
+                                                             "is_secret"};
+
+// A new variable from a VariableBody (POST, bulk create).
+Result<Variable> ParseVariable(const Json& j, size_t max_value) {
+  RETURN_IF_ERROR(CheckFields(j, kBodyFields, {"key", "value"}));
+  Variable v;
+  RETURN_IF_ERROR(ReadString(j, "key", &v.key));
+  v.value = ValueText(j["value"]);
+  RETURN_IF_ERROR(ReadOptString(j, "description", &v.description));
+  RETURN_IF_ERROR(ReadBool(j, "is_secret", &v.is_secret));
+  v.is_secret = v.is_secret || model::IsSensitiveName(v.key);
+  RETURN_IF_ERROR(ValidateVariable(v, max_value));
+  return v;
+}
+
+// Applies the fields of a VariableBody named by `mask` (all when empty) to a stored variable
+// (PATCH, bulk update).
+Status ApplyVariable(const Json& j, const std::vector<std::string>& mask, Variable& x,
+                     size_t max_value) {
+  const bool was_secret = x.is_secret;
+  // "***" is how a secret reads back: writing it back leaves the value as it is.
+  if (InMask(mask, "value") && !(was_secret && j["value"] == kMask)) {
+    x.value = ValueText(j["value"]);
+  }
+  if (InMask(mask, "description")) {
+    RETURN_IF_ERROR(ReadOptString(j, "description", &x.description));
+  }
+  if (InMask(mask, "is_secret")) RETURN_IF_ERROR(ReadBool(j, "is_secret", &x.is_secret));
+  x.is_secret = x.is_secret || model::IsSensitiveName(x.key);
+  if (was_secret && !x.is_secret) {
+    return FailedPrecondition(
+        "a secret variable stays secret: delete it and create it again "
+        "to store a plain value");
+  }
+  return ValidateVariable(x, max_value);
 }
 
 }  // namespace
@@ -54,17 +92,34 @@ void RegisterVariableRoutes(Router& r, const ApiContext& ctx) {
   r.Add("POST", base, Wrap([store, max_value](const Request& req) -> Result<Response> {
           ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
           ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
-          RETURN_IF_ERROR(
-              CheckFields(j, {"key", "value", "description", "is_secret"}, {"key", "value"}));
-          Variable v;
-          RETURN_IF_ERROR(ReadString(j, "key", &v.key));
-          v.value = ValueText(j["value"]);
-          RETURN_IF_ERROR(ReadOptString(j, "description", &v.description));
-          RETURN_IF_ERROR(ReadBool(j, "is_secret", &v.is_secret));
-          v.is_secret = v.is_secret || model::IsSensitiveName(v.key);
-          RETURN_IF_ERROR(ValidateVariable(v, max_value));
+          ASSIGN_OR_RETURN(Variable v, ParseVariable(j, max_value));
           RETURN_IF_ERROR(store->CreateVariable(d, v));
           return JsonResponse(201, ToJson(v));
+        }));
+
+  r.Add("PATCH", base, Wrap([store, max_value](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
+          BulkResource bulk{
+              "variables",
+              "keys",
+              [max_value](const Json& e) -> Result<std::string> {
+                ASSIGN_OR_RETURN(Variable v, ParseVariable(e, max_value));
+                return v.key;
+              },
+              ExistsBy([store, d](const std::string& key) { return store->GetVariable(d, key); }),
+              [store, d, max_value](const Json& e) -> Status {
+                ASSIGN_OR_RETURN(Variable v, ParseVariable(e, max_value));
+                return store->CreateVariable(d, v);
+              },
+              [store, d, max_value](const Json& e) -> Status {
+                return store
+                    ->UpdateVariable(
+                        d, e["key"].get<std::string>(),
+                        [&](Variable& x) { return ApplyVariable(e, {}, x, max_value); })
+                    .status();
+              },
+              [store, d](const std::string& key) { return store->DeleteVariable(d, key); }};
+          return HandleBulk(req, bulk);
         }));
 
   r.Add("GET", base + "/{variable_key}", Wrap([store](const Request& req) -> Result<Response> {
@@ -77,8 +132,7 @@ void RegisterVariableRoutes(Router& r, const ApiContext& ctx) {
         Wrap([store, max_value](const Request& req) -> Result<Response> {
           ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*store, req));
           ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
-          RETURN_IF_ERROR(
-              CheckFields(j, {"key", "value", "description", "is_secret"}, {"key", "value"}));
+          RETURN_IF_ERROR(CheckFields(j, kBodyFields, {"key", "value"}));
           const std::string& key = req.params.at("variable_key");
           if (j["key"] != key) {
             return FailedPrecondition(
@@ -86,22 +140,8 @@ void RegisterVariableRoutes(Router& r, const ApiContext& ctx) {
           }
           std::vector<std::string> mask = UpdateMask(req);
           RETURN_IF_ERROR(CheckMask(mask, {"value", "description", "is_secret"}));
-          ASSIGN_OR_RETURN(Variable v, store->UpdateVariable(d, key, [&](Variable& x) -> Status {
-            const bool was_secret = x.is_secret;
-            // "***" is how a secret reads back: writing it back leaves the value as it is.
-            if (InMask(mask, "value") && !(was_secret && j["value"] == kMask)) {
-              x.value = ValueText(j["value"]);
-            }
-            if (InMask(mask, "description")) {
-              RETURN_IF_ERROR(ReadOptString(j, "description", &x.description));
-            }
-            if (InMask(mask, "is_secret")) RETURN_IF_ERROR(ReadBool(j, "is_secret", &x.is_secret));
-            x.is_secret = x.is_secret || model::IsSensitiveName(x.key);
-            if (was_secret && !x.is_secret) {
-              return FailedPrecondition("a secret variable stays secret: delete it and create it "
-                                        "again to store a plain value");
-            }
-            return ValidateVariable(x, max_value);
+          ASSIGN_OR_RETURN(Variable v, store->UpdateVariable(d, key, [&](Variable& x) {
+            return ApplyVariable(j, mask, x, max_value);
           }));
           return JsonResponse(200, ToJson(v));
         }));

@@ -246,6 +246,98 @@ TEST_F(ApiTest, PoolsKeepTheDefaultPool) {
   ExpectError(Call("GET", root + "/pools/gpu"), 404, "The Pool with name: `gpu`");
 }
 
+TEST_F(ApiTest, BulkActionsFollowAirflowSemantics) {
+  std::string root = Root(NewDeployment("bulk"));
+  auto Bulk = [&](const std::string& what, const Json& actions) {
+    auto r = Call("PATCH", root + "/" + what, {{"actions", actions}});
+    EXPECT_EQ(r.status, 200) << r.body;
+    return Body(r);
+  };
+  Json created = Bulk("variables", {{{"action", "create"},
+                                     {"entities", {{{"key", "a"}, {"value", "1"}},
+                                                   {{"key", "b"}, {"value", "2"}}}}}});
+  EXPECT_EQ(created["create"]["success"], Json({"a", "b"}));
+  EXPECT_TRUE(created["update"].is_null());
+  EXPECT_TRUE(created["delete"].is_null());
+
+  // "fail" on an existing key does nothing for that action and says which keys.
+  Json failed = Bulk("variables", {{{"action", "create"},
+                                    {"entities", {{{"key", "a"}, {"value", "x"}},
+                                                  {{"key", "c"}, {"value", "3"}}}}}});
+  EXPECT_EQ(failed["create"]["success"], Json::array());
+  ASSERT_EQ(failed["create"]["errors"].size(), 1u);
+  EXPECT_EQ(failed["create"]["errors"][0]["status_code"], 409);
+  EXPECT_EQ(failed["create"]["errors"][0]["error"],
+            "The variables with these keys: {'a'} already exist.");
+  ExpectError(Call("GET", root + "/variables/c"), 404, "not found");
+
+  Json mixed = Bulk(
+      "variables",
+      {{{"action", "create"},
+        {"action_on_existence", "skip"},
+        {"entities", {{{"key", "a"}, {"value", "skipped"}}, {{"key", "c"}, {"value", "3"}}}}},
+       {{"action", "create"},
+        {"action_on_existence", "overwrite"},
+        {"entities", {{{"key", "b"}, {"value", "22"}}}}},
+       {{"action", "update"},
+        {"action_on_non_existence", "skip"},
+        {"entities", {{{"key", "c"}, {"value", "33"}}, {{"key", "zz"}, {"value", "0"}}}}},
+       {{"action", "delete"}, {"entities", {"a", "nope"}}}});
+  EXPECT_EQ(mixed["create"]["success"], Json({"c", "b"}));
+  EXPECT_EQ(mixed["update"]["success"], Json({"c"}));
+  EXPECT_EQ(mixed["delete"]["success"], Json::array());  // "nope" is missing: fail
+  EXPECT_EQ(mixed["delete"]["errors"][0]["status_code"], 404);
+  EXPECT_EQ(Body(Call("GET", root + "/variables/a"))["value"], "1");
+  EXPECT_EQ(Body(Call("GET", root + "/variables/b"))["value"], "22");
+  EXPECT_EQ(Body(Call("GET", root + "/variables/c"))["value"], "33");
+
+  Json pools = Bulk("pools", {{{"action", "create"},
+                               {"entities", {{{"name", "p1"}, {"slots", 2}}}}},
+                              {{"action", "update"},
+                               {"entities", {{{"name", "default_pool"}, {"slots", 9}}}}}});
+  EXPECT_EQ(pools["create"]["success"], Json({"p1"}));
+  EXPECT_EQ(pools["update"]["success"], Json({"default_pool"}));
+  EXPECT_EQ(Body(Call("GET", root + "/pools/default_pool"))["slots"], 9);
+  Json nodefault = Bulk("pools", {{{"action", "delete"}, {"entities", {"default_pool", "p1"}}}});
+  EXPECT_EQ(nodefault["delete"]["success"], Json({"p1"}));
+  EXPECT_EQ(nodefault["delete"]["errors"][0]["status_code"], 400);
+
+  Json conns = Bulk("connections",
+                    {{{"action", "create"},
+                      {"entities", {{{"connection_id", "c1"}, {"conn_type", "http"},
+                                     {"password", "pw"}}}}},
+                     {{"action", "update"},
+                      {"entities", {{{"connection_id", "c1"}, {"conn_type", "http"},
+                                     {"host", "h"}, {"password", "***"}}}}}});
+  EXPECT_EQ(conns["create"]["success"], Json({"c1"}));
+  EXPECT_EQ(conns["update"]["success"], Json({"c1"}));
+  EXPECT_EQ(Body(Call("GET", root + "/connections/c1"))["host"], "h");
+  EXPECT_EQ(Body(Call("GET", root + "/connections/c1"))["password"], "***");
+}
+
+TEST_F(ApiTest, MalformedBulkRequestsChangeNothing) {
+  std::string root = Root(NewDeployment("bulk-bad"));
+  auto Bulk = [&](const Json& body) { return Call("PATCH", root + "/variables", body); };
+  // The second entity is invalid: the first must not be created either.
+  ExpectError(Bulk({{"actions", {{{"action", "create"},
+                                  {"entities", {{{"key", "ok"}, {"value", "1"}},
+                                                {{"key", std::string(251, 'k')}, {"value", 1}}}}}}}}),
+              422, "actions[0].entities[1]: variable key");
+  ExpectError(Bulk({{"actions", {{{"action", "upsert"}, {"entities", Json::array()}}}}}), 422,
+              "must be create, update or delete");
+  ExpectError(Bulk({{"actions", {{{"action", "update"}, {"entities", Json::array()},
+                                  {"action_on_non_existence", "overwrite"}}}}}),
+              422, "must be fail or skip");
+  ExpectError(Bulk({{"actions", {{{"action", "delete"}, {"entities", {1}}}}}}), 422,
+              "must be a string key");
+  ExpectError(Bulk({{"actions", {{{"action", "create"},
+                                  {"entities", {{{"key", "d"}, {"value", 1}},
+                                                {{"key", "d"}, {"value", 2}}}}}}}}),
+              422, "same key twice");
+  ExpectError(Bulk({{"actons", Json::array()}}), 422, "unknown field `actons`");
+  EXPECT_EQ(Body(Call("GET", root + "/variables"))["total_entries"], 0);
+}
+
 TEST_F(ApiTest, KeysWithSlashesAndPercentsAreAddressable) {
   std::string root = Root(NewDeployment("odd-keys"));
   ASSERT_EQ(Call("POST", root + "/variables", {{"key", "a/b%41 c"}, {"value", "v"}}).status, 201);

@@ -115,6 +115,13 @@ TEST_F(SpecTest, ResponsesMatchAirflowSchemas) {
                 region_->Call("PATCH", Root() + "/pools/p1", R"({"slots": 4})").body);
   ExpectMatches("PoolCollectionResponse", region_->Call("GET", Root() + "/pools").body);
 
+  ExpectMatches("BulkResponse",
+                region_->Call("PATCH", Root() + "/variables",
+                              R"({"actions": [{"action": "create", "entities": [
+                                   {"key": "bk", "value": "v"}, {"key": "k", "value": "v"}]},
+                                 {"action": "delete", "entities": ["bk"]}]})")
+                    .body);
+
   for (const auto& [method, path, body] :
        std::vector<std::tuple<std::string, std::string, std::string>>{
            {"GET", Root() + "/variables/none", ""},
