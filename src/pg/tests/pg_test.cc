@@ -159,6 +159,8 @@ TEST_F(LocalServerTest, SupervisionKeepsTryingUntilTheServerCanStart) {
   ASSERT_TRUE(pid.ok());
   ASSERT_EQ(kill(atoi(pid->c_str()), SIGKILL), 0);
   int blocker = socket(AF_INET, SOCK_STREAM, 0);
+  int yes = 1;  // the dead server's connections linger in TIME_WAIT on this port
+  setsockopt(blocker, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(opts_.port));
