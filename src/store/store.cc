@@ -417,6 +417,23 @@ Status DeleteOne(Conn& c, const ListSpec& spec, const DeploymentId& d, std::stri
   return Status::Ok();
 }
 
+// The read-modify-write of one row of `spec` under deployment `d`: in one transaction of
+// `in_tx`, lock the row `key`, decode it, let `mutate` change it, and `write` it back.
+template <typename T, typename InTx, typename Decode, typename Write>
+Result<T> ReadModifyWrite(InTx in_tx, const ListSpec& spec, const DeploymentId& d,
+                          std::string_view key, Decode decode,
+                          const std::function<Status(T&)>& mutate, Write write) {
+  T out;
+  Status st = in_tx([&](Conn& c) -> Status {
+    ASSIGN_OR_RETURN(Rows r, SelectOne(c, spec, d, key, true));
+    ASSIGN_OR_RETURN(out, decode(r));
+    RETURN_IF_ERROR(mutate(out));
+    return write(c, out);
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+
 Status Conflict(const Status& s, const ListSpec& spec, std::string_view key) {
   if (s.code() != Code::kAlreadyExists) return s;
   return AlreadyExists("The " + spec.noun + " with " + spec.key_name + ": " + Quote(key) +
@@ -463,15 +480,10 @@ Status Store::CreateConnection(const DeploymentId& d, const Connection& conn) {
 
 Result<Connection> Store::UpdateConnection(const DeploymentId& d, std::string_view conn_id,
                                            const std::function<Status(Connection&)>& mutate) {
-  Connection out;
-  Status st = InDeployment(d, [&](Conn& c) -> Status {
-    ASSIGN_OR_RETURN(Rows r, SelectOne(c, kConnections, d, conn_id, true));
-    ASSIGN_OR_RETURN(out, ConnectionFromRow(r, 0, d));
-    RETURN_IF_ERROR(mutate(out));
-    return WriteConnection(c, d, out, conn_id);
-  });
-  if (!st.ok()) return st;
-  return out;
+  return ReadModifyWrite<Connection>(
+      [&](const auto& fn) { return InDeployment(d, fn); }, kConnections, d, conn_id,
+      [&](const Rows& r) { return ConnectionFromRow(r, 0, d); }, mutate,
+      [&](Conn& c, const Connection& x) { return WriteConnection(c, d, x, conn_id); });
 }
 
 Status Store::DeleteConnection(const DeploymentId& d, std::string_view conn_id) {
@@ -537,15 +549,10 @@ Status Store::CreateVariable(const DeploymentId& d, const Variable& v) {
 
 Result<Variable> Store::UpdateVariable(const DeploymentId& d, std::string_view key,
                                        const std::function<Status(Variable&)>& mutate) {
-  Variable out;
-  Status st = InDeployment(d, [&](Conn& c) -> Status {
-    ASSIGN_OR_RETURN(Rows r, SelectOne(c, kVariables, d, key, true));
-    ASSIGN_OR_RETURN(out, VariableFromRow(r, 0, d));
-    RETURN_IF_ERROR(mutate(out));
-    return WriteVariable(c, d, out, key);
-  });
-  if (!st.ok()) return st;
-  return out;
+  return ReadModifyWrite<Variable>(
+      [&](const auto& fn) { return InDeployment(d, fn); }, kVariables, d, key,
+      [&](const Rows& r) { return VariableFromRow(r, 0, d); }, mutate,
+      [&](Conn& c, const Variable& x) { return WriteVariable(c, d, x, key); });
 }
 
 Status Store::DeleteVariable(const DeploymentId& d, std::string_view key) {
@@ -581,24 +588,21 @@ Status Store::CreatePool(const DeploymentId& d, const Pool& p) {
 
 Result<Pool> Store::UpdatePool(const DeploymentId& d, std::string_view name,
                                const std::function<Status(Pool&)>& mutate) {
-  Pool out;
-  Status st = InDeployment(d, [&](Conn& c) -> Status {
-    ASSIGN_OR_RETURN(Rows r, SelectOne(c, kPools, d, name, true));
-    out = PoolFromRow(r, 0);
-    RETURN_IF_ERROR(mutate(out));
-    if (name == model::kDefaultPool && out.name != model::kDefaultPool) {
-      return FailedPrecondition(
-          "Only slots, description and include_deferred can be modified on Default Pool");
-    }
-    return Conflict(c.Exec("UPDATE pools SET name = $2, slots = $3, description = $4, "
-                           "include_deferred = $5 WHERE deployment_id = $1 AND name = $6",
-                           {d.value(), out.name, N(out.slots), Opt(out.description),
-                            B(out.include_deferred), std::string(name)})
-                        .status(),
-                    kPools, out.name);
-  });
-  if (!st.ok()) return st;
-  return out;
+  return ReadModifyWrite<Pool>(
+      [&](const auto& fn) { return InDeployment(d, fn); }, kPools, d, name,
+      [](const Rows& r) -> Result<Pool> { return PoolFromRow(r, 0); }, mutate,
+      [&](Conn& c, const Pool& x) -> Status {
+        if (name == model::kDefaultPool && x.name != model::kDefaultPool) {
+          return FailedPrecondition(
+              "Only slots, description and include_deferred can be modified on Default Pool");
+        }
+        return Conflict(c.Exec("UPDATE pools SET name = $2, slots = $3, description = $4, "
+                               "include_deferred = $5 WHERE deployment_id = $1 AND name = $6",
+                               {d.value(), x.name, N(x.slots), Opt(x.description),
+                                B(x.include_deferred), std::string(name)})
+                            .status(),
+                        kPools, x.name);
+      });
 }
 
 Status Store::DeletePool(const DeploymentId& d, std::string_view name) {
