@@ -4,6 +4,7 @@
 
 #include "base/random.h"
 #include "model/validate.h"
+#include "store/sql.h"
 
 namespace tandem::store {
 namespace {
@@ -19,13 +20,16 @@ using pg::Conn;
 using pg::Param;
 using pg::Params;
 using pg::Rows;
+using sql::B;
+using sql::ListPage;
+using sql::ListSpec;
+using sql::N;
+using sql::Opt;
+using sql::OptInt;
+using sql::Ts;
 
 constexpr const char* kKeyCheckPlain = "tandem secret key check v1";
 constexpr const char* kKeyCheckAad = "meta/secret_key_check";
-
-std::string Ts(const std::string& col) {
-  return "to_char(" + col + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
-}
 
 const std::string kDeploymentColumns =
     "d.id, d.name, d.namespace, d.description, d.worker_slots, d.catchup, d.max_active_runs, "
@@ -54,66 +58,6 @@ Deployment DeploymentFromRow(const Rows& r, int i) {
   d.updated_at = r.Text(i, 13);
   d.config.default_pool_slots = static_cast<int>(r.Int(i, 14));
   return d;
-}
-
-std::string B(bool b) { return b ? "true" : "false"; }
-std::string N(int64_t n) { return std::to_string(n); }
-
-Param Opt(const std::optional<std::string>& s) { return s; }
-Param OptInt(const std::optional<int>& n) { return n ? Param(std::to_string(*n)) : std::nullopt; }
-
-// One resource kind that is listed with Airflow's paging, ordering and filtering.
-struct ListSpec {
-  std::string table;
-  std::string columns;
-  std::string key_column;                     // filtered by the pattern
-  std::map<std::string, std::string> orders;  // order_by value -> column
-  std::string noun;                           // for error messages
-  std::string key_name;                       // how messages name the key
-  std::string default_order = "id";
-  std::string tiebreak = "id";
-};
-
-// The rows of one page of `spec` within `scope` (an SQL condition over `params`), and the
-// number of rows in all pages in *total.
-Result<Rows> ListPage(Conn& c, const ListSpec& spec, const std::string& scope, Params params,
-                      const PageRequest& page, int64_t* total) {
-  std::string order = page.order_by.empty() ? spec.default_order : page.order_by;
-  bool desc = order[0] == '-';
-  if (desc) order = order.substr(1);
-  auto col = spec.orders.find(order);
-  if (col == spec.orders.end()) {
-    std::string allowed;
-    for (const auto& [k, v] : spec.orders) allowed += (allowed.empty() ? "" : ", ") + k;
-    return InvalidArgument("Ordering with '" + order +
-                           "' is disallowed or the attribute does "
-                           "not exist on the model (allowed: " +
-                           allowed + ")");
-  }
-  if (page.limit < 0 || page.offset < 0) {
-    return InvalidArgument("limit and offset must not be negative");
-  }
-  auto next = [&] { return "$" + std::to_string(params.size() + 1); };
-  std::string p = next();
-  params.push_back(page.pattern);
-  std::string where = " FROM " + spec.table + " WHERE " + scope + " AND (" + p + " = '' OR " +
-                      spec.key_column + " ILIKE '%' || " + p + " || '%')";
-  ASSIGN_OR_RETURN(Rows count, c.Exec("SELECT count(*)" + where, params));
-  *total = count.Int(0, 0);
-  std::string limit = next();
-  params.push_back(N(page.limit));
-  std::string offset = next();
-  params.push_back(N(page.offset));
-  return c.Exec("SELECT " + spec.columns + where + " ORDER BY " + col->second +
-                    (desc ? " DESC" : "") + ", " + spec.tiebreak + " LIMIT " + limit + " OFFSET " +
-                    offset,
-                params);
-}
-
-// Within one deployment.
-Result<Rows> ListPage(Conn& c, const ListSpec& spec, const DeploymentId& d, const PageRequest& page,
-                      int64_t* total) {
-  return ListPage(c, spec, "deployment_id = $1", {d.value()}, page, total);
 }
 
 std::string Quote(std::string_view s) { return "`" + std::string(s) + "`"; }
