@@ -1,0 +1,271 @@
+// DirLogStore maps a key "a/b/c.log" to root/a/b/c.log. Every operation opens the root, then
+// walks the key one directory at a time with openat(O_NOFOLLOW | O_DIRECTORY), so a symbolic
+// link planted anywhere under the root is refused (ELOOP) rather than followed out of it. The
+// root itself is trusted and may be reached through links.
+#include "logs/log_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "base/fs.h"
+
+namespace tandem::logs {
+namespace {
+
+constexpr size_t kMaxIdLength = 250;
+// A read returns at most this much however much is asked for; the caller continues from
+// next_offset.
+constexpr uint64_t kMaxReadBytes = uint64_t{16} << 20;
+
+// The dag::Validate*Id rules, kept here so logs depends on base alone.
+Status CheckId(std::string_view what, std::string_view id, bool run_id) {
+  if (id.empty()) return InvalidArgument(std::string(what) + " is empty");
+  if (id.size() > kMaxIdLength) {
+    return InvalidArgument(std::string(what) + " is " + std::to_string(id.size()) +
+                           " characters long (at most " + std::to_string(kMaxIdLength) + ")");
+  }
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.' || (run_id && (c == ':' || c == '+' || c == '~'));
+    if (!ok) {
+      return InvalidArgument(std::string(what) + " \"" + std::string(id) +
+                             "\" may only contain letters, digits, '_', '-', '.'" +
+                             (run_id ? ", ':', '+', '~'" : ""));
+    }
+  }
+  if (id.find("..") != std::string_view::npos) {
+    return InvalidArgument(std::string(what) + " \"" + std::string(id) + "\" contains \"..\"");
+  }
+  return Status::Ok();
+}
+
+// The error for a failed system call on `key`.
+Status KeyErrno(int err, std::string_view what, std::string_view key) {
+  std::string msg = std::string(what) + " log " + std::string(key) + ": " + strerror(err);
+  switch (err) {
+    case ENOENT:
+      return NotFound(msg);
+    case ELOOP:
+      return PermissionDenied(msg + " (a symbolic link under the log root is refused)");
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return PermissionDenied(msg);
+    case ENAMETOOLONG:
+      return InvalidArgument(msg + " (a key component longer than the file system allows)");
+    case ENOTDIR:
+    case EISDIR:
+      return FailedPrecondition(msg + " (a file and a directory of the same name)");
+    case ENOSPC:
+      return Internal(msg + " (the disk is full)");
+    default:
+      return Internal(msg);
+  }
+}
+
+// Owns a file descriptor.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      Reset();
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { Reset(); }
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+
+ private:
+  void Reset() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+  int fd_;
+};
+
+std::vector<std::string_view> Split(std::string_view key) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (true) {
+    size_t slash = key.find('/', start);
+    parts.push_back(key.substr(start, slash == std::string_view::npos ? slash : slash - start));
+    if (slash == std::string_view::npos) return parts;
+    start = slash + 1;
+  }
+}
+
+// The directory that holds the last component of `key`, reached without following links;
+// with `create`, missing directories are made (0750). Sets `*name` to the last component.
+// REQUIRES: CheckKey(key) is OK.
+Result<Fd> OpenParent(const std::string& root, std::string_view key, bool create,
+                      std::string* name) {
+  Fd dir(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) {
+    int err = errno;
+    return KeyErrno(err, "cannot open the root " + root + " for", key);
+  }
+  std::vector<std::string_view> parts = Split(key);
+  *name = std::string(parts.back());
+  parts.pop_back();
+  for (std::string_view part : parts) {
+    std::string p(part);
+    while (true) {
+      int fd = openat(dir.get(), p.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd >= 0) {
+        dir = Fd(fd);
+        break;
+      }
+      int err = errno;
+      struct stat st;
+      // O_DIRECTORY wins over O_NOFOLLOW: a link to a directory fails with ENOTDIR.
+      if (err == ENOTDIR && fstatat(dir.get(), p.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISLNK(st.st_mode)) {
+        err = ELOOP;
+      }
+      if (err == ENOENT && create) {
+        if (mkdirat(dir.get(), p.c_str(), 0750) == 0 || errno == EEXIST) continue;
+        err = errno;
+        return KeyErrno(err, "cannot create a directory for", key);
+      }
+      return KeyErrno(err, "cannot open", key);
+    }
+  }
+  return dir;
+}
+
+// Opens the object itself; refuses anything but a regular file (a FIFO would block a reader).
+Result<Fd> OpenObject(const std::string& root, std::string_view key, int flags, bool create) {
+  std::string name;
+  ASSIGN_OR_RETURN(Fd dir, OpenParent(root, key, create, &name));
+  Fd fd(openat(dir.get(), name.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640));
+  if (!fd.valid()) {
+    int err = errno;
+    return KeyErrno(err, "cannot open", key);
+  }
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) {
+    int err = errno;
+    return KeyErrno(err, "cannot stat", key);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return FailedPrecondition("log " + std::string(key) + " is not a regular file");
+  }
+  return fd;
+}
+
+}  // namespace
+
+Status CheckKey(std::string_view key) {
+  if (key.empty()) return InvalidArgument("a log key is empty");
+  auto bad = [&](const std::string& why) {
+    return InvalidArgument("log key \"" + std::string(key) + "\" " + why);
+  };
+  if (key.find('\0') != std::string_view::npos) return bad("contains a NUL character");
+  if (key.find('\\') != std::string_view::npos) return bad("contains a backslash");
+  if (key.front() == '/') return bad("is absolute");
+  for (std::string_view part : Split(key)) {
+    if (part.empty()) return bad("has an empty component");
+    if (part == "." || part == "..") return bad("has a \".\" or \"..\" component");
+  }
+  return Status::Ok();
+}
+
+Result<std::string> TaskLogKey(std::string_view deployment_id, std::string_view dag_id,
+                               std::string_view run_id, std::string_view task_id, int try_number) {
+  RETURN_IF_ERROR(CheckId("deployment id", deployment_id, false));
+  RETURN_IF_ERROR(CheckId("dag_id", dag_id, false));
+  RETURN_IF_ERROR(CheckId("run_id", run_id, true));
+  RETURN_IF_ERROR(CheckId("task_id", task_id, false));
+  if (try_number < 0) {
+    return InvalidArgument("try number " + std::to_string(try_number) + " is negative");
+  }
+  std::string key = std::string(deployment_id) + "/dag_id=" + std::string(dag_id) +
+                    "/run_id=" + std::string(run_id) + "/task_id=" + std::string(task_id) +
+                    "/attempt=" + std::to_string(try_number) + ".log";
+  RETURN_IF_ERROR(CheckKey(key));  // a deployment id of "." passes CheckId
+  return key;
+}
+
+Result<std::unique_ptr<DirLogStore>> DirLogStore::Open(std::string root) {
+  if (root.empty()) return InvalidArgument("the log root is empty");
+  root = AbsolutePath(root);
+  RETURN_IF_ERROR(MakeDirs(root, 0750));
+  return std::unique_ptr<DirLogStore>(new DirLogStore(std::move(root)));
+}
+
+Status DirLogStore::Append(std::string_view key, std::string_view data) {
+  RETURN_IF_ERROR(CheckKey(key));
+  ASSIGN_OR_RETURN(Fd fd, OpenObject(root_, key, O_WRONLY | O_APPEND | O_CREAT, true));
+  // One write() for the whole chunk, so concurrent appends to one key do not interleave; the
+  // loop only continues after a partial write (a full disk, a signal).
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd.get(), data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      return KeyErrno(err, "cannot append to", key);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Result<LogChunk> DirLogStore::Read(std::string_view key, uint64_t offset, uint64_t max_bytes) {
+  RETURN_IF_ERROR(CheckKey(key));
+  ASSIGN_OR_RETURN(Fd fd, OpenObject(root_, key, O_RDONLY, false));
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) {
+    int err = errno;
+    return KeyErrno(err, "cannot stat", key);
+  }
+  LogChunk chunk;
+  chunk.size = static_cast<uint64_t>(st.st_size);
+  uint64_t want =
+      offset < chunk.size ? std::min({max_bytes, chunk.size - offset, kMaxReadBytes}) : 0;
+  chunk.data.resize(want);
+  uint64_t got = 0;
+  while (got < want) {
+    ssize_t n =
+        pread(fd.get(), chunk.data.data() + got, want - got, static_cast<off_t>(offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      return KeyErrno(err, "cannot read", key);
+    }
+    if (n == 0) break;  // truncated since fstat
+    got += static_cast<uint64_t>(n);
+  }
+  chunk.data.resize(got);
+  chunk.next_offset = offset + got;
+  return chunk;
+}
+
+Status DirLogStore::Remove(std::string_view key) {
+  RETURN_IF_ERROR(CheckKey(key));
+  std::string name;
+  auto dir = OpenParent(root_, key, false, &name);
+  if (!dir.ok()) {
+    return dir.status().code() == Code::kNotFound ? Status::Ok() : dir.status();
+  }
+  if (unlinkat(dir->get(), name.c_str(), 0) != 0 && errno != ENOENT) {
+    int err = errno;
+    return KeyErrno(err, "cannot remove", key);
+  }
+  return Status::Ok();
+}
+
+}  // namespace tandem::logs

@@ -1,0 +1,61 @@
+// Task logs: one object per task try, written in chunks while the task runs and readable at any
+// time. LogStore is the interface; DirLogStore keeps objects as files under a root directory.
+// Issue #5 adds an S3 backend and replication behind the same interface.
+//
+// Keys are relative paths built by TaskLogKey; a store refuses any key that is absolute,
+// contains "." or ".." components, empty components, backslashes or NUL characters, so a key
+// can never name something outside the store. Implementations are thread-safe; appends to one
+// key are applied in call order.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+
+namespace tandem::logs {
+
+struct LogChunk {
+  std::string data;
+  uint64_t next_offset = 0;  // where the next read continues
+  uint64_t size = 0;         // the object's size when read
+};
+
+class LogStore {
+ public:
+  virtual ~LogStore() = default;
+  // Appends `data` to the object `key`, creating it (and its parents) when absent.
+  virtual Status Append(std::string_view key, std::string_view data) = 0;
+  // Up to `max_bytes` from `offset`. NotFound when the object does not exist; an offset past
+  // the end gives empty data.
+  virtual Result<LogChunk> Read(std::string_view key, uint64_t offset, uint64_t max_bytes) = 0;
+  // Removes the object; OK when it did not exist.
+  virtual Status Remove(std::string_view key) = 0;
+};
+using LogStorePtr = std::unique_ptr<LogStore>;
+
+// "<deployment_id>/dag_id=<dag>/run_id=<run>/task_id=<task>/attempt=<try>.log". The ids are
+// checked (dag::Validate*Id rules: no '/', no ".."); InvalidArgument otherwise.
+Result<std::string> TaskLogKey(std::string_view deployment_id, std::string_view dag_id,
+                               std::string_view run_id, std::string_view task_id, int try_number);
+
+// InvalidArgument unless `key` is a safe relative key (see above).
+Status CheckKey(std::string_view key);
+
+// Files under `root`, which is created when absent (mode 0750).
+class DirLogStore final : public LogStore {
+ public:
+  static Result<std::unique_ptr<DirLogStore>> Open(std::string root);
+
+  Status Append(std::string_view key, std::string_view data) override;
+  Result<LogChunk> Read(std::string_view key, uint64_t offset, uint64_t max_bytes) override;
+  Status Remove(std::string_view key) override;
+
+ private:
+  explicit DirLogStore(std::string root) : root_(std::move(root)) {}
+  const std::string root_;  // constant after construction
+};
+
+}  // namespace tandem::logs
