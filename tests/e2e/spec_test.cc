@@ -134,6 +134,73 @@ TEST_F(SpecTest, ResponsesMatchAirflowSchemas) {
   }
 }
 
+// DAGs, runs, task instances, XComs, import errors and monitoring, on a deployment whose bundle
+// has one DAG and one broken file (uploaded through tandem's bundle endpoint).
+TEST_F(SpecTest, PipelineResponsesMatchAirflowSchemas) {
+  ASSERT_EQ(region_->Call("POST", "/api/v1/deployments", R"({"name": "spec-pipelines"})").status,
+            201);
+  Json files = {{"etl.yaml",
+                 "etl:\n  tags: [t]\n  tasks:\n    a: {operator: bash, bash_command: \"echo a\"}\n"
+                 "    b: {operator: empty, dependencies: [a]}\n"},
+                {"broken.yaml", "bad:\n  tasks:\n    x: {operator: nope}\n"}};
+  const std::string root = "/deployments/spec-pipelines/api/v2";
+  auto b = region_->Call("POST", "/api/v1/deployments/spec-pipelines/bundle",
+                         Json{{"files", files}}.dump());
+  ASSERT_TRUE(b.status == 200 || b.status == 201) << b.status << " " << b.body;
+
+  ExpectMatches("DAGCollectionResponse", region_->Call("GET", root + "/dags").body);
+  ExpectMatches("DAGResponse", region_->Call("GET", root + "/dags/etl").body);
+  ExpectMatches("DAGResponse",
+                region_->Call("PATCH", root + "/dags/etl", R"({"is_paused": true})").body);
+
+  const std::string runs = root + "/dags/etl/dagRuns";
+  auto t = region_->Call("POST", runs,
+                         R"({"logical_date": null, "dag_run_id": "r1", "conf": {"k": [1]}})");
+  ASSERT_EQ(t.status, 200) << t.body;
+  ExpectMatches("DAGRunResponse", t.body);
+  ExpectMatches("DAGRunResponse",
+                region_->Call("POST", runs, R"({"logical_date": "2024-01-01T00:00:00Z"})").body);
+  ExpectMatches("DAGRunCollectionResponse", region_->Call("GET", runs).body);
+  ExpectMatches("DAGRunResponse", region_->Call("GET", runs + "/r1").body);
+  ExpectMatches("DAGRunResponse", region_->Call("PATCH", runs + "/r1", R"({"note": "n"})").body);
+
+  const std::string tis = runs + "/r1/taskInstances";
+  ExpectMatches("TaskInstanceCollectionResponse", region_->Call("GET", tis).body);
+  ExpectMatches("TaskInstanceResponse", region_->Call("GET", tis + "/a").body);
+  ExpectMatches("TaskInstanceHistoryCollectionResponse",
+                region_->Call("GET", tis + "/a/tries").body);
+  ExpectMatches("TaskInstanceCollectionResponse",
+                region_->Call("POST", runs + "/r1/clear", "{}").body);
+  ExpectMatches("DAGRunResponse",
+                region_->Call("POST", runs + "/r1/clear", R"({"dry_run": false})").body);
+  auto cleared = region_->Call("POST", root + "/dags/etl/clearTaskInstances",
+                               R"({"dag_run_id": "r1", "only_failed": false})");
+  ExpectMatches("TaskInstanceCollectionResponse", cleared.body);
+  ExpectMatches("XComCollectionResponse", region_->Call("GET", tis + "/a/xcomEntries").body);
+
+  auto errors = region_->Call("GET", root + "/importErrors");
+  ExpectMatches("ImportErrorCollectionResponse", errors.body);
+  Json list = Json::parse(errors.body, nullptr, false);
+  ASSERT_EQ(list["import_errors"].size(), 1u) << errors.body;
+  std::string id = list["import_errors"][0]["import_error_id"].dump();
+  ExpectMatches("ImportErrorResponse", region_->Call("GET", root + "/importErrors/" + id).body);
+
+  ExpectMatches("HealthInfoResponse", region_->Call("GET", root + "/monitor/health").body);
+  ExpectMatches("VersionInfo", region_->Call("GET", root + "/version").body);
+
+  for (const auto& [method, path, body] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"GET", root + "/dags/none", ""},
+           {"POST", runs, R"({"logical_date": null, "dag_run_id": "r1"})"},
+           {"GET", tis + "/a/logs/1", ""},
+           {"GET", tis + "/a/xcomEntries/none", ""},
+           {"GET", root + "/importErrors/0", ""}}) {
+    auto r = region_->Call(method, path, body);
+    EXPECT_GE(r.status, 400) << path;
+    ExpectMatches("HTTPExceptionResponse", r.body);
+  }
+}
+
 // The checker itself must catch a wrong shape, or the test above proves nothing.
 TEST_F(SpecTest, CheckerRejectsAWrongShape) {
   Json doc = {{"$ref", "#/components/schemas/PoolResponse"}, {"components", *components_}};
