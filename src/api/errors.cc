@@ -13,6 +13,7 @@ int HttpStatusFor(Code code) {
     case Code::kFailedPrecondition: return 400;
     case Code::kTooLarge: return 413;
     case Code::kPermissionDenied: return 403;
+    case Code::kUnauthenticated: return 401;
     case Code::kUnavailable: return 503;
     case Code::kInternal: return 500;
   }

@@ -16,6 +16,7 @@ int ExitCodeFor(Code code) {
     case Code::kNotFound: return 4;
     case Code::kAlreadyExists: return 5;
     case Code::kPermissionDenied:
+    case Code::kUnauthenticated:
     case Code::kInternal: return 1;
   }
   return 1;

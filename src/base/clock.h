@@ -10,11 +10,14 @@ namespace tandem {
 
 using Duration = std::chrono::nanoseconds;
 using MonoTime = std::chrono::steady_clock::time_point;
+using WallTime = std::chrono::system_clock::time_point;
 
 class Clock {
  public:
   virtual ~Clock() = default;
   virtual MonoTime Now() const = 0;
+  // The calendar time, for schedules and nothing that measures a duration.
+  virtual WallTime Wall() const = 0;
   // Blocks the calling thread for `d` of this clock's time.
   virtual void SleepFor(Duration d) = 0;
 };
@@ -27,12 +30,16 @@ Clock& RealClock();
 class FakeClock final : public Clock {
  public:
   MonoTime Now() const override;
+  WallTime Wall() const override;
   void SleepFor(Duration d) override { Advance(d); }
+  // Moves both clocks.
   void Advance(Duration d);
+  void SetWall(WallTime t);
 
  private:
   mutable std::mutex mu_;
-  MonoTime now_{};  // guarded by mu_
+  MonoTime now_{};   // guarded by mu_
+  WallTime wall_{};  // guarded by mu_
 };
 
 // Exponential backoff with a ceiling: 0.1 s, 0.2 s, 0.4 s, ... up to `max`.

@@ -12,6 +12,7 @@ std::string_view CodeName(Code code) {
     case Code::kTooLarge: return "too large";
     case Code::kUnavailable: return "unavailable";
     case Code::kPermissionDenied: return "permission denied";
+    case Code::kUnauthenticated: return "unauthenticated";
     case Code::kInternal: return "internal";
   }
   return "unknown";

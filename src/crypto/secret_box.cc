@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "base/random.h"
+#include "crypto/token.h"
 
 namespace tandem {
 namespace {
@@ -29,8 +30,8 @@ const unsigned char* U(std::string_view s) {
 
 Result<SecretBox> SecretBox::Create(std::string key) {
   if (key.size() != kKeySize) {
-    return InvalidArgument("secret key must be " + std::to_string(kKeySize) +
-                           " bytes, got " + std::to_string(key.size()));
+    return InvalidArgument("secret key must be " + std::to_string(kKeySize) + " bytes, got " +
+                           std::to_string(key.size()));
   }
   return SecretBox(std::move(key));
 }
@@ -40,8 +41,9 @@ Result<SecretBox> SecretBox::FromBase64(std::string_view text) {
   if (!raw.ok()) return InvalidArgument("secret key is not valid base64");
   auto box = Create(std::move(raw).value());
   if (!box.ok()) {
-    return InvalidArgument("secret key must decode to 32 bytes (base64 of 32 random bytes; "
-                           "`openssl rand -base64 32` makes one)");
+    return InvalidArgument(
+        "secret key must decode to 32 bytes (base64 of 32 random bytes; "
+        "`openssl rand -base64 32` makes one)");
   }
   return box;
 }
@@ -62,8 +64,7 @@ std::string SecretBox::Seal(std::string_view plaintext, std::string_view aad) co
   EVP_EncryptUpdate(ctx.get(), dst + 1 + kNonce, &len, U(plaintext),
                     static_cast<int>(plaintext.size()));
   EVP_EncryptFinal_ex(ctx.get(), dst + 1 + kNonce + len, &len);
-  EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag,
-                      dst + 1 + kNonce + plaintext.size());
+  EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag, dst + 1 + kNonce + plaintext.size());
   return out;
 }
 
@@ -112,5 +113,9 @@ Result<std::string> Base64Decode(std::string_view text) {
 }
 
 std::string NewSecretKeyBase64() { return Base64Encode(RandomBytes(SecretBox::kKeySize)); }
+
+std::string SecretBox::DeriveKey(std::string_view purpose) const {
+  return HmacSha256(key_, purpose);
+}
 
 }  // namespace tandem

@@ -26,6 +26,9 @@ class SecretBox {
   // Fails with FailedPrecondition when the key or the associated data is wrong, or the data
   // was altered.
   Result<std::string> Open(std::string_view sealed, std::string_view aad) const;
+  // A 32-byte key for another purpose (HMAC-SHA256 of the purpose under this key), so one
+  // secret key serves several uses without any two sharing a key.
+  std::string DeriveKey(std::string_view purpose) const;
 
  private:
   explicit SecretBox(std::string key) : key_(std::move(key)) {}

@@ -36,7 +36,8 @@ TEST(SecretBoxTest, RejectsBadKeys) {
 }
 
 TEST(Base64Test, RoundTrips) {
-  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff", 2)}) {
+  for (const std::string& s :
+       std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff", 2)}) {
     EXPECT_EQ(*Base64Decode(Base64Encode(s)), s);
   }
 }
