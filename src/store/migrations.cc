@@ -81,11 +81,208 @@ CREATE TABLE pools (
 );
 )sql";
 
+const char* kV2 = R"sql(
+-- Each deploy of a bundle is a version, named by its content digest.
+CREATE TABLE bundle_versions (
+  deployment_id uuid NOT NULL REFERENCES deployments (id),
+  digest        text NOT NULL,
+  files         jsonb NOT NULL,  -- {"relative/path.yaml": "content", ...}
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (deployment_id, digest)
+);
+ALTER TABLE deployments ADD COLUMN bundle_version text;
+
+CREATE TABLE dags (
+  deployment_id     uuid NOT NULL REFERENCES deployments (id),
+  dag_id            text NOT NULL,
+  is_paused         bool NOT NULL DEFAULT true,
+  is_stale          bool NOT NULL DEFAULT false,
+  bundle_version    text NOT NULL,
+  fileloc           text NOT NULL,
+  description       text NOT NULL DEFAULT '',
+  tags              jsonb NOT NULL DEFAULT '[]',
+  owners            jsonb NOT NULL DEFAULT '[]',
+  timetable_summary text,
+  timetable_description text NOT NULL DEFAULT '',
+  max_active_runs   int NOT NULL,
+  max_active_tasks  int NOT NULL,
+  has_task_concurrency_limits bool NOT NULL DEFAULT false,
+  last_parsed_time  timestamptz NOT NULL DEFAULT now(),
+  start_date        timestamptz,
+  end_date          timestamptz,
+  catchup           bool NOT NULL DEFAULT false,
+  -- where the scheduler stands: the next interval it will create a run for
+  next_interval_start timestamptz,
+  next_interval_end   timestamptz,
+  PRIMARY KEY (deployment_id, dag_id)
+);
+
+-- A DAG's definition changes only when its file does; each change is a new version.
+CREATE TABLE dag_versions (
+  id             uuid PRIMARY KEY,
+  deployment_id  uuid NOT NULL,
+  dag_id         text NOT NULL,
+  version_number int NOT NULL,
+  file_digest    text NOT NULL,
+  bundle_version text NOT NULL,
+  created_at     timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (deployment_id, dag_id, version_number),
+  FOREIGN KEY (deployment_id, dag_id) REFERENCES dags (deployment_id, dag_id)
+);
+
+-- The task graph of each DAG version, so that creating task instances and deciding which may
+-- start are statements, not parses.
+CREATE TABLE dag_version_tasks (
+  dag_version_id  uuid NOT NULL REFERENCES dag_versions (id),
+  task_id         text NOT NULL,
+  ord             int NOT NULL,
+  operator        text NOT NULL,
+  trigger_rule    text NOT NULL,
+  upstream        text[] NOT NULL,
+  is_leaf         bool NOT NULL,
+  pool            text NOT NULL,
+  retries         int NOT NULL,
+  retry_delay_s   int NOT NULL,
+  timeout_s       int,
+  priority_weight int NOT NULL,
+  owner           text NOT NULL,
+  PRIMARY KEY (dag_version_id, task_id)
+);
+
+CREATE TABLE import_errors (
+  id             bigserial PRIMARY KEY,
+  deployment_id  uuid NOT NULL REFERENCES deployments (id),
+  bundle_version text NOT NULL,
+  filename       text NOT NULL,
+  line           int NOT NULL,
+  message        text NOT NULL,
+  created_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX import_errors_deployment ON import_errors (deployment_id);
+
+-- The unique key on (deployment_id, dag_id, logical_date) is what makes "one run per schedule
+-- interval" hold across restarts, races and failovers.
+CREATE TABLE dag_runs (
+  id                  bigserial PRIMARY KEY,
+  deployment_id       uuid NOT NULL,
+  dag_id              text NOT NULL,
+  run_id              text NOT NULL,
+  logical_date        timestamptz,
+  data_interval_start timestamptz,
+  data_interval_end   timestamptz,
+  run_after           timestamptz NOT NULL,
+  run_type            text NOT NULL,
+  triggered_by        text NOT NULL,
+  state               text NOT NULL,
+  queued_at           timestamptz,
+  start_date          timestamptz,
+  end_date            timestamptz,
+  last_scheduling_decision timestamptz,
+  conf                jsonb NOT NULL DEFAULT '{}',
+  note                text,
+  bundle_version      text NOT NULL,
+  dag_version_id      uuid NOT NULL REFERENCES dag_versions (id),
+  UNIQUE (deployment_id, dag_id, run_id),
+  UNIQUE (deployment_id, dag_id, logical_date),
+  FOREIGN KEY (deployment_id, dag_id) REFERENCES dags (deployment_id, dag_id)
+);
+CREATE INDEX dag_runs_unfinished ON dag_runs (deployment_id, dag_id)
+  WHERE state IN ('queued', 'running');
+
+-- The current try of each task instance; finished earlier tries move to task_instance_history.
+CREATE TABLE task_instances (
+  id              uuid PRIMARY KEY,
+  deployment_id   uuid NOT NULL,
+  run_pk          bigint NOT NULL REFERENCES dag_runs (id) ON DELETE CASCADE,
+  dag_id          text NOT NULL,
+  run_id          text NOT NULL,
+  task_id         text NOT NULL,
+  state           text,
+  try_number      int NOT NULL DEFAULT 0,
+  max_tries       int NOT NULL DEFAULT 0,
+  pool            text NOT NULL,
+  pool_slots      int NOT NULL DEFAULT 1,
+  priority_weight int NOT NULL DEFAULT 1,
+  operator        text NOT NULL,
+  queued_when     timestamptz,
+  scheduled_when  timestamptz,
+  start_date      timestamptz,
+  end_date        timestamptz,
+  next_retry_at   timestamptz,
+  retry_delay_s   int NOT NULL DEFAULT 300,
+  timeout_s       int,
+  hostname        text NOT NULL DEFAULT '',
+  unixname        text NOT NULL DEFAULT '',
+  pid             int,
+  worker_id       uuid,
+  note            text,
+  dag_version_id  uuid NOT NULL REFERENCES dag_versions (id),
+  UNIQUE (run_pk, task_id)
+);
+CREATE INDEX task_instances_queued ON task_instances (queued_when) WHERE state = 'queued';
+CREATE INDEX task_instances_running ON task_instances (worker_id) WHERE state = 'running';
+CREATE INDEX task_instances_pending ON task_instances (run_pk)
+  WHERE state IS NULL OR state IN ('scheduled', 'up_for_retry');
+CREATE INDEX task_instances_deployment_active ON task_instances (deployment_id, pool)
+  WHERE state IN ('queued', 'running');
+
+CREATE TABLE task_instance_history (
+  id              bigserial PRIMARY KEY,
+  ti_id           uuid NOT NULL,
+  deployment_id   uuid NOT NULL,
+  run_pk          bigint NOT NULL REFERENCES dag_runs (id) ON DELETE CASCADE,
+  dag_id          text NOT NULL,
+  run_id          text NOT NULL,
+  task_id         text NOT NULL,
+  state           text,
+  try_number      int NOT NULL,
+  max_tries       int NOT NULL,
+  pool            text NOT NULL,
+  pool_slots      int NOT NULL,
+  priority_weight int NOT NULL,
+  operator        text NOT NULL,
+  queued_when     timestamptz,
+  scheduled_when  timestamptz,
+  start_date      timestamptz,
+  end_date        timestamptz,
+  hostname        text NOT NULL,
+  unixname        text NOT NULL,
+  pid             int,
+  dag_version_id  uuid NOT NULL,
+  UNIQUE (ti_id, try_number)
+);
+
+CREATE TABLE xcoms (
+  deployment_id uuid NOT NULL,
+  run_pk        bigint NOT NULL REFERENCES dag_runs (id) ON DELETE CASCADE,
+  dag_id        text NOT NULL,
+  run_id        text NOT NULL,
+  task_id       text NOT NULL,
+  key           text NOT NULL,
+  value         jsonb NOT NULL,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (run_pk, task_id, key)
+);
+
+-- Workers heartbeat here, one row each; a running task instance whose worker has gone quiet
+-- for three heartbeat intervals is handled as Airflow handles zombies.
+CREATE TABLE workers (
+  id             uuid PRIMARY KEY,
+  hostname       text NOT NULL,
+  slots          int NOT NULL,
+  deployment_id  uuid,  -- serves one deployment only, or all when NULL
+  heartbeat_ms   int NOT NULL,
+  started_at     timestamptz NOT NULL DEFAULT now(),
+  last_heartbeat timestamptz NOT NULL DEFAULT now()
+);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
   static const std::vector<Migration> kAll = {
       {1, "deployments, env vars, connections, variables, pools", kV1},
+      {2, "bundles, DAGs, runs, task instances, XComs, import errors, workers", kV2},
   };
   return kAll;
 }
@@ -104,18 +301,18 @@ Result<int> SchemaVersion(pg::Conn& conn) {
 Result<int> Migrate(pg::Conn& conn) {
   RETURN_IF_ERROR(conn.ExecScript("BEGIN"));
   auto body = [&]() -> Result<int> {
-    RETURN_IF_ERROR(conn.Exec(std::string("SELECT pg_advisory_xact_lock(") + kLockKey + ")")
-                        .status());
-    RETURN_IF_ERROR(conn.ExecScript(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        "  version int PRIMARY KEY, name text NOT NULL,"
-        "  applied_at timestamptz NOT NULL DEFAULT now())"));
+    RETURN_IF_ERROR(
+        conn.Exec(std::string("SELECT pg_advisory_xact_lock(") + kLockKey + ")").status());
+    RETURN_IF_ERROR(
+        conn.ExecScript("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                        "  version int PRIMARY KEY, name text NOT NULL,"
+                        "  applied_at timestamptz NOT NULL DEFAULT now())"));
     ASSIGN_OR_RETURN(int current, SchemaVersion(conn));
     if (current > LatestSchemaVersion()) {
-      return FailedPrecondition(
-          "the database schema is at version " + std::to_string(current) +
-          ", newer than this tandem knows (up to " + std::to_string(LatestSchemaVersion()) +
-          "); start a tandem at least as new as the one that migrated it");
+      return FailedPrecondition("the database schema is at version " + std::to_string(current) +
+                                ", newer than this tandem knows (up to " +
+                                std::to_string(LatestSchemaVersion()) +
+                                "); start a tandem at least as new as the one that migrated it");
     }
     for (const Migration& m : Migrations()) {
       if (m.version <= current) continue;

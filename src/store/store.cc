@@ -189,6 +189,15 @@ Result<Deployment> Store::GetDeployment(std::string_view ref) {
   return GetDeploymentIn(*c, ref, false);
 }
 
+Result<DeploymentId> Store::FindByNamespace(std::string_view ns) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(Rows r, c->Exec("SELECT id FROM deployments WHERE namespace = $1 AND "
+                                   "deleted_at IS NULL",
+                                   {std::string(ns)}));
+  if (r.size() == 0) return NotFound("no deployment has the namespace " + Quote(ns));
+  return DeploymentId(r.Text(0, 0));
+}
+
 Result<Deployment> Store::UpdateDeployment(std::string_view ref,
                                            const std::function<Status(Deployment&)>& mutate) {
   DeploymentId id;

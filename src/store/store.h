@@ -36,6 +36,8 @@ class Store {
   Result<model::Deployment> CreateDeployment(model::Deployment d);
   Result<model::Page<model::Deployment>> ListDeployments(const model::PageRequest& page);
   Result<model::Deployment> GetDeployment(std::string_view ref);
+  // The live deployment whose namespace (and so hostname) is `ns`.
+  Result<DeploymentId> FindByNamespace(std::string_view ns);
   // Reads the deployment, lets `mutate` change it (id, namespace and timestamps are kept),
   // writes it back; all under a row lock. `mutate` may refuse by returning an error.
   Result<model::Deployment> UpdateDeployment(
@@ -68,8 +70,7 @@ class Store {
   Status DeleteVariable(const DeploymentId& d, std::string_view key);
 
   // ---- pools
-  Result<model::Page<model::Pool>> ListPools(const DeploymentId& d,
-                                             const model::PageRequest& page);
+  Result<model::Page<model::Pool>> ListPools(const DeploymentId& d, const model::PageRequest& page);
   Result<model::Pool> GetPool(const DeploymentId& d, std::string_view name);
   Status CreatePool(const DeploymentId& d, const model::Pool& p);
   Result<model::Pool> UpdatePool(const DeploymentId& d, std::string_view name,
