@@ -1,0 +1,97 @@
+// The region's side of the Execution API: hands queued task instances to workers, fully
+// rendered, and takes back how they ended.
+//
+// Workers never read the database or the bundle: a claim answers with what to run (argv,
+// environment, working directory, timeout) and a task token per task instance. Templates are
+// rendered here, at claim time, from the run, the deployment's variables, connections and the
+// run's XComs; a template that cannot render (a missing variable) fails the try with the reason
+// in its log, and the worker never sees it. The process environment is the deployment's env
+// vars, `AIRFLOW_CONN_<ID>` URIs, `AIRFLOW_VAR_<KEY>` values, Airflow's `AIRFLOW_CTX_*`, then
+// the task's own `env` (added on top, as BashOperator's append_env does).
+//
+// Thread-safety: every method may be called from any thread (HTTP handler threads).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "crypto/token.h"
+#include "logs/log_store.h"
+#include "scheduler/bundle_cache.h"
+#include "store/execution.h"
+#include "store/store.h"
+
+namespace tandem::scheduler {
+
+struct TaskToRun {
+  std::string token;
+  TaskClaims claims;
+  std::vector<std::string> argv;
+  std::vector<std::pair<std::string, std::string>> env;
+  std::string cwd;         // "" for a fresh temporary directory
+  int64_t timeout_ms = 0;  // 0: none
+};
+
+struct DispatcherOptions {
+  int heartbeat_ms = 1000;
+  // A token outlives its task's timeout by this much (or lasts this long for untimed tasks);
+  // heartbeats do not extend it, so it bounds what a leaked token can do.
+  std::chrono::seconds token_slack{std::chrono::hours(24)};
+};
+
+class Dispatcher {
+ public:
+  // Everything passed must outlive the Dispatcher. `wake_scheduler` is called when tries end.
+  Dispatcher(store::Execution* execution, store::Store* store, BundleCache* bundles,
+             logs::LogStore* logs, const TokenSigner* tokens, Clock* clock,
+             DispatcherOptions options, std::function<void()> wake_scheduler);
+
+  const DispatcherOptions& options() const { return options_; }
+
+  // Claims up to `n` task instances for worker `w`. When none are queued, waits up to `wait`
+  // for the scheduler to queue some and answers empty, for the worker to claim again at once.
+  Result<std::vector<TaskToRun>> Claim(const store::WorkerInfo& w, int n,
+                                       std::chrono::milliseconds wait);
+  // Called by the scheduler when it queued task instances.
+  void NotifyWork();
+
+  // Checks a token: Unauthenticated when it is forged, malformed or expired.
+  Result<TaskClaims> Verify(std::string_view token) const;
+
+  Result<std::vector<std::string>> Heartbeat(const store::WorkerInfo& w,
+                                             const std::vector<TaskClaims>& held);
+  Status AppendLog(const TaskClaims& claims, std::string_view data);
+  Result<std::vector<bool>> Finish(const std::string& worker_id,
+                                   const std::vector<store::TryOutcome>& outcomes);
+
+ private:
+  // Renders one claimed task, or says why it cannot run.
+  Result<TaskToRun> Render(const store::ClaimedTask& t, struct DeploymentData& data);
+
+  store::Execution* const execution_;
+  store::Store* const store_;
+  BundleCache* const bundles_;
+  logs::LogStore* const logs_;
+  const TokenSigner* const tokens_;
+  Clock* const clock_;
+  const DispatcherOptions options_;
+  const std::function<void()> wake_scheduler_;
+
+  std::mutex mu_;
+  std::condition_variable work_cv_;
+  uint64_t work_generation_ = 0;  // guarded by mu_; bumped by NotifyWork
+};
+
+// Airflow's connection URI: conn-type://login:password@host:port/schema?extra, each part
+// percent-encoded; an extra that is not a flat JSON object travels as __extra__=<json>.
+std::string ConnectionUri(const model::Connection& c);
+
+}  // namespace tandem::scheduler
