@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "base/metrics.h"
@@ -11,7 +12,15 @@
 
 namespace tandem::store {
 class Store;
+class Pipelines;
+}  // namespace tandem::store
+namespace tandem::logs {
+class LogStore;
 }
+namespace tandem::scheduler {
+class Dispatcher;
+class BundleCache;
+}  // namespace tandem::scheduler
 
 namespace tandem::api {
 
@@ -23,6 +32,16 @@ struct Readiness {
 struct ApiContext {
   std::string region;
   store::Store* store = nullptr;
+  store::Pipelines* pipelines = nullptr;
+  logs::LogStore* logs = nullptr;
+  scheduler::Dispatcher* dispatcher = nullptr;  // the Execution API's engine
+  scheduler::BundleCache* bundles = nullptr;
+  // Wakes the scheduler at once (a run was triggered, a task finished). Never blocks.
+  std::function<void()> wake_scheduler = [] {};
+  // When the scheduler last completed a pass (RFC 3339), nullopt before the first.
+  std::function<std::optional<std::string>()> scheduler_heartbeat = [] {
+    return std::optional<std::string>();
+  };
   MetricsRegistry* metrics = nullptr;
   size_t max_value_bytes = 1 << 20;
   // Checked by /readyz on every call.
@@ -37,6 +56,14 @@ void RegisterEnvRoutes(Router& r, const ApiContext& ctx);
 void RegisterVariableRoutes(Router& r, const ApiContext& ctx);
 void RegisterConnectionRoutes(Router& r, const ApiContext& ctx);
 void RegisterPoolRoutes(Router& r, const ApiContext& ctx);
+void RegisterBundleRoutes(Router& r, const ApiContext& ctx);
+void RegisterDagRoutes(Router& r, const ApiContext& ctx);
+void RegisterDagRunRoutes(Router& r, const ApiContext& ctx);
+void RegisterTaskInstanceRoutes(Router& r, const ApiContext& ctx);
+void RegisterXComRoutes(Router& r, const ApiContext& ctx);
+void RegisterImportErrorRoutes(Router& r, const ApiContext& ctx);
+void RegisterMonitorRoutes(Router& r, const ApiContext& ctx);
+void RegisterExecutionRoutes(Router& r, const ApiContext& ctx);
 
 inline void RegisterAllRoutes(Router& r, const ApiContext& ctx) {
   RegisterHealthRoutes(r, ctx);
@@ -45,6 +72,14 @@ inline void RegisterAllRoutes(Router& r, const ApiContext& ctx) {
   RegisterVariableRoutes(r, ctx);
   RegisterConnectionRoutes(r, ctx);
   RegisterPoolRoutes(r, ctx);
+  RegisterBundleRoutes(r, ctx);
+  RegisterDagRoutes(r, ctx);
+  RegisterDagRunRoutes(r, ctx);
+  RegisterTaskInstanceRoutes(r, ctx);
+  RegisterXComRoutes(r, ctx);
+  RegisterImportErrorRoutes(r, ctx);
+  RegisterMonitorRoutes(r, ctx);
+  RegisterExecutionRoutes(r, ctx);
 }
 
 // The Airflow API root of a deployment on a region: /deployments/{deployment}/api/v2.

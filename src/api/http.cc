@@ -109,7 +109,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o, co
   metrics->Describe("tandem_http_request_seconds_total", "counter",
                     "Time spent serving HTTP requests.");
 
-  auto handle = [router, metrics](const httplib::Request& hreq, httplib::Response& hres) {
+  auto handle = [router, metrics, host_prefix = o.host_prefix](const httplib::Request& hreq,
+                                                               httplib::Response& hres) {
     auto start = std::chrono::steady_clock::now();
     Request req;
     req.method = hreq.method;
@@ -121,7 +122,20 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o, co
       for (char& c : lk) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
       req.headers[lk] = v;
     }
-    Response res = router->Dispatch(req);
+    Response res;
+    Result<std::string> prefix = std::string();
+    if (host_prefix) {
+      std::string host = req.headers.count("host") ? req.headers["host"] : "";
+      if (size_t colon = host.rfind(':'); colon != std::string::npos) host.resize(colon);
+      for (char& c : host) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+      prefix = host_prefix(host);
+    }
+    if (!prefix.ok()) {
+      res = ErrorResponse(prefix.status());
+    } else {
+      req.path = *prefix + req.path;
+      res = router->Dispatch(req);
+    }
     hres.status = res.status;
     hres.set_content(res.body, res.content_type);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

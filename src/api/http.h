@@ -57,6 +57,10 @@ struct ServerOptions {
   int port = 0;
   int threads = 8;
   size_t max_body_bytes = 4 << 20;
+  // Selects by the Host header: given the host (port removed, lower case), the path prefix
+  // to serve the request under ("/deployments/<id>"), "" to serve it as it is, or an error
+  // that becomes the response.
+  std::function<Result<std::string>(const std::string& host)> host_prefix;
 };
 
 // Serves a Router. Thread pool of `threads`; Start() returns once the socket is bound.

@@ -180,6 +180,8 @@ class Parser {
   Status ParseLimits(const Entry& section, RegionConfig& c) const;
   Status ParseLog(const Entry& section, RegionConfig& c) const;
   Status ParseHttp(const Entry& section, RegionConfig& c) const;
+  Status ParseWorkers(const Entry& section, RegionConfig& c) const;
+  Status ParsePlatform(const Entry& section, RegionConfig& c) const;
 
   const std::string file_;
   const std::string base_dir_;
@@ -265,7 +267,8 @@ Result<T> Parser::Integer(const Entry& e, T min, T max) const {
 
 Status Parser::Parse(const YAML::Node& root, RegionConfig& c) const {
   Entry top{.name = "", .key = "", .key_node = root, .value = root};
-  ASSIGN_OR_RETURN(Map m, ReadMap(top, {"region", "postgres", "secrets", "limits", "log", "http"}));
+  ASSIGN_OR_RETURN(Map m, ReadMap(top, {"region", "postgres", "secrets", "limits", "log", "http",
+                                        "workers", "platform"}));
   // Sections in the order the file gives them, so errors come roughly in file order.
   for (const Entry& section : m.entries) {
     if (section.name == "region") {
@@ -280,6 +283,10 @@ Status Parser::Parse(const YAML::Node& root, RegionConfig& c) const {
       RETURN_IF_ERROR(ParseLog(section, c));
     } else if (section.name == "http") {
       RETURN_IF_ERROR(ParseHttp(section, c));
+    } else if (section.name == "workers") {
+      RETURN_IF_ERROR(ParseWorkers(section, c));
+    } else if (section.name == "platform") {
+      RETURN_IF_ERROR(ParsePlatform(section, c));
     }
   }
   for (std::string_view required : {"region", "postgres", "secrets"}) {
@@ -437,7 +444,46 @@ Status Parser::ParseLog(const Entry& section, RegionConfig& c) const {
 Status Parser::ParseHttp(const Entry& section, RegionConfig& c) const {
   ASSIGN_OR_RETURN(Map m, ReadMap(section, {"threads"}));
   if (const Entry* e = m.Find("threads")) {
-    ASSIGN_OR_RETURN(c.http_threads, Integer(*e, 1, 256));
+    ASSIGN_OR_RETURN(c.http_threads, Integer(*e, 1, 1024));
+  }
+  return Status::Ok();
+}
+
+Status Parser::ParseWorkers(const Entry& section, RegionConfig& c) const {
+  ASSIGN_OR_RETURN(Map m, ReadMap(section, {"local", "slots", "heartbeat_ms"}));
+  if (const Entry* e = m.Find("local")) {
+    ASSIGN_OR_RETURN(c.local_workers, Integer(*e, 0, 64));
+  }
+  if (const Entry* e = m.Find("slots")) {
+    ASSIGN_OR_RETURN(c.worker_slots, Integer(*e, 1, 5000));
+  }
+  if (const Entry* e = m.Find("heartbeat_ms")) {
+    ASSIGN_OR_RETURN(c.heartbeat_ms, Integer(*e, 100, 60000));
+  }
+  return Status::Ok();
+}
+
+Status Parser::ParsePlatform(const Entry& section, RegionConfig& c) const {
+  ASSIGN_OR_RETURN(Map m, ReadMap(section, {"zone"}));
+  if (const Entry* e = m.Find("zone")) {
+    static const std::string kRule =
+        "a DNS name of lowercase labels (letters, digits, '-') separated by dots";
+    ASSIGN_OR_RETURN(std::string zone, Scalar(*e, kRule));
+    bool ok = !zone.empty() && zone.size() <= 200 && zone.front() != '.' && zone.back() != '.';
+    size_t label = 0;
+    for (size_t i = 0; ok && i < zone.size(); ++i) {
+      char ch = zone[i];
+      if (ch == '.') {
+        ok = label > 0 && zone[i - 1] != '-';
+        label = 0;
+        continue;
+      }
+      ok = (islower(static_cast<unsigned char>(ch)) || isdigit(static_cast<unsigned char>(ch)) ||
+            (ch == '-' && label > 0)) &&
+           ++label <= 63;
+    }
+    if (!ok || zone.back() == '-') return Invalid(*e, kRule);
+    c.zone = std::move(zone);
   }
   return Status::Ok();
 }
@@ -538,6 +584,16 @@ std::string RenderRegionConfig(const RegionConfig& c) {
 
   out << YAML::Key << "http" << YAML::Value << YAML::BeginMap;
   EmitInt(out, "threads", c.http_threads);
+  out << YAML::EndMap;
+
+  out << YAML::Key << "workers" << YAML::Value << YAML::BeginMap;
+  EmitInt(out, "local", c.local_workers);
+  EmitInt(out, "slots", c.worker_slots);
+  EmitInt(out, "heartbeat_ms", c.heartbeat_ms);
+  out << YAML::EndMap;
+
+  out << YAML::Key << "platform" << YAML::Value << YAML::BeginMap;
+  EmitString(out, "zone", c.zone);
   out << YAML::EndMap;
 
   out << YAML::EndMap;

@@ -52,7 +52,14 @@ struct RegionConfig {
   int64_t max_value_bytes = 1048576;
   int64_t max_body_bytes = 4194304;  // limits.max_body_bytes, >= max_value_bytes: largest body
   std::string log_level = "info";    // log.level: one of trace, debug, info, warn, error
-  int http_threads = 8;              // http.threads, 1..256
+  int http_threads = 32;             // http.threads, 1..1024 (workers' claims long-poll)
+  // workers: the task workers the region starts itself (a worker elsewhere runs
+  // `tandem worker --api URL`).
+  int local_workers = 1;             // workers.local, 0..64
+  int worker_slots = 32;             // workers.slots, 1..5000: tasks each local worker runs at once
+  int heartbeat_ms = 1000;           // workers.heartbeat_ms, 100..60000; a worker silent for three
+                                     // of these is dead and its tries are retried
+  std::string zone = "tandem.test";  // platform.zone: deployments' hostnames end in it
 
   bool operator==(const RegionConfig&) const = default;
 };

@@ -1,16 +1,28 @@
 #include "region/region.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <csignal>
 
 #include "api/context.h"
 #include "api/http.h"
 #include "base/clock.h"
 #include "base/fs.h"
 #include "base/net.h"
+#include "base/process.h"
 #include "crypto/secret_box.h"
+#include "crypto/token.h"
+#include "logs/log_store.h"
 #include "pg/conn.h"
 #include "pg/server.h"
+#include "scheduler/bundle_cache.h"
+#include "scheduler/dispatcher.h"
+#include "scheduler/scheduler.h"
+#include "store/execution.h"
 #include "store/migrations.h"
+#include "store/pipelines.h"
+#include "store/scheduling.h"
 #include "store/store.h"
 
 namespace tandem::region {
@@ -44,8 +56,7 @@ Result<std::string> ReadSecretKey(const RegionConfig& cfg) {
   return text;
 }
 
-Region::Region(RegionConfig cfg)
-    : cfg_(std::move(cfg)), metrics_(Labels{{"region", cfg_.name}}) {}
+Region::Region(RegionConfig cfg) : cfg_(std::move(cfg)), metrics_(Labels{{"region", cfg_.name}}) {}
 
 Region::~Region() { Stop(); }
 
@@ -75,7 +86,9 @@ Status Region::StartAll() {
 
   RETURN_IF_ERROR(StartPostgres());
   RETURN_IF_ERROR(ConnectAndMigrate());
+  const std::string token_key = box->DeriveKey("tandem task tokens v1");
   ASSIGN_OR_RETURN(store_, store::Store::Open(pool_.get(), std::move(box).value()));
+  RETURN_IF_ERROR(StartPipelines(token_key));
 
   metrics_.Describe("tandem_up", "gauge", "1 while the region agent runs.");
   metrics_.Set("tandem_up", {}, 1);
@@ -100,6 +113,16 @@ Status Region::StartAll() {
   api_ctx_->store = store_.get();
   api_ctx_->metrics = &metrics_;
   api_ctx_->max_value_bytes = static_cast<size_t>(cfg_.max_value_bytes);
+  api_ctx_->pipelines = pipelines_.get();
+  api_ctx_->logs = logs_.get();
+  api_ctx_->dispatcher = dispatcher_.get();
+  api_ctx_->bundles = bundles_.get();
+  api_ctx_->wake_scheduler = [this] { scheduler_->Wake(); };
+  api_ctx_->scheduler_heartbeat = [this]() -> std::optional<std::string> {
+    std::optional<WallTime> t = scheduler_->last_pass();
+    if (!t) return std::nullopt;
+    return dag::FormatTimeZ(std::chrono::floor<std::chrono::seconds>(*t));
+  };
   api_ctx_->readiness = [this]() -> api::Readiness {
     auto c = pool_->Acquire(2s);
     if (!c.ok()) return {false, c.status().message()};
@@ -115,8 +138,18 @@ Status Region::StartAll() {
   api::RegisterAllRoutes(*router_, *api_ctx_);
   api::ServerOptions so{cfg_.address, cfg_.http_port, cfg_.http_threads,
                         static_cast<size_t>(cfg_.max_body_bytes)};
+  so.host_prefix = [this](const std::string& host) { return HostPrefix(host); };
   ASSIGN_OR_RETURN(http_, api::HttpServer::Start(so, router_.get(), &metrics_));
 
+  scheduler_->Start();
+  {
+    std::lock_guard lock(mu_);
+    workers_.resize(cfg_.local_workers);
+    worker_retry_at_.assign(cfg_.local_workers, MonoTime{});
+  }
+  for (size_t i = 0; i < static_cast<size_t>(cfg_.local_workers); ++i) {
+    RETURN_IF_ERROR(StartLocalWorker(i));
+  }
   supervisor_ = std::thread([this] { Supervise(); });
   spdlog::info("region {} ready on http://{}:{}", cfg_.name, cfg_.address, http_->port());
   return Status::Ok();
@@ -140,6 +173,93 @@ Status Region::StartPostgres() {
   ASSIGN_OR_RETURN(pg_, pg::NewLocalServer(o));
   RETURN_IF_ERROR(pg_->Init());
   return pg_->Start(std::chrono::seconds(cfg_.connect_timeout_seconds));
+}
+
+Status Region::StartPipelines(const std::string& token_key) {
+  pipelines_ = std::make_unique<store::Pipelines>(pool_.get());
+  scheduling_ = std::make_unique<store::Scheduling>(pool_.get());
+  execution_ = std::make_unique<store::Execution>(pool_.get());
+  ASSIGN_OR_RETURN(logs_, logs::DirLogStore::Open(cfg_.state_dir + "/logs"));
+  tokens_ = std::make_unique<TokenSigner>(token_key);
+  bundles_ = std::make_unique<scheduler::BundleCache>(pipelines_.get(), 256);
+  scheduler::DispatcherOptions dopts;
+  dopts.heartbeat_ms = cfg_.heartbeat_ms;
+  dispatcher_ = std::make_unique<scheduler::Dispatcher>(
+      execution_.get(), store_.get(), bundles_.get(), logs_.get(), tokens_.get(), &RealClock(),
+      dopts, [this] { scheduler_->Wake(); });
+  scheduler_ = std::make_unique<scheduler::Scheduler>(scheduling_.get(), &RealClock(), &metrics_,
+                                                      scheduler::SchedulerOptions{},
+                                                      [this] { dispatcher_->NotifyWork(); });
+  return Status::Ok();
+}
+
+// REQUIRES: mu_ not held.
+Status Region::StartLocalWorker(size_t index) {
+  char exe[4096] = {};
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return Internal("cannot find the tandem binary to start workers from");
+  SpawnOptions o;
+  o.argv = {std::string(exe, static_cast<size_t>(n)),
+            "worker",
+            "--api",
+            "http://" + cfg_.address + ":" + std::to_string(http_->port()),
+            "--slots",
+            std::to_string(cfg_.worker_slots),
+            "--grace-ms",
+            "2000"};
+  o.output_path = cfg_.state_dir + "/worker-" + std::to_string(index) + ".log";
+  // Workers die with the region (the supervisor thread starts them), and their tasks with them.
+  o.death_signal = SIGKILL;
+  auto child = Child::Spawn(o);
+  if (!child.ok())
+    return child.status().WithContext("starting local worker " + std::to_string(index));
+  spdlog::info("local worker {} started (pid {}, {} slots)", index, (*child)->pid(),
+               cfg_.worker_slots);
+  std::lock_guard lock(mu_);
+  if (stopping_workers_ || index >= workers_.size()) {
+    (*child)->Stop(SIGTERM, 5s);  // Stop() began meanwhile
+    return Status::Ok();
+  }
+  workers_[index] = std::move(child).value();
+  return Status::Ok();
+}
+
+void Region::StopLocalWorkers() {
+  std::vector<std::unique_ptr<Child>> workers;
+  {
+    std::lock_guard lock(mu_);
+    stopping_workers_ = true;
+    workers.swap(workers_);
+  }
+  for (auto& w : workers) {
+    if (w) w->Signal(SIGTERM);
+  }
+  for (auto& w : workers) {
+    if (w) w->Stop(SIGTERM, 5s);
+  }
+}
+
+Result<std::string> Region::HostPrefix(const std::string& host) const {
+  const std::string suffix = "." + cfg_.zone;
+  if (host.size() <= suffix.size() ||
+      host.compare(host.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return std::string();  // an address or another name: paths say what they want
+  }
+  std::string label = host.substr(0, host.size() - suffix.size());
+  // <namespace>.<zone> serves the deployment's API; <namespace>-exec.<zone> its Execution API.
+  const std::string exec = "-exec";
+  if (label.size() > exec.size() &&
+      label.compare(label.size() - exec.size(), exec.size(), exec) == 0) {
+    label.resize(label.size() - exec.size());
+  }
+  Result<DeploymentId> d = store_->FindByNamespace(label);
+  if (!d.ok()) {
+    if (d.status().code() == Code::kNotFound) {
+      return NotFound("no deployment has the hostname " + host + " in region " + cfg_.name);
+    }
+    return d.status();
+  }
+  return "/deployments/" + d->value();
 }
 
 // Reaches PostgreSQL (retrying with backoff, saying so), creates the region's database on a
@@ -167,10 +287,9 @@ Status Region::ConnectAndMigrate() {
     }
     Duration wait = backoff.Next();
     if (RealClock().Now() + wait > deadline) {
-      return Unavailable("PostgreSQL unreachable for " +
-                         std::to_string(cfg_.connect_timeout_seconds) +
-                         " s (postgres.connect_timeout_seconds); last error: " +
-                         c.status().message());
+      return Unavailable(
+          "PostgreSQL unreachable for " + std::to_string(cfg_.connect_timeout_seconds) +
+          " s (postgres.connect_timeout_seconds); last error: " + c.status().message());
     }
     spdlog::warn("PostgreSQL unreachable ({}); retrying in {}", c.status().message(), Fmt(wait));
     RealClock().SleepFor(wait);
@@ -186,6 +305,24 @@ void Region::Supervise() {
   while (!stopping_) {
     cv_.wait_for(lock, 500ms, [this] { return stopping_; });
     if (stopping_) break;
+    // A local worker that died is restarted, with a pause so a crashing one does not spin.
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      if (workers_[i]) {
+        std::optional<ExitInfo> e = workers_[i]->Poll();
+        if (!e) continue;
+        spdlog::warn("local worker {} exited ({}); restarting it", i, e->Describe());
+        workers_[i].reset();
+        worker_retry_at_[i] = RealClock().Now() + 1s;
+      }
+      if (RealClock().Now() < worker_retry_at_[i]) continue;
+      lock.unlock();
+      Status w = StartLocalWorker(i);
+      lock.lock();
+      if (!w.ok()) {
+        spdlog::error("{}", w.ToString());
+        worker_retry_at_[i] = RealClock().Now() + 5s;
+      }
+    }
     lock.unlock();
     Status s = pg_->Supervise();
     if (!s.ok()) spdlog::error("PostgreSQL supervision: {}", s.ToString());
@@ -194,6 +331,10 @@ void Region::Supervise() {
 }
 
 void Region::Stop() {
+  // Workers first (their tasks are killed; the tries are retried when a region is back), then
+  // the scheduler, then HTTP.
+  StopLocalWorkers();
+  if (scheduler_) scheduler_->Stop();
   // HTTP first: requests in flight finish against a running PostgreSQL. (A PostgreSQL the
   // supervisor restarted gets its parent-death signal when that thread ends, so the
   // supervisor must end after HTTP, not before.)
@@ -205,6 +346,12 @@ void Region::Stop() {
   }
   cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
+  scheduler_.reset();
+  dispatcher_.reset();
+  bundles_.reset();
+  pipelines_.reset();
+  scheduling_.reset();
+  execution_.reset();
   store_.reset();
   pool_.reset();
   if (pg_) (void)pg_->Stop();

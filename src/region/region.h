@@ -15,7 +15,9 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
+#include "base/clock.h"
 #include "base/metrics.h"
 #include "base/status.h"
 #include "region/config.h"
@@ -26,7 +28,22 @@ class Pool;
 }  // namespace tandem::pg
 namespace tandem::store {
 class Store;
+class Pipelines;
+class Scheduling;
+class Execution;
+}  // namespace tandem::store
+namespace tandem::logs {
+class LogStore;
 }
+namespace tandem::scheduler {
+class BundleCache;
+class Scheduler;
+class Dispatcher;
+}  // namespace tandem::scheduler
+namespace tandem {
+class TokenSigner;
+class Child;
+}  // namespace tandem
 namespace tandem::api {
 class Router;
 class HttpServer;
@@ -49,13 +66,26 @@ class Region {
   Status StartAll();
   Status StartPostgres();
   Status ConnectAndMigrate();
+  Status StartPipelines(const std::string& token_key);
+  Status StartLocalWorker(size_t index);
+  void StopLocalWorkers();
   void Supervise();
+  // The path prefix for a request's Host header (see api::ServerOptions::host_prefix).
+  Result<std::string> HostPrefix(const std::string& host) const;
 
   const RegionConfig cfg_;
   MetricsRegistry metrics_;
   std::unique_ptr<pg::Server> pg_;
   std::unique_ptr<pg::Pool> pool_;
   std::unique_ptr<store::Store> store_;
+  std::unique_ptr<store::Pipelines> pipelines_;
+  std::unique_ptr<store::Scheduling> scheduling_;
+  std::unique_ptr<store::Execution> execution_;
+  std::unique_ptr<logs::LogStore> logs_;
+  std::unique_ptr<TokenSigner> tokens_;
+  std::unique_ptr<scheduler::BundleCache> bundles_;
+  std::unique_ptr<scheduler::Dispatcher> dispatcher_;
+  std::unique_ptr<scheduler::Scheduler> scheduler_;
   std::unique_ptr<api::ApiContext> api_ctx_;
   std::unique_ptr<api::Router> router_;
   std::unique_ptr<api::HttpServer> http_;
@@ -64,6 +94,10 @@ class Region {
   std::condition_variable cv_;
   bool stopping_ = false;  // guarded by mu_
   std::thread supervisor_;
+  // Local workers, restarted by the supervisor when they die; slots stay null between tries.
+  std::vector<std::unique_ptr<Child>> workers_;  // guarded by mu_
+  std::vector<MonoTime> worker_retry_at_;        // guarded by mu_
+  bool stopping_workers_ = false;                // guarded by mu_
 };
 
 // Reads the secret key the config names: the key file's contents or the inline key.

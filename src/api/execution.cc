@@ -1,0 +1,226 @@
+// The Execution API, which workers speak (Airflow 3's split: workers never touch the
+// database). Served region-wide under /execution/v1 and per deployment under
+// /deployments/{deployment}/execution/v1 (a worker given one deployment's URL only ever gets
+// that deployment's tasks).
+//
+//   POST claim      {worker_id, hostname, slots, capacity, wait_ms}
+//                   -> {heartbeat_ms, tasks: [{token, ti_id, try_number, deployment_id, dag_id,
+//                       run_id, task_id, argv, env: {NAME: value}, cwd, timeout_ms}]}
+//                   When nothing is queued, waits up to wait_ms (at most 30 s) for work and
+//                   answers empty: the worker claims again at once. (Claiming after the wait
+//                   could hand tasks to a worker that died while it waited.)
+//   POST heartbeat  {worker_id, hostname, slots, capacity, tokens: [token...]}
+//                   -> {stop: [ti_id...]}   tries the worker must kill (cleared, reaped, marked)
+//   POST logs       {chunks: [{token, data}]} -> 204; appended to each try's log in order
+//   POST finish     {worker_id, results: [{token, state: success|failed|skipped,
+//                   return_value?: JSON}]} -> {results: [{ti_id, applied}]}
+//
+// Every token in a request is checked before anything is done: one forged or expired token
+// makes the whole request 401 and changes nothing. A valid token names one task instance at one
+// try; on a deployment's path it must belong to that deployment (else 403). A result for a try
+// that is no longer running on that worker is not applied (applied: false), never an error, so
+// a worker retrying a report it is unsure of is safe.
+#include "api/context.h"
+#include "api/errors.h"
+#include "api/json_util.h"
+#include "scheduler/dispatcher.h"
+#include "store/store.h"
+
+namespace tandem::api {
+namespace {
+
+constexpr int kMaxWaitMs = 30000;
+constexpr int kMaxBatch = 5000;
+
+bool IsUuid(const std::string& s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash != (s[i] == '-')) return false;
+    if (!dash && !isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+
+// The deployment a path scopes the request to, if any.
+Result<std::optional<DeploymentId>> Scope(const ApiContext& ctx, const Request& req) {
+  if (req.params.count("deployment") == 0) return std::optional<DeploymentId>();
+  ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*ctx.store, req));
+  return std::optional<DeploymentId>(d);
+}
+
+Result<store::WorkerInfo> ReadWorker(const Json& body, const std::optional<DeploymentId>& scope,
+                                     const scheduler::Dispatcher& dispatcher) {
+  store::WorkerInfo w;
+  RETURN_IF_ERROR(ReadString(body, "worker_id", &w.id));
+  if (!IsUuid(w.id)) return InvalidArgument("worker_id must be a UUID");
+  RETURN_IF_ERROR(ReadString(body, "hostname", &w.hostname));
+  if (w.hostname.size() > 255) return InvalidArgument("hostname must have at most 255 characters");
+  int capacity = 0;
+  RETURN_IF_ERROR(ReadInt(body, "capacity", &capacity));
+  if (capacity < 0 || capacity > 100000) {
+    return InvalidArgument("capacity must be between 0 and 100000");
+  }
+  w.slots = capacity;
+  w.deployment = scope;
+  w.heartbeat_ms = dispatcher.options().heartbeat_ms;
+  return w;
+}
+
+// Checks every token first; the claims in order.
+Result<std::vector<TaskClaims>> VerifyAll(const ApiContext& ctx,
+                                          const std::vector<std::string>& tokens,
+                                          const std::optional<DeploymentId>& scope) {
+  std::vector<TaskClaims> out;
+  out.reserve(tokens.size());
+  for (const std::string& t : tokens) {
+    ASSIGN_OR_RETURN(TaskClaims c, ctx.dispatcher->Verify(t));
+    if (scope && c.deployment_id != scope->value()) {
+      return PermissionDenied("a task token of another deployment was sent to this one");
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> ReadTokens(const Json& arr, const char* what) {
+  if (!arr.is_array()) return InvalidArgument(std::string(what) + " must be an array");
+  if (arr.size() > kMaxBatch) {
+    return TooLarge(std::string(what) + " holds at most " + std::to_string(kMaxBatch) + " items");
+  }
+  std::vector<std::string> out;
+  for (const Json& t : arr) {
+    if (!t.is_string()) return InvalidArgument(std::string(what) + " must hold strings");
+    out.push_back(t.get<std::string>());
+  }
+  return out;
+}
+
+Json TaskJson(const scheduler::TaskToRun& t) {
+  Json env = Json::object();
+  for (const auto& [k, v] : t.env) env[k] = v;  // later entries win, as the header says
+  return {{"token", t.token},
+          {"ti_id", t.claims.ti_id},
+          {"try_number", t.claims.try_number},
+          {"deployment_id", t.claims.deployment_id},
+          {"dag_id", t.claims.dag_id},
+          {"run_id", t.claims.run_id},
+          {"task_id", t.claims.task_id},
+          {"argv", t.argv},
+          {"env", env},
+          {"cwd", t.cwd},
+          {"timeout_ms", t.timeout_ms}};
+}
+
+void RegisterUnder(Router& r, const ApiContext& ctx, const std::string& root) {
+  r.Add(
+      "POST", root + "/claim", Wrap([ctx](const Request& req) -> Result<Response> {
+        ASSIGN_OR_RETURN(auto scope, Scope(ctx, req));
+        ASSIGN_OR_RETURN(Json body, ParseObject(req.body));
+        RETURN_IF_ERROR(CheckFields(body, {"worker_id", "hostname", "slots", "capacity", "wait_ms"},
+                                    {"worker_id", "hostname", "slots", "capacity"}));
+        ASSIGN_OR_RETURN(store::WorkerInfo w, ReadWorker(body, scope, *ctx.dispatcher));
+        int slots = 0, wait_ms = 0;
+        RETURN_IF_ERROR(ReadInt(body, "slots", &slots));
+        RETURN_IF_ERROR(ReadInt(body, "wait_ms", &wait_ms));
+        if (slots < 0 || slots > kMaxBatch) {
+          return InvalidArgument("slots must be between 0 and " + std::to_string(kMaxBatch));
+        }
+        if (wait_ms < 0 || wait_ms > kMaxWaitMs) {
+          return InvalidArgument("wait_ms must be between 0 and " + std::to_string(kMaxWaitMs));
+        }
+        ASSIGN_OR_RETURN(std::vector<scheduler::TaskToRun> tasks,
+                         ctx.dispatcher->Claim(w, slots, std::chrono::milliseconds(wait_ms)));
+        Json out = Json::array();
+        for (const scheduler::TaskToRun& t : tasks) out.push_back(TaskJson(t));
+        return JsonResponse(
+            200, {{"heartbeat_ms", ctx.dispatcher->options().heartbeat_ms}, {"tasks", out}});
+      }));
+
+  r.Add(
+      "POST", root + "/heartbeat", Wrap([ctx](const Request& req) -> Result<Response> {
+        ASSIGN_OR_RETURN(auto scope, Scope(ctx, req));
+        ASSIGN_OR_RETURN(Json body, ParseObject(req.body));
+        RETURN_IF_ERROR(CheckFields(body, {"worker_id", "hostname", "slots", "capacity", "tokens"},
+                                    {"worker_id", "hostname", "capacity", "tokens"}));
+        ASSIGN_OR_RETURN(store::WorkerInfo w, ReadWorker(body, scope, *ctx.dispatcher));
+        ASSIGN_OR_RETURN(std::vector<std::string> tokens, ReadTokens(body["tokens"], "tokens"));
+        ASSIGN_OR_RETURN(std::vector<TaskClaims> held, VerifyAll(ctx, tokens, scope));
+        ASSIGN_OR_RETURN(std::vector<std::string> stop, ctx.dispatcher->Heartbeat(w, held));
+        return JsonResponse(200, {{"stop", stop}});
+      }));
+
+  r.Add("POST", root + "/logs", Wrap([ctx](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(auto scope, Scope(ctx, req));
+          ASSIGN_OR_RETURN(Json body, ParseObject(req.body));
+          RETURN_IF_ERROR(CheckFields(body, {"chunks"}, {"chunks"}));
+          const Json& chunks = body["chunks"];
+          if (!chunks.is_array()) return InvalidArgument("chunks must be an array");
+          std::vector<std::string> tokens;
+          std::vector<std::string> data;
+          for (const Json& c : chunks) {
+            if (!c.is_object()) return InvalidArgument("chunks must hold objects");
+            RETURN_IF_ERROR(CheckFields(c, {"token", "data"}, {"token", "data"}, "chunks[]."));
+            if (!c["token"].is_string() || !c["data"].is_string()) {
+              return InvalidArgument("chunks[].token and chunks[].data must be strings");
+            }
+            tokens.push_back(c["token"].get<std::string>());
+            data.push_back(c["data"].get<std::string>());
+          }
+          ASSIGN_OR_RETURN(std::vector<TaskClaims> claims, VerifyAll(ctx, tokens, scope));
+          for (size_t i = 0; i < claims.size(); ++i) {
+            RETURN_IF_ERROR(ctx.dispatcher->AppendLog(claims[i], data[i]));
+          }
+          return NoContent();
+        }));
+
+  r.Add("POST", root + "/finish", Wrap([ctx](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(auto scope, Scope(ctx, req));
+          ASSIGN_OR_RETURN(Json body, ParseObject(req.body));
+          RETURN_IF_ERROR(CheckFields(body, {"worker_id", "results"}, {"worker_id", "results"}));
+          std::string worker_id;
+          RETURN_IF_ERROR(ReadString(body, "worker_id", &worker_id));
+          if (!IsUuid(worker_id)) return InvalidArgument("worker_id must be a UUID");
+          const Json& results = body["results"];
+          if (!results.is_array()) return InvalidArgument("results must be an array");
+          std::vector<std::string> tokens;
+          std::vector<store::TryOutcome> outcomes;
+          for (const Json& x : results) {
+            if (!x.is_object()) return InvalidArgument("results must hold objects");
+            RETURN_IF_ERROR(CheckFields(x, {"token", "state", "return_value"}, {"token", "state"},
+                                        "results[]."));
+            std::string token, state;
+            RETURN_IF_ERROR(ReadString(x, "token", &token, "results[]."));
+            RETURN_IF_ERROR(ReadString(x, "state", &state, "results[]."));
+            if (state != "success" && state != "failed" && state != "skipped") {
+              return InvalidArgument("results[].state must be success, failed or skipped");
+            }
+            store::TryOutcome o;
+            o.state = state;
+            if (x.contains("return_value") && !x["return_value"].is_null()) {
+              o.return_value = x["return_value"].dump();
+            }
+            tokens.push_back(std::move(token));
+            outcomes.push_back(std::move(o));
+          }
+          ASSIGN_OR_RETURN(std::vector<TaskClaims> claims, VerifyAll(ctx, tokens, scope));
+          for (size_t i = 0; i < claims.size(); ++i) {
+            outcomes[i].ref = {claims[i].ti_id, claims[i].try_number};
+          }
+          ASSIGN_OR_RETURN(std::vector<bool> applied, ctx.dispatcher->Finish(worker_id, outcomes));
+          Json out = Json::array();
+          for (size_t i = 0; i < applied.size(); ++i) {
+            out.push_back({{"ti_id", claims[i].ti_id}, {"applied", applied[i]}});
+          }
+          return JsonResponse(200, {{"results", out}});
+        }));
+}
+
+}  // namespace
+
+void RegisterExecutionRoutes(Router& r, const ApiContext& ctx) {
+  RegisterUnder(r, ctx, "/execution/v1");
+  RegisterUnder(r, ctx, "/deployments/{deployment}/execution/v1");
+}
+
+}  // namespace tandem::api
