@@ -1,0 +1,406 @@
+// Pipelines end to end: a bundle deployed, runs triggered and scheduled, tasks run by real
+// workers over the Execution API, logs and XComs read back through Airflow's API — and the
+// faults: a worker killed mid-task, the region killed mid-run, tokens that are not valid.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "base/process.h"
+#include "harness/region_harness.h"
+#include "pg/conn.h"
+
+namespace tandem::testing {
+namespace {
+
+using Json = nlohmann::json;
+using namespace std::chrono_literals;
+
+Json Parse(const HttpReply& r) { return Json::parse(r.body, nullptr, false); }
+
+// Polls `ok` every 100 ms for up to `timeout`; true when it held.
+bool WaitFor(const std::function<bool()>& ok, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ok()) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return ok();
+}
+
+std::string Esc(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[4];
+      snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+class PipelineRunTest : public ::testing::Test {
+ protected:
+  // A region with `local_workers` workers of its own (0: the test starts them).
+  void StartRegion(int local_workers) {
+    RegionProcess::Options o;
+    o.extra_yaml = "workers:\n  local: " + std::to_string(local_workers) +
+                   "\n  slots: 8\n  heartbeat_ms: 500\n";
+    auto r = RegionProcess::Create(o);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    region_ = std::move(r).value();
+    Status s = region_->Start();
+    ASSERT_TRUE(s.ok()) << s.ToString() << "\n" << Logs();
+  }
+
+  HttpReply Call(const std::string& m, const std::string& p, const Json& body = nullptr) {
+    return region_->Call(m, p, body.is_null() ? "" : body.dump());
+  }
+  std::string Root() const { return "/deployments/" + dep_ + "/api/v2"; }
+  std::string RunPath(const std::string& dag, const std::string& run) const {
+    return Root() + "/dags/" + dag + "/dagRuns/" + Esc(run);
+  }
+
+  void CreateDeployment(const std::string& name) {
+    dep_ = name;
+    auto r = Call("POST", "/api/v1/deployments", {{"name", name}});
+    ASSERT_EQ(r.status, 201) << r.body;
+  }
+  Json Deploy(const std::map<std::string, std::string>& files) {
+    auto r = Call("POST", "/api/v1/deployments/" + dep_ + "/bundle", {{"files", files}});
+    EXPECT_EQ(r.status, 200) << r.body;
+    return Parse(r);
+  }
+  void Unpause(const std::string& dag) {
+    auto r = Call("PATCH", Root() + "/dags/" + dag, {{"is_paused", false}});
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  std::string Trigger(const std::string& dag, const Json& conf = Json::object()) {
+    auto r = Call("POST", Root() + "/dags/" + dag + "/dagRuns",
+                  {{"logical_date", nullptr}, {"conf", conf}});
+    EXPECT_EQ(r.status, 200) << r.body;
+    return Parse(r).value("dag_run_id", "");
+  }
+  std::string RunState(const std::string& dag, const std::string& run) {
+    auto r = Call("GET", RunPath(dag, run));
+    return r.status == 200 ? Parse(r).value("state", "") : "";
+  }
+  // Waits for the run to finish; returns its final state ("" on timeout).
+  std::string WaitRun(const std::string& dag, const std::string& run,
+                      std::chrono::milliseconds timeout = 60s) {
+    std::string state;
+    WaitFor(
+        [&] {
+          state = RunState(dag, run);
+          return state == "success" || state == "failed";
+        },
+        timeout);
+    return state == "success" || state == "failed" ? state : "";
+  }
+  Json Ti(const std::string& dag, const std::string& run, const std::string& task) {
+    return Parse(Call("GET", RunPath(dag, run) + "/taskInstances/" + task));
+  }
+  std::string Log(const std::string& dag, const std::string& run, const std::string& task,
+                  int try_number) {
+    auto r = Call("GET", RunPath(dag, run) + "/taskInstances/" + task + "/logs/" +
+                             std::to_string(try_number) + "?full_content=true");
+    if (r.status != 200) return "";  // no such try (yet)
+    std::string text;
+    const Json body = Parse(r);
+    for (const Json& line : body["content"]) {
+      text += (line.is_string() ? line.get<std::string>() : line.value("event", "")) + "\n";
+    }
+    return text;
+  }
+  int Count(const std::string& sql) {
+    auto c = pg::Conn::Connect(region_->Dsn());
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    auto r = (*c)->Exec(sql);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? static_cast<int>(r->Int(0, 0)) : -1;
+  }
+  ChildPtr StartWorker() {
+    auto w = Child::Spawn({.argv = {TandemBin(), "worker", "--api", region_->url(), "--slots", "4",
+                                    "--grace-ms", "0"},
+                           .output_path = region_->dir() + "/test-worker.log"});
+    EXPECT_TRUE(w.ok()) << w.status().ToString();
+    return w.ok() ? std::move(w).value() : nullptr;
+  }
+
+  // The region's own log and its local workers' logs, for failure messages.
+  std::string Logs() const {
+    std::string out = region_->log();
+    for (int i = 0; i < 4; ++i) {
+      auto w = ReadFile(region_->dir() + "/state/worker-" + std::to_string(i) + ".log");
+      if (w.ok()) out += "\n--- worker " + std::to_string(i) + "\n" + *w;
+    }
+    auto t = ReadFile(region_->dir() + "/test-worker.log");
+    if (t.ok()) out += "\n--- test worker\n" + *t;
+    return out;
+  }
+
+  std::unique_ptr<RegionProcess> region_;
+  std::string dep_;
+};
+
+const char* kEtl = R"(
+etl:
+  default_args: {owner: data}
+  params: {greeting: hello}
+  tasks:
+    extract:
+      operator: bash
+      bash_command: "echo extracting {{ params.greeting }} for {{ dag.dag_id }} as {{ var.value.who }}; echo 42"
+    transform:
+      operator: bash
+      dependencies: [extract]
+      bash_command: "echo got {{ ti.xcom_pull(task_ids='extract') }} from $SOURCE_HOST; echo $AIRFLOW_VAR_WHO >&2; echo transformed"
+      env: {SOURCE_HOST: "{{ conn.source.host }}"}
+    load:
+      operator: empty
+      dependencies: [transform]
+)";
+
+TEST_F(PipelineRunTest, AnEtlRunSucceedsWithTemplatesXComsAndLogs) {
+  StartRegion(1);
+  CreateDeployment("etl");
+  ASSERT_EQ(Call("POST", Root() + "/variables", {{"key", "who"}, {"value", "ada"}}).status, 201);
+  ASSERT_EQ(Call("POST", Root() + "/connections",
+                 {{"connection_id", "source"}, {"conn_type", "postgres"}, {"host", "db.example"}})
+                .status,
+            201);
+  Json d = Deploy({{"etl.yaml", kEtl}});
+  EXPECT_TRUE(d["import_errors"].empty()) << d.dump();
+  Unpause("etl");
+  std::string run = Trigger("etl", {{"greeting", "hi"}});
+  ASSERT_FALSE(run.empty());
+  ASSERT_EQ(WaitRun("etl", run), "success") << Logs();
+
+  for (const char* task : {"extract", "transform", "load"}) {
+    EXPECT_EQ(Ti("etl", run, task)["state"], "success") << task;
+  }
+  // conf overrides params; the variable and connection are rendered.
+  std::string extract = Log("etl", run, "extract", 1);
+  EXPECT_NE(extract.find("extracting hi for etl as ada"), std::string::npos) << extract << Logs();
+  // The last line of stdout is the return value, and the next task pulls it.
+  auto x = Call("GET", RunPath("etl", run) + "/taskInstances/extract/xcomEntries/return_value");
+  ASSERT_EQ(x.status, 200) << x.body;
+  EXPECT_EQ(Parse(x)["value"], "42");
+  std::string transform = Log("etl", run, "transform", 1);
+  EXPECT_NE(transform.find("got 42 from db.example"), std::string::npos) << transform;
+  EXPECT_NE(transform.find("ada"), std::string::npos)
+      << "AIRFLOW_VAR_WHO in the env: " << transform;
+  // The run records the bundle version it ran.
+  Json r = Parse(Call("GET", RunPath("etl", run)));
+  EXPECT_EQ(r["bundle_version"], d["bundle_version"]);
+}
+
+TEST_F(PipelineRunTest, RetriesThenFailsAndTriggerRulesDecideDownstream) {
+  StartRegion(1);
+  CreateDeployment("retry");
+  Deploy({{"r.yaml", R"(
+flaky:
+  default_args: {retries: 1, retry_delay: 1s}
+  tasks:
+    boom: {operator: bash, bash_command: "echo try $AIRFLOW_CTX_TRY_NUMBER; exit 3"}
+    skipper: {operator: bash, bash_command: "exit 99"}
+    after_boom: {operator: bash, bash_command: "echo never", dependencies: [boom]}
+    after_skip: {operator: bash, bash_command: "echo never", dependencies: [skipper]}
+    cleanup: {operator: bash, bash_command: "echo cleaning", dependencies: [boom, skipper], trigger_rule: all_done}
+)"}});
+  Unpause("flaky");
+  std::string run = Trigger("flaky");
+  ASSERT_EQ(WaitRun("flaky", run), "failed") << Logs();
+  Json boom = Ti("flaky", run, "boom");
+  EXPECT_EQ(boom["state"], "failed");
+  EXPECT_EQ(boom["try_number"], 2);
+  auto tries = Parse(Call("GET", RunPath("flaky", run) + "/taskInstances/boom/tries"));
+  ASSERT_EQ(tries["task_instances"].size(), 2u) << tries.dump();
+  EXPECT_EQ(tries["task_instances"][0]["state"], "failed");
+  EXPECT_NE(Log("flaky", run, "boom", 1).find("try 1"), std::string::npos);
+  EXPECT_NE(Log("flaky", run, "boom", 2).find("try 2"), std::string::npos);
+  EXPECT_EQ(Ti("flaky", run, "skipper")["state"], "skipped");
+  EXPECT_EQ(Ti("flaky", run, "after_boom")["state"], "upstream_failed");
+  EXPECT_EQ(Ti("flaky", run, "after_skip")["state"], "skipped");
+  EXPECT_EQ(Ti("flaky", run, "cleanup")["state"], "success");
+
+  // Clearing the failed tasks runs them again (a new try each).
+  auto clear =
+      Call("POST", RunPath("flaky", run) + "/clear", {{"dry_run", false}, {"only_failed", true}});
+  ASSERT_EQ(clear.status, 200) << clear.body;
+  ASSERT_EQ(WaitRun("flaky", run), "failed");
+  EXPECT_EQ(Ti("flaky", run, "boom")["try_number"], 4);
+}
+
+TEST_F(PipelineRunTest, AWorkerKilledMidTaskIsDetectedAndTheTaskRetried) {
+  StartRegion(0);
+  CreateDeployment("zombie");
+  Deploy({{"z.yaml", R"(
+long:
+  default_args: {retries: 1, retry_delay: 0}
+  tasks:
+    sleepy:
+      operator: bash
+      bash_command: 'if [ "$AIRFLOW_CTX_TRY_NUMBER" = 1 ]; then echo pid $$; sleep 60; fi; echo finished'
+)"}});
+  Unpause("long");
+  ChildPtr worker = StartWorker();
+  ASSERT_NE(worker, nullptr);
+  std::string run = Trigger("long");
+  ASSERT_TRUE(WaitFor(
+      [&] { return Log("long", run, "sleepy", 1).find("pid ") != std::string::npos; }, 30s));
+  std::string log = Log("long", run, "sleepy", 1);
+  pid_t task_pid = std::stoi(log.substr(log.find("pid ") + 4));
+  ASSERT_EQ(Ti("long", run, "sleepy").value("state", ""), "running");
+
+  worker->Signal(SIGKILL);
+  worker->Wait(5s);
+  // The task dies with its worker, and the region notices within three heartbeats (0.5 s).
+  EXPECT_TRUE(WaitFor([&] { return kill(task_pid, 0) != 0; }, 5s)) << "task outlived its worker";
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(
+      WaitFor([&] { return Ti("long", run, "sleepy").value("state", "") != "running"; }, 10s));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE state = 'running'"), 0);
+
+  ChildPtr second = StartWorker();
+  ASSERT_EQ(WaitRun("long", run), "success")
+      << Logs() << Parse(Call("GET", RunPath("long", run) + "/taskInstances/sleepy/tries")).dump()
+      << Log("long", run, "sleepy", 2);
+  EXPECT_EQ(Ti("long", run, "sleepy")["try_number"], 2);
+  EXPECT_NE(Log("long", run, "sleepy", 2).find("finished"), std::string::npos);
+  second->Stop(SIGTERM, 5s);
+}
+
+TEST_F(PipelineRunTest, TheRegionKilledMidRunRestartsWithoutDuplicatesOrStuckTasks) {
+  StartRegion(1);
+  CreateDeployment("crash");
+  // Hourly with catchup from 3 hours ago: the scheduler creates exactly three runs.
+  auto c = pg::Conn::Connect(region_->Dsn());
+  ASSERT_TRUE(c.ok());
+  auto t = (*c)->Exec(
+      "SELECT to_char(date_trunc('hour', now()) - interval '3 hours', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
+  ASSERT_TRUE(t.ok());
+  std::string start = t->Text(0, 0);
+  Deploy({{"h.yaml", "hourly:\n  schedule: '@hourly'\n  start_date: '" + start +
+                         "'\n  catchup: true\n  max_active_runs: 3\n"
+                         "  default_args: {retries: 2, retry_delay: 0}\n  tasks:\n"
+                         "    work: {operator: bash, bash_command: 'sleep 3; echo ok'}\n"}});
+  Unpause("hourly");
+  ASSERT_TRUE(WaitFor(
+      [&] { return Count("SELECT count(*) FROM task_instances WHERE state = 'running'") >= 1; },
+      30s));
+  region_->Kill(SIGKILL);
+  Status s = region_->Start();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_TRUE(WaitFor(
+      [&] { return Count("SELECT count(*) FROM dag_runs WHERE state = 'success'") == 3; }, 90s))
+      << Logs();
+  EXPECT_EQ(Count("SELECT count(*) FROM dag_runs"), 3);
+  EXPECT_EQ(Count("SELECT count(DISTINCT logical_date) FROM dag_runs"), 3);
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE state <> 'success'"), 0);
+}
+
+TEST_F(PipelineRunTest, ForgedOrForeignTokensChangeNothing) {
+  StartRegion(0);
+  CreateDeployment("tokens");
+  Deploy({{"t.yaml", "t:\n  tasks:\n    a: {operator: bash, bash_command: 'sleep 30'}\n"}});
+  Unpause("t");
+  std::string run = Trigger("t");
+  // Claim as a worker would, by hand.
+  Json claim = {{"worker_id", "00000000-0000-4000-8000-000000000001"},
+                {"hostname", "test"},
+                {"slots", 1},
+                {"capacity", 1},
+                {"wait_ms", 10000}};
+  // An empty answer means "work may be there now: ask again", as a worker does.
+  Json tasks = Json::array();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Call("POST", "/execution/v1/claim", claim);
+        EXPECT_EQ(r.status, 200) << r.body;
+        tasks = Parse(r).value("tasks", Json::array());
+        return !tasks.empty();
+      },
+      30s));
+  ASSERT_EQ(tasks.size(), 1u) << tasks.dump();
+  std::string token = tasks[0]["token"];
+  EXPECT_EQ(tasks[0]["argv"], Json::array({"bash", "-c", "sleep 30"}));
+
+  std::string forged = token;
+  forged[forged.size() - 3] = forged[forged.size() - 3] == 'A' ? 'B' : 'A';
+  for (const std::string& bad : {forged, std::string("nonsense"), std::string("")}) {
+    auto f = Call(
+        "POST", "/execution/v1/finish",
+        {{"worker_id", claim["worker_id"]}, {"results", {{{"token", bad}, {"state", "success"}}}}});
+    EXPECT_EQ(f.status, 401) << f.body;
+    auto l = Call("POST", "/execution/v1/logs", {{"chunks", {{{"token", bad}, {"data", "x"}}}}});
+    EXPECT_EQ(l.status, 401) << l.body;
+  }
+  // A good token in the same batch as a bad one: still nothing done.
+  auto mixed = Call(
+      "POST", "/execution/v1/finish",
+      {{"worker_id", claim["worker_id"]},
+       {"results",
+        {{{"token", token}, {"state", "success"}}, {{"token", forged}, {"state", "success"}}}}});
+  EXPECT_EQ(mixed.status, 401);
+  EXPECT_EQ(Ti("t", run, "a")["state"], "running");
+  // Another deployment's path refuses this deployment's token.
+  ASSERT_EQ(Call("POST", "/api/v1/deployments", {{"name", "other"}}).status, 201);
+  auto foreign = Call(
+      "POST", "/deployments/other/execution/v1/finish",
+      {{"worker_id", claim["worker_id"]}, {"results", {{{"token", token}, {"state", "success"}}}}});
+  EXPECT_EQ(foreign.status, 403) << foreign.body;
+  EXPECT_EQ(Ti("t", run, "a")["state"], "running");
+  // Another worker cannot finish it even with the token.
+  auto thief = Call("POST", "/execution/v1/finish",
+                    {{"worker_id", "00000000-0000-4000-8000-000000000002"},
+                     {"results", {{{"token", token}, {"state", "success"}}}}});
+  ASSERT_EQ(thief.status, 200);
+  EXPECT_EQ(Parse(thief)["results"][0]["applied"], false);
+  // The real worker can.
+  auto ok = Call(
+      "POST", "/execution/v1/finish",
+      {{"worker_id", claim["worker_id"]}, {"results", {{{"token", token}, {"state", "success"}}}}});
+  ASSERT_EQ(ok.status, 200);
+  EXPECT_EQ(Parse(ok)["results"][0]["applied"], true);
+  EXPECT_EQ(Ti("t", run, "a")["state"], "success");
+  // Reporting again is harmless.
+  auto again = Call(
+      "POST", "/execution/v1/finish",
+      {{"worker_id", claim["worker_id"]}, {"results", {{{"token", token}, {"state", "failed"}}}}});
+  EXPECT_EQ(Parse(again)["results"][0]["applied"], false);
+  EXPECT_EQ(Ti("t", run, "a")["state"], "success");
+}
+
+TEST_F(PipelineRunTest, TheHostHeaderSelectsTheDeployment) {
+  StartRegion(0);
+  CreateDeployment("hosted");
+  Deploy({{"a.yaml", "a:\n  tasks:\n    x: {operator: empty}\n"}});
+  std::string ns = Parse(Call("GET", "/api/v1/deployments/hosted")).value("namespace", "");
+  ASSERT_FALSE(ns.empty());
+  httplib::Client cli(region_->url());
+  auto r = cli.Get("/api/v2/dags", {{"Host", ns + ".tandem.test"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(Json::parse(r->body)["dags"][0]["dag_id"], "a");
+  auto exec = cli.Get("/api/v2/dags", {{"Host", ns + "-exec.tandem.test:8080"}});
+  ASSERT_TRUE(exec);
+  EXPECT_EQ(exec->status, 200);
+  auto unknown = cli.Get("/api/v2/dags", {{"Host", "nobody-000000.tandem.test"}});
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404);
+  EXPECT_NE(unknown->body.find("nobody-000000.tandem.test"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tandem::testing
