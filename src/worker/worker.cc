@@ -1,0 +1,419 @@
+#include "worker/worker.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <csignal>
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/random.h"
+#include "worker/runner.h"
+
+namespace tandem::worker {
+namespace {
+
+using Json = nlohmann::json;
+using std::chrono::milliseconds;
+using Steady = std::chrono::steady_clock;
+
+// Keeps each log request well under the region's body limit.
+constexpr size_t kMaxLogBatchBytes = 1 << 20;
+
+struct Endpoint {
+  std::string host_port;  // scheme://host:port
+  std::string prefix;     // path before /execution/v1, "" or /deployments/NAME
+};
+
+Result<Endpoint> ParseUrl(const std::string& url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string::npos || url.substr(0, scheme) != "http") {
+    return InvalidArgument("--api must be an http:// URL, got '" + url + "'");
+  }
+  size_t path = url.find('/', scheme + 3);
+  Endpoint e;
+  e.host_port = url.substr(0, path);
+  if (path != std::string::npos) e.prefix = url.substr(path);
+  while (!e.prefix.empty() && e.prefix.back() == '/') e.prefix.pop_back();
+  if (e.host_port.size() <= scheme + 3) return InvalidArgument("--api has no host: '" + url + "'");
+  return e;
+}
+
+std::string NewUuid() {
+  std::string b = RandomBytes(16);
+  b[6] = static_cast<char>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<char>((b[8] & 0x3f) | 0x80);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    out.push_back(kHex[static_cast<unsigned char>(b[i]) >> 4]);
+    out.push_back(kHex[static_cast<unsigned char>(b[i]) & 15]);
+  }
+  return out;
+}
+
+std::string Now() {
+  auto t = std::chrono::system_clock::now();
+  std::time_t s = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&s, &tm);
+  char buf[40];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  auto ms = std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count() % 1000;
+  char out[64];
+  snprintf(out, sizeof out, "%s.%03lld+0000", buf, static_cast<long long>(ms));
+  return out;
+}
+
+// A line in the task log from the worker itself, in Airflow's log format.
+std::string LogLine(const std::string& level, const std::string& text) {
+  return "[" + Now() + "] {tandem} " + level + " - " + text + "\n";
+}
+
+struct Task {
+  std::string token;
+  std::string ti_id;
+  int try_number = 0;
+  std::string label;  // dag.task run try, for the worker's own log
+};
+
+}  // namespace
+
+struct Worker::Impl {
+  WorkerOptions options;
+  Endpoint endpoint;
+  std::string id = NewUuid();
+  std::atomic<bool> stopping{false};
+  std::atomic<int> heartbeat_ms{1000};
+  httplib::Client* claim_client = nullptr;  // guarded by mu; cut on Stop() to end a long poll
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Json> claimed;  // guarded by mu: claimed, not yet started
+  int busy = 0;              // guarded by mu: claimed + running
+
+  // Owned by the loop thread.
+  std::map<std::string, Task> running;                         // by ti_id
+  std::vector<std::pair<std::string, std::string>> log_batch;  // (token, data)
+  size_t log_bytes = 0;
+  Json finish_batch = Json::array();
+  std::vector<std::string> finished_ids;  // their slots free once the finish is sent
+
+  Result<Json> Post(httplib::Client& cli, const std::string& path, const Json& body) {
+    httplib::Result r =
+        cli.Post(endpoint.prefix + "/execution/v1/" + path, body.dump(), "application/json");
+    if (!r) {
+      return Unavailable("cannot reach the Execution API at " + options.api_url + ": " +
+                         httplib::to_string(r.error()));
+    }
+    if (r->status == 204) return Json::object();
+    Json j = Json::parse(r->body, nullptr, false);
+    if (r->status >= 400) {
+      std::string detail = j.is_object() && j.contains("detail") ? j["detail"].dump() : r->body;
+      Code code = r->status == 401   ? Code::kUnauthenticated
+                  : r->status == 503 ? Code::kUnavailable
+                  : r->status >= 500 ? Code::kInternal
+                                     : Code::kInvalidArgument;
+      return Status(code, "Execution API answered " + std::to_string(r->status) + ": " + detail);
+    }
+    if (j.is_discarded()) return Internal("Execution API answered with something not JSON");
+    return j;
+  }
+
+  Json WorkerBody() const {
+    return {{"worker_id", id}, {"hostname", options.hostname}, {"capacity", options.slots}};
+  }
+
+  void ClaimLoop() {
+    httplib::Client cli(endpoint.host_port);
+    cli.set_read_timeout(std::chrono::duration_cast<std::chrono::seconds>(options.claim_wait) +
+                         std::chrono::seconds(10));
+    {
+      std::lock_guard lock(mu);
+      claim_client = &cli;
+    }
+    ClaimUntilStopped(cli);
+    std::lock_guard lock(mu);
+    claim_client = nullptr;
+  }
+
+  void ClaimUntilStopped(httplib::Client& cli) {
+    Backoff backoff(milliseconds(100), std::chrono::seconds(5));
+    while (!stopping) {
+      int free = 0;
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return stopping || busy < options.slots; });
+        if (stopping) return;
+        free = options.slots - busy;
+      }
+      Json body = WorkerBody();
+      body["slots"] = free;
+      body["wait_ms"] = options.claim_wait.count();
+      Result<Json> r = Post(cli, "claim", body);
+      if (!r.ok()) {
+        spdlog::warn("worker {}: claim failed: {}", id, r.status().message());
+        std::unique_lock lock(mu);
+        cv.wait_for(lock, backoff.Next(), [&] { return stopping.load(); });
+        continue;
+      }
+      backoff = Backoff(milliseconds(100), std::chrono::seconds(5));
+      if (r->contains("heartbeat_ms")) heartbeat_ms = (*r)["heartbeat_ms"].get<int>();
+      std::lock_guard lock(mu);
+      for (const Json& t : (*r)["tasks"]) {
+        claimed.push_back(t);
+        ++busy;
+      }
+    }
+  }
+
+  void StartClaimed(Runner& runner) {
+    std::deque<Json> batch;
+    {
+      std::lock_guard lock(mu);
+      batch.swap(claimed);
+    }
+    for (const Json& t : batch) {
+      Task task;
+      task.token = t["token"].get<std::string>();
+      task.ti_id = t["ti_id"].get<std::string>();
+      task.try_number = t["try_number"].get<int>();
+      task.label = t["dag_id"].get<std::string>() + "." + t["task_id"].get<std::string>() + " " +
+                   t["run_id"].get<std::string>() + " try " + std::to_string(task.try_number);
+      ProcessSpec spec;
+      spec.key = task.ti_id;
+      if (!options.shim.empty()) spec.argv = {options.shim, "task-exec", "--"};
+      for (const Json& a : t["argv"]) spec.argv.push_back(a.get<std::string>());
+      std::map<std::string, std::string> env;
+      for (const char* name : {"PATH", "HOME", "LANG", "TMPDIR", "TZ"}) {
+        if (const char* v = getenv(name)) env[name] = v;
+      }
+      if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+      for (const auto& [k, v] : t["env"].items()) env[k] = v.get<std::string>();
+      for (const auto& [k, v] : env) spec.env.push_back(k + "=" + v);
+      spec.cwd = t["cwd"].get<std::string>();
+      spec.timeout = milliseconds(t["timeout_ms"].get<int64_t>());
+      Log(task.token, LogLine("INFO", "Running " + task.label + " on host " + options.hostname +
+                                          " (worker " + id + ")"));
+      Status s = runner.Start(spec);
+      if (!s.ok()) {
+        Log(task.token, LogLine("ERROR", "the task could not start: " + s.message()));
+        Report(task, "failed", std::nullopt);
+        continue;
+      }
+      running[task.ti_id] = std::move(task);
+    }
+  }
+
+  void Log(const std::string& token, std::string data) {
+    log_bytes += data.size();
+    log_batch.emplace_back(token, std::move(data));
+  }
+
+  void Report(const Task& task, const std::string& state,
+              const std::optional<std::string>& return_value) {
+    Json r = {{"token", task.token}, {"state", state}};
+    if (return_value) r["return_value"] = *return_value;
+    finish_batch.push_back(std::move(r));
+    finished_ids.push_back(task.ti_id);
+  }
+
+  void OnExit(const Exit& e) {
+    auto it = running.find(e.key);
+    if (it == running.end()) return;  // stopped on the region's word: not ours to report
+    Task task = std::move(it->second);
+    running.erase(it);
+    std::string state;
+    std::optional<std::string> xcom;
+    if (e.timed_out) {
+      Log(task.token,
+          LogLine("ERROR", "Task timed out after " + std::to_string(e.duration.count() / 1000) +
+                               " s and was killed"));
+      state = "failed";
+    } else if (e.exit_code == 0) {
+      state = "success";
+      xcom = e.last_stdout_line;
+      Log(task.token, LogLine("INFO", "Command exited with return code 0"));
+    } else if (e.exit_code == 99) {
+      state = "skipped";
+      Log(task.token, LogLine("INFO", "Command exited with return code 99: task skipped"));
+    } else {
+      state = "failed";
+      Log(task.token,
+          LogLine("ERROR", e.signal
+                               ? "Command was killed by signal " + std::to_string(e.signal)
+                               : "Command exited with return code " + std::to_string(e.exit_code)));
+    }
+    Report(task, state, xcom);
+  }
+
+  // Sends logs, then finishes (a finished try's log is complete before its state says so).
+  void Flush(httplib::Client& cli) {
+    while (!log_batch.empty()) {
+      Json chunks = Json::array();
+      size_t bytes = 0, n = 0;
+      for (; n < log_batch.size() && (n == 0 || bytes < kMaxLogBatchBytes); ++n) {
+        chunks.push_back({{"token", log_batch[n].first}, {"data", log_batch[n].second}});
+        bytes += log_batch[n].second.size();
+      }
+      Result<Json> r = Post(cli, "logs", {{"chunks", chunks}});
+      if (!r.ok()) {
+        if (r.status().code() == Code::kUnavailable || r.status().code() == Code::kInternal) {
+          spdlog::warn("worker {}: logs not sent yet: {}", id, r.status().message());
+          return;  // kept; sent again on the next flush
+        }
+        // Refused (a token expired): these lines cannot be stored; say so and drop them.
+        spdlog::error("worker {}: logs refused: {}", id, r.status().message());
+      }
+      log_batch.erase(log_batch.begin(), log_batch.begin() + static_cast<long>(n));
+      log_bytes -= std::min(log_bytes, bytes);
+    }
+    if (finish_batch.empty()) return;
+    Result<Json> r = Post(cli, "finish", {{"worker_id", id}, {"results", finish_batch}});
+    if (!r.ok() &&
+        (r.status().code() == Code::kUnavailable || r.status().code() == Code::kInternal)) {
+      spdlog::warn("worker {}: results not sent yet: {}", id, r.status().message());
+      return;
+    }
+    if (!r.ok()) spdlog::error("worker {}: results refused: {}", id, r.status().message());
+    finish_batch = Json::array();
+    {
+      std::lock_guard lock(mu);
+      busy -= static_cast<int>(finished_ids.size());
+    }
+    finished_ids.clear();
+    cv.notify_all();
+  }
+
+  void Heartbeat(httplib::Client& cli, Runner& runner) {
+    Json tokens = Json::array();
+    for (const auto& [ti, task] : running) tokens.push_back(task.token);
+    Json body = WorkerBody();
+    body["tokens"] = tokens;
+    Result<Json> r = Post(cli, "heartbeat", body);
+    if (!r.ok()) {
+      spdlog::warn("worker {}: heartbeat failed: {}", id, r.status().message());
+      return;
+    }
+    for (const Json& stop : (*r)["stop"]) {
+      std::string ti = stop.get<std::string>();
+      auto it = running.find(ti);
+      if (it == running.end()) continue;
+      spdlog::info("worker {}: the region ended {}; killing it", id, it->second.label);
+      Log(it->second.token, LogLine("WARNING",
+                                    "The task instance is no longer running here "
+                                    "(cleared, marked or reaped); killing it"));
+      runner.Kill(ti);
+      running.erase(it);
+      std::lock_guard lock(mu);
+      --busy;
+    }
+    cv.notify_all();
+  }
+
+  Status Loop() {
+    httplib::Client cli(endpoint.host_port);
+    cli.set_read_timeout(std::chrono::seconds(30));
+    Runner runner;
+    auto last_flush = Steady::now();
+    auto last_heartbeat = Steady::now();
+    std::optional<Steady::time_point> stop_deadline;
+    std::vector<Output> out;
+    std::vector<Exit> exits;
+    while (true) {
+      if (stopping && !stop_deadline) stop_deadline = Steady::now() + options.grace;
+      if (!stopping) StartClaimed(runner);
+      out.clear();
+      exits.clear();
+      runner.Poll(milliseconds(20), &out, &exits);
+      for (Output& o : out) {
+        auto it = running.find(o.key);
+        if (it != running.end()) Log(it->second.token, std::move(o.data));
+      }
+      for (const Exit& e : exits) OnExit(e);
+      auto now = Steady::now();
+      if (!finish_batch.empty() || log_bytes >= kMaxLogBatchBytes ||
+          now - last_flush >= options.log_flush) {
+        Flush(cli);
+        last_flush = now;
+      }
+      if (now - last_heartbeat >= milliseconds(heartbeat_ms.load())) {
+        Heartbeat(cli, runner);
+        last_heartbeat = now;
+      }
+      if (stop_deadline && (runner.running() == 0 || now >= *stop_deadline)) break;
+    }
+    Flush(cli);
+    if (runner.running() > 0) {
+      spdlog::warn(
+          "worker {}: killing {} task(s) still running at shutdown; the region will "
+          "retry them",
+          id, runner.running());
+    }
+    return Status::Ok();  // the Runner's destructor kills what is left
+  }
+};
+
+Worker::Worker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Worker::~Worker() { Stop(); }
+
+Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
+  if (options.slots < 1 || options.slots > 5000) {
+    return InvalidArgument("--slots must be between 1 and 5000");
+  }
+  ASSIGN_OR_RETURN(Endpoint e, ParseUrl(options.api_url));
+  if (options.hostname.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    options.hostname = host;
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  impl->endpoint = std::move(e);
+  return std::unique_ptr<Worker>(new Worker(std::move(impl)));
+}
+
+const std::string& Worker::id() const { return impl_->id; }
+
+Status Worker::Run() {
+  spdlog::info("worker {} serving {} with {} slots", impl_->id, impl_->options.api_url,
+               impl_->options.slots);
+  std::thread claimer([this] { impl_->ClaimLoop(); });
+  Status s = impl_->Loop();
+  impl_->stopping = true;
+  impl_->cv.notify_all();
+  claimer.join();
+  return s;
+}
+
+void Worker::Stop() {
+  impl_->stopping = true;
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->claim_client != nullptr) impl_->claim_client->stop();
+  }
+  impl_->cv.notify_all();
+}
+
+int TaskExec(char** argv) {
+  // The worker that started us is our parent: when it dies, so do we (and a task that went on
+  // without its worker would run twice once the region retries it).
+  pid_t parent = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) return 127;  // the worker died before the line above
+  execvp(argv[0], argv);
+  fprintf(stderr, "tandem task-exec: cannot run %s: %s\n", argv[0], strerror(errno));
+  return 127;
+}
+
+}  // namespace tandem::worker

@@ -1,0 +1,62 @@
+// A worker: claims task instances over the Execution API, runs each as a subprocess, streams
+// its output to the task log, heartbeats, and reports how each try ended. It never touches the
+// database, so it runs anywhere the API is reachable (api/execution.cc has the protocol).
+//
+// Two threads: a claimer that long-polls for work while slots are free, and the loop that owns
+// the Runner — it starts what was claimed, pumps output into log batches (sent every
+// `log_flush`), heartbeats every interval the region asks for with the tokens of what it runs
+// (and kills what the region says is no longer its), and reports exits in batches. Reports that
+// cannot be sent (the region restarting) are kept and sent again; a region that stays away
+// longer than three heartbeats has already handed the tries to retries, and then tells the
+// worker to stop them.
+//
+// Each task runs through `tandem task-exec` when `shim` is set, which ties the task's life to
+// the worker's (PR_SET_PDEATHSIG): a worker killed with SIGKILL does not leave tasks behind.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+
+namespace tandem::worker {
+
+struct WorkerOptions {
+  // http://host:port for every deployment of a region, or
+  // http://host:port/deployments/NAME for one deployment's tasks only.
+  std::string api_url;
+  int slots = 16;
+  std::string hostname;  // default: this machine's
+  std::string shim;      // the tandem binary, for `task-exec`; "" runs tasks directly
+  std::chrono::milliseconds claim_wait{5000};
+  std::chrono::milliseconds log_flush{200};
+  // On Stop(): how long running tasks may go on before they are killed (their tries are then
+  // left to the region, which retries them).
+  std::chrono::milliseconds grace{10000};
+};
+
+class Worker {
+ public:
+  static Result<std::unique_ptr<Worker>> Create(WorkerOptions options);
+  ~Worker();
+
+  // Runs until Stop(); returns when every task has ended or been killed.
+  Status Run();
+  // Stops claiming; lets running tasks finish within the grace. Safe from any thread.
+  void Stop();
+
+  const std::string& id() const;
+
+ private:
+  struct Impl;
+  explicit Worker(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// `tandem task-exec -- ARGV...`: dies with its parent (the worker), then becomes ARGV.
+// Returns only on failure (127).
+int TaskExec(char** argv);
+
+}  // namespace tandem::worker
