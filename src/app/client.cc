@@ -30,20 +30,29 @@ Result<Client> Client::Connect(const Target& target) {
 }
 
 Result<HttpResult> Client::Send(const std::string& method, const std::string& path,
-                                const std::string& body) const {
+                                const std::string& body, const Headers& headers) const {
   httplib::Client cli(base_);
   cli.set_connection_timeout(5);
   cli.set_read_timeout(60);
+  httplib::Headers h(headers.begin(), headers.end());
   httplib::Result r(nullptr, httplib::Error::Unknown);
   const char* ct = "application/json";
-  if (method == "GET") r = cli.Get(path);
-  else if (method == "POST") r = cli.Post(path, body, ct);
-  else if (method == "PUT") r = cli.Put(path, body, ct);
-  else if (method == "PATCH") r = cli.Patch(path, body, ct);
-  else if (method == "DELETE") r = cli.Delete(path);
-  else return InvalidArgument("unsupported method " + method);
+  if (method == "GET") {
+    r = cli.Get(path, h);
+  } else if (method == "POST") {
+    r = cli.Post(path, h, body, ct);
+  } else if (method == "PUT") {
+    r = cli.Put(path, h, body, ct);
+  } else if (method == "PATCH") {
+    r = cli.Patch(path, h, body, ct);
+  } else if (method == "DELETE") {
+    r = cli.Delete(path, h);
+  } else {
+    return InvalidArgument("unsupported method " + method);
+  }
   if (!r) {
-    return Unavailable("cannot reach the region at " + base_ + ": " + httplib::to_string(r.error()));
+    return Unavailable("cannot reach the region at " + base_ + ": " +
+                       httplib::to_string(r.error()));
   }
   return HttpResult{r->status, r->body};
 }

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/status.h"
 
@@ -12,6 +14,9 @@ struct Target {
   std::string state_dir;  // where `tandem up` wrote platform.json
   std::string url;        // overrides state_dir when set
 };
+
+// Extra request headers, e.g. {{"Accept", "text/plain"}}.
+using Headers = std::vector<std::pair<std::string, std::string>>;
 
 struct HttpResult {
   int status = 0;
@@ -26,7 +31,7 @@ class Client {
 
   // kUnavailable when the region cannot be reached; any HTTP answer is a result.
   Result<HttpResult> Send(const std::string& method, const std::string& path,
-                          const std::string& body = "") const;
+                          const std::string& body = "", const Headers& headers = {}) const;
   const std::string& base_url() const { return base_; }
 
  private:
