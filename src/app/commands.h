@@ -25,5 +25,7 @@ using Run = std::function<int()>;
 void AddServerCommands(CLI::App& app, Globals& g, Run* run);      // region, up, secret-key
 void AddDeploymentCommands(CLI::App& app, Globals& g, Run* run);  // deployment
 void AddResourceCommands(CLI::App& app, Globals& g, Run* run);    // env, conn, var, pool
+void AddWorkerCommands(CLI::App& app, Globals& g, Run* run);      // worker
+void AddPipelineCommands(CLI::App& app, Globals& g, Run* run);    // deploy, dags, runs, tasks
 
 }  // namespace tandem::app

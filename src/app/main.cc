@@ -5,9 +5,15 @@
 
 #include "app/commands.h"
 #include "base/fs.h"
+#include "worker/worker.h"
 
 int main(int argc, char** argv) {
   using namespace tandem::app;
+  // `tandem task-exec -- ARGV...` wraps every task a worker starts; it must be quick and must
+  // not parse anything of ARGV, so it is handled before the CLI.
+  if (argc >= 3 && std::string(argv[1]) == "task-exec" && std::string(argv[2]) == "--") {
+    return argc > 3 ? tandem::worker::TaskExec(argv + 3) : 127;
+  }
   CLI::App app{"tandem: workflow orchestration whose deployments survive the loss of a region"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand: `tandem up --state-dir DIR`
@@ -26,6 +32,8 @@ int main(int argc, char** argv) {
   AddServerCommands(app, g, &run);
   AddDeploymentCommands(app, g, &run);
   AddResourceCommands(app, g, &run);
+  AddWorkerCommands(app, g, &run);
+  AddPipelineCommands(app, g, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

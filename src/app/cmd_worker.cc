@@ -1,0 +1,75 @@
+// `tandem worker`: a task worker for a region's Execution API (see worker/worker.h).
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <thread>
+
+#include "app/commands.h"
+#include "worker/worker.h"
+
+namespace tandem::app {
+namespace {
+
+// Each task holds two pipes: lift the open-file limit to what the system allows.
+void RaiseFileLimit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+}  // namespace
+
+void AddWorkerCommands(CLI::App& app, Globals& /*g*/, Run* run) {
+  auto* cmd = app.add_subcommand(
+      "worker", "Run tasks for a region: claims queued task instances over its Execution API");
+  auto opts = std::make_shared<worker::WorkerOptions>();
+  auto grace_ms = std::make_shared<int64_t>(10000);
+  cmd->add_option("--api", opts->api_url,
+                  "Execution API: http://HOST:PORT (every deployment of the region) or "
+                  "http://HOST:PORT/deployments/NAME (one deployment)")
+      ->required();
+  cmd->add_option("--slots", opts->slots, "Tasks run at once (default 16)");
+  cmd->add_option("--hostname", opts->hostname, "Name reported for this worker");
+  cmd->add_option("--grace-ms", *grace_ms,
+                  "On SIGTERM/SIGINT, how long running tasks may finish before they are killed");
+  cmd->callback([opts, grace_ms, run] {
+    *run = [opts, grace_ms]() -> int {
+      char exe[4096] = {};
+      ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+      if (n > 0) opts->shim = std::string(exe, static_cast<size_t>(n));
+      opts->grace = std::chrono::milliseconds(*grace_ms);
+      spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [worker] %v");
+      spdlog::flush_on(spdlog::level::info);  // its output is often a file
+      auto w = worker::Worker::Create(*opts);
+      if (!w.ok()) return Fail(w.status());
+      RaiseFileLimit();
+      // Signals are taken by a thread that waits for them, so stopping is ordinary code.
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGINT);
+      sigaddset(&set, SIGTERM);
+      pthread_sigmask(SIG_BLOCK, &set, nullptr);
+      worker::Worker* worker = w->get();
+      std::thread waiter([set, worker] {
+        int sig = 0;
+        sigwait(&set, &sig);
+        if (sig != 0) {
+          spdlog::info("signal {}: stopping the worker", sig);
+          worker->Stop();
+        }
+      });
+      Status s = worker->Run();
+      // Wake the signal thread if the worker ended on its own.
+      pthread_kill(waiter.native_handle(), SIGTERM);
+      waiter.join();
+      return s.ok() ? 0 : Fail(s);
+    };
+  });
+}
+
+}  // namespace tandem::app
