@@ -168,7 +168,30 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c->max_value_bytes, 1048576);
   EXPECT_EQ(c->max_body_bytes, 4194304);
   EXPECT_EQ(c->log_level, "info");
-  EXPECT_EQ(c->http_threads, 8);
+  EXPECT_EQ(c->http_threads, 32);
+  EXPECT_EQ(c->local_workers, 1);
+  EXPECT_EQ(c->worker_slots, 32);
+  EXPECT_EQ(c->heartbeat_ms, 1000);
+  EXPECT_EQ(c->zone, "tandem.test");
+}
+
+TEST_F(ConfigTest, WorkersAndPlatform) {
+  auto c = Load(InsertAfter(
+      10, "workers: {local: 0, slots: 640, heartbeat_ms: 250}\nplatform: {zone: dr.example.org}"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->local_workers, 0);
+  EXPECT_EQ(c->worker_slots, 640);
+  EXPECT_EQ(c->heartbeat_ms, 250);
+  EXPECT_EQ(c->zone, "dr.example.org");
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "workers: {local: 65}")),
+            At(11, "workers.local: expected an integer from 0 to 64, got \"65\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "workers: {heartbeat_ms: 50}")),
+            At(11, "workers.heartbeat_ms: expected an integer from 100 to 60000, got \"50\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "workers: {slot: 4}")), At(11, "unknown key workers.slot"));
+  for (const char* zone : {"Tandem.test", "-a.test", "a..test", "a.test.", "a_b.test", "a-.test"}) {
+    std::string err = ErrorOf(InsertAfter(10, std::string("platform: {zone: '") + zone + "'}"));
+    EXPECT_NE(err.find("platform.zone: expected a DNS name"), std::string::npos) << zone << err;
+  }
 }
 
 TEST_F(ConfigTest, ExternalPostgres) {
@@ -249,8 +272,8 @@ TEST_F(ConfigTest, OutOfRangeInteger) {
             At(9,
                "postgres.connect_timeout_seconds: expected an integer from 1 to 3600, got "
                "\"99999999999999999999\""));
-  EXPECT_EQ(ErrorOf(InsertAfter(10, "http: {threads: 257}")),
-            At(11, "http.threads: expected an integer from 1 to 256, got \"257\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "http: {threads: 1025}")),
+            At(11, "http.threads: expected an integer from 1 to 1024, got \"1025\""));
   EXPECT_EQ(ErrorOf(InsertAfter(10, "limits: {max_value_bytes: 1023}")),
             At(11,
                "limits.max_value_bytes: expected an integer from 1024 to 67108864, got "
