@@ -149,6 +149,7 @@ Result<Rows> Conn::Exec(const std::string& sql, const Params& params) {
     }
     values.push_back(p ? p->c_str() : nullptr);
   }
+  Count();
   PGresult* r = PQexecParams(c_, sql.c_str(), static_cast<int>(params.size()), nullptr,
                              values.data(), nullptr, nullptr, 0);
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -161,6 +162,7 @@ Result<Rows> Conn::Exec(const std::string& sql, const Params& params) {
 }
 
 Status Conn::ExecScript(const std::string& sql) {
+  Count();
   PGresult* r = PQexec(c_, sql.c_str());
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   Status s =
@@ -194,6 +196,7 @@ Result<Pool::Lease> Pool::Acquire(std::chrono::milliseconds wait) {
     cv_.notify_one();
     return c.status();
   }
+  (*c)->CountInto(&statements_);
   return Lease(this, std::move(c).value());
 }
 

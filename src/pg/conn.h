@@ -6,7 +6,9 @@
 // must tell cases apart.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -78,10 +80,16 @@ class Conn {
   bool CheckAlive();
   // No transaction open or failed on this connection.
   bool Idle() const;
+  // Statements sent on this connection are also counted in *counter (a pool's).
+  void CountInto(std::atomic<uint64_t>* counter) { counter_ = counter; }
 
  private:
   explicit Conn(pg_conn* c) : c_(c) {}
+  void Count() {
+    if (counter_ != nullptr) counter_->fetch_add(1, std::memory_order_relaxed);
+  }
   pg_conn* c_;
+  std::atomic<uint64_t>* counter_ = nullptr;
 };
 
 using ConnPtr = std::unique_ptr<Conn>;
@@ -112,6 +120,8 @@ class Pool {
   Status WithTx(const std::function<Status(Conn&)>& fn);
 
   const std::string& dsn() const { return dsn_; }
+  // Statements (and transaction commands) sent through this pool's connections so far.
+  uint64_t statements() const { return statements_.load(std::memory_order_relaxed); }
 
  private:
   void Release(ConnPtr c);
@@ -119,6 +129,7 @@ class Pool {
   const std::string dsn_;
   const ConnOptions options_;
   const int max_;
+  std::atomic<uint64_t> statements_{0};
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<ConnPtr> idle_;  // guarded by mu_

@@ -97,6 +97,11 @@ Status Region::StartAll() {
                     "Times the region restarted its PostgreSQL after it died.");
   metrics_.Describe("tandem_schema_version", "gauge", "Schema version of the metadata database.");
   metrics_.Set("tandem_schema_version", {}, store::LatestSchemaVersion());
+  metrics_.Describe("tandem_db_statements_total", "counter",
+                    "Statements the region sent to PostgreSQL through its pool.");
+  metrics_.OnScrape("tandem_db_statements_total", [this] {
+    return std::vector<std::pair<Labels, double>>{{{}, static_cast<double>(pool_->statements())}};
+  });
   metrics_.Describe("tandem_deployments", "gauge", "Live deployments in this region.");
   metrics_.OnScrape("tandem_deployments", [this] {
     auto n = store_->CountDeployments();
