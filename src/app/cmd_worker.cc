@@ -39,9 +39,15 @@ void AddWorkerCommands(CLI::App& app, Globals& /*g*/, Run* run) {
                   "On SIGTERM/SIGINT, how long running tasks may finish before they are killed");
   cmd->callback([opts, grace_ms, run] {
     *run = [opts, grace_ms]() -> int {
+      // tandem-task-exec is installed beside tandem.
       char exe[4096] = {};
       ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-      if (n > 0) opts->shim = std::string(exe, static_cast<size_t>(n));
+      std::string self = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
+      opts->shim = self.substr(0, self.rfind('/') + 1) + "tandem-task-exec";
+      if (access(opts->shim.c_str(), X_OK) != 0) {
+        return Fail(FailedPrecondition("cannot run " + opts->shim +
+                                       ": tandem-task-exec must be installed beside tandem"));
+      }
       opts->grace = std::chrono::milliseconds(*grace_ms);
       spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [worker] %v");
       spdlog::flush_on(spdlog::level::info);  // its output is often a file

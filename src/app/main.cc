@@ -1,19 +1,13 @@
 // tandem: one binary for the region agent, the local platform and the CLI.
 #include <CLI/CLI.hpp>
-
 #include <cstdlib>
 
 #include "app/commands.h"
 #include "base/fs.h"
-#include "worker/worker.h"
 
 int main(int argc, char** argv) {
   using namespace tandem::app;
-  // `tandem task-exec -- ARGV...` wraps every task a worker starts; it must be quick and must
-  // not parse anything of ARGV, so it is handled before the CLI.
-  if (argc >= 3 && std::string(argv[1]) == "task-exec" && std::string(argv[2]) == "--") {
-    return argc > 3 ? tandem::worker::TaskExec(argv + 3) : 127;
-  }
+
   CLI::App app{"tandem: workflow orchestration whose deployments survive the loss of a region"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand: `tandem up --state-dir DIR`
@@ -25,8 +19,7 @@ int main(int argc, char** argv) {
   app.add_option("--state-dir", g.target.state_dir,
                  "State directory of the platform (env TANDEM_STATE_DIR; default ./.tandem)");
   app.add_option("--url", g.target.url, "Talk to the region at this URL (env TANDEM_URL)");
-  app.add_option("-o,--output", g.output, "Output format")
-      ->check(CLI::IsMember({"table", "json"}));
+  app.add_option("-o,--output", g.output, "Output format")->check(CLI::IsMember({"table", "json"}));
 
   Run run;
   AddServerCommands(app, g, &run);

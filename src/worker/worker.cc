@@ -2,7 +2,6 @@
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -192,7 +191,7 @@ struct Worker::Impl {
                    t["run_id"].get<std::string>() + " try " + std::to_string(task.try_number);
       ProcessSpec spec;
       spec.key = task.ti_id;
-      if (!options.shim.empty()) spec.argv = {options.shim, "task-exec", "--"};
+      if (!options.shim.empty()) spec.argv = {options.shim, "--"};
       for (const Json& a : t["argv"]) spec.argv.push_back(a.get<std::string>());
       std::map<std::string, std::string> env;
       for (const char* name : {"PATH", "HOME", "LANG", "TMPDIR", "TZ"}) {
@@ -403,17 +402,6 @@ void Worker::Stop() {
     if (impl_->claim_client != nullptr) impl_->claim_client->stop();
   }
   impl_->cv.notify_all();
-}
-
-int TaskExec(char** argv) {
-  // The worker that started us is our parent: when it dies, so do we (and a task that went on
-  // without its worker would run twice once the region retries it).
-  pid_t parent = getppid();
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent) return 127;  // the worker died before the line above
-  execvp(argv[0], argv);
-  fprintf(stderr, "tandem task-exec: cannot run %s: %s\n", argv[0], strerror(errno));
-  return 127;
 }
 
 }  // namespace tandem::worker

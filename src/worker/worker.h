@@ -10,8 +10,9 @@
 // longer than three heartbeats has already handed the tries to retries, and then tells the
 // worker to stop them.
 //
-// Each task runs through `tandem task-exec` when `shim` is set, which ties the task's life to
-// the worker's (PR_SET_PDEATHSIG): a worker killed with SIGKILL does not leave tasks behind.
+// Each task runs through `tandem-task-exec` (task_exec_main.cc) when `shim` is set, which ties
+// the life of the task's whole process group to the worker's: a worker killed with SIGKILL
+// leaves no task, nor anything a task started, behind.
 #pragma once
 
 #include <atomic>
@@ -29,7 +30,7 @@ struct WorkerOptions {
   std::string api_url;
   int slots = 16;
   std::string hostname;  // default: this machine's
-  std::string shim;      // the tandem binary, for `task-exec`; "" runs tasks directly
+  std::string shim;      // the tandem-task-exec binary; "" runs tasks directly (tests only)
   std::chrono::milliseconds claim_wait{5000};
   std::chrono::milliseconds log_flush{200};
   // On Stop(): how long running tasks may go on before they are killed (their tries are then
@@ -54,9 +55,5 @@ class Worker {
   explicit Worker(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
-// `tandem task-exec -- ARGV...`: dies with its parent (the worker), then becomes ARGV.
-// Returns only on failure (127).
-int TaskExec(char** argv);
 
 }  // namespace tandem::worker

@@ -249,7 +249,7 @@ long:
   tasks:
     sleepy:
       operator: bash
-      bash_command: 'if [ "$AIRFLOW_CTX_TRY_NUMBER" = 1 ]; then echo pid $$; sleep 60; fi; echo finished'
+      bash_command: 'if [ "$AIRFLOW_CTX_TRY_NUMBER" = 1 ]; then sleep 60 & echo child $!; echo pid $$; wait; fi; echo finished'
 )"}});
   Unpause("long");
   ChildPtr worker = StartWorker();
@@ -259,12 +259,16 @@ long:
       [&] { return Log("long", run, "sleepy", 1).find("pid ") != std::string::npos; }, 30s));
   std::string log = Log("long", run, "sleepy", 1);
   pid_t task_pid = std::stoi(log.substr(log.find("pid ") + 4));
+  pid_t child_pid = std::stoi(log.substr(log.find("child ") + 6));
   ASSERT_EQ(Ti("long", run, "sleepy").value("state", ""), "running");
 
   worker->Signal(SIGKILL);
   worker->Wait(5s);
-  // The task dies with its worker, and the region notices within three heartbeats (0.5 s).
+  // The task and what it started die with their worker, and the region notices within three
+  // heartbeats (0.5 s each).
   EXPECT_TRUE(WaitFor([&] { return kill(task_pid, 0) != 0; }, 5s)) << "task outlived its worker";
+  EXPECT_TRUE(WaitFor([&] { return kill(child_pid, 0) != 0; }, 5s))
+      << "a process the task started outlived the worker";
   auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(
       WaitFor([&] { return Ti("long", run, "sleepy").value("state", "") != "running"; }, 10s));

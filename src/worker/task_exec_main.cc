@@ -1,0 +1,73 @@
+// tandem-task-exec -- ARGV...: runs one task for a worker and makes its whole process group
+// die with the worker.
+//
+// The worker starts every task through this small program, in a new session (so the task's
+// process group is this program's). It starts ARGV as its child and waits for it, exiting the
+// way the child did. When the worker dies — even by SIGKILL — the kernel sends this program
+// SIGUSR1 (PR_SET_PDEATHSIG), and it kills the whole group: the task and everything the task
+// started. A task that outlived its worker would run twice once the region retries it.
+//
+// Signals: SIGTERM and SIGINT sent to the group (the worker's timeout, a kill) reach the task
+// directly; this program ignores them and keeps waiting, so the task decides how it ends.
+// Deliberately tiny (no libraries beyond libc), since one runs beside every task.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+int main(int argc, char** argv) {
+  if (argc < 3 || strcmp(argv[1], "--") != 0) {
+    fprintf(stderr, "usage: tandem-task-exec -- PROGRAM [ARGS...]\n");
+    return 127;
+  }
+  sigset_t all, old;
+  sigemptyset(&all);
+  sigaddset(&all, SIGUSR1);
+  sigaddset(&all, SIGTERM);
+  sigaddset(&all, SIGINT);
+  sigaddset(&all, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &all, &old);
+
+  const pid_t worker = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGUSR1);
+  if (getppid() != worker) return 127;  // the worker died before the line above
+
+  pid_t child = fork();
+  if (child < 0) {
+    fprintf(stderr, "tandem-task-exec: fork: %s\n", strerror(errno));
+    return 127;
+  }
+  if (child == 0) {
+    sigprocmask(SIG_SETMASK, &old, nullptr);
+    prctl(PR_SET_PDEATHSIG, 0);
+    execvp(argv[2], argv + 2);
+    fprintf(stderr, "tandem-task-exec: cannot run %s: %s\n", argv[2], strerror(errno));
+    _exit(127);
+  }
+  while (true) {
+    int sig = 0;
+    if (sigwait(&all, &sig) != 0) continue;
+    if (sig == SIGUSR1) {
+      kill(0, SIGKILL);  // the worker is gone: the whole group goes, this program with it
+      _exit(137);
+    }
+    if (sig != SIGCHLD) continue;  // SIGTERM/SIGINT: the task got them too, and decides
+    int status = 0;
+    pid_t r = waitpid(child, &status, WNOHANG);
+    if (r != child) continue;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    // Die of the same signal, so the worker sees what the task saw.
+    int term = WTERMSIG(status);
+    signal(term, SIG_DFL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, term);
+    sigprocmask(SIG_UNBLOCK, &one, nullptr);
+    raise(term);
+    return 128 + term;
+  }
+}
