@@ -206,37 +206,43 @@ Result<int> Scheduling::RetryDue() {
 
 Result<int> Scheduling::QueueTasks() {
   ASSIGN_OR_RETURN(auto c, pool_->Acquire());
-  // Ranks within each limit; a task instance is queued when it fits all three. Conservative (a
-  // task ranked out by one limit still holds its rank in the others), never over a limit.
+  // The three limits filter in turn — the run's max_active_tasks, then the pool's open slots,
+  // then the deployment's worker slots — each ranking only what passed the one before, highest
+  // priority weight first. So a full run never holds back another run's tasks, and no limit is
+  // ever exceeded.
+  auto order = [](const std::string& t) {
+    return "ORDER BY " + t + ".priority_weight DESC, " + t + ".scheduled_when, " + t + ".id";
+  };
   ASSIGN_OR_RETURN(
       Rows r,
       c->Exec(std::string(
-                  "WITH cand AS (SELECT ti.id, ti.deployment_id, ti.pool, ti.run_pk, "
-                  "row_number() OVER (PARTITION BY ti.deployment_id, ti.pool ORDER BY "
-                  "ti.priority_weight DESC, ti.scheduled_when, ti.id) AS pool_rank, "
-                  "row_number() OVER (PARTITION BY ti.run_pk ORDER BY ti.priority_weight DESC, "
-                  "ti.scheduled_when, ti.id) AS run_rank, "
-                  "row_number() OVER (PARTITION BY ti.deployment_id ORDER BY "
-                  "ti.priority_weight DESC, ti.scheduled_when, ti.id) AS dep_rank "
-                  "FROM task_instances ti WHERE ti.state = 'scheduled'), "
-                  "busy AS (SELECT deployment_id, pool, run_pk, pool_slots FROM task_instances "
-                  "WHERE state IN ('queued', 'running')), "
+                  "WITH busy AS (SELECT deployment_id, pool, run_pk, pool_slots FROM "
+                  "task_instances WHERE state IN ('queued', 'running')), "
                   "pool_busy AS (SELECT deployment_id, pool, sum(pool_slots) AS n FROM busy "
                   "GROUP BY 1, 2), "
                   "run_busy AS (SELECT run_pk, count(*) AS n FROM busy GROUP BY 1), "
                   "dep_busy AS (SELECT deployment_id, count(*) AS n FROM busy GROUP BY 1), "
-                  "ok AS (SELECT cand.id FROM cand "
-                  "JOIN pools p ON p.deployment_id = cand.deployment_id AND p.name = cand.pool "
-                  "JOIN dag_runs r ON r.id = cand.run_pk AND r.state = 'running' "
-                  "JOIN dags g ON g.deployment_id = r.deployment_id AND g.dag_id = r.dag_id AND "
-                  "NOT g.is_paused ") +
+                  "c1 AS (SELECT ti.id, ti.deployment_id, ti.pool, ti.run_pk, ti.priority_weight, "
+                  "ti.scheduled_when, g.max_active_tasks, row_number() OVER (PARTITION BY "
+                  "ti.run_pk ") +
+              order("ti") +
+              ") AS run_rank FROM task_instances ti JOIN dag_runs r ON r.id = ti.run_pk AND "
+              "r.state = 'running' JOIN dags g ON g.deployment_id = r.deployment_id AND "
+              "g.dag_id = r.dag_id AND NOT g.is_paused " +
               kLive +
-              "LEFT JOIN pool_busy pb ON pb.deployment_id = cand.deployment_id AND pb.pool = "
-              "cand.pool LEFT JOIN run_busy rb ON rb.run_pk = cand.run_pk "
-              "LEFT JOIN dep_busy db ON db.deployment_id = cand.deployment_id "
-              "WHERE cand.pool_rank <= p.slots - coalesce(pb.n, 0) "
-              "AND cand.run_rank <= g.max_active_tasks - coalesce(rb.n, 0) "
-              "AND cand.dep_rank <= dp.worker_slots - coalesce(db.n, 0)) "
+              "WHERE ti.state = 'scheduled'), "
+              "c2 AS (SELECT c1.*, row_number() OVER (PARTITION BY c1.deployment_id, c1.pool " +
+              order("c1") +
+              ") AS pool_rank FROM c1 LEFT JOIN run_busy rb ON rb.run_pk = c1.run_pk WHERE "
+              "c1.run_rank <= c1.max_active_tasks - coalesce(rb.n, 0)), "
+              "c3 AS (SELECT c2.*, row_number() OVER (PARTITION BY c2.deployment_id " +
+              order("c2") +
+              ") AS dep_rank FROM c2 JOIN pools p ON p.deployment_id = c2.deployment_id AND "
+              "p.name = c2.pool LEFT JOIN pool_busy pb ON pb.deployment_id = c2.deployment_id "
+              "AND pb.pool = c2.pool WHERE c2.pool_rank <= p.slots - coalesce(pb.n, 0)), "
+              "ok AS (SELECT c3.id FROM c3 JOIN deployments d ON d.id = c3.deployment_id LEFT "
+              "JOIN dep_busy db ON db.deployment_id = c3.deployment_id WHERE c3.dep_rank <= "
+              "d.worker_slots - coalesce(db.n, 0)) "
               "UPDATE task_instances ti SET state = 'queued', queued_when = now(), try_number = "
               "ti.try_number + 1, start_date = NULL, end_date = NULL, hostname = '', pid = NULL, "
               "next_retry_at = NULL FROM ok WHERE ti.id = ok.id AND ti.state = 'scheduled' "

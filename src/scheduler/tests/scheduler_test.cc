@@ -1,0 +1,219 @@
+// The scheduler against a real PostgreSQL, on a simulated clock and without workers: which runs
+// it creates, which task instances it queues within which limits, and that no pass — nor two
+// schedulers at once — ever makes a run twice.
+#include "scheduler/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "crypto/secret_box.h"
+#include "dag/bundle.h"
+#include "harness/pg_harness.h"
+#include "store/execution.h"
+#include "store/migrations.h"
+#include "store/pipelines.h"
+#include "store/scheduling.h"
+#include "store/store.h"
+
+namespace tandem::scheduler {
+namespace {
+
+using tandem::testing::PgHarness;
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pool_ = std::make_unique<pg::Pool>(PgHarness::Get().NewDatabase(), 4);
+    auto c = pool_->Acquire();
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(store::Migrate(**c).ok());
+    auto s = store::Store::Open(pool_.get(), *SecretBox::FromBase64(NewSecretKeyBase64()));
+    ASSERT_TRUE(s.ok());
+    store_ = std::move(s).value();
+    pipelines_ = std::make_unique<store::Pipelines>(pool_.get());
+    scheduling_ = std::make_unique<store::Scheduling>(pool_.get());
+    execution_ = std::make_unique<store::Execution>(pool_.get());
+    clock_.SetWall(WallTime(std::chrono::seconds(1735689600)));  // 2025-01-01T00:00:00Z
+    scheduler_ = std::make_unique<Scheduler>(scheduling_.get(), &clock_, &metrics_,
+                                             SchedulerOptions{}, [this] { ++queued_calls_; });
+  }
+
+  DeploymentId Deployment(const std::string& name, int worker_slots = 16) {
+    model::Deployment d;
+    d.name = name;
+    d.config.worker_slots = worker_slots;
+    auto r = store_->CreateDeployment(d);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r->id;
+  }
+  void Deploy(const DeploymentId& d, const std::string& yaml) {
+    std::map<std::string, std::string> files = {{"dags.yaml", yaml}};
+    dag::Bundle b = dag::ParseBundle(files);
+    ASSERT_TRUE(b.errors.empty()) << b.errors[0].message;
+    auto r = pipelines_->Deploy(d, files, b);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    for (const dag::DagSpec& dag : b.dags) {
+      ASSERT_TRUE(pipelines_->SetPaused(d, dag.dag_id, false).ok());
+    }
+  }
+  // Runs passes until nothing changes.
+  void Settle() {
+    for (int i = 0; i < 50; ++i) {
+      auto r = scheduler_->RunPass();
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      if (!*r) return;
+    }
+    FAIL() << "the scheduler did not settle";
+  }
+  int Count(const std::string& sql) {
+    auto c = pool_->Acquire();
+    auto r = (*c)->Exec(sql);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return static_cast<int>(r->Int(0, 0));
+  }
+  std::string Trigger(const DeploymentId& d, const std::string& dag) {
+    auto r = pipelines_->Trigger(d, dag, {});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->run_id : "";
+  }
+
+  FakeClock clock_;
+  MetricsRegistry metrics_{Labels{}};
+  std::unique_ptr<pg::Pool> pool_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<store::Pipelines> pipelines_;
+  std::unique_ptr<store::Scheduling> scheduling_;
+  std::unique_ptr<store::Execution> execution_;
+  std::unique_ptr<Scheduler> scheduler_;
+  int queued_calls_ = 0;
+};
+
+std::string Fan(const std::string& dag, int n, const std::string& extra = "") {
+  std::string y = dag + ":\n" + extra + "  tasks:\n";
+  for (int i = 0; i < n; ++i) {
+    y += "    t" + std::to_string(i) + ": {operator: bash, bash_command: 'true'}\n";
+  }
+  return y;
+}
+
+TEST_F(SchedulerTest, CatchupCreatesEachIntervalOnceAcrossPassesAndSchedulers) {
+  DeploymentId d = Deployment("catchup");
+  // Daily from 5 days before the simulated now: five complete intervals.
+  Deploy(d,
+         "daily:\n  schedule: '@daily'\n  start_date: 2024-12-27\n  catchup: true\n"
+         "  max_active_runs: 10\n  tasks:\n    a: {operator: bash, bash_command: 'true'}\n");
+  Settle();
+  EXPECT_EQ(Count("SELECT count(*) FROM dag_runs"), 5);
+  EXPECT_EQ(Count("SELECT count(*) FROM dag_runs WHERE logical_date = '2024-12-27'"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM dag_runs WHERE logical_date = '2024-12-31'"), 1);
+  // A second scheduler (a restart, a race) with nothing cached decides the same.
+  Scheduler other(scheduling_.get(), &clock_, &metrics_, SchedulerOptions{}, [] {});
+  ASSERT_TRUE(
+      pool_
+          ->WithTx([](pg::Conn& c) {
+            return c.Exec("UPDATE dags SET next_interval_start = NULL, next_interval_end = NULL")
+                .status();
+          })
+          .ok());
+  std::thread t([&] { (void)other.RunPass(); });
+  ASSERT_TRUE(scheduler_->RunPass().ok());
+  t.join();
+  EXPECT_EQ(Count("SELECT count(*) FROM dag_runs"), 5);
+  // A day later, one more.
+  clock_.Advance(std::chrono::hours(24));
+  Settle();
+  EXPECT_EQ(Count("SELECT count(*) FROM dag_runs"), 6);
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances"), 6);
+}
+
+TEST_F(SchedulerTest, WithoutCatchupOnlyTheLatestIntervalRuns) {
+  DeploymentId d = Deployment("nocatchup");
+  Deploy(d,
+         "hourly:\n  schedule: '0 * * * *'\n  start_date: 2024-12-01\n  tasks:\n"
+         "    a: {operator: bash, bash_command: 'true'}\n");
+  Settle();
+  EXPECT_EQ(Count("SELECT count(*) FROM dag_runs"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM dag_runs WHERE logical_date = '2024-12-31T23:00:00Z' "
+                  "AND data_interval_end = '2025-01-01T00:00:00Z'"),
+            1);
+}
+
+TEST_F(SchedulerTest, MaxActiveRunsHoldsRunsQueued) {
+  DeploymentId d = Deployment("maxruns");
+  Deploy(d, Fan("m", 1, "  max_active_runs: 2\n"));
+  for (int i = 0; i < 4; ++i) Trigger(d, "m");
+  Settle();
+  EXPECT_EQ(Count("SELECT count(*) FROM dag_runs WHERE state = 'running'"), 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM dag_runs WHERE state = 'queued'"), 2);
+}
+
+TEST_F(SchedulerTest, QueueingRespectsPoolsMaxActiveTasksAndWorkerSlots) {
+  DeploymentId d = Deployment("limits", /*worker_slots=*/5);
+  Deploy(d, Fan("wide", 10, "  max_active_tasks: 3\n"));
+  Trigger(d, "wide");
+  Trigger(d, "wide");
+  Settle();
+  // Two runs of max 3 each, but the deployment runs at most 5.
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE state = 'queued'"), 5);
+  EXPECT_GT(queued_calls_, 0);
+  // A pool of 1 slot bounds a deployment with more room.
+  DeploymentId p = Deployment("pooled", 16);
+  ASSERT_TRUE(store_->CreatePool(p, {"one", 1, std::nullopt, false}).ok());
+  std::string y = "pooled:\n  default_args: {pool: one}\n  tasks:\n";
+  for (int i = 0; i < 4; ++i) {
+    y += "    t" + std::to_string(i) + ": {operator: bash, bash_command: 'true'}\n";
+  }
+  Deploy(p, y);
+  Trigger(p, "pooled");
+  Settle();
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE state = 'queued' AND pool = 'one'"),
+            1);
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE state = 'scheduled' AND pool = "
+                  "'one'"),
+            3);
+}
+
+TEST_F(SchedulerTest, EmptyOperatorsSucceedInPlaceAndRunsFinish) {
+  DeploymentId d = Deployment("empty");
+  Deploy(d,
+         "e:\n  tasks:\n    a: {operator: empty}\n    b: {operator: empty, dependencies: [a]}\n");
+  std::string run = Trigger(d, "e");
+  Settle();
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE state = 'success'"), 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM dag_runs WHERE state = 'success'"), 1);
+}
+
+TEST_F(SchedulerTest, ALostWorkersTriesAreRetriedOrFailed) {
+  DeploymentId d = Deployment("lost");
+  Deploy(d,
+         "l:\n  tasks:\n    again: {operator: bash, bash_command: 'true', retries: 1, "
+         "retry_delay: 0}\n    once: {operator: bash, bash_command: 'true'}\n");
+  Trigger(d, "l");
+  Settle();
+  store::WorkerInfo w{"00000000-0000-4000-8000-00000000000a", "h", 2, std::nullopt, 100};
+  auto claimed = execution_->Claim(w, 10);
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 2u);
+  // The worker goes quiet: three heartbeats (300 ms here) later its tries are lost.
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  ASSERT_EQ(*scheduling_->ReapLost(30), 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE task_id = 'again' AND state = "
+                  "'up_for_retry'"),
+            1);
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE task_id = 'once' AND state = "
+                  "'failed'"),
+            1);
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instance_history WHERE state = 'failed'"), 2);
+  // Its late report changes nothing.
+  auto late = execution_->Finish(w.id, {{{(*claimed)[0].ti_id, 1}, "success", std::nullopt}});
+  ASSERT_TRUE(late.ok());
+  EXPECT_FALSE((*late)[0]);
+  Settle();  // the retry is queued again, as try 2
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE task_id = 'again' AND state = "
+                  "'queued' AND try_number = 2"),
+            1);
+}
+
+}  // namespace
+}  // namespace tandem::scheduler
