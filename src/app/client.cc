@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
+#include "base/text.h"
 
 namespace tandem::app {
 
@@ -57,19 +58,6 @@ Result<HttpResult> Client::Send(const std::string& method, const std::string& pa
   return HttpResult{r->status, r->body};
 }
 
-std::string PathEscape(const std::string& s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
+std::string PathEscape(const std::string& s) { return PercentEncode(s); }
 
 }  // namespace tandem::app

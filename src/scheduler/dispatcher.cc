@@ -1,10 +1,12 @@
 #include "scheduler/dispatcher.h"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
+
+#include "base/text.h"
 
 namespace tandem::scheduler {
 
@@ -19,26 +21,6 @@ struct DeploymentData {
 namespace {
 
 using Json = nlohmann::json;
-
-std::string PercentEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
-std::string Upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // A JSON value as a template renders it: a string as its text, anything else as JSON.
 std::string Rendered(const std::string& json_text) {
@@ -222,10 +204,10 @@ Result<TaskToRun> Dispatcher::Render(const store::ClaimedTask& t, DeploymentData
   run.argv = {"bash", "-c", command};
   for (const model::EnvVar& e : data.env) run.env.emplace_back(e.key, e.value);
   for (const model::Connection& c : data.connections) {
-    run.env.emplace_back("AIRFLOW_CONN_" + Upper(c.conn_id), ConnectionUri(c));
+    run.env.emplace_back("AIRFLOW_CONN_" + AsciiUpper(c.conn_id), ConnectionUri(c));
   }
   for (const model::Variable& v : data.variables) {
-    run.env.emplace_back("AIRFLOW_VAR_" + Upper(v.key), v.value);
+    run.env.emplace_back("AIRFLOW_VAR_" + AsciiUpper(v.key), v.value);
   }
   run.env.emplace_back("AIRFLOW_CTX_DAG_ID", t.dag_id);
   run.env.emplace_back("AIRFLOW_CTX_TASK_ID", t.task_id);

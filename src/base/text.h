@@ -1,0 +1,16 @@
+// Small text helpers shared across modules.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace tandem {
+
+// RFC 3986 percent-encoding of everything but unreserved characters (letters, digits, - _ . ~):
+// safe for one URL path segment, a query value, or the user part of a URI.
+std::string PercentEncode(std::string_view s);
+
+// ASCII upper case.
+std::string AsciiUpper(std::string s);
+
+}  // namespace tandem
