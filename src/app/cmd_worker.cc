@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <csignal>
 #include <thread>
 
@@ -61,17 +62,19 @@ void AddWorkerCommands(CLI::App& app, Globals& /*g*/, Run* run) {
       sigaddset(&set, SIGTERM);
       pthread_sigmask(SIG_BLOCK, &set, nullptr);
       worker::Worker* worker = w->get();
-      std::thread waiter([set, worker] {
-        int sig = 0;
-        sigwait(&set, &sig);
-        if (sig != 0) {
-          spdlog::info("signal {}: stopping the worker", sig);
-          worker->Stop();
+      std::atomic<bool> done{false};
+      std::thread waiter([set, worker, &done] {
+        const timespec tick{0, 200000000L};  // 0.2 s
+        while (!done) {
+          int sig = sigtimedwait(&set, nullptr, &tick);
+          if (sig > 0) {
+            spdlog::info("signal {}: stopping the worker", sig);
+            worker->Stop();
+          }
         }
       });
       Status s = worker->Run();
-      // Wake the signal thread if the worker ended on its own.
-      pthread_kill(waiter.native_handle(), SIGTERM);
+      done = true;
       waiter.join();
       return s.ok() ? 0 : Fail(s);
     };

@@ -199,7 +199,12 @@ struct Worker::Impl {
       }
       if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
       for (const auto& [k, v] : t["env"].items()) env[k] = v.get<std::string>();
-      for (const auto& [k, v] : env) spec.env.push_back(k + "=" + v);
+      for (const auto& [k, v] : env) {
+        std::string entry = k;
+        entry += '=';
+        entry += v;
+        spec.env.push_back(std::move(entry));
+      }
       spec.cwd = t["cwd"].get<std::string>();
       spec.timeout = milliseconds(t["timeout_ms"].get<int64_t>());
       Log(task.token, LogLine("INFO", "Running " + task.label + " on host " + options.hostname +
