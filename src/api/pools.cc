@@ -2,8 +2,10 @@
 //
 // Shapes follow the Airflow spec (PoolBody, PoolPatchBody, PoolResponse, ...). Every
 // deployment has `default_pool` (slots from its config); it cannot be deleted or renamed.
-// Slot usage (occupied, running, queued, ...) counts task instances, which arrive with the
-// scheduler; until then it is zero and open_slots equals slots.
+// Slot usage counts the task instances holding the pool's slots: occupied = running + queued
+// (Airflow's definition), open = slots - occupied, and -1 (unlimited) pools report open -1.
+#include <algorithm>
+
 #include "api/bulk.h"
 #include "api/context.h"
 #include "api/errors.h"
@@ -21,12 +23,12 @@ Json ToJson(const Pool& p) {
           {"slots", p.slots},
           {"description", p.description ? Json(*p.description) : Json(nullptr)},
           {"include_deferred", p.include_deferred},
-          {"occupied_slots", 0},
-          {"running_slots", 0},
-          {"queued_slots", 0},
-          {"scheduled_slots", 0},
+          {"occupied_slots", p.running + p.queued},
+          {"running_slots", p.running},
+          {"queued_slots", p.queued},
+          {"scheduled_slots", p.scheduled},
           {"deferred_slots", 0},
-          {"open_slots", p.slots}};
+          {"open_slots", p.slots < 0 ? -1 : std::max(0, p.slots - p.running - p.queued)}};
 }
 
 Status Validate(const Pool& p, size_t max_value) {

@@ -19,8 +19,8 @@ struct ScheduleDefaults {
 };
 
 struct DeploymentConfig {
-  int worker_slots = 16;          // task processes a region runs at once for this deployment
-  int default_pool_slots = 128;   // slots of `default_pool`
+  int worker_slots = 16;         // task processes a region runs at once for this deployment
+  int default_pool_slots = 128;  // slots of `default_pool`
   ScheduleDefaults schedule;
 };
 
@@ -33,9 +33,9 @@ struct MetricsExport {
 };
 
 struct Deployment {
-  DeploymentId id;         // generated once, never reused
-  std::string name;        // unique among live deployments; may be renamed
-  std::string ns;          // namespace: derived from name and id at creation; never changes
+  DeploymentId id;   // generated once, never reused
+  std::string name;  // unique among live deployments; may be renamed
+  std::string ns;    // namespace: derived from name and id at creation; never changes
   std::string description;
   DeploymentConfig config;
   MetricsExport metrics;
@@ -66,9 +66,13 @@ struct Variable {
 
 struct Pool {
   std::string name;
-  int slots = 0;
+  int slots = 0;  // -1: unlimited
   std::optional<std::string> description;
   bool include_deferred = false;
+  // Usage, as read (ignored on writes): slots held by task instances in each state.
+  int running = 0;
+  int queued = 0;
+  int scheduled = 0;
 };
 
 inline constexpr const char* kDefaultPool = "default_pool";

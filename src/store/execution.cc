@@ -53,8 +53,11 @@ Result<std::vector<ClaimedTask>> Execution::Claim(const WorkerInfo& w, int n) {
               "ti.task_id, ti.try_number, ti.timeout_s) "
               "SELECT up.id, up.deployment_id, up.run_pk, up.dag_id, up.run_id, up.task_id, "
               "up.try_number, up.timeout_s, r.bundle_version, " +
-                  TsOrEmpty("r.logical_date") + ", " + TsOrEmpty("r.data_interval_start") + ", " +
-                  TsOrEmpty("r.data_interval_end") +
+                  // A run without a logical date (a manual one) renders its dates as the
+                  // moment it was triggered, as Airflow 2 did.
+                  TsOrEmpty("coalesce(r.logical_date, r.run_after)") + ", " +
+                  TsOrEmpty("coalesce(r.data_interval_start, r.run_after)") + ", " +
+                  TsOrEmpty("coalesce(r.data_interval_end, r.run_after)") +
                   ", r.conf::text FROM up JOIN dag_runs r ON r.id = up.run_pk",
               {w.id, w.hostname, std::to_string(w.slots), Scope(w), std::to_string(w.heartbeat_ms),
                std::to_string(n)}));

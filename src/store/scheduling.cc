@@ -239,7 +239,8 @@ Result<int> Scheduling::QueueTasks() {
               order("c2") +
               ") AS dep_rank FROM c2 JOIN pools p ON p.deployment_id = c2.deployment_id AND "
               "p.name = c2.pool LEFT JOIN pool_busy pb ON pb.deployment_id = c2.deployment_id "
-              "AND pb.pool = c2.pool WHERE c2.pool_rank <= p.slots - coalesce(pb.n, 0)), "
+              "AND pb.pool = c2.pool WHERE p.slots < 0 OR c2.pool_rank <= p.slots - "
+              "coalesce(pb.n, 0)), "
               "ok AS (SELECT c3.id FROM c3 JOIN deployments d ON d.id = c3.deployment_id LEFT "
               "JOIN dep_busy db ON db.deployment_id = c3.deployment_id WHERE c3.dep_rank <= "
               "d.worker_slots - coalesce(db.n, 0)) "

@@ -79,13 +79,27 @@ const ListSpec kVariables{"variables", "key, value, value_enc, description, is_s
                           "key",       {{"id", "id"}, {"key", "key"}},
                           "Variable",  "key"};
 
-const ListSpec kPools{
-    "pools", "name, slots, description, include_deferred",
-    "name",  {{"id", "id"}, {"name", "name"}, {"pool", "name"}, {"slots", "slots"}},
-    "Pool",  "name"};
+// Usage per state, counted from the task instances that hold the pool's slots.
+std::string PoolUsage(const std::string& state) {
+  return "(SELECT coalesce(sum(t.pool_slots), 0) FROM task_instances t WHERE t.deployment_id = "
+         "pools.deployment_id AND t.pool = pools.name AND t.state = '" +
+         state + "')";
+}
+
+const ListSpec kPools{"pools",
+                      "name, slots, description, include_deferred, " + PoolUsage("running") + ", " +
+                          PoolUsage("queued") + ", " + PoolUsage("scheduled"),
+                      "name",
+                      {{"id", "id"}, {"name", "name"}, {"pool", "name"}, {"slots", "slots"}},
+                      "Pool",
+                      "name"};
 
 Pool PoolFromRow(const Rows& r, int i) {
-  return Pool{r.Text(i, 0), static_cast<int>(r.Int(i, 1)), r.Opt(i, 2), r.Bool(i, 3)};
+  Pool p{r.Text(i, 0), static_cast<int>(r.Int(i, 1)), r.Opt(i, 2), r.Bool(i, 3)};
+  p.running = static_cast<int>(r.Int(i, 4));
+  p.queued = static_cast<int>(r.Int(i, 5));
+  p.scheduled = static_cast<int>(r.Int(i, 6));
+  return p;
 }
 
 }  // namespace

@@ -172,6 +172,22 @@ TEST_F(SchedulerTest, QueueingRespectsPoolsMaxActiveTasksAndWorkerSlots) {
   EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE state = 'scheduled' AND pool = "
                   "'one'"),
             3);
+  auto one = store_->GetPool(p, "one");
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->queued, 1);
+  EXPECT_EQ(one->scheduled, 3);
+  // -1 slots: unlimited.
+  DeploymentId u = Deployment("unlimited", 16);
+  ASSERT_TRUE(store_->CreatePool(u, {"any", -1, std::nullopt, false}).ok());
+  std::string z = "free:\n  default_args: {pool: any}\n  tasks:\n";
+  for (int i = 0; i < 4; ++i) {
+    z += "    t" + std::to_string(i) + ": {operator: bash, bash_command: 'true'}\n";
+  }
+  Deploy(u, z);
+  Trigger(u, "free");
+  Settle();
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE state = 'queued' AND pool = 'any'"),
+            4);
 }
 
 TEST_F(SchedulerTest, EmptyOperatorsSucceedInPlaceAndRunsFinish) {
