@@ -15,11 +15,12 @@
 //   POST finish     {worker_id, results: [{token, state: success|failed|skipped,
 //                   return_value?: JSON}]} -> {results: [{ti_id, applied}]}
 //
-// Every token in a request is checked before anything is done: one forged or expired token
-// makes the whole request 401 and changes nothing. A valid token names one task instance at one
-// try; on a deployment's path it must belong to that deployment (else 403). A result for a try
-// that is no longer running on that worker is not applied (applied: false), never an error, so
-// a worker retrying a report it is unsure of is safe.
+// Every request carries the worker credential (Authorization: Bearer ..., derived from the
+// secret key; 401 without it). Every token in a request is checked before anything is done: one
+// forged or expired token makes the whole request 401 and changes nothing. A valid token names one
+// task instance at one try; on a deployment's path it must belong to that deployment (else 403). A
+// result for a try that is no longer running on that worker is not applied (applied: false), never
+// an error, so a worker retrying a report it is unsure of is safe.
 #include "api/context.h"
 #include "api/errors.h"
 #include "api/json_util.h"
@@ -40,6 +41,11 @@ bool IsUuid(const std::string& s) {
     if (!dash && !isxdigit(static_cast<unsigned char>(s[i]))) return false;
   }
   return true;
+}
+
+Status CheckCredential(const ApiContext& ctx, const Request& req) {
+  auto it = req.headers.find("authorization");
+  return ctx.dispatcher->CheckWorker(it == req.headers.end() ? "" : it->second);
 }
 
 // The deployment a path scopes the request to, if any.
@@ -115,6 +121,7 @@ Json TaskJson(const scheduler::TaskToRun& t) {
 void RegisterUnder(Router& r, const ApiContext& ctx, const std::string& root) {
   r.Add(
       "POST", root + "/claim", Wrap([ctx](const Request& req) -> Result<Response> {
+        RETURN_IF_ERROR(CheckCredential(ctx, req));
         ASSIGN_OR_RETURN(auto scope, Scope(ctx, req));
         ASSIGN_OR_RETURN(Json body, ParseObject(req.body));
         RETURN_IF_ERROR(CheckFields(body, {"worker_id", "hostname", "slots", "capacity", "wait_ms"},
@@ -139,6 +146,7 @@ void RegisterUnder(Router& r, const ApiContext& ctx, const std::string& root) {
 
   r.Add(
       "POST", root + "/heartbeat", Wrap([ctx](const Request& req) -> Result<Response> {
+        RETURN_IF_ERROR(CheckCredential(ctx, req));
         ASSIGN_OR_RETURN(auto scope, Scope(ctx, req));
         ASSIGN_OR_RETURN(Json body, ParseObject(req.body));
         RETURN_IF_ERROR(CheckFields(body, {"worker_id", "hostname", "slots", "capacity", "tokens"},
@@ -151,6 +159,7 @@ void RegisterUnder(Router& r, const ApiContext& ctx, const std::string& root) {
       }));
 
   r.Add("POST", root + "/logs", Wrap([ctx](const Request& req) -> Result<Response> {
+          RETURN_IF_ERROR(CheckCredential(ctx, req));
           ASSIGN_OR_RETURN(auto scope, Scope(ctx, req));
           ASSIGN_OR_RETURN(Json body, ParseObject(req.body));
           RETURN_IF_ERROR(CheckFields(body, {"chunks"}, {"chunks"}));
@@ -175,6 +184,7 @@ void RegisterUnder(Router& r, const ApiContext& ctx, const std::string& root) {
         }));
 
   r.Add("POST", root + "/finish", Wrap([ctx](const Request& req) -> Result<Response> {
+          RETURN_IF_ERROR(CheckCredential(ctx, req));
           ASSIGN_OR_RETURN(auto scope, Scope(ctx, req));
           ASSIGN_OR_RETURN(Json body, ParseObject(req.body));
           RETURN_IF_ERROR(CheckFields(body, {"worker_id", "results"}, {"worker_id", "results"}));

@@ -9,6 +9,9 @@
 #include <thread>
 
 #include "app/commands.h"
+#include "base/fs.h"
+#include "crypto/secret_box.h"
+#include "crypto/token.h"
 #include "worker/worker.h"
 
 namespace tandem::app {
@@ -23,9 +26,33 @@ void RaiseFileLimit() {
   }
 }
 
+std::string Trim(std::string_view s) {
+  while (!s.empty() && isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return std::string(s);
+}
+
 }  // namespace
 
-void AddWorkerCommands(CLI::App& app, Globals& /*g*/, Run* run) {
+void AddWorkerCommands(CLI::App& app, Globals& g, Run* run) {
+  auto* tok = app.add_subcommand(
+      "worker-token",
+      "Print the worker credential that workers present to a region's Execution API");
+  auto key_file = std::make_shared<std::string>();
+  tok->add_option("--key-file", *key_file,
+                  "The pair's secret key file (default: secret.key in the state directory)");
+  tok->callback([&g, key_file, run] {
+    *run = [&g, key_file]() -> int {
+      std::string path = key_file->empty() ? g.target.state_dir + "/secret.key" : *key_file;
+      auto text = ReadFile(path);
+      if (!text.ok()) return Fail(text.status().WithContext("reading the secret key " + path));
+      auto box = SecretBox::FromBase64(*text);
+      if (!box.ok()) return Fail(box.status().WithContext(path));
+      printf("%s\n", WorkerCredential(*box).c_str());
+      return 0;
+    };
+  });
+
   auto* cmd = app.add_subcommand(
       "worker", "Run tasks for a region: claims queued task instances over its Execution API");
   auto opts = std::make_shared<worker::WorkerOptions>();
@@ -36,10 +63,21 @@ void AddWorkerCommands(CLI::App& app, Globals& /*g*/, Run* run) {
       ->required();
   cmd->add_option("--slots", opts->slots, "Tasks run at once (default 16)");
   cmd->add_option("--hostname", opts->hostname, "Name reported for this worker");
+  auto token_file = std::make_shared<std::string>();
+  cmd->add_option("--token-file", *token_file,
+                  "File holding the region's worker credential (else env TANDEM_WORKER_TOKEN; "
+                  "`tandem worker-token` prints it)");
   cmd->add_option("--grace-ms", *grace_ms,
                   "On SIGTERM/SIGINT, how long running tasks may finish before they are killed");
-  cmd->callback([opts, grace_ms, run] {
-    *run = [opts, grace_ms]() -> int {
+  cmd->callback([opts, grace_ms, token_file, run] {
+    *run = [opts, grace_ms, token_file]() -> int {
+      if (!token_file->empty()) {
+        auto text = ReadFile(*token_file);
+        if (!text.ok()) return Fail(text.status().WithContext("--token-file"));
+        opts->credential = Trim(*text);
+      } else if (const char* env = getenv("TANDEM_WORKER_TOKEN")) {
+        opts->credential = Trim(env);
+      }
       // tandem-task-exec is installed beside tandem.
       char exe[4096] = {};
       ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);

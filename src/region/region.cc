@@ -87,6 +87,7 @@ Status Region::StartAll() {
   RETURN_IF_ERROR(StartPostgres());
   RETURN_IF_ERROR(ConnectAndMigrate());
   const std::string token_key = box->DeriveKey("tandem task tokens v1");
+  worker_credential_ = WorkerCredential(*box);
   ASSIGN_OR_RETURN(store_, store::Store::Open(pool_.get(), std::move(box).value()));
   RETURN_IF_ERROR(StartPipelines(token_key));
 
@@ -189,6 +190,7 @@ Status Region::StartPipelines(const std::string& token_key) {
   bundles_ = std::make_unique<scheduler::BundleCache>(pipelines_.get(), 256);
   scheduler::DispatcherOptions dopts;
   dopts.heartbeat_ms = cfg_.heartbeat_ms;
+  dopts.worker_credential = worker_credential_;
   dispatcher_ = std::make_unique<scheduler::Dispatcher>(
       execution_.get(), store_.get(), bundles_.get(), logs_.get(), tokens_.get(), &RealClock(),
       dopts, [this] { scheduler_->Wake(); });
@@ -213,6 +215,7 @@ Status Region::StartLocalWorker(size_t index) {
             "--grace-ms",
             "2000"};
   o.output_path = cfg_.state_dir + "/worker-" + std::to_string(index) + ".log";
+  o.env_extra["TANDEM_WORKER_TOKEN"] = worker_credential_;
   // Workers die with the region (the supervisor thread starts them), and their tasks with them.
   o.death_signal = SIGKILL;
   auto child = Child::Spawn(o);

@@ -83,6 +83,7 @@ class Region {
   std::unique_ptr<store::Execution> execution_;
   std::unique_ptr<logs::LogStore> logs_;
   std::unique_ptr<TokenSigner> tokens_;
+  std::string worker_credential_;  // constant after start
   std::unique_ptr<scheduler::BundleCache> bundles_;
   std::unique_ptr<scheduler::Dispatcher> dispatcher_;
   std::unique_ptr<scheduler::Scheduler> scheduler_;

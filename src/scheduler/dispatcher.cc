@@ -1,9 +1,10 @@
 #include "scheduler/dispatcher.h"
 
-#include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "base/text.h"
@@ -222,6 +223,22 @@ Result<TaskToRun> Dispatcher::Render(const store::ClaimedTask& t, DeploymentData
   run.cwd = task->cwd;
   run.timeout_ms = t.timeout_s ? int64_t{*t.timeout_s} * 1000 : 0;
   return run;
+}
+
+Status Dispatcher::CheckWorker(std::string_view authorization) const {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (authorization.substr(0, kBearer.size()) != kBearer) {
+    return Unauthenticated(
+        "the Execution API needs the worker credential (Authorization: Bearer ...; "
+        "`tandem worker-token` prints it)");
+  }
+  std::string_view given = authorization.substr(kBearer.size());
+  const std::string& want = options_.worker_credential;
+  if (want.empty() || given.size() != want.size() ||
+      CRYPTO_memcmp(given.data(), want.data(), want.size()) != 0) {
+    return Unauthenticated("the worker credential is not valid for this region");
+  }
+  return Status::Ok();
 }
 
 Result<TaskClaims> Dispatcher::Verify(std::string_view token) const {

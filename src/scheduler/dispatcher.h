@@ -42,6 +42,7 @@ struct TaskToRun {
 
 struct DispatcherOptions {
   int heartbeat_ms = 1000;
+  std::string worker_credential;  // what workers must present (crypto::WorkerCredential)
   // A token outlives its task's timeout by this much (or lasts this long for untimed tasks);
   // heartbeats do not extend it, so it bounds what a leaked token can do.
   std::chrono::seconds token_slack{std::chrono::hours(24)};
@@ -63,6 +64,9 @@ class Dispatcher {
   // Called by the scheduler when it queued task instances.
   void NotifyWork();
 
+  // Checks an Authorization header for the worker credential ("Bearer <credential>"):
+  // Unauthenticated when it is missing or wrong.
+  Status CheckWorker(std::string_view authorization) const;
   // Checks a token: Unauthenticated when it is forged, malformed or expired.
   Result<TaskClaims> Verify(std::string_view token) const;
 

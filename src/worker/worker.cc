@@ -109,8 +109,9 @@ struct Worker::Impl {
   std::vector<std::string> finished_ids;  // their slots free once the finish is sent
 
   Result<Json> Post(httplib::Client& cli, const std::string& path, const Json& body) {
-    httplib::Result r =
-        cli.Post(endpoint.prefix + "/execution/v1/" + path, body.dump(), "application/json");
+    httplib::Headers headers = {{"Authorization", "Bearer " + options.credential}};
+    httplib::Result r = cli.Post(endpoint.prefix + "/execution/v1/" + path, headers, body.dump(),
+                                 "application/json");
     if (!r) {
       return Unavailable("cannot reach the Execution API at " + options.api_url + ": " +
                          httplib::to_string(r.error()));
@@ -120,6 +121,7 @@ struct Worker::Impl {
     if (r->status >= 400) {
       std::string detail = j.is_object() && j.contains("detail") ? j["detail"].dump() : r->body;
       Code code = r->status == 401   ? Code::kUnauthenticated
+                  : r->status == 403 ? Code::kPermissionDenied
                   : r->status == 503 ? Code::kUnavailable
                   : r->status >= 500 ? Code::kInternal
                                      : Code::kInvalidArgument;
@@ -372,6 +374,11 @@ Worker::Worker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Worker::~Worker() { Stop(); }
 
 Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
+  if (options.credential.empty()) {
+    return InvalidArgument(
+        "the worker needs the region's worker credential (--token-file, or TANDEM_WORKER_TOKEN; "
+        "`tandem worker-token` prints it)");
+  }
   if (options.slots < 1 || options.slots > 5000) {
     return InvalidArgument("--slots must be between 1 and 5000");
   }

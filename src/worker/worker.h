@@ -31,6 +31,7 @@ struct WorkerOptions {
   int slots = 16;
   std::string hostname;  // default: this machine's
   std::string shim;      // the tandem-task-exec binary; "" runs tasks directly (tests only)
+  std::string credential;  // the region's worker credential (crypto::WorkerCredential)
   std::chrono::milliseconds claim_wait{5000};
   std::chrono::milliseconds log_flush{200};
   // On Stop(): how long running tasks may go on before they are killed (their tries are then

@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "base/process.h"
+#include "crypto/secret_box.h"
+#include "crypto/token.h"
 #include "harness/region_harness.h"
 #include "pg/conn.h"
 
@@ -22,6 +24,13 @@ using Json = nlohmann::json;
 using namespace std::chrono_literals;
 
 Json Parse(const HttpReply& r) { return Json::parse(r.body, nullptr, false); }
+
+// A task instance's state; "" for none (JSON null) or no answer.
+std::string StateOf(const Json& ti) {
+  return ti.is_object() && ti.contains("state") && ti["state"].is_string()
+             ? ti["state"].get<std::string>()
+             : "";
+}
 
 // Polls `ok` every 100 ms for up to `timeout`; true when it held.
 bool WaitFor(const std::function<bool()>& ok, std::chrono::milliseconds timeout) {
@@ -127,9 +136,24 @@ class PipelineRunTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? static_cast<int>(r->Int(0, 0)) : -1;
   }
+  std::string Credential() const {
+    return WorkerCredential(*SecretBox::FromBase64(region_->SecretKey()));
+  }
+  // An Execution API call as a worker makes it, with `credential` as its bearer.
+  HttpReply Exec(const std::string& path, const Json& body, const std::string& credential) {
+    httplib::Client cli(region_->url());
+    httplib::Headers h;
+    if (!credential.empty()) h.emplace("Authorization", "Bearer " + credential);
+    auto r = cli.Post(path, h, body.dump(), "application/json");
+    return r ? HttpReply{r->status, r->body} : HttpReply{};
+  }
+  HttpReply Exec(const std::string& path, const Json& body) {
+    return Exec(path, body, Credential());
+  }
   ChildPtr StartWorker() {
     auto w = Child::Spawn({.argv = {TandemBin(), "worker", "--api", region_->url(), "--slots", "4",
                                     "--grace-ms", "0"},
+                           .env_extra = {{"TANDEM_WORKER_TOKEN", Credential()}},
                            .output_path = region_->dir() + "/test-worker.log"});
     EXPECT_TRUE(w.ok()) << w.status().ToString();
     return w.ok() ? std::move(w).value() : nullptr;
@@ -260,7 +284,7 @@ long:
   std::string log = Log("long", run, "sleepy", 1);
   pid_t task_pid = std::stoi(log.substr(log.find("pid ") + 4));
   pid_t child_pid = std::stoi(log.substr(log.find("child ") + 6));
-  ASSERT_EQ(Ti("long", run, "sleepy").value("state", ""), "running");
+  ASSERT_EQ(StateOf(Ti("long", run, "sleepy")), "running");
 
   worker->Signal(SIGKILL);
   worker->Wait(5s);
@@ -270,8 +294,7 @@ long:
   EXPECT_TRUE(WaitFor([&] { return kill(child_pid, 0) != 0; }, 5s))
       << "a process the task started outlived the worker";
   auto start = std::chrono::steady_clock::now();
-  ASSERT_TRUE(
-      WaitFor([&] { return Ti("long", run, "sleepy").value("state", "") != "running"; }, 10s));
+  ASSERT_TRUE(WaitFor([&] { return StateOf(Ti("long", run, "sleepy")) != "running"; }, 10s));
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
   EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE state = 'running'"), 0);
 
@@ -320,6 +343,26 @@ TEST_F(PipelineRunTest, ForgedOrForeignTokensChangeNothing) {
   Deploy({{"t.yaml", "t:\n  tasks:\n    a: {operator: bash, bash_command: 'sleep 30'}\n"}});
   Unpause("t");
   std::string run = Trigger("t");
+  // Without the worker credential, or with a wrong one, nothing is handed out.
+  Json probe = {{"worker_id", "00000000-0000-4000-8000-000000000009"},
+                {"hostname", "x"},
+                {"slots", 1},
+                {"capacity", 1}};
+  EXPECT_EQ(Exec("/execution/v1/claim", probe, "").status, 401);
+  EXPECT_EQ(Exec("/execution/v1/claim", probe, Credential() + "x").status, 401);
+  EXPECT_EQ(Exec("/execution/v1/heartbeat",
+                 {{"worker_id", "00000000-0000-4000-8000-000000000009"},
+                  {"hostname", "x"},
+                  {"capacity", 1},
+                  {"tokens", Json::array()}},
+                 "nope")
+                .status,
+            401);
+  EXPECT_NE(Ti("t", run, "a")["state"], "running");
+  // A worker without a credential refuses to start.
+  CliRun no_cred = RunCli({"worker", "--api", region_->url()});
+  EXPECT_EQ(no_cred.exit_code, 2) << no_cred.output;
+  EXPECT_NE(no_cred.output.find("worker credential"), std::string::npos) << no_cred.output;
   // Claim as a worker would, by hand.
   Json claim = {{"worker_id", "00000000-0000-4000-8000-000000000001"},
                 {"hostname", "test"},
@@ -330,29 +373,29 @@ TEST_F(PipelineRunTest, ForgedOrForeignTokensChangeNothing) {
   Json tasks = Json::array();
   ASSERT_TRUE(WaitFor(
       [&] {
-        auto r = Call("POST", "/execution/v1/claim", claim);
+        auto r = Exec("/execution/v1/claim", claim);
         EXPECT_EQ(r.status, 200) << r.body;
         tasks = Parse(r).value("tasks", Json::array());
         return !tasks.empty();
       },
       30s));
   ASSERT_EQ(tasks.size(), 1u) << tasks.dump();
+  ASSERT_TRUE(tasks[0].contains("token")) << tasks.dump();
   std::string token = tasks[0]["token"];
   EXPECT_EQ(tasks[0]["argv"], Json::array({"bash", "-c", "sleep 30"}));
 
   std::string forged = token;
   forged[forged.size() - 3] = forged[forged.size() - 3] == 'A' ? 'B' : 'A';
   for (const std::string& bad : {forged, std::string("nonsense"), std::string("")}) {
-    auto f = Call(
-        "POST", "/execution/v1/finish",
-        {{"worker_id", claim["worker_id"]}, {"results", {{{"token", bad}, {"state", "success"}}}}});
+    auto f = Exec("/execution/v1/finish", {{"worker_id", claim["worker_id"]},
+                                           {"results", {{{"token", bad}, {"state", "success"}}}}});
     EXPECT_EQ(f.status, 401) << f.body;
-    auto l = Call("POST", "/execution/v1/logs", {{"chunks", {{{"token", bad}, {"data", "x"}}}}});
+    auto l = Exec("/execution/v1/logs", {{"chunks", {{{"token", bad}, {"data", "x"}}}}});
     EXPECT_EQ(l.status, 401) << l.body;
   }
   // A good token in the same batch as a bad one: still nothing done.
-  auto mixed = Call(
-      "POST", "/execution/v1/finish",
+  auto mixed = Exec(
+      "/execution/v1/finish",
       {{"worker_id", claim["worker_id"]},
        {"results",
         {{{"token", token}, {"state", "success"}}, {{"token", forged}, {"state", "success"}}}}});
@@ -360,27 +403,26 @@ TEST_F(PipelineRunTest, ForgedOrForeignTokensChangeNothing) {
   EXPECT_EQ(Ti("t", run, "a")["state"], "running");
   // Another deployment's path refuses this deployment's token.
   ASSERT_EQ(Call("POST", "/api/v1/deployments", {{"name", "other"}}).status, 201);
-  auto foreign = Call(
-      "POST", "/deployments/other/execution/v1/finish",
+  auto foreign = Exec(
+      "/deployments/other/execution/v1/finish",
       {{"worker_id", claim["worker_id"]}, {"results", {{{"token", token}, {"state", "success"}}}}});
   EXPECT_EQ(foreign.status, 403) << foreign.body;
   EXPECT_EQ(Ti("t", run, "a")["state"], "running");
   // Another worker cannot finish it even with the token.
-  auto thief = Call("POST", "/execution/v1/finish",
-                    {{"worker_id", "00000000-0000-4000-8000-000000000002"},
-                     {"results", {{{"token", token}, {"state", "success"}}}}});
+  auto thief =
+      Exec("/execution/v1/finish", {{"worker_id", "00000000-0000-4000-8000-000000000002"},
+                                    {"results", {{{"token", token}, {"state", "success"}}}}});
   ASSERT_EQ(thief.status, 200);
   EXPECT_EQ(Parse(thief)["results"][0]["applied"], false);
   // The real worker can.
-  auto ok = Call(
-      "POST", "/execution/v1/finish",
-      {{"worker_id", claim["worker_id"]}, {"results", {{{"token", token}, {"state", "success"}}}}});
+  auto ok = Exec("/execution/v1/finish", {{"worker_id", claim["worker_id"]},
+                                          {"results", {{{"token", token}, {"state", "success"}}}}});
   ASSERT_EQ(ok.status, 200);
   EXPECT_EQ(Parse(ok)["results"][0]["applied"], true);
   EXPECT_EQ(Ti("t", run, "a")["state"], "success");
   // Reporting again is harmless.
-  auto again = Call(
-      "POST", "/execution/v1/finish",
+  auto again = Exec(
+      "/execution/v1/finish",
       {{"worker_id", claim["worker_id"]}, {"results", {{{"token", token}, {"state", "failed"}}}}});
   EXPECT_EQ(Parse(again)["results"][0]["applied"], false);
   EXPECT_EQ(Ti("t", run, "a")["state"], "success");
