@@ -29,7 +29,14 @@
 namespace tandem::dag {
 
 enum class TriggerRule {
-  kAllSuccess, kAllFailed, kAllDone, kOneSuccess, kOneFailed, kNoneFailed, kNoneSkipped, kAlways
+  kAllSuccess,
+  kAllFailed,
+  kAllDone,
+  kOneSuccess,
+  kOneFailed,
+  kNoneFailed,
+  kNoneSkipped,
+  kAlways
 };
 std::string_view TriggerRuleName(TriggerRule rule);
 std::optional<TriggerRule> ParseTriggerRule(std::string_view name);
@@ -44,15 +51,15 @@ struct TaskSpec {
   std::vector<std::string> upstream;  // task ids, as written under `dependencies`
   TriggerRule trigger_rule = TriggerRule::kAllSuccess;
   int retries = 0;
-  std::chrono::seconds retry_delay{300};               // Airflow's default, 5 minutes
+  std::chrono::seconds retry_delay{300};                  // Airflow's default, 5 minutes
   std::optional<std::chrono::seconds> execution_timeout;  // none = no limit
   std::string pool = "default_pool";
   std::string owner = "airflow";
   // bash
   Template bash_command;
   std::vector<std::pair<std::string, Template>> env;  // in file order
-  std::string cwd;                                     // empty = a fresh temporary directory
-  int line = 0;  // where the task is defined, 1-based
+  std::string cwd;                                    // empty = a fresh temporary directory
+  int line = 0;                                       // where the task is defined, 1-based
 };
 
 struct DagSpec {
@@ -61,12 +68,13 @@ struct DagSpec {
   int line = 0;      // of the dag_id key, 1-based
   std::string description;
   std::vector<std::string> tags;
-  std::optional<Timetable> timetable;  // nullopt: manual triggers only
+  std::optional<Timetable> timetable;   // nullopt: manual triggers only
   std::optional<TimePoint> start_date;  // REQUIRED when timetable is set
   std::optional<TimePoint> end_date;
-  bool catchup = false;
-  int max_active_runs = 16;
-  int max_active_tasks = 16;
+  // Unset when the bundle does not say: the deployment's schedule defaults apply (at deploy).
+  std::optional<bool> catchup;
+  std::optional<int> max_active_runs;
+  std::optional<int> max_active_tasks;
   std::map<std::string, std::string> params;  // NAME -> default value as JSON text
   std::vector<TaskSpec> tasks;                // topologically ordered, ties in file order
   std::vector<std::string> owners;            // distinct task owners, sorted
@@ -84,7 +92,7 @@ struct ImportError {
 };
 
 struct Bundle {
-  std::string digest;  // "sha256:<hex>" over the sorted (file name, content) pairs
+  std::string digest;         // "sha256:<hex>" over the sorted (file name, content) pairs
   std::vector<DagSpec> dags;  // sorted by dag_id
   std::vector<ImportError> errors;
   const DagSpec* find_dag(std::string_view dag_id) const;

@@ -67,9 +67,17 @@ Json TaskRows(const dag::DagSpec& dag) {
   return rows;
 }
 
+// What a DAG gets when its bundle does not say: the deployment's schedule settings.
+struct ScheduleDefaults {
+  bool catchup = false;
+  int max_active_runs = 16;
+  int max_active_tasks = 16;
+};
+
 // Creates or refreshes one DAG; returns true when a new DAG version was made.
 Result<bool> UpsertDag(Conn& c, const DeploymentId& d, const dag::DagSpec& dag,
-                       const std::string& digest, const std::string& file_content) {
+                       const ScheduleDefaults& defaults, const std::string& digest,
+                       const std::string& file_content) {
   Json tags = dag.tags;
   Json owners = dag.owners;
   std::optional<std::string> summary;
@@ -101,9 +109,11 @@ Result<bool> UpsertDag(Conn& c, const DeploymentId& d, const dag::DagSpec& dag,
              "EXCLUDED.start_date, EXCLUDED.end_date, EXCLUDED.catchup) "
              "THEN dags.next_interval_end END",
              {d.value(), dag.dag_id, digest, dag.file, dag.description, tags.dump(), owners.dump(),
-              summary, description, std::to_string(dag.max_active_runs),
-              std::to_string(dag.max_active_tasks), OptTime(dag.start_date), OptTime(dag.end_date),
-              sql::B(dag.catchup)})
+              summary, description,
+              std::to_string(dag.max_active_runs.value_or(defaults.max_active_runs)),
+              std::to_string(dag.max_active_tasks.value_or(defaults.max_active_tasks)),
+              OptTime(dag.start_date), OptTime(dag.end_date),
+              sql::B(dag.catchup.value_or(defaults.catchup))})
           .status());
 
   // A DAG's version changes with the file that defines it (its whole content and name).
@@ -171,10 +181,13 @@ Result<DeployResult> Pipelines::Deploy(const DeploymentId& d,
   out.import_errors = bundle.errors;
   Status s = pool_->WithTx([&](Conn& c) -> Status {
     RETURN_IF_ERROR(LockLiveDeployment(c, d));
-    ASSIGN_OR_RETURN(Rows cur, c.Exec("SELECT coalesce(bundle_version, '') FROM deployments "
+    ASSIGN_OR_RETURN(Rows cur, c.Exec("SELECT coalesce(bundle_version, ''), catchup, "
+                                      "max_active_runs, max_active_tasks FROM deployments "
                                       "WHERE id = $1 FOR UPDATE",
                                       {d.value()}));
     out.unchanged = cur.Text(0, 0) == bundle.digest;
+    const ScheduleDefaults defaults{cur.Bool(0, 1), static_cast<int>(cur.Int(0, 2)),
+                                    static_cast<int>(cur.Int(0, 3))};
     Json j = Json::object();
     for (const auto& [name, content] : files) j[name] = content;
     RETURN_IF_ERROR(c.Exec("INSERT INTO bundle_versions (deployment_id, digest, files) VALUES "
@@ -183,7 +196,8 @@ Result<DeployResult> Pipelines::Deploy(const DeploymentId& d,
                         .status());
     std::vector<std::string> ids;
     for (const dag::DagSpec& dag : bundle.dags) {
-      ASSIGN_OR_RETURN(bool fresh, UpsertDag(c, d, dag, bundle.digest, files.at(dag.file)));
+      ASSIGN_OR_RETURN(bool fresh,
+                       UpsertDag(c, d, dag, defaults, bundle.digest, files.at(dag.file)));
       out.new_dag_versions += fresh ? 1 : 0;
       ids.push_back(dag.dag_id);
     }

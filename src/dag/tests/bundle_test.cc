@@ -130,7 +130,7 @@ TEST(BundleTest, ParsesAFullExampleInBothTaskForms) {
   EXPECT_EQ(etl.timetable->summary(), "0 6 * * *");
   EXPECT_EQ(etl.start_date, Day(2024, 1, 1));
   EXPECT_EQ(etl.end_date, Day(2024, 12, 31));
-  EXPECT_FALSE(etl.catchup);  // the DAG's own key wins over default's
+  EXPECT_EQ(etl.catchup, false);  // the DAG's own key wins over default's
   EXPECT_EQ(etl.max_active_runs, 3);
   EXPECT_EQ(etl.max_active_tasks, 8);
 
@@ -192,8 +192,8 @@ TEST(BundleTest, ParsesAFullExampleInBothTaskForms) {
   EXPECT_EQ(report.timetable->summary(), "@daily");  // schedule_interval is schedule
   EXPECT_EQ(report.start_date, Day(2024, 3, 1));     // from default_args
   EXPECT_FALSE(report.end_date.has_value());
-  EXPECT_FALSE(report.catchup);  // default of another file does not apply
-  EXPECT_EQ(report.max_active_runs, 16);
+  EXPECT_EQ(report.catchup, std::nullopt);          // default of another file does not apply
+  EXPECT_EQ(report.max_active_runs, std::nullopt);  // the deployment's default will
   EXPECT_THAT(report.params, IsEmpty());
   // List form; begin and render are ready together and keep their file order.
   ASSERT_THAT(TaskIds(report), ElementsAre("render", "begin", "publish"));

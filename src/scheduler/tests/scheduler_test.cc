@@ -146,6 +146,19 @@ TEST_F(SchedulerTest, MaxActiveRunsHoldsRunsQueued) {
   Settle();
   EXPECT_EQ(Count("SELECT count(*) FROM dag_runs WHERE state = 'running'"), 2);
   EXPECT_EQ(Count("SELECT count(*) FROM dag_runs WHERE state = 'queued'"), 2);
+  // A DAG that does not say takes its deployment's schedule defaults.
+  model::Deployment one;
+  one.name = "onerun";
+  one.config.schedule.max_active_runs = 1;
+  auto created = store_->CreateDeployment(one);
+  ASSERT_TRUE(created.ok());
+  Deploy(created->id, Fan("n", 1));
+  Trigger(created->id, "n");
+  Trigger(created->id, "n");
+  Settle();
+  EXPECT_EQ(Count("SELECT count(*) FROM dag_runs r JOIN deployments d ON d.id = r.deployment_id "
+                  "WHERE d.name = 'onerun' AND r.state = 'running'"),
+            1);
 }
 
 TEST_F(SchedulerTest, QueueingRespectsPoolsMaxActiveTasksAndWorkerSlots) {
