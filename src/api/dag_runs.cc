@@ -14,6 +14,7 @@
 #include "api/pipeline_json.h"
 #include "dag/bundle.h"
 #include "dag/timetable.h"
+#include "logs/log_store.h"
 #include "model/validate.h"
 #include "store/pipelines.h"
 
@@ -146,10 +147,22 @@ void RegisterDagRunRoutes(Router& r, const ApiContext& ctx) {
           return JsonResponse(200, DagRunJson(dr));
         }));
 
-  r.Add("DELETE", run, Wrap([store, pipelines](const Request& req) -> Result<Response> {
+  logs::LogStore* logs = ctx.logs;
+  r.Add("DELETE", run, Wrap([store, pipelines, logs](const Request& req) -> Result<Response> {
           ASSIGN_OR_RETURN(DeploymentId d, ResolvePipelineDeployment(store, pipelines, req));
-          RETURN_IF_ERROR(
-              pipelines->DeleteRun(d, req.params.at("dag_id"), req.params.at("dag_run_id")));
+          const std::string& dag_id = req.params.at("dag_id");
+          const std::string& run_id = req.params.at("dag_run_id");
+          // The run's task logs go with it, or a later run reusing its id would append to them.
+          store::TiFilter all;
+          all.page.limit = 1000000;
+          ASSIGN_OR_RETURN(auto tis, pipelines->ListTaskInstances(d, dag_id, run_id, all));
+          RETURN_IF_ERROR(pipelines->DeleteRun(d, dag_id, run_id));
+          for (const model::TaskInstance& ti : tis.items) {
+            for (int attempt = 1; logs != nullptr && attempt <= ti.try_number; ++attempt) {
+              auto key = logs::TaskLogKey(d.value(), dag_id, run_id, ti.task_id, attempt);
+              if (key.ok()) (void)logs->Remove(*key);
+            }
+          }
           return NoContent();
         }));
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -225,6 +226,20 @@ TEST_F(PipelineRunTest, AnEtlRunSucceedsWithTemplatesXComsAndLogs) {
   // The run records the bundle version it ran.
   Json r = Parse(Call("GET", RunPath("etl", run)));
   EXPECT_EQ(r["bundle_version"], d["bundle_version"]);
+
+  // Deleting the run deletes its task logs too.
+  auto logs_of_run = [&] {
+    int n = 0;
+    for (const auto& e :
+         std::filesystem::recursive_directory_iterator(region_->dir() + "/state/logs")) {
+      n +=
+          e.is_regular_file() && e.path().string().find("run_id=" + run + "/") != std::string::npos;
+    }
+    return n;
+  };
+  EXPECT_EQ(logs_of_run(), 2);  // extract and transform; load is an EmptyOperator
+  EXPECT_EQ(Call("DELETE", RunPath("etl", run)).status, 204);
+  EXPECT_EQ(logs_of_run(), 0);
 }
 
 TEST_F(PipelineRunTest, RetriesThenFailsAndTriggerRulesDecideDownstream) {
