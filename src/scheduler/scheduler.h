@@ -8,8 +8,9 @@
 // max_active_runs, schedule retries whose delay has passed, decide the task instances whose
 // upstream tasks allow it (repeated until nothing changes), queue scheduled ones within pools,
 // max_active_tasks and worker slots, finish runs, and end the tries of lost workers. Passes run
-// when woken (a trigger, a finished task, a claim) and at least every `idle_poll`. All state is
-// in PostgreSQL: a scheduler that restarts, or a second one, picks up where the first stood.
+// when woken (a deploy, a trigger, an unpause, a clear, a finished try) and at least every
+// `idle_poll`. All state is in PostgreSQL: a scheduler that restarts, or a second one, picks up
+// where the first stood.
 //
 // Thread-safety: Wake() from any thread; Start/Stop from the owner.
 #pragma once
