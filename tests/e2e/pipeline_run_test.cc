@@ -151,13 +151,20 @@ class PipelineRunTest : public ::testing::Test {
   HttpReply Exec(const std::string& path, const Json& body) {
     return Exec(path, body, Credential());
   }
-  ChildPtr StartWorker() {
+  // The fixture owns the workers a test starts, and stops them even when the test fails.
+  Child* StartWorker() {
     auto w = Child::Spawn({.argv = {TandemBin(), "worker", "--api", region_->url(), "--slots", "4",
                                     "--grace-ms", "0"},
                            .env_extra = {{"TANDEM_WORKER_TOKEN", Credential()}},
-                           .output_path = region_->dir() + "/test-worker.log"});
+                           .output_path = region_->dir() + "/test-worker.log",
+                           .death_signal = SIGKILL});
     EXPECT_TRUE(w.ok()) << w.status().ToString();
-    return w.ok() ? std::move(w).value() : nullptr;
+    if (!w.ok()) return nullptr;
+    workers_.push_back(std::move(w).value());
+    return workers_.back().get();
+  }
+  void TearDown() override {
+    for (ChildPtr& w : workers_) w->Stop(SIGKILL, std::chrono::seconds(5));
   }
 
   // The region's own log and its local workers' logs, for failure messages.
@@ -174,6 +181,7 @@ class PipelineRunTest : public ::testing::Test {
 
   std::unique_ptr<RegionProcess> region_;
   std::string dep_;
+  std::vector<ChildPtr> workers_;
 };
 
 const char* kEtl = R"(
@@ -291,7 +299,7 @@ long:
       bash_command: 'if [ "$AIRFLOW_CTX_TRY_NUMBER" = 1 ]; then sleep 60 & echo child $!; echo pid $$; wait; fi; echo finished'
 )"}});
   Unpause("long");
-  ChildPtr worker = StartWorker();
+  Child* worker = StartWorker();
   ASSERT_NE(worker, nullptr);
   std::string run = Trigger("long");
   ASSERT_TRUE(WaitFor(
@@ -313,7 +321,7 @@ long:
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
   EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE state = 'running'"), 0);
 
-  ChildPtr second = StartWorker();
+  Child* second = StartWorker();
   ASSERT_EQ(WaitRun("long", run), "success")
       << Logs() << Parse(Call("GET", RunPath("long", run) + "/taskInstances/sleepy/tries")).dump()
       << Log("long", run, "sleepy", 2);

@@ -44,11 +44,16 @@ HttpReply Http(const std::string& base_url, const std::string& method, const std
   c.set_connection_timeout(5);
   c.set_read_timeout(30);
   httplib::Result r(nullptr, httplib::Error::Unknown);
-  if (method == "GET") r = c.Get(path);
-  else if (method == "POST") r = c.Post(path, body, "application/json");
-  else if (method == "PUT") r = c.Put(path, body, "application/json");
-  else if (method == "PATCH") r = c.Patch(path, body, "application/json");
-  else if (method == "DELETE") r = c.Delete(path);
+  if (method == "GET")
+    r = c.Get(path);
+  else if (method == "POST")
+    r = c.Post(path, body, "application/json");
+  else if (method == "PUT")
+    r = c.Put(path, body, "application/json");
+  else if (method == "PATCH")
+    r = c.Patch(path, body, "application/json");
+  else if (method == "DELETE")
+    r = c.Delete(path);
   if (!r) return {};
   return {r->status, r->body};
 }
@@ -67,21 +72,17 @@ Result<std::unique_ptr<RegionProcess>> RegionProcess::Create(Options o) {
   std::string pg = p->o_.external_dsn
                        ? "  external:\n    dsn: \"" + *p->o_.external_dsn + "\"\n"
                        : "  managed:\n    port: " + std::to_string(p->pg_port_) +
-                             "\n    run_as: \"" + RunAsUser() +
-                             "\"\n    shared_buffers: 16MB\n";
+                             "\n    run_as: \"" + RunAsUser() + "\"\n    shared_buffers: 16MB\n";
   std::string yaml = "region:\n  name: test-region\n  address: 127.0.0.1\n  http_port: " +
                      std::to_string(p->http_port_) + "\n  state_dir: state\npostgres:\n" + pg +
-                     "  connect_timeout_seconds: " +
-                     std::to_string(p->o_.connect_timeout_seconds) +
+                     "  connect_timeout_seconds: " + std::to_string(p->o_.connect_timeout_seconds) +
                      "\nsecrets:\n  key_file: secret.key\n" + p->o_.extra_yaml;
   p->config_ = p->dir_ + "/region.yaml";
   RETURN_IF_ERROR(WriteFileAtomic(p->config_, yaml));
   return p;
 }
 
-std::string RegionProcess::url() const {
-  return "http://127.0.0.1:" + std::to_string(http_port_);
-}
+std::string RegionProcess::url() const { return "http://127.0.0.1:" + std::to_string(http_port_); }
 
 std::string RegionProcess::log() const {
   auto l = ReadFile(dir_ + "/region.log");
@@ -89,8 +90,11 @@ std::string RegionProcess::log() const {
 }
 
 Status RegionProcess::Start() {
+  // SIGKILLed with the test process, even when an assertion aborts it before the destructor
+  // runs; the region's own children (PostgreSQL, workers) follow it by their death signals.
   ASSIGN_OR_RETURN(child_, Child::Spawn({.argv = {TandemBin(), "region", "--config", config_},
-                                         .output_path = dir_ + "/region.log"}));
+                                         .output_path = dir_ + "/region.log",
+                                         .death_signal = SIGKILL}));
   auto deadline = std::chrono::steady_clock::now() + 120s;
   while (std::chrono::steady_clock::now() < deadline) {
     if (auto e = child_->Poll()) {
@@ -104,7 +108,8 @@ Status RegionProcess::Start() {
 
 CliRun RegionProcess::StartExpectingExit(int timeout_seconds) {
   auto c = Child::Spawn({.argv = {TandemBin(), "region", "--config", config_},
-                         .output_path = dir_ + "/region.log"});
+                         .output_path = dir_ + "/region.log",
+                         .death_signal = SIGKILL});
   if (!c.ok()) return {-1, c.status().ToString()};
   child_ = std::move(c).value();
   auto e = child_->Wait(std::chrono::seconds(timeout_seconds));
