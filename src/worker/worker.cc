@@ -95,6 +95,7 @@ struct Worker::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<int> heartbeat_ms{1000};
   httplib::Client* claim_client = nullptr;  // guarded by mu; cut on Stop() to end a long poll
+  Status fatal;                             // guarded by mu: why the worker gave up, if it did
 
   std::mutex mu;
   std::condition_variable cv;
@@ -122,6 +123,7 @@ struct Worker::Impl {
       std::string detail = j.is_object() && j.contains("detail") ? j["detail"].dump() : r->body;
       Code code = r->status == 401   ? Code::kUnauthenticated
                   : r->status == 403 ? Code::kPermissionDenied
+                  : r->status == 404 ? Code::kNotFound
                   : r->status == 503 ? Code::kUnavailable
                   : r->status >= 500 ? Code::kInternal
                                      : Code::kInvalidArgument;
@@ -162,6 +164,17 @@ struct Worker::Impl {
       body["slots"] = free;
       body["wait_ms"] = options.claim_wait.count();
       Result<Json> r = Post(cli, "claim", body);
+      if (!r.ok() &&
+          (r.status().code() == Code::kUnauthenticated || r.status().code() == Code::kNotFound)) {
+        // A wrong credential or a deployment that does not exist: configuration, not weather.
+        // Waiting will not fix it; stop and say so.
+        spdlog::error("worker {}: {}", id, r.status().message());
+        std::lock_guard lock(mu);
+        fatal = r.status();
+        stopping = true;
+        cv.notify_all();
+        return;
+      }
       if (!r.ok()) {
         spdlog::warn("worker {}: claim failed: {}", id, r.status().message());
         std::unique_lock lock(mu);
@@ -404,7 +417,8 @@ Status Worker::Run() {
   impl_->stopping = true;
   impl_->cv.notify_all();
   claimer.join();
-  return s;
+  std::lock_guard lock(impl_->mu);
+  return impl_->fatal.ok() ? s : impl_->fatal;
 }
 
 void Worker::Stop() {

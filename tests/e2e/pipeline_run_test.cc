@@ -386,6 +386,17 @@ TEST_F(PipelineRunTest, ForgedOrForeignTokensChangeNothing) {
   CliRun no_cred = RunCli({"worker", "--api", region_->url()});
   EXPECT_EQ(no_cred.exit_code, 2) << no_cred.output;
   EXPECT_NE(no_cred.output.find("worker credential"), std::string::npos) << no_cred.output;
+  // A worker with a wrong credential stops at once, saying why, rather than retrying forever.
+  auto wrong = Child::Spawn({.argv = {TandemBin(), "worker", "--api", region_->url()},
+                             .env_extra = {{"TANDEM_WORKER_TOKEN", "wrong"}},
+                             .output_path = region_->dir() + "/wrong-worker.log",
+                             .death_signal = SIGKILL});
+  ASSERT_TRUE(wrong.ok());
+  std::optional<ExitInfo> gone = (*wrong)->Wait(std::chrono::seconds(20));
+  ASSERT_TRUE(gone.has_value()) << "a worker with a wrong credential kept running";
+  EXPECT_TRUE(gone->exited && gone->code != 0) << gone->Describe();
+  EXPECT_NE(ReadFile(region_->dir() + "/wrong-worker.log")->find("worker credential is not valid"),
+            std::string::npos);
   // Claim as a worker would, by hand.
   Json claim = {{"worker_id", "00000000-0000-4000-8000-000000000001"},
                 {"hostname", "test"},
