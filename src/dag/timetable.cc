@@ -593,13 +593,20 @@ Result<seconds> ParseDuration(std::string_view text) {
   if (s.find(':') != std::string_view::npos) {
     std::vector<std::string_view> parts = Split(s, ':');
     if (parts.size() != 3) return bad("a clock form needs three parts");
-    std::optional<int64_t> h = ParseNumber(parts[0]);
-    std::optional<int64_t> m = parts[1].size() == 2 ? ParseNumber(parts[1]) : std::nullopt;
-    std::optional<int64_t> sec = parts[2].size() == 2 ? ParseNumber(parts[2]) : std::nullopt;
-    if (!h || !m || !sec) return bad("hours, minutes and seconds must be digits, MM and SS two");
-    if (*m > 59 || *sec > 59) return bad("minutes and seconds must be below 60");
-    if (*h > kMax / 3600) return bad("it is too long");
-    return seconds(*h * 3600 + *m * 60 + *sec);
+    if (parts[1].size() != 2 || parts[2].size() != 2) {
+      return bad("hours, minutes and seconds must be digits, MM and SS two");
+    }
+    // value_or, not optionals held across branches: GCC 12 at -O2 takes those for
+    // maybe-uninitialized.
+    const int64_t h = ParseNumber(parts[0]).value_or(-1);
+    const int64_t m = ParseNumber(parts[1]).value_or(-1);
+    const int64_t sec = ParseNumber(parts[2]).value_or(-1);
+    if (h < 0 || m < 0 || sec < 0) {
+      return bad("hours, minutes and seconds must be digits, MM and SS two");
+    }
+    if (m > 59 || sec > 59) return bad("minutes and seconds must be below 60");
+    if (h > kMax / 3600) return bad("it is too long");
+    return seconds(h * 3600 + m * 60 + sec);
   }
 
   static constexpr std::array<std::pair<char, int64_t>, 4> kUnits = {
