@@ -111,7 +111,7 @@ Dispatcher::Dispatcher(store::Execution* execution, store::Store* store, BundleC
       logs_(logs),
       tokens_(tokens),
       clock_(clock),
-      options_(options),
+      options_(std::move(options)),
       wake_scheduler_(std::move(wake_scheduler)) {}
 
 void Dispatcher::NotifyWork() {
