@@ -118,45 +118,60 @@ Json TaskJson(const scheduler::TaskToRun& t) {
           {"timeout_ms", t.timeout_ms}};
 }
 
-void RegisterUnder(Router& r, const ApiContext& ctx, const std::string& root) {
-  r.Add(
-      "POST", root + "/claim", Wrap([ctx](const Request& req) -> Result<Response> {
-        RETURN_IF_ERROR(CheckCredential(ctx, req));
-        ASSIGN_OR_RETURN(auto scope, Scope(ctx, req));
-        ASSIGN_OR_RETURN(Json body, ParseObject(req.body));
-        RETURN_IF_ERROR(CheckFields(body, {"worker_id", "hostname", "slots", "capacity", "wait_ms"},
-                                    {"worker_id", "hostname", "slots", "capacity"}));
-        ASSIGN_OR_RETURN(store::WorkerInfo w, ReadWorker(body, scope, *ctx.dispatcher));
-        int slots = 0, wait_ms = 0;
-        RETURN_IF_ERROR(ReadInt(body, "slots", &slots));
-        RETURN_IF_ERROR(ReadInt(body, "wait_ms", &wait_ms));
-        if (slots < 0 || slots > kMaxBatch) {
-          return InvalidArgument("slots must be between 0 and " + std::to_string(kMaxBatch));
-        }
-        if (wait_ms < 0 || wait_ms > kMaxWaitMs) {
-          return InvalidArgument("wait_ms must be between 0 and " + std::to_string(kMaxWaitMs));
-        }
-        ASSIGN_OR_RETURN(std::vector<scheduler::TaskToRun> tasks,
-                         ctx.dispatcher->Claim(w, slots, std::chrono::milliseconds(wait_ms)));
-        Json out = Json::array();
-        for (const scheduler::TaskToRun& t : tasks) out.push_back(TaskJson(t));
-        return JsonResponse(
-            200, {{"heartbeat_ms", ctx.dispatcher->options().heartbeat_ms}, {"tasks", out}});
-      }));
+// What claim and heartbeat share: the credential, the path's scope, and a body naming the
+// worker, with these fields allowed.
+struct WorkerRequest {
+  std::optional<DeploymentId> scope;
+  Json body;
+  store::WorkerInfo worker;
+};
+Result<WorkerRequest> ReadWorkerRequest(const ApiContext& ctx, const Request& req,
+                                        std::initializer_list<std::string_view> allowed,
+                                        std::initializer_list<std::string_view> required) {
+  RETURN_IF_ERROR(CheckCredential(ctx, req));
+  WorkerRequest w;
+  ASSIGN_OR_RETURN(w.scope, Scope(ctx, req));
+  ASSIGN_OR_RETURN(w.body, ParseObject(req.body));
+  RETURN_IF_ERROR(CheckFields(w.body, allowed, required));
+  ASSIGN_OR_RETURN(w.worker, ReadWorker(w.body, w.scope, *ctx.dispatcher));
+  return w;
+}
 
-  r.Add(
-      "POST", root + "/heartbeat", Wrap([ctx](const Request& req) -> Result<Response> {
-        RETURN_IF_ERROR(CheckCredential(ctx, req));
-        ASSIGN_OR_RETURN(auto scope, Scope(ctx, req));
-        ASSIGN_OR_RETURN(Json body, ParseObject(req.body));
-        RETURN_IF_ERROR(CheckFields(body, {"worker_id", "hostname", "slots", "capacity", "tokens"},
-                                    {"worker_id", "hostname", "capacity", "tokens"}));
-        ASSIGN_OR_RETURN(store::WorkerInfo w, ReadWorker(body, scope, *ctx.dispatcher));
-        ASSIGN_OR_RETURN(std::vector<std::string> tokens, ReadTokens(body["tokens"], "tokens"));
-        ASSIGN_OR_RETURN(std::vector<TaskClaims> held, VerifyAll(ctx, tokens, scope));
-        ASSIGN_OR_RETURN(std::vector<std::string> stop, ctx.dispatcher->Heartbeat(w, held));
-        return JsonResponse(200, {{"stop", stop}});
-      }));
+void RegisterUnder(Router& r, const ApiContext& ctx, const std::string& root) {
+  r.Add("POST", root + "/claim", Wrap([ctx](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(
+              WorkerRequest w,
+              ReadWorkerRequest(ctx, req, {"worker_id", "hostname", "slots", "capacity", "wait_ms"},
+                                {"worker_id", "hostname", "slots", "capacity"}));
+          int slots = 0, wait_ms = 0;
+          RETURN_IF_ERROR(ReadInt(w.body, "slots", &slots));
+          RETURN_IF_ERROR(ReadInt(w.body, "wait_ms", &wait_ms));
+          if (slots < 0 || slots > kMaxBatch) {
+            return InvalidArgument("slots must be between 0 and " + std::to_string(kMaxBatch));
+          }
+          if (wait_ms < 0 || wait_ms > kMaxWaitMs) {
+            return InvalidArgument("wait_ms must be between 0 and " + std::to_string(kMaxWaitMs));
+          }
+          ASSIGN_OR_RETURN(
+              std::vector<scheduler::TaskToRun> tasks,
+              ctx.dispatcher->Claim(w.worker, slots, std::chrono::milliseconds(wait_ms)));
+          Json out = Json::array();
+          for (const scheduler::TaskToRun& t : tasks) out.push_back(TaskJson(t));
+          return JsonResponse(
+              200, {{"heartbeat_ms", ctx.dispatcher->options().heartbeat_ms}, {"tasks", out}});
+        }));
+
+  r.Add("POST", root + "/heartbeat", Wrap([ctx](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(
+              WorkerRequest w,
+              ReadWorkerRequest(ctx, req, {"worker_id", "hostname", "slots", "capacity", "tokens"},
+                                {"worker_id", "hostname", "capacity", "tokens"}));
+          ASSIGN_OR_RETURN(std::vector<std::string> tokens, ReadTokens(w.body["tokens"], "tokens"));
+          ASSIGN_OR_RETURN(std::vector<TaskClaims> held, VerifyAll(ctx, tokens, w.scope));
+          ASSIGN_OR_RETURN(std::vector<std::string> stop,
+                           ctx.dispatcher->Heartbeat(w.worker, held));
+          return JsonResponse(200, {{"stop", stop}});
+        }));
 
   r.Add("POST", root + "/logs", Wrap([ctx](const Request& req) -> Result<Response> {
           RETURN_IF_ERROR(CheckCredential(ctx, req));
