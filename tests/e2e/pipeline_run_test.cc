@@ -287,6 +287,25 @@ flaky:
   EXPECT_EQ(Ti("flaky", run, "boom")["try_number"], 4);
 }
 
+TEST_F(PipelineRunTest, AnExecutionTimeoutKillsTheTaskAndFailsTheTry) {
+  StartRegion(1);
+  CreateDeployment("timeout");
+  Deploy({{"t.yaml", R"(
+slow:
+  tasks:
+    forever: {operator: bash, bash_command: 'echo started; sleep 60', execution_timeout: 1s}
+)"}});
+  Unpause("slow");
+  auto start = std::chrono::steady_clock::now();
+  std::string run = Trigger("slow");
+  ASSERT_EQ(WaitRun("slow", run, 30s), "failed") << Logs();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 20s);
+  EXPECT_EQ(StateOf(Ti("slow", run, "forever")), "failed");
+  std::string log = Log("slow", run, "forever", 1);
+  EXPECT_NE(log.find("started"), std::string::npos) << log;
+  EXPECT_NE(log.find("timed out"), std::string::npos) << log;
+}
+
 TEST_F(PipelineRunTest, AWorkerKilledMidTaskIsDetectedAndTheTaskRetried) {
   StartRegion(0);
   CreateDeployment("zombie");
