@@ -152,21 +152,34 @@ Result<int> Scheduler::CreateDueRuns() {
 
 Result<bool> Scheduler::RunPass() {
   bool changed = false;
-  ASSIGN_OR_RETURN(int created, CreateDueRuns());
-  metrics_->Add("tandem_scheduler_runs_created_total", {}, created);
+  const MonoTime now = clock_->Now();
+  int created = 0, retried = 0;
+  if (!last_due_ || now - *last_due_ >= options_.due_every) {
+    last_due_ = now;
+    ASSIGN_OR_RETURN(created, CreateDueRuns());
+    metrics_->Add("tandem_scheduler_runs_created_total", {}, created);
+  }
   ASSIGN_OR_RETURN(int started, scheduling_->StartRuns());
-  ASSIGN_OR_RETURN(int retried, scheduling_->RetryDue());
+  if (!last_retry_ || now - *last_retry_ >= options_.retry_every) {
+    last_retry_ = now;
+    ASSIGN_OR_RETURN(retried, scheduling_->RetryDue());
+  }
   changed = created + started + retried > 0;
   for (int round = 0; round < kMaxDecideRounds; ++round) {
     ASSIGN_OR_RETURN(std::vector<store::PendingTask> pending, scheduling_->PendingTasks());
     std::vector<store::Decision> decisions;
+    bool cascades = false;  // a finished state may decide a downstream task in the next round
     for (const store::PendingTask& t : pending) {
-      if (std::optional<std::string> s = Evaluate(t)) decisions.push_back({t.ti_id, *s});
+      if (std::optional<std::string> s = Evaluate(t)) {
+        cascades = cascades || *s != "scheduled";
+        decisions.push_back({t.ti_id, *s});
+      }
     }
     if (decisions.empty()) break;
     ASSIGN_OR_RETURN(int n, scheduling_->Decide(decisions));
     if (n == 0) break;
     changed = true;
+    if (!cascades) break;
   }
   ASSIGN_OR_RETURN(int queued, scheduling_->QueueTasks());
   metrics_->Add("tandem_scheduler_tasks_queued_total", {}, queued);

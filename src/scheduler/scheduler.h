@@ -34,6 +34,10 @@ namespace tandem::scheduler {
 struct SchedulerOptions {
   Duration idle_poll = std::chrono::seconds(1);
   Duration reap_every = std::chrono::milliseconds(500);
+  // Schedules are minute-grained and retry delays seconds-grained: checking them on every pass
+  // (which under load is every few milliseconds) would only cost statements.
+  Duration due_every = std::chrono::seconds(1);
+  Duration retry_every = std::chrono::milliseconds(250);
   int timeout_grace_seconds = 30;      // past a task's execution timeout before the region ends it
   int max_runs_per_dag_per_pass = 64;  // bounds a long catchup's first pass
 };
@@ -76,6 +80,7 @@ class Scheduler {
   // Owned by whichever thread runs passes (one at a time).
   std::map<std::string, std::optional<dag::Timetable>> timetables_;
   MonoTime last_reap_{};
+  std::optional<MonoTime> last_due_, last_retry_;
 };
 
 }  // namespace tandem::scheduler

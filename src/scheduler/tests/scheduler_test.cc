@@ -116,6 +116,7 @@ TEST_F(SchedulerTest, CatchupCreatesEachIntervalOnceAcrossPassesAndSchedulers) {
                 .status();
           })
           .ok());
+  clock_.Advance(std::chrono::seconds(1));  // both look for due runs on this pass
   std::thread t([&] { (void)other.RunPass(); });
   ASSERT_TRUE(scheduler_->RunPass().ok());
   t.join();
@@ -238,7 +239,8 @@ TEST_F(SchedulerTest, ALostWorkersTriesAreRetriedOrFailed) {
   auto late = execution_->Finish(w.id, {{{(*claimed)[0].ti_id, 1}, "success", std::nullopt}});
   ASSERT_TRUE(late.ok());
   EXPECT_FALSE((*late)[0]);
-  Settle();  // the retry is queued again, as try 2
+  clock_.Advance(std::chrono::seconds(1));  // retries are looked for every 250 ms
+  Settle();                                 // the retry is queued again, as try 2
   EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE task_id = 'again' AND state = "
                   "'queued' AND try_number = 2"),
             1);
