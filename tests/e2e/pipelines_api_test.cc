@@ -244,7 +244,8 @@ TEST_F(PipelinesApiTest, ClearIsADryRunByDefault) {
   auto some = Call("POST", root + "/dags/etl/clearTaskInstances",
                    {{"dag_run_id", "r1"}, {"task_ids", {"load"}}, {"only_failed", false}});
   ASSERT_EQ(some.status, 200) << some.body;
-  for (const auto& ti : Body(some)["task_instances"]) EXPECT_EQ(ti["task_id"], "load");
+  const Json cleared = Body(some);  // range-for over a member of a temporary would dangle
+  for (const auto& ti : cleared["task_instances"]) EXPECT_EQ(ti["task_id"], "load");
   ExpectError(Call("POST", root + "/dags/etl/clearTaskInstances", {{"include_past", true}}), 422,
               "include_past");
   ExpectError(Call("POST", root + "/dags/etl/clearTaskInstances", Json::object()), 422,
