@@ -24,6 +24,7 @@
 #include "api/context.h"
 #include "api/errors.h"
 #include "api/json_util.h"
+#include "model/validate.h"
 #include "scheduler/dispatcher.h"
 #include "store/store.h"
 
@@ -32,16 +33,6 @@ namespace {
 
 constexpr int kMaxWaitMs = 30000;
 constexpr int kMaxBatch = 5000;
-
-bool IsUuid(const std::string& s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash != (s[i] == '-')) return false;
-    if (!dash && !isxdigit(static_cast<unsigned char>(s[i]))) return false;
-  }
-  return true;
-}
 
 Status CheckCredential(const ApiContext& ctx, const Request& req) {
   auto it = req.headers.find("authorization");
@@ -59,7 +50,7 @@ Result<store::WorkerInfo> ReadWorker(const Json& body, const std::optional<Deplo
                                      const scheduler::Dispatcher& dispatcher) {
   store::WorkerInfo w;
   RETURN_IF_ERROR(ReadString(body, "worker_id", &w.id));
-  if (!IsUuid(w.id)) return InvalidArgument("worker_id must be a UUID");
+  if (!model::LooksLikeUuid(w.id)) return InvalidArgument("worker_id must be a UUID");
   RETURN_IF_ERROR(ReadString(body, "hostname", &w.hostname));
   if (w.hostname.size() > 255) return InvalidArgument("hostname must have at most 255 characters");
   int capacity = 0;
@@ -205,7 +196,7 @@ void RegisterUnder(Router& r, const ApiContext& ctx, const std::string& root) {
           RETURN_IF_ERROR(CheckFields(body, {"worker_id", "results"}, {"worker_id", "results"}));
           std::string worker_id;
           RETURN_IF_ERROR(ReadString(body, "worker_id", &worker_id));
-          if (!IsUuid(worker_id)) return InvalidArgument("worker_id must be a UUID");
+          if (!model::LooksLikeUuid(worker_id)) return InvalidArgument("worker_id must be a UUID");
           const Json& results = body["results"];
           if (!results.is_array()) return InvalidArgument("results must be an array");
           std::vector<std::string> tokens;

@@ -10,6 +10,7 @@
 
 #include "app/commands.h"
 #include "base/fs.h"
+#include "base/text.h"
 #include "crypto/secret_box.h"
 #include "crypto/token.h"
 #include "worker/worker.h"
@@ -24,12 +25,6 @@ void RaiseFileLimit() {
     lim.rlim_cur = lim.rlim_max;
     setrlimit(RLIMIT_NOFILE, &lim);
   }
-}
-
-std::string Trim(std::string_view s) {
-  while (!s.empty() && isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
 }
 
 }  // namespace
@@ -74,9 +69,9 @@ void AddWorkerCommands(CLI::App& app, Globals& g, Run* run) {
       if (!token_file->empty()) {
         auto text = ReadFile(*token_file);
         if (!text.ok()) return Fail(text.status().WithContext("--token-file"));
-        opts->credential = Trim(*text);
+        opts->credential = std::string(TrimSpace(*text));
       } else if (const char* env = getenv("TANDEM_WORKER_TOKEN")) {
-        opts->credential = Trim(env);
+        opts->credential = std::string(TrimSpace(env));
       }
       // tandem-task-exec is installed beside tandem.
       char exe[4096] = {};

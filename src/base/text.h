@@ -10,6 +10,9 @@ namespace tandem {
 // safe for one URL path segment, a query value, or the user part of a URI.
 std::string PercentEncode(std::string_view s);
 
+// `s` without leading and trailing whitespace.
+std::string_view TrimSpace(std::string_view s);
+
 // ASCII upper case.
 std::string AsciiUpper(std::string s);
 

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "base/random.h"
+#include "base/text.h"
 #include "crypto/token.h"
 
 namespace tandem {
@@ -15,12 +16,6 @@ constexpr size_t kNonce = 12;
 constexpr size_t kTag = 16;
 
 using CtxPtr = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 const unsigned char* U(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
@@ -37,7 +32,7 @@ Result<SecretBox> SecretBox::Create(std::string key) {
 }
 
 Result<SecretBox> SecretBox::FromBase64(std::string_view text) {
-  auto raw = Base64Decode(Trim(text));
+  auto raw = Base64Decode(TrimSpace(text));
   if (!raw.ok()) return InvalidArgument("secret key is not valid base64");
   auto box = Create(std::move(raw).value());
   if (!box.ok()) {

@@ -13,6 +13,8 @@
 #include <limits>
 #include <vector>
 
+#include "base/text.h"
+
 namespace tandem::dag {
 namespace {
 
@@ -25,12 +27,6 @@ using std::chrono::year_month_day;
 
 // How far Next and PrevOrAt look before giving up.
 constexpr days kHorizon{5 * 366};
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 std::vector<std::string_view> Split(std::string_view s, char sep) {
   std::vector<std::string_view> out;
@@ -317,7 +313,7 @@ std::string DescribeCron(const CronFields& c) {
 // Cron
 
 Result<Cron> Cron::Parse(std::string_view expression) {
-  std::string_view text = Trim(expression);
+  std::string_view text = TrimSpace(expression);
   ASSIGN_OR_RETURN(CronFields f, ParseCronFields(text));
   Cron cron;
   cron.expression_ = std::string(text);
@@ -423,7 +419,7 @@ Result<Timetable> Timetable::Parse(std::string_view schedule) {
       {"@yearly", "0 0 1 1 *"},
       {"@annually", "0 0 1 1 *"},
   }};
-  std::string_view text = Trim(schedule);
+  std::string_view text = TrimSpace(schedule);
   Timetable tt;
   tt.summary_ = std::string(text);
   if (text == "@once") {
@@ -521,7 +517,7 @@ std::string Format(TimePoint t, std::string_view zone) {
 }  // namespace
 
 Result<TimePoint> ParseTime(std::string_view text) {
-  std::string_view s = Trim(text);
+  std::string_view s = TrimSpace(text);
   auto bad = [&](std::string_view why) -> Status {
     return InvalidArgument("'" + std::string(s) + "' is not a date and time (" + std::string(why) +
                            "; expected YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM])");
@@ -580,7 +576,7 @@ std::string FormatTime(TimePoint t) { return Format(t, "+00:00"); }
 std::string FormatTimeZ(TimePoint t) { return Format(t, "Z"); }
 
 Result<seconds> ParseDuration(std::string_view text) {
-  std::string_view s = Trim(text);
+  std::string_view s = TrimSpace(text);
   auto bad = [&](std::string_view why) -> Status {
     return InvalidArgument("'" + std::string(s) + "' is not a duration (" + std::string(why) +
                            "; expected seconds, a form like 90s, 5m, 2h, 1d, 1h30m, or HH:MM:SS)");

@@ -15,19 +15,8 @@ std::string Quoted(std::string_view s) {
 
 // Characters, not bytes: names may hold any Unicode letter, and Airflow counts characters.
 size_t Utf8Length(std::string_view s) {
-  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  }));
-}
-
-// 8-4-4-4-12 hex digits: the shape of a deployment id.
-bool LooksLikeUuid(std::string_view s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
-  }
-  return true;
+  return static_cast<size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 bool IsWordChar(char c) {
@@ -58,7 +47,8 @@ Status ValidateDeploymentName(std::string_view name) {
   }
   if (LooksLikeUuid(name)) {
     // Deployments are addressed by name or id: a name shaped like an id would be ambiguous.
-    return InvalidArgument("deployment name " + Quoted(name) + " must not have the shape of a "
+    return InvalidArgument("deployment name " + Quoted(name) +
+                           " must not have the shape of a "
                            "deployment id (a UUID)");
   }
   return Status::Ok();
@@ -171,14 +161,22 @@ Status ValidateSize(std::string_view field, size_t size, size_t limit) {
 
 bool IsSensitiveName(std::string_view key) {
   static constexpr std::array<std::string_view, 12> kWords = {
-      "access_token", "api_key", "apikey",      "authorization", "passphrase",      "passwd",
-      "password",     "private_key", "secret",  "token",         "keyfile_dict",    "service_account"};
+      "access_token", "api_key",     "apikey", "authorization", "passphrase",   "passwd",
+      "password",     "private_key", "secret", "token",         "keyfile_dict", "service_account"};
   std::string lower(key);
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return std::any_of(kWords.begin(), kWords.end(), [&](std::string_view w) {
-    return lower.find(w) != std::string::npos;
-  });
+  return std::any_of(kWords.begin(), kWords.end(),
+                     [&](std::string_view w) { return lower.find(w) != std::string::npos; });
+}
+
+bool LooksLikeUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
 }
 
 }  // namespace tandem::model

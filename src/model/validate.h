@@ -10,6 +10,9 @@
 
 namespace tandem::model {
 
+// 8-4-4-4-12 hex digits: the shape of a deployment id (and of any UUID).
+bool LooksLikeUuid(std::string_view s);
+
 // Deployment names become DNS labels: 1-40 characters of a-z, 0-9 and '-', starting with a
 // letter and not ending with '-'.
 Status ValidateDeploymentName(std::string_view name);

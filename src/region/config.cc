@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "base/fs.h"
+#include "base/text.h"
 
 namespace tandem::region {
 namespace {
@@ -121,13 +122,6 @@ bool IsBase64(std::string_view s) {
     if (!ok) return false;
   }
   return s.size() > pad;
-}
-
-std::string_view TrimSpace(std::string_view s) {
-  constexpr std::string_view kSpace = " \t\r\n";
-  size_t begin = s.find_first_not_of(kSpace);
-  if (begin == std::string_view::npos) return {};
-  return s.substr(begin, s.find_last_not_of(kSpace) - begin + 1);
 }
 
 // One parse of one file. Holds only what every message and path needs: the file's name as the

@@ -14,6 +14,12 @@ TEST(TextTest, PercentEncodeKeepsOnlyUnreservedCharacters) {
   EXPECT_EQ(PercentEncode(""), "");
 }
 
+TEST(TextTest, TrimSpace) {
+  EXPECT_EQ(TrimSpace("  a b\t\r\n"), "a b");
+  EXPECT_EQ(TrimSpace(" \n "), "");
+  EXPECT_EQ(TrimSpace("x"), "x");
+}
+
 TEST(TextTest, AsciiUpper) { EXPECT_EQ(AsciiUpper("my_conn-1"), "MY_CONN-1"); }
 
 }  // namespace
