@@ -7,7 +7,8 @@
 // is pure: nothing named in the file (state directory, key file, PostgreSQL) is touched here.
 // The reference for users is docs/configuration.md; examples/region.yaml shows every key.
 //
-// yaml-cpp stays inside config.cc; none of its types or exceptions cross this interface.
+// yaml-cpp stays inside this module's .cc files (the YAML walk is in yaml_util.h); none of its
+// types or exceptions cross this interface.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,476 @@
+#include "region/yaml_util.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <charconv>
+#include <filesystem>
+#include <limits>
+#include <utility>
+
+#include "base/fs.h"
+#include "base/text.h"
+
+namespace tandem::region::yaml_util {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kMaxPort = 65535;
+constexpr int kMaxPgConnections = 262143;  // PostgreSQL's own upper bound
+constexpr int64_t kMinValueBytes = 1024;
+constexpr int64_t kMaxValueBytes = int64_t{64} * 1024 * 1024;
+constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
+
+// `s` in double quotes for a message, escaped and cut short when long.
+std::string Quote(std::string_view s) {
+  constexpr size_t kMaxShown = 80;
+  std::string out = "\"";
+  for (size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
+    char ch = s[i];
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (ch == '\n') {
+      out += "\\n";
+    } else if (static_cast<unsigned char>(ch) < 0x20) {
+      out += '?';
+    } else {
+      out += ch;
+    }
+  }
+  if (s.size() > kMaxShown) out += "...";
+  return out + "\"";
+}
+
+bool IsIpv4(const std::string& s) {
+  in_addr addr;
+  return inet_pton(AF_INET, s.c_str(), &addr) == 1;
+}
+
+// A PostgreSQL memory size as written to postgresql.conf: digits, then an optional unit. Kept
+// strict because the value is written into a quoted setting.
+bool IsPgMemorySize(std::string_view s) {
+  size_t digits = 0;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  if (digits == 0) return false;
+  std::string_view unit = s.substr(digits);
+  return unit.empty() || unit == "B" || unit == "kB" || unit == "MB" || unit == "GB" ||
+         unit == "TB";
+}
+
+// Standard base64 alphabet, with at most two '=' of padding at the end.
+bool IsBase64(std::string_view s) {
+  if (s.empty()) return false;
+  size_t pad = 0;
+  while (pad < 2 && pad < s.size() && s[s.size() - 1 - pad] == '=') ++pad;
+  for (char ch : s.substr(0, s.size() - pad)) {
+    bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '+' || ch == '/';
+    if (!ok) return false;
+  }
+  return s.size() > pad;
+}
+
+// Lowercase labels of letters, digits and '-' (not at either end of a label, at most 63 each)
+// separated by dots, at most 200 characters.
+bool IsZone(const std::string& zone) {
+  bool ok = !zone.empty() && zone.size() <= 200 && zone.front() != '.' && zone.back() != '.';
+  size_t label = 0;
+  for (size_t i = 0; ok && i < zone.size(); ++i) {
+    char ch = zone[i];
+    if (ch == '.') {
+      ok = label > 0 && zone[i - 1] != '-';
+      label = 0;
+      continue;
+    }
+    ok = (islower(static_cast<unsigned char>(ch)) || isdigit(static_cast<unsigned char>(ch)) ||
+          (ch == '-' && label > 0)) &&
+         ++label <= 63;
+  }
+  return ok && zone.back() != '-';
+}
+
+}  // namespace
+
+std::string Describe(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Scalar:
+      return Quote(n.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Null:
+      return "an empty value";
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "nothing";
+}
+
+bool IsRegionName(std::string_view s) {
+  if (s.empty() || s.size() > 31 || s[0] < 'a' || s[0] > 'z') return false;
+  for (char ch : s) {
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-')) return false;
+  }
+  return true;
+}
+
+Reader::Reader(const std::string& path)
+    : file_(path.empty() ? "<config>" : path),
+      base_dir_(path.empty() ? AbsolutePath(".")
+                             : fs::path(AbsolutePath(path)).parent_path().string()) {}
+
+Result<YAML::Node> Reader::Load(const std::string& yaml_text) const {
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(yaml_text);
+  } catch (const YAML::Exception& e) {
+    return Error(e.mark, "YAML syntax error: " + e.msg);
+  }
+  if (docs.size() > 1) {
+    return Error(docs[1].Mark(),
+                 "expected one YAML document, found " + std::to_string(docs.size()));
+  }
+  // An empty file is an empty map: the missing required sections are reported.
+  if (docs.empty() || docs[0].IsNull()) return YAML::Node(YAML::NodeType::Map);
+  return docs[0];
+}
+
+Status Reader::Error(const YAML::Mark& at, const std::string& text) const {
+  if (at.is_null() || at.line < 0) return InvalidArgument(file_ + ": " + text);
+  return InvalidArgument(file_ + ":" + std::to_string(at.line + 1) + ": " + text);
+}
+
+Status Reader::Missing(const std::string& key) const {
+  return InvalidArgument(file_ + ": " + key + " is required");
+}
+
+Status Reader::Invalid(const Entry& e, const std::string& expected) const {
+  return Error(e.key_node.Mark(), e.key + ": expected " + expected + ", got " + Describe(e.value));
+}
+
+Result<Map> Reader::ReadMap(const Entry& e, std::initializer_list<std::string_view> allowed) const {
+  const bool top = e.key.empty();
+  if (!e.value.IsMap()) {
+    if (top) {
+      std::string sections;
+      size_t shown = 0;
+      for (std::string_view a : allowed) {
+        if (shown == 3) {
+          sections += ", ...";
+          break;
+        }
+        sections += (shown++ == 0 ? "" : ", ") + std::string(a);
+      }
+      return Error(e.value.Mark(),
+                   "expected a map of sections (" + sections + "), got " + Describe(e.value));
+    }
+    return Invalid(e, "a map");
+  }
+  Map m;
+  for (auto it = e.value.begin(); it != e.value.end(); ++it) {
+    const YAML::Node k = it->first;  // a copy: `it->` yields a temporary proxy
+    if (!k.IsScalar()) {
+      return Error(k.Mark(), (top ? "" : e.key + ": ") + "expected a key name, got " + Describe(k));
+    }
+    Entry child{.name = k.Scalar(),
+                .key = top ? k.Scalar() : e.key + "." + k.Scalar(),
+                .key_node = k,
+                .value = it->second};
+    bool known = false;
+    for (std::string_view a : allowed) known = known || a == child.name;
+    if (!known) return Error(k.Mark(), "unknown key " + child.key);
+    if (m.Find(child.name) != nullptr) return Error(k.Mark(), "duplicate key " + child.key);
+    m.entries.push_back(std::move(child));
+  }
+  return m;
+}
+
+Result<const Entry*> Reader::Required(const Map& m, const Entry& parent,
+                                      std::string_view name) const {
+  const Entry* e = m.Find(name);
+  if (e == nullptr) {
+    return Missing(parent.key.empty() ? std::string(name) : parent.key + "." + std::string(name));
+  }
+  return e;
+}
+
+Entry Reader::Item(const Entry& list, size_t i) {
+  YAML::Node item = list.value[i];
+  return Entry{.name = list.name,
+               .key = list.key + "[" + std::to_string(i) + "]",
+               .key_node = item,
+               .value = item};
+}
+
+Result<std::string> Reader::Scalar(const Entry& e, const std::string& expected) const {
+  if (!e.value.IsScalar()) return Invalid(e, expected);
+  return e.value.Scalar();
+}
+
+Result<std::string> Reader::NonEmpty(const Entry& e) const {
+  ASSIGN_OR_RETURN(std::string s, Scalar(e, "a non-empty string"));
+  if (s.empty()) return Invalid(e, "a non-empty string");
+  return s;
+}
+
+Result<std::string> Reader::Path(const Entry& e) const {
+  ASSIGN_OR_RETURN(std::string s, Scalar(e, "a non-empty path"));
+  if (s.empty()) return Invalid(e, "a non-empty path");
+  std::string abs = AbsolutePath(s[0] == '/' ? s : (fs::path(base_dir_) / s).string());
+  while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
+  return abs;
+}
+
+Result<std::string> Reader::Ipv4(const Entry& e) const {
+  ASSIGN_OR_RETURN(std::string s, Scalar(e, "a dotted IPv4 address"));
+  if (!IsIpv4(s)) return Invalid(e, "a dotted IPv4 address");
+  return s;
+}
+
+Result<std::string> Reader::Name(const Entry& e) const {
+  static const std::string kNameRule =
+      "a name of 1 to 31 characters: a lowercase letter, then lowercase letters, digits or '-'";
+  ASSIGN_OR_RETURN(std::string s, Scalar(e, kNameRule));
+  if (!IsRegionName(s)) return Invalid(e, kNameRule);
+  return s;
+}
+
+Result<std::string> Reader::OneOf(const Entry& e,
+                                  std::initializer_list<std::string_view> values) const {
+  // "one of a, b, c", or "a or b" for two.
+  std::string rule = values.size() == 2 ? "" : "one of ";
+  size_t i = 0;
+  for (std::string_view v : values) {
+    if (i > 0) rule += values.size() == 2 ? " or " : ", ";
+    rule += v;
+    ++i;
+  }
+  ASSIGN_OR_RETURN(std::string s, Scalar(e, rule));
+  for (std::string_view v : values) {
+    if (v == s) return s;
+  }
+  return Invalid(e, rule);
+}
+
+Result<bool> Reader::Bool(const Entry& e) const {
+  ASSIGN_OR_RETURN(std::string s, Scalar(e, "true or false"));
+  if (s == "true") return true;
+  if (s == "false") return false;
+  return Invalid(e, "true or false");
+}
+
+Result<int64_t> Reader::Int64(const Entry& e, int64_t min, int64_t max) const {
+  if (e.value.IsScalar()) {
+    const std::string& s = e.value.Scalar();
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec == std::errc() && end == s.data() + s.size() && v >= min && v <= max) return v;
+  }
+  if (max == std::numeric_limits<int64_t>::max() || max == std::numeric_limits<int>::max()) {
+    return Invalid(e, "an integer of at least " + std::to_string(min));
+  }
+  return Invalid(e, "an integer from " + std::to_string(min) + " to " + std::to_string(max));
+}
+
+Result<int> Reader::Int(const Entry& e, int min, int max) const {
+  ASSIGN_OR_RETURN(int64_t v, Int64(e, min, max));
+  return static_cast<int>(v);
+}
+
+Status ReadSecrets(const Reader& r, const Entry& section, std::string& key_file, std::string& key) {
+  ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"key_file", "key"}));
+  const Entry* file_entry = m.Find("key_file");
+  const Entry* key_entry = m.Find("key");
+  if ((file_entry == nullptr) == (key_entry == nullptr)) {
+    return r.Error(section.key_node.Mark(),
+                   section.key + ": exactly one of key_file or key is required");
+  }
+  if (file_entry != nullptr) {
+    ASSIGN_OR_RETURN(key_file, r.Path(*file_entry));
+    key.clear();
+    return Status::Ok();
+  }
+  // The key is never echoed back in a message.
+  if (!key_entry->value.IsScalar()) return r.Invalid(*key_entry, "base64 text");
+  std::string_view text = TrimSpace(key_entry->value.Scalar());
+  if (!IsBase64(text)) {
+    const std::string what = ": expected base64 text, got something else (the value is not shown)";
+    return r.Error(key_entry->key_node.Mark(), key_entry->key + what);
+  }
+  key = std::string(text);
+  key_file.clear();
+  return Status::Ok();
+}
+
+Status ReadLimits(const Reader& r, const Entry& section, int64_t& max_value_bytes,
+                  int64_t& max_body_bytes) {
+  ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"max_value_bytes", "max_body_bytes"}));
+  const Entry* value = m.Find("max_value_bytes");
+  const Entry* body = m.Find("max_body_bytes");
+  if (value != nullptr) {
+    ASSIGN_OR_RETURN(max_value_bytes, r.Int64(*value, kMinValueBytes, kMaxValueBytes));
+  }
+  if (body != nullptr) {
+    ASSIGN_OR_RETURN(max_body_bytes,
+                     r.Int64(*body, kMinValueBytes, std::numeric_limits<int64_t>::max()));
+  }
+  if (max_body_bytes < max_value_bytes) {
+    // Point at the body limit when it was written, else at the value limit that outgrew the
+    // default body limit.
+    const Entry& at = body != nullptr ? *body : *value;
+    std::string body_limit =
+        section.key + ".max_body_bytes (" + std::to_string(max_body_bytes) + ")";
+    std::string value_limit =
+        section.key + ".max_value_bytes (" + std::to_string(max_value_bytes) + ")";
+    return r.Error(at.key_node.Mark(), body_limit + " must be at least " + value_limit);
+  }
+  return Status::Ok();
+}
+
+Status ReadLog(const Reader& r, const Entry& section, std::string& level) {
+  ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"level"}));
+  if (const Entry* e = m.Find("level")) {
+    static const std::string kLevelRule = "one of trace, debug, info, warn, error";
+    ASSIGN_OR_RETURN(std::string written, r.Scalar(*e, kLevelRule));
+    bool known = false;
+    for (std::string_view l : kLogLevels) known = known || l == written;
+    if (!known) return r.Invalid(*e, kLevelRule);
+    level = std::move(written);
+  }
+  return Status::Ok();
+}
+
+Status ReadHttp(const Reader& r, const Entry& section, int& threads) {
+  ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"threads"}));
+  if (const Entry* e = m.Find("threads")) {
+    ASSIGN_OR_RETURN(threads, r.Int(*e, 1, 1024));
+  }
+  return Status::Ok();
+}
+
+Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots,
+                   int& heartbeat_ms) {
+  ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"local", "slots", "heartbeat_ms"}));
+  if (const Entry* e = m.Find("local")) {
+    ASSIGN_OR_RETURN(local, r.Int(*e, 0, 64));
+  }
+  if (const Entry* e = m.Find("slots")) {
+    ASSIGN_OR_RETURN(slots, r.Int(*e, 1, 5000));
+  }
+  if (const Entry* e = m.Find("heartbeat_ms")) {
+    ASSIGN_OR_RETURN(heartbeat_ms, r.Int(*e, 100, 60000));
+  }
+  return Status::Ok();
+}
+
+Status ReadPlatform(const Reader& r, const Entry& section, std::string& zone) {
+  ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"zone"}));
+  if (const Entry* e = m.Find("zone")) {
+    static const std::string kRule =
+        "a DNS name of lowercase labels (letters, digits, '-') separated by dots";
+    ASSIGN_OR_RETURN(std::string written, r.Scalar(*e, kRule));
+    if (!IsZone(written)) return r.Invalid(*e, kRule);
+    zone = std::move(written);
+  }
+  return Status::Ok();
+}
+
+Result<ManagedPostgres> ReadManagedKeys(const Reader& r, const Map& m, const Entry& section) {
+  ManagedPostgres pg;
+  pg.run_as = geteuid() == 0 ? "tandem" : "";
+
+  ASSIGN_OR_RETURN(const Entry* port, r.Required(m, section, "port"));
+  ASSIGN_OR_RETURN(pg.port, r.Int(*port, 1, kMaxPort));
+  if (const Entry* e = m.Find("bin_dir")) {
+    ASSIGN_OR_RETURN(pg.bin_dir, r.Path(*e));
+  }
+  if (const Entry* e = m.Find("run_as")) {
+    // "" is allowed: run PostgreSQL as this process's own user.
+    ASSIGN_OR_RETURN(pg.run_as, r.Scalar(*e, "a system user name"));
+  }
+  if (const Entry* e = m.Find("shared_buffers")) {
+    static const std::string kSizeRule = "a size such as 32MB (digits, then B, kB, MB, GB or TB)";
+    ASSIGN_OR_RETURN(pg.shared_buffers, r.Scalar(*e, kSizeRule));
+    if (!IsPgMemorySize(pg.shared_buffers)) return r.Invalid(*e, kSizeRule);
+  }
+  if (const Entry* e = m.Find("max_connections")) {
+    ASSIGN_OR_RETURN(pg.max_connections, r.Int(*e, 1, kMaxPgConnections));
+  }
+  return pg;
+}
+
+Status ReadPoolKeys(const Reader& r, const Map& m, int& connect_timeout_seconds, int& pool_size) {
+  if (const Entry* e = m.Find("connect_timeout_seconds")) {
+    ASSIGN_OR_RETURN(connect_timeout_seconds, r.Int(*e, 1, 3600));
+  }
+  if (const Entry* e = m.Find("pool_size")) {
+    ASSIGN_OR_RETURN(pool_size, r.Int(*e, 1, 64));
+  }
+  return Status::Ok();
+}
+
+void EmitString(YAML::Emitter& out, std::string_view key, const std::string& value) {
+  out << YAML::Key << std::string(key) << YAML::Value << YAML::DoubleQuoted << value;
+}
+
+void EmitInt(YAML::Emitter& out, std::string_view key, int64_t value) {
+  out << YAML::Key << std::string(key) << YAML::Value << value;
+}
+
+void EmitBool(YAML::Emitter& out, std::string_view key, bool value) {
+  out << YAML::Key << std::string(key) << YAML::Value << YAML::TrueFalseBool << value;
+}
+
+void EmitSecrets(YAML::Emitter& out, const std::string& key_file, const std::string& key) {
+  out << YAML::Key << "secrets" << YAML::Value << YAML::BeginMap;
+  if (!key_file.empty()) EmitString(out, "key_file", key_file);
+  if (!key.empty()) EmitString(out, "key", key);
+  out << YAML::EndMap;
+}
+
+void EmitLimits(YAML::Emitter& out, int64_t max_value_bytes, int64_t max_body_bytes) {
+  out << YAML::Key << "limits" << YAML::Value << YAML::BeginMap;
+  EmitInt(out, "max_value_bytes", max_value_bytes);
+  EmitInt(out, "max_body_bytes", max_body_bytes);
+  out << YAML::EndMap;
+}
+
+void EmitLog(YAML::Emitter& out, const std::string& level) {
+  out << YAML::Key << "log" << YAML::Value << YAML::BeginMap;
+  EmitString(out, "level", level);
+  out << YAML::EndMap;
+}
+
+void EmitHttp(YAML::Emitter& out, int threads) {
+  out << YAML::Key << "http" << YAML::Value << YAML::BeginMap;
+  EmitInt(out, "threads", threads);
+  out << YAML::EndMap;
+}
+
+void EmitWorkers(YAML::Emitter& out, int local, int slots, int heartbeat_ms) {
+  out << YAML::Key << "workers" << YAML::Value << YAML::BeginMap;
+  EmitInt(out, "local", local);
+  EmitInt(out, "slots", slots);
+  EmitInt(out, "heartbeat_ms", heartbeat_ms);
+  out << YAML::EndMap;
+}
+
+void EmitPlatform(YAML::Emitter& out, const std::string& zone) {
+  out << YAML::Key << "platform" << YAML::Value << YAML::BeginMap;
+  EmitString(out, "zone", zone);
+  out << YAML::EndMap;
+}
+
+void EmitManagedKeys(YAML::Emitter& out, const ManagedPostgres& pg) {
+  EmitInt(out, "port", pg.port);
+  EmitString(out, "bin_dir", pg.bin_dir);
+  EmitString(out, "run_as", pg.run_as);
+  EmitString(out, "shared_buffers", pg.shared_buffers);
+  EmitInt(out, "max_connections", pg.max_connections);
+}
+
+}  // namespace tandem::region::yaml_util
