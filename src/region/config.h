@@ -7,8 +7,8 @@
 // is pure: nothing named in the file (state directory, key file, PostgreSQL) is touched here.
 // The reference for users is docs/configuration.md; examples/region.yaml shows every key.
 //
-// yaml-cpp stays inside this module's .cc files (the YAML walk is in yaml_util.h); none of its
-// types or exceptions cross this interface.
+// yaml-cpp stays inside this module's .cc files (the walk shared with the pair file is in
+// yaml_util.h); none of its types or exceptions cross this interface.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +29,35 @@ struct ManagedPostgres {
   int max_connections = 100;            // 1..262143
 
   bool operator==(const ManagedPostgres&) const = default;
+};
+
+// The other region of a pair, as this region reaches it.
+struct DrPeer {
+  std::string name;     // its region name
+  std::string address;  // its dotted IPv4 address (HTTP API and PostgreSQL listen on it)
+  int http_port = 0;    // its HTTP API port
+  int pg_port = 0;      // its PostgreSQL port (this region's source when it is the standby)
+
+  bool operator==(const DrPeer&) const = default;
+};
+
+// What a region of a pair needs to know about the pair: where the control plane is, who its
+// peer is, and the lease and replication settings it must follow. Filled by RegionConfigFor
+// (region/pair_config.h) from the pair file; the region file itself has no such section.
+struct DrSettings {
+  std::string pair;         // pair.name
+  std::string control_url;  // "http://<control.address>:<control.http_port>"
+  DrPeer peer;              // the other region
+  // "primary" or "standby": the role at the very first start only. Afterwards the control
+  // plane's epoch and lease decide, never this.
+  std::string initial_role;
+  int lease_ms = 3000;                // pair.lease_ms: how long a granted lease lasts
+  int lease_renew_ms = 500;           // pair.lease_renew_ms: how often the holder renews it
+  int lease_margin_ms = 500;          // pair.lease_margin_ms: the holder stops this much early
+  std::string mode = "asynchronous";  // pair.mode: "asynchronous" or "synchronous"
+  int synchronous_degrade_after_ms = 5000;  // pair.synchronous_degrade_after_ms
+
+  bool operator==(const DrSettings&) const = default;
 };
 
 // Plain data, constant once parsed; safe to copy and to read from any thread.
@@ -61,6 +90,9 @@ struct RegionConfig {
   int heartbeat_ms = 1000;           // workers.heartbeat_ms, 100..60000; a worker silent for three
                                      // of these is dead and its tries are retried
   std::string zone = "tandem.test";  // platform.zone: deployments' hostnames end in it
+  // nullopt: a standalone region, always active, holding no lease. Set only for a region of a
+  // pair (RegionConfigFor); never read from or written to a region file.
+  std::optional<DrSettings> dr;
 
   bool operator==(const RegionConfig&) const = default;
 };
@@ -88,7 +120,8 @@ Result<RegionConfig> ParseRegionConfig(const std::string& yaml_text,
                                        const std::string& path_for_messages);
 
 // Renders `c` as YAML with every key written out (defaults included), for `tandem up` to write
-// generated configs. REQUIRES: `c` is valid (as ParseRegionConfig would return it); then
+// generated configs. REQUIRES: `c` is valid (as ParseRegionConfig would return it, so `c.dr` is
+// nullopt: a region of a pair is written as its pair file, RenderPairConfig); then
 // ParseRegionConfig(RenderRegionConfig(c), c.path) gives back `c`.
 std::string RenderRegionConfig(const RegionConfig& c);
 
