@@ -10,7 +10,7 @@ packages=(
   build-essential g++ cmake ninja-build ccache pkg-config git clang-tidy
   postgresql-15 postgresql-client-15 libpq-dev
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
-  libssl-dev
+  libssl-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev googletest libbenchmark-dev libvalijson-dev
   curl procps util-linux iproute2
 )
