@@ -277,12 +277,26 @@ CREATE TABLE workers (
 );
 )sql";
 
+const char* kV3 = R"sql(
+-- The pair's fencing state as the metadata database knows it: a promoted region writes its
+-- epoch here before it starts anything, and the active region's heartbeat row gives the
+-- replica a commit to time its replay lag by.
+CREATE TABLE dr_state (
+  id           int PRIMARY KEY CHECK (id = 1),
+  epoch        bigint NOT NULL,
+  region       text NOT NULL,
+  changed_at   timestamptz NOT NULL DEFAULT now(),
+  heartbeat_at timestamptz NOT NULL DEFAULT now()
+);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
   static const std::vector<Migration> kAll = {
       {1, "deployments, env vars, connections, variables, pools", kV1},
       {2, "bundles, DAGs, runs, task instances, XComs, import errors, workers", kV2},
+      {3, "the pair's epoch and heartbeat", kV3},
   };
   return kAll;
 }

@@ -50,4 +50,15 @@ inline constexpr const char* kHistorySelect =
     "pool_slots, priority_weight, operator, queued_when, scheduled_when, start_date, end_date, "
     "hostname, unixname, pid, dag_version_id";
 
+// Copies the tries a CTE ended (RETURNING ti.*) into the history; an up_for_retry try is
+// recorded as the failed try it was.
+inline std::string RecordTries(const std::string& returning_cte) {
+  return std::string("INSERT INTO task_instance_history (") + kHistoryColumns +
+         ") SELECT id, deployment_id, run_pk, dag_id, run_id, task_id, "
+         "CASE WHEN state = 'up_for_retry' THEN 'failed' ELSE state END, try_number, max_tries, "
+         "pool, pool_slots, priority_weight, operator, queued_when, scheduled_when, start_date, "
+         "end_date, hostname, unixname, pid, dag_version_id FROM " +
+         returning_cte + " ON CONFLICT (ti_id, try_number) DO NOTHING";
+}
+
 }  // namespace tandem::store::sql

@@ -31,14 +31,6 @@ constexpr const char* kLive =
     "dp.deleted_at IS NULL ";
 
 // What the history keeps of a try that just ended: the state the try ended in.
-std::string RecordTries(const std::string& returning_cte) {
-  return std::string("INSERT INTO task_instance_history (") + sql::kHistoryColumns +
-         ") SELECT id, deployment_id, run_pk, dag_id, run_id, task_id, "
-         "CASE WHEN state = 'up_for_retry' THEN 'failed' ELSE state END, try_number, max_tries, "
-         "pool, pool_slots, priority_weight, operator, queued_when, scheduled_when, start_date, "
-         "end_date, hostname, unixname, pid, dag_version_id FROM " +
-         returning_cte + " ON CONFLICT (ti_id, try_number) DO NOTHING";
-}
 
 }  // namespace
 
@@ -277,7 +269,7 @@ Result<int> Scheduling::ReapLost(int grace_seconds) {
                   "NOT NULL AND t.start_date < now() - make_interval(secs => t.timeout_s + $1))) "
                   "FOR UPDATE OF t SKIP LOCKED) AS z WHERE ti.id = z.id AND ti.state = "
                   "'running' RETURNING ti.*), rec AS (" +
-                  RecordTries("lost") + ") SELECT count(*) FROM lost",
+                  sql::RecordTries("lost") + ") SELECT count(*) FROM lost",
               {std::to_string(grace_seconds)}));
   return static_cast<int>(r.Int(0, 0));
 }

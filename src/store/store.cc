@@ -106,12 +106,15 @@ Pool PoolFromRow(const Rows& r, int i) {
 
 // ---------------------------------------------------------------------------------------------
 
-Result<std::unique_ptr<Store>> Store::Open(pg::Pool* pool, SecretBox box) {
+Result<std::unique_ptr<Store>> Store::Open(pg::Pool* pool, SecretBox box, bool replica) {
   std::unique_ptr<Store> s(new Store(pool, std::move(box)));
   Status st = pool->WithTx([&](Conn& c) -> Status {
-    ASSIGN_OR_RETURN(Rows r, c.Exec("SELECT value FROM meta WHERE key = 'secret_key_check' "
-                                    "FOR UPDATE"));
+    // A replica cannot lock rows; it only reads (and its primary wrote the check).
+    ASSIGN_OR_RETURN(Rows r, c.Exec(std::string("SELECT value FROM meta WHERE key = "
+                                                "'secret_key_check'") +
+                                    (replica ? "" : " FOR UPDATE")));
     if (r.size() == 0) {
+      if (replica) return Status::Ok();
       return c
           .Exec("INSERT INTO meta (key, value) VALUES ('secret_key_check', $1)",
                 {s->Seal(kKeyCheckPlain, kKeyCheckAad)})

@@ -28,8 +28,9 @@ namespace tandem::store {
 class Store {
  public:
   // `pool` must outlive the Store. Fails with FailedPrecondition when `box` is not the key this
-  // database's secrets were sealed with. REQUIRES: migrations applied.
-  static Result<std::unique_ptr<Store>> Open(pg::Pool* pool, SecretBox box);
+  // database's secrets were sealed with. REQUIRES: migrations applied. `replica`: the database
+  // is a read-only replica (the check is read, never written).
+  static Result<std::unique_ptr<Store>> Open(pg::Pool* pool, SecretBox box, bool replica = false);
 
   // ---- deployments
   // Assigns the id and namespace; creates `default_pool` with config.default_pool_slots.
