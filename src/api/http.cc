@@ -109,8 +109,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o, co
   metrics->Describe("tandem_http_request_seconds_total", "counter",
                     "Time spent serving HTTP requests.");
 
-  auto handle = [router, metrics, host_prefix = o.host_prefix](const httplib::Request& hreq,
-                                                               httplib::Response& hres) {
+  auto handle = [router, metrics, host_prefix = o.host_prefix, admit = o.admit](
+                    const httplib::Request& hreq, httplib::Response& hres) {
     auto start = std::chrono::steady_clock::now();
     Request req;
     req.method = hreq.method;
@@ -134,7 +134,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o, co
       res = ErrorResponse(prefix.status());
     } else {
       req.path = *prefix + req.path;
-      res = router->Dispatch(req);
+      Result<std::shared_ptr<void>> admitted = std::shared_ptr<void>();
+      if (admit) admitted = admit(req);
+      res = admitted.ok() ? router->Dispatch(req) : ErrorResponse(admitted.status());
     }
     hres.status = res.status;
     hres.set_content(res.body, res.content_type);

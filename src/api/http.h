@@ -61,6 +61,10 @@ struct ServerOptions {
   // to serve the request under ("/deployments/<id>"), "" to serve it as it is, or an error
   // that becomes the response.
   std::function<Result<std::string>(const std::string& host)> host_prefix;
+  // Decides, after host_prefix, whether a request may run now: an error becomes the response
+  // (a standby refusing writes: 503); a value is held until the handler returns (a write in
+  // flight that a step-down waits for). Unset: every request runs.
+  std::function<Result<std::shared_ptr<void>>(const Request& req)> admit;
 };
 
 // Serves a Router. Thread pool of `threads`; Start() returns once the socket is bound.

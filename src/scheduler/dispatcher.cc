@@ -129,6 +129,13 @@ Result<std::vector<TaskToRun>> Dispatcher::Claim(const store::WorkerInfo& w, int
     std::lock_guard lock(mu_);
     generation = work_generation_;
   }
+  if (options_.may_start && !options_.may_start()) {
+    // Not the active region (or between leases): start nothing; hold the long poll so the
+    // worker does not spin, and let it ask again.
+    std::unique_lock lock(mu_);
+    work_cv_.wait_for(lock, wait, [&] { return work_generation_ != generation; });
+    return std::vector<TaskToRun>{};
+  }
   ASSIGN_OR_RETURN(std::vector<store::ClaimedTask> claimed, execution_->Claim(w, n));
   if (claimed.empty() && wait.count() > 0) {
     // Nothing now: wait for the scheduler to queue something, then answer empty so the worker

@@ -46,6 +46,9 @@ struct DispatcherOptions {
   // A token outlives its task's timeout by this much (or lasts this long for untimed tasks);
   // heartbeats do not extend it, so it bounds what a leaked token can do.
   std::chrono::seconds token_slack{std::chrono::hours(24)};
+  // Asked before every claim: a region that does not hold the lease starts no task (its
+  // claims answer empty). Unset: always.
+  std::function<bool()> may_start;
 };
 
 class Dispatcher {

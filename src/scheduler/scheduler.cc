@@ -151,6 +151,7 @@ Result<int> Scheduler::CreateDueRuns() {
 }
 
 Result<bool> Scheduler::RunPass() {
+  if (options_.may_act && !options_.may_act()) return false;
   bool changed = false;
   const MonoTime now = clock_->Now();
   int created = 0, retried = 0;

@@ -40,6 +40,9 @@ struct SchedulerOptions {
   Duration retry_every = std::chrono::milliseconds(250);
   int timeout_grace_seconds = 30;      // past a task's execution timeout before the region ends it
   int max_runs_per_dag_per_pass = 64;  // bounds a long catchup's first pass
+  // Asked before every pass: in a region pair only the region that holds the lease for the
+  // current epoch schedules anything (DESIGN.md, "Fencing and roles"). Unset: always.
+  std::function<bool()> may_act;
 };
 
 class Scheduler {
