@@ -1,0 +1,54 @@
+// A small HTTP client for the calls between tandem's own processes: control plane <-> region
+// agents (health checks, leases, failover steps). Every call is bounded by a timeout and carries
+// a bearer credential; httplib stays in client.cc.
+//
+// Thread-safety: a Client is immutable; Call() may run on many threads at once (each call opens
+// its own connection, which on the paths this serves costs less than the call).
+#pragma once
+
+#include <string>
+
+#include "base/clock.h"
+#include "base/status.h"
+
+namespace tandem::rpc {
+
+struct Reply {
+  int status = 0;
+  std::string body;
+};
+
+class Client {
+ public:
+  // `base_url` is "http://host:port". `timeout` bounds connecting, sending and reading each.
+  // `source_address`, when set, is the local address calls come from (a process's own address:
+  // loopback traffic would otherwise all come from 127.0.0.1, and a network rule could not tell
+  // one region's calls from another's).
+  Client(std::string base_url, std::string bearer, Duration timeout,
+         std::string source_address = "");
+
+  // Unavailable (naming the URL) when the peer cannot be reached or does not answer in time;
+  // any HTTP answer is a Reply.
+  Result<Reply> Call(const std::string& method, const std::string& path,
+                     const std::string& body = "") const;
+  // As Call, but a non-2xx answer becomes a Status: the body's "detail" with a code that
+  // matches the HTTP status (409 FailedPrecondition, 503 Unavailable, 401 Unauthenticated...).
+  Result<std::string> CallOk(const std::string& method, const std::string& path,
+                             const std::string& body = "") const;
+
+  const std::string& base_url() const { return base_; }
+
+ private:
+  std::string base_;
+  std::string host_;
+  int port_ = 0;
+  std::string bearer_;
+  Duration timeout_;
+  std::string source_;
+};
+
+// The bearer the pair's processes use between themselves, derived from the shared secret key
+// (base64 text), so nobody without the key can grant leases, promote or fence.
+Result<std::string> InternalCredential(const std::string& secret_key_base64);
+
+}  // namespace tandem::rpc
