@@ -396,7 +396,7 @@ Result<FailoverOutcome> Failover::Promote(OperationRow& op, RegionLink* from, Re
   Backoff backoff(opts_.poll, std::chrono::seconds(1));
   Result<PromoteResult> promoted = Unavailable("not asked yet");
   while (true) {
-    promoted = to->Promote(op.epoch_to);
+    promoted = to->Promote(op.epoch_to, op.mode == "forced");
     if (promoted.ok() || clock_->Now() >= give_up) break;
     clock_->SleepFor(backoff.Next());
   }

@@ -64,7 +64,7 @@ class FakeLink final : public RegionLink {
     return Status::Ok();
   }
 
-  Result<PromoteResult> Promote(int64_t epoch) override {
+  Result<PromoteResult> Promote(int64_t epoch, bool /*forced*/) override {
     RETURN_IF_ERROR(Call("Promote " + std::to_string(epoch)));
     view.role = "active";
     view.epoch = epoch;
