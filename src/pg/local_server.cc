@@ -1,77 +1,85 @@
-// LocalServer: a PostgreSQL 15 cluster this process manages.
+// LocalServer: a PostgreSQL 15 cluster this process manages (its process and directory; the
+// replication operations are in local_replication.cc).
 //
 // Layout under the region's pg directory (the parent of data_dir):
-//   data/          PGDATA, owned by the run-as user, mode 0700
-//   pg.password    the superuser's password (0600, owned by the region's user)
-//   postgres.log   the server's stdout and stderr
-// Settings that tandem owns are written to data/tandem.conf at every start and included from
-// postgresql.conf, so they come back after anything (pg_rewind later) overwrites the cluster's
-// own config files.
+//   data/           PGDATA, owned by the run-as user, mode 0700
+//   data.partial/   a base backup being taken (replaces data/ once complete)
+//   pg.password     the superuser's password (0600, owned by the region's user)
+//   pg.password.old the superuser's previous password, until a primary's role has the new one
+//   postgres.log    the server's stdout and stderr
+// Settings that tandem owns are written to data/tandem.conf (and pg_hba.conf, standby.signal)
+// at every start and included from postgresql.conf, so they come back after anything (a base
+// backup, pg_rewind) copies another server's config files over the cluster's own.
+#include "pg/local_server.h"
+
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <fstream>
-#include <mutex>
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <thread>
 
-#include "base/clock.h"
 #include "base/fs.h"
 #include "base/net.h"
-#include "base/process.h"
 #include "base/random.h"
-#include "pg/conn.h"
-#include "pg/server.h"
+#include "pg/tools.h"
 
 namespace tandem::pg {
 namespace {
 
 using namespace std::chrono_literals;
 
-class LocalServer final : public Server {
- public:
-  explicit LocalServer(LocalServerOptions o) : o_(std::move(o)) {
-    dir_ = o_.data_dir.substr(0, o_.data_dir.find_last_of('/'));
+constexpr char kIncludeLine[] = "include_if_exists = 'tandem.conf'";
+
+// A file in the data directory, which belongs to the run-as user: a link planted there is not
+// followed (we may be root).
+Result<std::string> ReadDataFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return NotFound("no such file: " + path);
+    return Internal("cannot read " + path + ": " + strerror(errno));
   }
-  ~LocalServer() override { (void)Stop(); }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return Internal("not a regular file: " + path);
+  }
+  std::string out;
+  char buf[8192];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  if (n < 0) return Internal("cannot read " + path + ": " + strerror(errno));
+  return out;
+}
 
-  Status Init() override;
-  Status Start(std::chrono::milliseconds timeout) override;
-  Status Stop() override;
-  Status Supervise() override;
-  ServerState State() override;
-  std::string Dsn(const std::string& database) const override;
+std::string QuoteIdentifier(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) {
+    out += c;
+    if (c == '"') out += '"';
+  }
+  return out + "\"";
+}
 
- private:
-  std::string PasswordPath() const { return dir_ + "/pg.password"; }
-  std::string LogPath() const { return dir_ + "/postgres.log"; }
-  Status WriteSettings();
-  Status StopStrayPostmaster();
-  Status StartLocked(std::chrono::milliseconds timeout);
-  std::string LogTail() const;
+}  // namespace
 
-  const LocalServerOptions o_;
-  std::string dir_;
-  std::optional<UserIds> ids_;  // set by Init when running as another user
+LocalServer::LocalServer(LocalServerOptions o) : o_(std::move(o)) {
+  dir_ = o_.data_dir.substr(0, o_.data_dir.find_last_of('/'));
+  upstream_ = o_.upstream;
+}
 
-  std::mutex mu_;
-  ChildPtr child_;                // guarded by mu_
-  std::atomic<int> restarts_{0};  // written under mu_, read without it
-  // Start() was called and Stop() was not: Supervise() keeps a server running.
-  bool wanted_ = false;  // guarded by mu_
-  // Set by Stop() before it takes mu_, so a start in progress gives up at once.
-  std::atomic<bool> stopping_{false};
-  // Supervise(): when the next restart may be tried, and how long to wait after a failure.
-  MonoTime next_restart_{};  // guarded by mu_
-  Backoff restart_backoff_{std::chrono::milliseconds(100), std::chrono::seconds(10)};
-  std::string password_;  // written once by Init, before any other use; read-only after
-};
+uid_t LocalServer::Uid() const { return ids_ ? ids_->uid : geteuid(); }
+gid_t LocalServer::Gid() const { return ids_ ? ids_->gid : getegid(); }
 
-Status LocalServer::Init() {
-  std::lock_guard lock(mu_);
+Status LocalServer::PrepareLocked() {
+  if (prepared_) return Status::Ok();
   if (!o_.run_as.empty()) {
     ASSIGN_OR_RETURN(ids_, LookupUser(o_.run_as));
   } else if (RunningAsRoot()) {
@@ -89,12 +97,45 @@ Status LocalServer::Init() {
                               "/var/lib/tandem)");
     }
   }
-  if (!PathExists(PasswordPath())) {
-    RETURN_IF_ERROR(WriteFileAtomic(PasswordPath(), HexEncode(RandomBytes(24)), 0600));
+  std::optional<std::string> current;
+  if (PathExists(PasswordPath())) {
+    ASSIGN_OR_RETURN(current, ReadFile(PasswordPath()));
+  }
+  if (!o_.password.empty() && current && *current != o_.password) {
+    // The role still has the old password: keep it until a primary's Start changes the role
+    // (the oldest one, if the password changed twice before that).
+    if (!PathExists(OldPasswordPath())) {
+      RETURN_IF_ERROR(WriteFileAtomic(OldPasswordPath(), *current, 0600));
+    }
+    RETURN_IF_ERROR(WriteFileAtomic(PasswordPath(), o_.password, 0600));
+    spdlog::info("the PostgreSQL superuser's password changed; a primary takes it at its next "
+                 "start");
+  } else if (!current) {
+    RETURN_IF_ERROR(WriteFileAtomic(
+        PasswordPath(), o_.password.empty() ? HexEncode(RandomBytes(24)) : o_.password, 0600));
   }
   ASSIGN_OR_RETURN(std::string pw, ReadFile(PasswordPath()));
   password_ = pw;
+  prepared_ = true;
+  return Status::Ok();
+}
+
+Status LocalServer::Init() {
+  std::lock_guard lock(mu_);
+  RETURN_IF_ERROR(PrepareLocked());
   if (PathExists(o_.data_dir + "/PG_VERSION")) return Status::Ok();
+  // A replica's cluster is a copy of its primary's (InitReplica); one made here would be
+  // unrelated to it.
+  if (upstream_) return Status::Ok();
+  for (const std::string& p : {PartialPath(), o_.data_dir + ".old"}) {
+    if (!PathExists(p)) continue;
+    std::string msg = "a base backup into " + p;
+    msg += " was interrupted: this server was becoming a replica; give it an upstream and call "
+           "InitReplica (or remove ";
+    msg += p;
+    msg += " to start an empty primary)";
+    return FailedPrecondition(msg);
+  }
 
   // A half-finished initdb leaves a directory behind; start over.
   RETURN_IF_ERROR(RemoveAll(o_.data_dir));
@@ -115,12 +156,21 @@ Status LocalServer::Init() {
   if (!r->exit.exited || r->exit.code != 0) {
     return Internal("initdb " + r->exit.Describe() + ": " + r->output);
   }
-  std::ofstream conf(o_.data_dir + "/postgresql.conf", std::ios::app);
-  conf << "\n# Settings owned by tandem, rewritten at every start.\n"
-          "include_if_exists = 'tandem.conf'\n";
-  if (!conf) return Internal("cannot append to " + o_.data_dir + "/postgresql.conf");
+  unlink(OldPasswordPath().c_str());  // the new cluster's role has the current password
+  RETURN_IF_ERROR(EnsureIncludeLine());
   spdlog::info("initialised PostgreSQL cluster in {}", o_.data_dir);
   return Status::Ok();
+}
+
+Status LocalServer::EnsureIncludeLine() {
+  const std::string path = o_.data_dir + "/postgresql.conf";
+  ASSIGN_OR_RETURN(std::string conf, ReadDataFile(path));
+  if (conf.find(kIncludeLine) != std::string::npos) return Status::Ok();
+  if (!conf.empty() && conf.back() != '\n') conf += '\n';
+  conf += "\n# Settings owned by tandem, rewritten at every start.\n";
+  conf += kIncludeLine;
+  conf += '\n';
+  return WriteFileAtomicAs(path, conf, 0600, Uid(), Gid());
 }
 
 Status LocalServer::WriteSettings() {
@@ -140,12 +190,35 @@ Status LocalServer::WriteSettings() {
                      "wal_log_hints = on\n"
                      "max_wal_senders = 10\n"
                      "max_replication_slots = 10\n"
+                     "max_slot_wal_keep_size = " +
+                     ConfQuote(o_.max_slot_wal_keep_size) +
+                     "\n"
                      "hot_standby = on\n"
                      "password_encryption = 'scram-sha-256'\n"
                      "fsync = on\n"
                      "synchronous_commit = on\n"
                      "logging_collector = off\n"
                      "log_line_prefix = '%m [%p] '\n";
+  if (upstream_) {
+    // The replica logs in with its own password: both servers of a pair have the same one.
+    const Upstream& up = *upstream_;
+    std::string conninfo = "host=" + DsnQuote(up.host) + " port=" + std::to_string(up.port) +
+                           " user=" + DsnQuote(o_.superuser) + " password=" +
+                           DsnQuote(password_) + " application_name=" +
+                           DsnQuote(up.application_name) + " connect_timeout=5";
+    conf += "\n# A replica of " + up.host + ":" + std::to_string(up.port) +
+            ".\n"
+            "primary_conninfo = " +
+            ConfQuote(conninfo) +
+            "\n"
+            "primary_slot_name = " +
+            ConfQuote(up.slot) +
+            "\n"
+            "hot_standby_feedback = on\n"
+            "wal_receiver_status_interval = 1s\n"
+            "wal_retrieve_retry_interval = 1s\n"
+            "recovery_target_timeline = 'latest'\n";
+  }
   std::string hba =
       "# Written by tandem at every start.\n"
       "# TYPE  DATABASE     USER  ADDRESS          METHOD\n"
@@ -159,10 +232,34 @@ Status LocalServer::WriteSettings() {
     hba += "host    all          all   " + peer + "/32  scram-sha-256\n";
   }
   // The data directory belongs to the run-as user: never follow a link planted in it.
-  uid_t uid = ids_ ? ids_->uid : geteuid();
-  gid_t gid = ids_ ? ids_->gid : getegid();
-  RETURN_IF_ERROR(WriteFileAtomicAs(o_.data_dir + "/tandem.conf", conf, 0600, uid, gid));
-  return WriteFileAtomicAs(o_.data_dir + "/pg_hba.conf", hba, 0600, uid, gid);
+  RETURN_IF_ERROR(WriteFileAtomicAs(o_.data_dir + "/tandem.conf", conf, 0600, Uid(), Gid()));
+  return WriteFileAtomicAs(o_.data_dir + "/pg_hba.conf", hba, 0600, Uid(), Gid());
+}
+
+// Synchronous replication is a primary's own setting (SetSynchronous writes it with ALTER
+// SYSTEM). A replica's postgresql.auto.conf may hold its old primary's (copied by a base backup
+// or pg_rewind): dropped here, so it cannot come back when this server is promoted — where it
+// would make every commit wait for a standby named after this server, which never comes.
+Status LocalServer::WriteRoleFiles() {
+  const std::string signal = o_.data_dir + "/standby.signal";
+  if (!upstream_) {
+    if (unlink(signal.c_str()) != 0 && errno != ENOENT) {
+      return Internal("cannot remove " + signal + ": " + strerror(errno));
+    }
+    return Status::Ok();
+  }
+  RETURN_IF_ERROR(WriteFileAtomicAs(signal, "", 0600, Uid(), Gid()));
+  const std::string auto_conf = o_.data_dir + "/postgresql.auto.conf";
+  auto conf = ReadDataFile(auto_conf);
+  if (!conf.ok()) return conf.status().code() == Code::kNotFound ? Status::Ok() : conf.status();
+  bool changed = false;
+  std::string kept =
+      RemoveSettings(*conf, {"synchronous_standby_names", "synchronous_commit"}, &changed);
+  if (!changed) return Status::Ok();
+  spdlog::info("PostgreSQL on {}:{} starts as a replica: dropping the synchronous settings its "
+               "configuration copied from a primary",
+               o_.host, o_.port);
+  return WriteFileAtomicAs(auto_conf, kept, 0600, Uid(), Gid());
 }
 
 // A postmaster left running by an earlier process of ours (killed before it could stop it)
@@ -184,10 +281,9 @@ Status LocalServer::StopStrayPostmaster() {
   // that user and pids are reused.
   auto cmd = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
   struct stat st;
-  uid_t uid = ids_ ? ids_->uid : geteuid();
   if (!cmd.ok() || cmd->find("postgres") == std::string::npos ||
       cmd->find(o_.data_dir) == std::string::npos ||
-      stat(("/proc/" + std::to_string(pid)).c_str(), &st) != 0 || st.st_uid != uid) {
+      stat(("/proc/" + std::to_string(pid)).c_str(), &st) != 0 || st.st_uid != Uid()) {
     return Status::Ok();
   }
   spdlog::warn("stopping a PostgreSQL server (pid {}) left running on {}", pid, o_.data_dir);
@@ -208,14 +304,38 @@ std::string LocalServer::LogTail() const {
   return s;
 }
 
+long LocalServer::LogSize() const {
+  struct stat st;
+  return stat(LogPath().c_str(), &st) == 0 ? static_cast<long>(st.st_size) : 0;
+}
+
+std::string LocalServer::LogSince(long offset) const {
+  FILE* f = fopen(LogPath().c_str(), "r");
+  if (f == nullptr) return "";
+  std::string out;
+  if (fseek(f, 0, SEEK_END) == 0) {
+    long end = ftell(f);
+    long from = std::max(offset, end - 65536L);
+    if (from < end && fseek(f, from, SEEK_SET) == 0) {
+      out.resize(static_cast<size_t>(end - from));
+      out.resize(fread(out.data(), 1, out.size(), f));
+    }
+  }
+  fclose(f);
+  return out;
+}
+
 Status LocalServer::Start(std::chrono::milliseconds timeout) {
   stopping_ = false;
   std::lock_guard lock(mu_);
   wanted_ = true;
+  return StartUntilLocked(RealClock().Now() + timeout);
+}
+
+Status LocalServer::StartUntilLocked(MonoTime deadline) {
   // Right after a crash (of the server, or of the process that ran it) the old server's
   // backends hold its shared memory until they notice and exit; PostgreSQL then refuses to
   // start. Wait for them, within the timeout.
-  const auto deadline = RealClock().Now() + timeout;
   Backoff backoff(std::chrono::milliseconds(50), std::chrono::seconds(1));
   while (true) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
@@ -235,10 +355,13 @@ Status LocalServer::Start(std::chrono::milliseconds timeout) {
 Status LocalServer::StartLocked(std::chrono::milliseconds timeout) {
   if (child_ && !child_->Poll()) return Status::Ok();
   if (!PathExists(o_.data_dir + "/PG_VERSION")) {
-    return FailedPrecondition("no PostgreSQL cluster in " + o_.data_dir + " (Init first)");
+    return FailedPrecondition("no PostgreSQL cluster in " + o_.data_dir +
+                              (upstream_ ? " (InitReplica first)" : " (Init first)"));
   }
   RETURN_IF_ERROR(StopStrayPostmaster());
+  RETURN_IF_ERROR(EnsureIncludeLine());
   RETURN_IF_ERROR(WriteSettings());
+  RETURN_IF_ERROR(WriteRoleFiles());
   Status port = CheckPortFree(o_.host, o_.port);
   if (!port.ok()) {
     return Unavailable("PostgreSQL cannot listen on " + o_.host + ":" + std::to_string(o_.port) +
@@ -248,17 +371,22 @@ Status LocalServer::StartLocked(std::chrono::milliseconds timeout) {
                   .output_path = LogPath(),
                   .death_signal = SIGINT};
   if (ids_) so.user = o_.run_as;
+  const long log_from = LogSize();
   ASSIGN_OR_RETURN(child_, Child::Spawn(so));
   std::string dsn = Dsn("postgres") + " connect_timeout=2";
   auto deadline = RealClock().Now() + timeout;
-  while (RealClock().Now() < deadline) {
+  for (int polls = 1; RealClock().Now() < deadline; ++polls) {
     if (auto e = child_->Poll()) {
       child_.reset();
       return Unavailable("PostgreSQL " + e->Describe() + " at start; its log says:\n" + LogTail());
     }
     PGPing ping = PQping(dsn.c_str());
     if (ping == PQPING_OK) {
-      spdlog::info("PostgreSQL running on {}:{} (pid {})", o_.host, o_.port, child_->pid());
+      spdlog::info("PostgreSQL running on {}:{} (pid {}){}", o_.host, o_.port, child_->pid(),
+                   upstream_ ? " as a replica of " + upstream_->host + ":" +
+                                   std::to_string(upstream_->port)
+                             : "");
+      if (!upstream_) RETURN_IF_ERROR(ApplyNewPasswordLocked());
       return Status::Ok();
     }
     if (stopping_) {
@@ -266,9 +394,22 @@ Status LocalServer::StartLocked(std::chrono::milliseconds timeout) {
       child_.reset();
       return Unavailable("PostgreSQL start abandoned: the region is stopping");
     }
+    // A replica rejects connections until it is consistent; if the WAL it needs for that can
+    // never come, waiting longer does not help.
+    if (ping == PQPING_REJECT && upstream_ && polls % 25 == 0 &&
+        WalReceiverCannotContinue(LogSince(log_from))) {
+      child_->Stop(SIGINT, 30s);
+      child_.reset();
+      return FailedPrecondition("PostgreSQL on " + o_.host + ":" + std::to_string(o_.port) +
+                                " cannot become a consistent replica: its upstream cannot send "
+                                "the WAL it needs; its log says:\n" +
+                                LogTail());
+    }
     // Crash recovery answers "rejecting connections" for as long as it takes: a live
-    // postmaster that is still recovering is given the time (it would only start over).
-    if (ping == PQPING_REJECT && RealClock().Now() + 50ms >= deadline) {
+    // postmaster that is still recovering is given the time (it would only start over). Not a
+    // replica: it rejects connections until it is consistent, which may need WAL from an
+    // upstream that is not there.
+    if (ping == PQPING_REJECT && !upstream_ && RealClock().Now() + 50ms >= deadline) {
       deadline += std::chrono::seconds(1);
     }
     std::this_thread::sleep_for(20ms);
@@ -279,9 +420,38 @@ Status LocalServer::StartLocked(std::chrono::milliseconds timeout) {
                      std::to_string(timeout.count()) + " ms; its log says:\n" + LogTail());
 }
 
+Status LocalServer::ApplyNewPasswordLocked() {
+  if (!PathExists(OldPasswordPath())) return Status::Ok();
+  const ConnOptions opts = {{"connect_timeout", "5"}};
+  if (Conn::Connect(Dsn("postgres"), opts).ok()) {  // already done (before a crash)
+    unlink(OldPasswordPath().c_str());
+    return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(std::string old, ReadFile(OldPasswordPath()));
+  std::string dsn = "host=" + o_.host + " port=" + std::to_string(o_.port) +
+                    " user=" + DsnQuote(o_.superuser) + " password=" + DsnQuote(old) +
+                    " dbname=postgres application_name=tandem";
+  auto c = Conn::Connect(dsn, opts);
+  if (!c.ok()) {
+    return c.status().WithContext(
+        "the superuser's password changed, but neither the new nor the old one is accepted");
+  }
+  // Local durability only: a synchronous standby that is not there must not hold this up.
+  RETURN_IF_ERROR((*c)->ExecScript("SET synchronous_commit = local"));
+  RETURN_IF_ERROR((*c)->ExecScript("ALTER ROLE " + QuoteIdentifier(o_.superuser) + " PASSWORD " +
+                                   SqlLiteral(password_)));
+  unlink(OldPasswordPath().c_str());
+  spdlog::info("PostgreSQL on {}:{}: the superuser has its new password", o_.host, o_.port);
+  return Status::Ok();
+}
+
 Status LocalServer::Stop() {
   stopping_ = true;
   std::lock_guard lock(mu_);
+  return StopLocked();
+}
+
+Status LocalServer::StopLocked() {
   wanted_ = false;
   if (!child_) return Status::Ok();
   ExitInfo e = child_->Stop(SIGINT, 30s);  // fast shutdown: checkpoint, then exit
@@ -292,9 +462,11 @@ Status LocalServer::Stop() {
 
 // One attempt per call at most, never sleeping with mu_ held: a server that cannot start now
 // (its old backends still hold shared memory, the disk is full, the port is taken) is tried
-// again on a later call after a growing pause, for as long as the server is wanted.
+// again on a later call after a growing pause, for as long as the server is wanted. While
+// another operation holds the server (a start, a rejoin, a base backup), there is nothing to do.
 Status LocalServer::Supervise() {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return Status::Ok();
   if (!wanted_ || stopping_) return Status::Ok();
   if (child_) {
     auto e = child_->Poll();
@@ -341,6 +513,8 @@ std::string LocalServer::Dsn(const std::string& database) const {
          " dbname=" + DsnQuote(database) + " application_name=tandem";
 }
 
+namespace {
+
 class ExternalServer final : public Server {
  public:
   explicit ExternalServer(std::string dsn) : dsn_(std::move(dsn)) {}
@@ -357,8 +531,25 @@ class ExternalServer final : public Server {
   // The configured connection string names its database.
   std::string Dsn(const std::string&) const override { return dsn_; }
 
+  Status InitReplica(const Upstream&, Duration) override { return NotOurs("a base backup"); }
+  Status SetUpstream(std::optional<Upstream>) override { return NotOurs("an upstream"); }
+  Status SetSynchronous(const std::vector<std::string>&) override {
+    return NotOurs("synchronous replication");
+  }
+  Result<PromoteInfo> Promote(Duration) override { return NotOurs("a promotion"); }
+  Status EnsureSlot(const std::string&) override { return NotOurs("a replication slot"); }
+  Result<RejoinInfo> Rejoin(const Upstream&, Duration) override { return NotOurs("a rejoin"); }
+  // Reading the views works on any server (columns the role may not read come back empty).
+  Result<ReplicationSample> Sample() override { return sampler_.Sample(dsn_); }
+
  private:
+  static Status NotOurs(const std::string& what) {
+    return FailedPrecondition("cannot do " + what +
+                              ": an external PostgreSQL is replicated by whoever runs it");
+  }
+
   std::string dsn_;
+  ReplicationSampler sampler_;
 };
 
 }  // namespace
@@ -368,6 +559,10 @@ Result<ServerPtr> NewLocalServer(LocalServerOptions opts) {
     return InvalidArgument("PostgreSQL data directory must be an absolute path");
   }
   if (opts.port <= 0 || opts.port > 65535) return InvalidArgument("PostgreSQL port out of range");
+  if (opts.password.find_first_of(std::string("\0\n\r", 3)) != std::string::npos) {
+    return InvalidArgument("the PostgreSQL password may not contain line breaks or NUL");
+  }
+  if (opts.upstream) RETURN_IF_ERROR(ValidateUpstream(*opts.upstream));
   return ServerPtr(new LocalServer(std::move(opts)));
 }
 
