@@ -16,9 +16,12 @@
 #include "logs/log_store.h"
 #include "pg/conn.h"
 #include "pg/server.h"
+#include "region/dr_agent.h"
+#include "rpc/client.h"
 #include "scheduler/bundle_cache.h"
 #include "scheduler/dispatcher.h"
 #include "scheduler/scheduler.h"
+#include "store/dr.h"
 #include "store/execution.h"
 #include "store/migrations.h"
 #include "store/pipelines.h"
@@ -84,11 +87,20 @@ Status Region::StartAll() {
   Status port = CheckPortFree(cfg_.address, cfg_.http_port);
   if (!port.ok()) return Unavailable("the region's HTTP port: " + port.message());
 
-  RETURN_IF_ERROR(StartPostgres());
+  std::string pg_password;
+  if (cfg_.dr) {
+    // Both regions of a pair hold the same key, and a base backup copies the roles: the
+    // superuser's password is derived from the key, so either region can use either copy.
+    pg_password = Sha256Hex(box->DeriveKey("tandem postgres superuser v1"));
+    ASSIGN_OR_RETURN(std::string credential, rpc::InternalCredential(key_text));
+    ASSIGN_OR_RETURN(dr_, DrAgent::Open(cfg_, credential, &metrics_));
+  }
+  RETURN_IF_ERROR(StartPostgres(pg_password));
   RETURN_IF_ERROR(ConnectAndMigrate());
   const std::string token_key = box->DeriveKey("tandem task tokens v1");
   worker_credential_ = WorkerCredential(*box);
-  ASSIGN_OR_RETURN(store_, store::Store::Open(pool_.get(), std::move(box).value()));
+  ASSIGN_OR_RETURN(store_, store::Store::Open(pool_.get(), std::move(box).value(), replica_));
+  dr_store_ = std::make_unique<store::DrStore>(pool_.get());
   RETURN_IF_ERROR(StartPipelines(token_key));
 
   metrics_.Describe("tandem_up", "gauge", "1 while the region agent runs.");
@@ -145,6 +157,10 @@ Status Region::StartAll() {
   api::ServerOptions so{cfg_.address, cfg_.http_port, cfg_.http_threads,
                         static_cast<size_t>(cfg_.max_body_bytes)};
   so.host_prefix = [this](const std::string& host) { return HostPrefix(host); };
+  if (dr_) {
+    dr_->RegisterRoutes(*router_);
+    so.admit = [this](const api::Request& req) { return dr_->Admit(req); };
+  }
   ASSIGN_OR_RETURN(http_, api::HttpServer::Start(so, router_.get(), &metrics_));
 
   scheduler_->Start();
@@ -152,16 +168,24 @@ Status Region::StartAll() {
     std::lock_guard lock(mu_);
     workers_.resize(cfg_.local_workers);
     worker_retry_at_.assign(cfg_.local_workers, MonoTime{});
+    // In a pair the DR agent starts them once the region holds the lease.
+    workers_wanted_ = !dr_;
   }
-  for (size_t i = 0; i < static_cast<size_t>(cfg_.local_workers); ++i) {
-    RETURN_IF_ERROR(StartLocalWorker(i));
+  if (!dr_) {
+    for (size_t i = 0; i < static_cast<size_t>(cfg_.local_workers); ++i) {
+      RETURN_IF_ERROR(StartLocalWorker(i));
+    }
   }
   supervisor_ = std::thread([this] { Supervise(); });
+  if (dr_) {
+    dr_->Start(pg_.get(), dr_store_.get(),
+               {.workers = [this](bool wanted) { SetWorkersWanted(wanted); }});
+  }
   spdlog::info("region {} ready on http://{}:{}", cfg_.name, cfg_.address, http_->port());
   return Status::Ok();
 }
 
-Status Region::StartPostgres() {
+Status Region::StartPostgres(const std::string& pg_password) {
   if (cfg_.external_dsn) {
     ASSIGN_OR_RETURN(pg_, pg::NewExternalServer(*cfg_.external_dsn));
     return Status::Ok();
@@ -176,9 +200,63 @@ Status Region::StartPostgres() {
   o.replication_from = cfg_.peers;
   o.shared_buffers = m.shared_buffers;
   o.max_connections = m.max_connections;
+  o.password = pg_password;
+  const auto timeout = std::chrono::seconds(cfg_.connect_timeout_seconds);
+  if (!dr_) {
+    ASSIGN_OR_RETURN(pg_, pg::NewLocalServer(o));
+    RETURN_IF_ERROR(pg_->Init());
+    return pg_->Start(timeout);
+  }
+  DrLocalState st = dr_->StartState();
+  spdlog::info("region {} starts as {} (epoch {}, promised {})", cfg_.name, st.role, st.epoch,
+               st.promised);
+  if (st.role == "active" || st.role == "stepped_down") {
+    ASSIGN_OR_RETURN(pg_, pg::NewLocalServer(o));
+    RETURN_IF_ERROR(pg_->Init());
+    return pg_->Start(timeout);
+  }
+  replica_ = true;
+  o.upstream = dr_->PeerUpstream();
   ASSIGN_OR_RETURN(pg_, pg::NewLocalServer(o));
-  RETURN_IF_ERROR(pg_->Init());
-  return pg_->Start(std::chrono::seconds(cfg_.connect_timeout_seconds));
+  if (st.role == "fenced" || st.role == "rejoining") {
+    RETURN_IF_ERROR(pg_->Init());  // the cluster exists; this reads its password
+    return dr_->RejoinAtStart(pg_.get());
+  }
+  // A standby: a base backup of the peer the first time, then streaming from it. The peer may
+  // still be starting: retry until the connect timeout.
+  const auto deadline = RealClock().Now() + timeout;
+  Backoff backoff(500ms, 5s);
+  while (true) {
+    Status s = pg_->InitReplica(*o.upstream, timeout);
+    if (s.ok()) break;
+    if (RealClock().Now() >= deadline) return s.WithContext("base backup of " + cfg_.dr->peer.name);
+    spdlog::warn("base backup of {}: {}; retrying", cfg_.dr->peer.name, s.message());
+    RealClock().SleepFor(backoff.Next());
+  }
+  return pg_->Start(timeout);
+}
+
+void Region::SetWorkersWanted(bool wanted) {
+  {
+    std::lock_guard lock(mu_);
+    workers_wanted_ = wanted;
+    if (wanted) {
+      stopping_workers_ = false;
+      std::fill(worker_retry_at_.begin(), worker_retry_at_.end(), MonoTime{});
+    }
+  }
+  if (wanted) {
+    cv_.notify_all();  // the supervisor starts them
+    return;
+  }
+  std::vector<std::unique_ptr<Child>> workers;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& w : workers_) workers.push_back(std::move(w));
+  }
+  for (auto& w : workers) {
+    if (w) w->Stop(SIGKILL, 1s);  // their tasks die with them (tandem-task-exec)
+  }
 }
 
 Status Region::StartPipelines(const std::string& token_key) {
@@ -191,12 +269,14 @@ Status Region::StartPipelines(const std::string& token_key) {
   scheduler::DispatcherOptions dopts;
   dopts.heartbeat_ms = cfg_.heartbeat_ms;
   dopts.worker_credential = worker_credential_;
+  if (dr_) dopts.may_start = [this] { return dr_->MayAct(); };
   dispatcher_ = std::make_unique<scheduler::Dispatcher>(
       execution_.get(), store_.get(), bundles_.get(), logs_.get(), tokens_.get(), &RealClock(),
       dopts, [this] { scheduler_->Wake(); });
+  scheduler::SchedulerOptions sopts;
+  if (dr_) sopts.may_act = [this] { return dr_->MayAct(); };
   scheduler_ = std::make_unique<scheduler::Scheduler>(scheduling_.get(), &RealClock(), &metrics_,
-                                                      scheduler::SchedulerOptions{},
-                                                      [this] { dispatcher_->NotifyWork(); });
+                                                      sopts, [this] { dispatcher_->NotifyWork(); });
   return Status::Ok();
 }
 
@@ -224,7 +304,7 @@ Status Region::StartLocalWorker(size_t index) {
   spdlog::info("local worker {} started (pid {}, {} slots)", index, (*child)->pid(),
                cfg_.worker_slots);
   std::lock_guard lock(mu_);
-  if (stopping_workers_ || index >= workers_.size()) {
+  if (stopping_workers_ || !workers_wanted_ || index >= workers_.size()) {
     (*child)->Stop(SIGTERM, 5s);  // Stop() began meanwhile
     return Status::Ok();
   }
@@ -279,7 +359,7 @@ Status Region::ConnectAndMigrate() {
   Backoff backoff(200ms, 5s);
   pg::ConnPtr conn;
   while (true) {
-    if (cfg_.managed) {
+    if (cfg_.managed && !replica_) {
       auto admin = pg::Conn::Connect(pg_->Dsn("postgres"), quick);
       if (admin.ok()) {
         auto exists = (*admin)->Exec("SELECT 1 FROM pg_database WHERE datname = $1", {kDatabase});
@@ -302,8 +382,13 @@ Status Region::ConnectAndMigrate() {
     spdlog::warn("PostgreSQL unreachable ({}); retrying in {}", c.status().message(), Fmt(wait));
     RealClock().SleepFor(wait);
   }
-  ASSIGN_OR_RETURN(int version, store::Migrate(*conn));
-  spdlog::info("metadata schema at version {}", version);
+  if (replica_) {
+    ASSIGN_OR_RETURN(int version, store::SchemaVersion(*conn));
+    spdlog::info("replica of {}: metadata schema at version {}", cfg_.dr->peer.name, version);
+  } else {
+    ASSIGN_OR_RETURN(int version, store::Migrate(*conn));
+    spdlog::info("metadata schema at version {}", version);
+  }
   pool_ = std::make_unique<pg::Pool>(pg_->Dsn(kDatabase), cfg_.pool_size, pg::ServingOptions());
   return Status::Ok();
 }
@@ -314,7 +399,7 @@ void Region::Supervise() {
     cv_.wait_for(lock, 500ms, [this] { return stopping_; });
     if (stopping_) break;
     // A local worker that died is restarted, with a pause so a crashing one does not spin.
-    for (size_t i = 0; i < workers_.size(); ++i) {
+    for (size_t i = 0; i < workers_.size() && workers_wanted_; ++i) {
       if (workers_[i]) {
         std::optional<ExitInfo> e = workers_[i]->Poll();
         if (!e) continue;
@@ -339,6 +424,7 @@ void Region::Supervise() {
 }
 
 void Region::Stop() {
+  if (dr_) dr_->Stop();
   // Workers first (their tasks are killed; the tries are retried when a region is back), then
   // the scheduler, then HTTP.
   StopLocalWorkers();
@@ -360,6 +446,7 @@ void Region::Stop() {
   pipelines_.reset();
   scheduling_.reset();
   execution_.reset();
+  dr_store_.reset();
   store_.reset();
   pool_.reset();
   if (pg_) (void)pg_->Stop();

@@ -31,6 +31,7 @@ class Store;
 class Pipelines;
 class Scheduling;
 class Execution;
+class DrStore;
 }  // namespace tandem::store
 namespace tandem::logs {
 class LogStore;
@@ -52,6 +53,8 @@ struct ApiContext;
 
 namespace tandem::region {
 
+class DrAgent;
+
 class Region {
  public:
   static Result<std::unique_ptr<Region>> Start(const RegionConfig& cfg);
@@ -64,8 +67,9 @@ class Region {
  private:
   explicit Region(RegionConfig cfg);
   Status StartAll();
-  Status StartPostgres();
+  Status StartPostgres(const std::string& pg_password);
   Status ConnectAndMigrate();
+  void SetWorkersWanted(bool wanted);
   Status StartPipelines(const std::string& token_key);
   Status StartLocalWorker(size_t index);
   void StopLocalWorkers();
@@ -75,12 +79,15 @@ class Region {
 
   const RegionConfig cfg_;
   MetricsRegistry metrics_;
+  std::unique_ptr<DrAgent> dr_;  // in a pair only
+  bool replica_ = false;         // its PostgreSQL started as a replica (pair standby)
   std::unique_ptr<pg::Server> pg_;
   std::unique_ptr<pg::Pool> pool_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<store::Pipelines> pipelines_;
   std::unique_ptr<store::Scheduling> scheduling_;
   std::unique_ptr<store::Execution> execution_;
+  std::unique_ptr<store::DrStore> dr_store_;
   std::unique_ptr<logs::LogStore> logs_;
   std::unique_ptr<TokenSigner> tokens_;
   std::string worker_credential_;  // constant after start
@@ -99,6 +106,9 @@ class Region {
   std::vector<std::unique_ptr<Child>> workers_;  // guarded by mu_
   std::vector<MonoTime> worker_retry_at_;        // guarded by mu_
   bool stopping_workers_ = false;                // guarded by mu_
+  // A standalone region always runs its local workers; in a pair, only while it acts as the
+  // primary (the DR agent says when).
+  bool workers_wanted_ = true;  // guarded by mu_
 };
 
 // Reads the secret key the config names: the key file's contents or the inline key.
