@@ -11,8 +11,9 @@ namespace tandem::app {
 
 std::string PlatformFile(const std::string& state_dir) { return state_dir + "/platform.json"; }
 
-Result<Client> Client::Connect(const Target& target) {
-  if (!target.url.empty()) return Client(target.url);
+namespace {
+
+Result<nlohmann::json> ReadPlatform(const Target& target) {
   std::string file = PlatformFile(target.state_dir);
   auto text = ReadFile(file);
   if (!text.ok()) {
@@ -24,10 +25,42 @@ Result<Client> Client::Connect(const Target& target) {
   if (j.is_discarded() || !j.contains("regions") || !j["regions"].is_array()) {
     return Internal(file + " is not a valid platform file");
   }
-  for (const auto& r : j["regions"]) {
-    if (r.value("active", false) && r.contains("url")) return Client(r["url"].get<std::string>());
+  return j;
+}
+
+}  // namespace
+
+Result<Client> Client::Connect(const Target& target) {
+  if (!target.url.empty()) return Client(target.url);
+  ASSIGN_OR_RETURN(nlohmann::json j, ReadPlatform(target));
+  std::string active;
+  if (j.contains("control") && j["control"].is_string()) {
+    // The control plane knows which region is active now.
+    auto st = Client(j["control"].get<std::string>()).Send("GET", "/api/v1/dr/status");
+    if (st.ok() && st->status == 200) {
+      auto s = nlohmann::json::parse(st->body, nullptr, false);
+      if (s.is_object() && s.contains("active") && s["active"].is_string()) {
+        active = s["active"].get<std::string>();
+      }
+    }
   }
-  return Unavailable(file + " names no active region");
+  for (const auto& r : j["regions"]) {
+    if (!r.contains("url")) continue;
+    if (active.empty() ? r.value("active", false) : r.value("name", "") == active) {
+      return Client(r["url"].get<std::string>());
+    }
+  }
+  return Unavailable(PlatformFile(target.state_dir) + " names no active region");
+}
+
+Result<Client> Client::ConnectControl(const Target& target) {
+  if (!target.control_url.empty()) return Client(target.control_url);
+  ASSIGN_OR_RETURN(nlohmann::json j, ReadPlatform(target));
+  if (!j.contains("control") || !j["control"].is_string()) {
+    return Unavailable("the platform in " + target.state_dir +
+                       " has no control plane (pass --control URL)");
+  }
+  return Client(j["control"].get<std::string>());
 }
 
 Result<HttpResult> Client::Send(const std::string& method, const std::string& path,

@@ -11,8 +11,9 @@
 namespace tandem::app {
 
 struct Target {
-  std::string state_dir;  // where `tandem up` wrote platform.json
-  std::string url;        // overrides state_dir when set
+  std::string state_dir;    // where `tandem up` wrote platform.json
+  std::string url;          // overrides state_dir when set
+  std::string control_url;  // the control plane; overrides platform.json's for `tandem dr`
 };
 
 // Extra request headers, e.g. {{"Accept", "text/plain"}}.
@@ -25,8 +26,11 @@ struct HttpResult {
 
 class Client {
  public:
-  // Resolves the region URL: `target.url`, else the active region in platform.json.
+  // Resolves the region URL: `target.url`, else the active region of the platform in
+  // platform.json (asking its control plane which one that is, since a failover changes it).
   static Result<Client> Connect(const Target& target);
+  // The control plane: `target.control_url`, else the one in platform.json.
+  static Result<Client> ConnectControl(const Target& target);
   explicit Client(std::string base_url) : base_(std::move(base_url)) {}
 
   // kUnavailable when the region cannot be reached; any HTTP answer is a result.

@@ -9,6 +9,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
+#include <optional>
+#include <tuple>
 
 #include "app/commands.h"
 #include "base/clock.h"
@@ -16,7 +19,10 @@
 #include "base/net.h"
 #include "base/process.h"
 #include "crypto/secret_box.h"
+#include "base/text.h"
+#include "control/control_plane.h"
 #include "region/config.h"
+#include "region/pair_config.h"
 #include "region/region.h"
 
 namespace tandem::app {
@@ -43,8 +49,17 @@ int WaitStopSignal(const sigset_t& set, std::chrono::milliseconds timeout) {
   return sig > 0 ? sig : 0;
 }
 
-int RunRegion(const std::string& config_path) {
-  auto cfg = region::LoadRegionConfig(config_path);
+int RunRegion(const std::string& config_path, const std::string& pair_path,
+              const std::string& name) {
+  Result<region::RegionConfig> cfg = InvalidArgument("give --config FILE, or --pair FILE --name NAME");
+  if (!config_path.empty() && pair_path.empty()) {
+    cfg = region::LoadRegionConfig(config_path);
+  } else if (config_path.empty() && !pair_path.empty()) {
+    auto p = region::LoadPairConfig(pair_path);
+    if (!p.ok()) return Fail(p.status());
+    if (name.empty()) return Fail(InvalidArgument("--pair needs --name (the region to run)"));
+    cfg = region::RegionConfigFor(*p, name);
+  }
   if (!cfg.ok()) return Fail(cfg.status());
   spdlog::set_level(spdlog::level::from_str(cfg->log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [" + cfg->name + "] %v");
@@ -64,9 +79,16 @@ int RunRegion(const std::string& config_path) {
 }
 
 struct UpOptions {
+  std::string control_address = "127.0.0.10";
+  int control_port = 8070;
+  std::string address = "127.0.0.11";    // region-a
+  std::string address_b = "127.0.0.12";  // region-b
   int http_port = 8080;
+  int http_port_b = 0;  // 0: region-a's port when the addresses differ, else its port + 1
   int pg_port = 15432;
-  std::string address = "127.0.0.11";
+  int pg_port_b = 0;    // likewise
+  std::string mode = "asynchronous";
+  bool automatic_failover = false;
 };
 
 std::string SelfExe() {
@@ -81,36 +103,84 @@ std::string Tail(const std::string& path, size_t bytes) {
   return text->size() > bytes ? text->substr(text->size() - bytes) : *text;
 }
 
-// The platform file names the regions and who runs them; CLI commands find the API through it.
-Status WritePlatformFile(const std::string& dir, const region::RegionConfig& c, pid_t region_pid) {
-  nlohmann::json j = {
-      {"pid", getpid()},
-      {"regions",
-       {{{"name", c.name},
-         {"role", "primary"},
-         {"active", true},
-         {"url", "http://" + c.address + ":" + std::to_string(c.http_port)},
-         {"pid", region_pid}}}}};
+std::string Url(const std::string& address, int port) {
+  return "http://" + address + ":" + std::to_string(port);
+}
+
+// The platform file names the control plane and the regions; CLI commands find the API through
+// it (asking the control plane which region is active).
+Status WritePlatformFile(const std::string& dir, const region::PairConfig& p,
+                         const std::map<std::string, pid_t>& pids) {
+  nlohmann::json regions = nlohmann::json::array();
+  for (const region::PairRegion& r : p.regions) {
+    regions.push_back({{"name", r.name},
+                       {"role", r.role},
+                       {"active", r.role == "primary"},
+                       {"url", Url(r.address, r.http_port)},
+                       {"pid", pids.count(r.name) ? pids.at(r.name) : 0}});
+  }
+  nlohmann::json j = {{"pid", getpid()},
+                      {"control", Url(p.control.address, p.control.http_port)},
+                      {"regions", regions}};
   return WriteFileAtomic(PlatformFile(dir), j.dump(2) + "\n");
 }
 
-Result<ChildPtr> StartRegionProcess(const std::string& config, const std::string& log) {
-  return Child::Spawn({.argv = {SelfExe(), "region", "--config", config},
-                       .output_path = log,
-                       .death_signal = SIGTERM});
-}
-
-// Polls /readyz until it answers 200, the child exits, or a stop signal arrives.
-Status WaitReady(Child& child, const std::string& url, const sigset_t& set, int* sig) {
+// Polls `url` until it answers 200, the child exits, or a stop signal arrives.
+Status WaitReady(Child& child, const std::string& what, const std::string& url,
+                 const std::string& path, const sigset_t& set, int* sig) {
   Client client(url);
   auto deadline = RealClock().Now() + 180s;
   while (RealClock().Now() < deadline) {
-    if (auto e = child.Poll()) return Unavailable("the region " + e->Describe());
-    auto r = client.Send("GET", "/readyz");
+    if (auto e = child.Poll()) return Unavailable(what + " " + e->Describe());
+    auto r = client.Send("GET", path);
     if (r.ok() && r->status == 200) return Status::Ok();
     if ((*sig = WaitStopSignal(set, 200ms)) != 0) return Status::Ok();
   }
-  return Unavailable("the region did not become ready within 180 s");
+  return Unavailable(what + " did not become ready within 180 s");
+}
+
+// One process of the platform, kept running by `tandem up`.
+struct Part {
+  std::string name;  // control, region-a, region-b
+  std::vector<std::string> argv;
+  std::string log;
+  std::string ready_url, ready_path;
+  ChildPtr child;
+  Backoff backoff{500ms, 10s};
+  std::optional<MonoTime> restart_at;
+};
+
+Result<region::PairConfig> WritePairFile(const std::string& dir, const std::string& key_file,
+                                         const UpOptions& o) {
+  region::PairConfig p;
+  p.name = "local";
+  p.mode = o.mode;
+  p.automatic_failover = o.automatic_failover;
+  p.control = {o.control_address, o.control_port, dir + "/control"};
+  p.secret_key_file = key_file;
+  const bool same = o.address == o.address_b;
+  const int http_b = o.http_port_b ? o.http_port_b : (same ? o.http_port + 1 : o.http_port);
+  const int pg_b = o.pg_port_b ? o.pg_port_b : (same ? o.pg_port + 1 : o.pg_port);
+  const std::string run_as = RunningAsRoot() ? "tandem" : "";
+  auto region = [&](const std::string& name, const std::string& address, int http, int pg,
+                    const std::string& role) {
+    region::PairRegion r;
+    r.name = name;
+    r.address = address;
+    r.http_port = http;
+    r.state_dir = dir + "/" + name;
+    r.role = role;
+    r.postgres.port = pg;
+    r.postgres.run_as = run_as;
+    return r;
+  };
+  p.regions[0] = region("region-a", o.address, o.http_port, o.pg_port, "primary");
+  p.regions[1] = region("region-b", o.address_b, http_b, pg_b, "standby");
+  const std::string path = dir + "/pair.yaml";
+  p.path = path;
+  RETURN_IF_ERROR(WriteFileAtomic(path, region::RenderPairConfig(p)));
+  // Check the generated file the way the parts will read it.
+  return region::LoadPairConfig(path);
 }
 
 int RunUp(const Globals& g, const UpOptions& o) {
@@ -125,8 +195,9 @@ int RunUp(const Globals& g, const UpOptions& o) {
     }
   }
   std::string key_file = dir + "/secret.key";
-  if (!PathExists(key_file) && PathExists(dir + "/region-a/pg/data/PG_VERSION")) {
-    // A new key could not open the secrets already stored: refuse rather than start a region
+  if (!PathExists(key_file) && (PathExists(dir + "/region-a/pg/data/PG_VERSION") ||
+                                PathExists(dir + "/region-b/pg/data/PG_VERSION"))) {
+    // A new key could not open the secrets already stored: refuse rather than start regions
     // that would then refuse to start.
     return Fail(FailedPrecondition("the secret key " + key_file + " is missing but region-a " +
                                    "already holds data sealed with it; restore the key file"));
@@ -135,82 +206,167 @@ int RunUp(const Globals& g, const UpOptions& o) {
     Status s = WriteFileAtomic(key_file, NewSecretKeyBase64() + "\n", 0600);
     if (!s.ok()) return Fail(s);
   }
-
-  region::RegionConfig c;
-  c.name = "region-a";
-  c.address = o.address;
-  c.http_port = o.http_port;
-  c.state_dir = dir + "/region-a";
-  c.managed = region::ManagedPostgres{};
-  c.managed->port = o.pg_port;
-  c.managed->run_as = RunningAsRoot() ? "tandem" : "";
-  c.secret_key_file = key_file;
-  Status mk = MakeDirs(c.state_dir, 0755);
-  if (!mk.ok()) return Fail(mk);
-  const std::string config = c.state_dir + "/region.yaml";
-  c.path = config;
-  Status wr = WriteFileAtomic(config, region::RenderRegionConfig(c));
-  if (!wr.ok()) return Fail(wr);
-  // Check the generated file the way the region will read it.
-  auto parsed = region::LoadRegionConfig(config);
-  if (!parsed.ok()) return Fail(parsed.status());
-  for (auto [what, port] : {std::pair{"HTTP", o.http_port}, {"PostgreSQL", o.pg_port}}) {
-    Status free = CheckPortFree(o.address, port);
-    if (!free.ok()) return Fail(Unavailable(std::string(what) + " port: " + free.message()));
+  auto pair = WritePairFile(dir, key_file, o);
+  if (!pair.ok()) return Fail(pair.status());
+  const region::PairConfig& p = *pair;
+  std::vector<std::tuple<std::string, std::string, int>> listeners = {
+      {"control plane HTTP", p.control.address, p.control.http_port}};
+  for (const region::PairRegion& r : p.regions) {
+    listeners.emplace_back(r.name + " HTTP", r.address, r.http_port);
+    listeners.emplace_back(r.name + " PostgreSQL", r.address, r.postgres.port);
+  }
+  for (const auto& [what, address, port] : listeners) {
+    Status free = CheckPortFree(address, port);
+    if (!free.ok()) return Fail(Unavailable(what + " port: " + free.message()));
+  }
+  for (const region::PairRegion& r : p.regions) {
+    Status mk = MakeDirs(r.state_dir, 0755);
+    if (!mk.ok()) return Fail(mk);
   }
 
-  const std::string url = "http://" + c.address + ":" + std::to_string(c.http_port);
-  const std::string log = c.state_dir + "/region.log";
+  std::vector<Part> parts(3);
+  parts[0] = {"control", {SelfExe(), "control", "--pair", p.path}, dir + "/control.log",
+              Url(p.control.address, p.control.http_port), "/healthz"};
+  for (size_t i = 0; i < 2; ++i) {
+    const region::PairRegion& r = p.regions[i];
+    parts[i + 1] = {r.name, {SelfExe(), "region", "--pair", p.path, "--name", r.name},
+                    r.state_dir + "/region.log", Url(r.address, r.http_port), "/readyz"};
+  }
+  auto spawn = [](Part& part) -> Status {
+    ASSIGN_OR_RETURN(part.child, Child::Spawn({.argv = part.argv,
+                                               .output_path = part.log,
+                                               .death_signal = SIGTERM}));
+    return Status::Ok();
+  };
+  auto pids = [&parts] {
+    std::map<std::string, pid_t> m;
+    for (const Part& part : parts) {
+      if (part.child) m[part.name] = part.child->pid();
+    }
+    return m;
+  };
+  auto stop_all = [&parts] {
+    // Regions first (the standby, then the primary), then the control plane.
+    for (size_t i = parts.size(); i-- > 0;) {
+      if (parts[i].child) {
+        ExitInfo e = parts[i].child->Stop(SIGTERM, 60s);
+        printf("%s stopped (%s)\n", parts[i].name.c_str(), e.Describe().c_str());
+        parts[i].child.reset();
+      }
+    }
+    fflush(stdout);
+  };
+
   sigset_t set = BlockStopSignals();
-  printf("starting region-a (primary) on %s; log: %s\n", url.c_str(), log.c_str());
-  fflush(stdout);
-  auto child = StartRegionProcess(config, log);
-  if (!child.ok()) return Fail(child.status());
   int sig = 0;
-  Status ready = WaitReady(**child, url, set, &sig);
-  if (!ready.ok()) {
-    (*child)->Stop(SIGTERM, 60s);
-    fprintf(stderr, "error: %s; the end of its log:\n%s\n", ready.message().c_str(),
-            Tail(log, 3000).c_str());
-    return ExitCodeFor(ready.code());
+  for (Part& part : parts) {
+    printf("starting %s on %s; log: %s\n", part.name.c_str(), part.ready_url.c_str(),
+           part.log.c_str());
+    fflush(stdout);
+    if (Status s = spawn(part); !s.ok()) {
+      stop_all();
+      return Fail(s);
+    }
+    Status ready = WaitReady(*part.child, part.name, part.ready_url, part.ready_path, set, &sig);
+    if (!ready.ok()) {
+      fprintf(stderr, "error: %s; the end of its log:\n%s\n", ready.message().c_str(),
+              Tail(part.log, 3000).c_str());
+      stop_all();
+      return ExitCodeFor(ready.code());
+    }
+    if (sig != 0) break;
   }
   if (sig == 0) {
-    Status pf = WritePlatformFile(dir, c, (*child)->pid());
+    Status pf = WritePlatformFile(dir, p, pids());
     if (!pf.ok()) {
-      (*child)->Stop(SIGTERM, 60s);
+      stop_all();
       return Fail(pf);
     }
-    printf("tandem is up (state in %s)\n"
+    const std::string a = parts[1].ready_url, b = parts[2].ready_url;
+    printf("tandem is up (state in %s; pair config %s)\n"
+           "  control plane       %s   (tandem dr status)\n"
            "  region-a (primary)  %s\n"
+           "  region-b (standby)  %s\n"
            "  deployments API     %s/api/v1/deployments\n"
            "  Airflow API         %s/deployments/<deployment>/api/v2\n"
            "  health              %s/readyz   metrics %s/metrics\n"
            "Press Ctrl-C to stop.\n",
-           dir.c_str(), url.c_str(), url.c_str(), url.c_str(), url.c_str(), url.c_str());
+           dir.c_str(), p.path.c_str(), parts[0].ready_url.c_str(), a.c_str(), b.c_str(),
+           a.c_str(), a.c_str(), a.c_str(), a.c_str());
     fflush(stdout);
   }
-  // Keep the region running: restart it if it dies, until asked to stop.
-  Backoff backoff(500ms, 10s);
+  // Keep every part running: restart one that dies, until asked to stop.
   while (sig == 0) {
     sig = WaitStopSignal(set, 500ms);
     if (sig != 0) break;
-    if (auto e = (*child)->Poll()) {
-      Duration wait = backoff.Next();
-      fprintf(stderr, "region-a %s; restarting it in %.1f s (log: %s)\n", e->Describe().c_str(),
-              std::chrono::duration<double>(wait).count(), log.c_str());
-      if ((sig = WaitStopSignal(set, std::chrono::duration_cast<std::chrono::milliseconds>(wait))))
-        break;
-      auto again = StartRegionProcess(config, log);
-      if (!again.ok()) return Fail(again.status());
-      *child = std::move(again).value();
-      (void)WritePlatformFile(dir, c, (*child)->pid());
+    for (Part& part : parts) {
+      if (part.child) {
+        if (auto e = part.child->Poll()) {
+          Duration wait = part.backoff.Next();
+          fprintf(stderr, "%s %s; restarting it in %.1f s (log: %s)\n", part.name.c_str(),
+                  e->Describe().c_str(), std::chrono::duration<double>(wait).count(),
+                  part.log.c_str());
+          part.child.reset();
+          part.restart_at = RealClock().Now() + wait;
+        }
+      } else if (part.restart_at && RealClock().Now() >= *part.restart_at) {
+        part.restart_at.reset();
+        if (Status s = spawn(part); !s.ok()) {
+          fprintf(stderr, "restarting %s: %s\n", part.name.c_str(), s.ToString().c_str());
+          part.restart_at = RealClock().Now() + part.backoff.Next();
+        }
+        (void)WritePlatformFile(dir, p, pids());
+      }
     }
   }
   printf("stopping (%s)...\n", strsignal(sig));
   fflush(stdout);
-  ExitInfo e = (*child)->Stop(SIGTERM, 60s);
+  stop_all();
   (void)RemoveAll(PlatformFile(dir));
-  printf("region-a stopped (%s)\n", e.Describe().c_str());
+  return 0;
+}
+
+int RunControl(const std::string& pair_path) {
+  auto p = region::LoadPairConfig(pair_path);
+  if (!p.ok()) return Fail(p.status());
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [control] %v");
+  control::ControlSettings s;
+  s.pair = p->name;
+  s.address = p->control.address;
+  s.http_port = p->control.http_port;
+  s.state_dir = p->control.state_dir;
+  if (!p->secret_key.empty()) {
+    s.secret_key = p->secret_key;
+  } else {
+    auto k = ReadFile(p->secret_key_file);
+    if (!k.ok()) {
+      return Fail(InvalidArgument("the secret key file " + p->secret_key_file +
+                                  " cannot be read: " + k.status().message()));
+    }
+    s.secret_key = TrimSpace(*k);
+  }
+  for (const region::PairRegion& r : p->regions) {
+    s.regions.push_back({r.name, Url(r.address, r.http_port), r.role == "primary"});
+  }
+  s.mode = p->mode;
+  s.automatic_failover = p->automatic_failover;
+  s.health_interval = std::chrono::milliseconds(p->health_interval_ms);
+  s.detection_misses = p->detection_misses;
+  s.lease = std::chrono::milliseconds(p->lease_ms);
+  s.drain_timeout = std::chrono::seconds(p->drain_timeout_seconds);
+  s.planned_timeout = std::chrono::seconds(p->planned_timeout_seconds);
+  if (const char* fp = std::getenv("TANDEM_FAILPOINT")) s.failpoint = fp;
+  sigset_t set = BlockStopSignals();
+  auto c = control::ControlPlane::Start(s);
+  if (!c.ok()) {
+    spdlog::error("the control plane did not start: {}", c.status().message());
+    return ExitCodeFor(c.status().code());
+  }
+  int sig = 0;
+  while ((sig = WaitStopSignal(set, 1000ms)) == 0) {
+  }
+  spdlog::info("received {}; stopping", strsignal(sig));
+  (*c)->Stop();
   return 0;
 }
 
@@ -218,9 +374,21 @@ int RunUp(const Globals& g, const UpOptions& o) {
 
 void AddServerCommands(CLI::App& app, Globals& g, Run* run) {
   auto* region = app.add_subcommand("region", "Run one region agent in the foreground");
-  auto config = std::make_shared<std::string>();
-  region->add_option("--config", *config, "Region config file (YAML)")->required();
-  region->callback([run, config] { *run = [config] { return RunRegion(*config); }; });
+  struct RegionArgs {
+    std::string config, pair, name;
+  };
+  auto ra = std::make_shared<RegionArgs>();
+  region->add_option("--config", ra->config, "Region config file (YAML), for a lone region");
+  region->add_option("--pair", ra->pair, "Pair config file (YAML): run one region of the pair");
+  region->add_option("--name", ra->name, "With --pair: which region to run");
+  region->callback(
+      [run, ra] { *run = [ra] { return RunRegion(ra->config, ra->pair, ra->name); }; });
+
+  auto* control = app.add_subcommand(
+      "control", "Run the pair's control plane in the foreground (epoch, leases, failover)");
+  auto pair_file = std::make_shared<std::string>();
+  control->add_option("--pair", *pair_file, "Pair config file (YAML)")->required();
+  control->callback([run, pair_file] { *run = [pair_file] { return RunControl(*pair_file); }; });
 
   auto* up = app.add_subcommand(
       "up", "Set up and start the local platform in the foreground; Ctrl-C stops it");
@@ -230,6 +398,22 @@ void AddServerCommands(CLI::App& app, Globals& g, Run* run) {
   up->add_option("--pg-port", o->pg_port, "PostgreSQL port of region-a (default 15432)")
       ->check(CLI::Range(1, 65535));
   up->add_option("--address", o->address, "Loopback address of region-a (default 127.0.0.11)");
+  up->add_option("--address-b", o->address_b,
+                 "Loopback address of region-b (default 127.0.0.12)");
+  up->add_option("--http-port-b", o->http_port_b,
+                 "HTTP port of region-b (default: region-a's, or the next one on one address)")
+      ->check(CLI::Range(1, 65535));
+  up->add_option("--pg-port-b", o->pg_port_b,
+                 "PostgreSQL port of region-b (default: as --http-port-b)")
+      ->check(CLI::Range(1, 65535));
+  up->add_option("--control-address", o->control_address,
+                 "Loopback address of the control plane (default 127.0.0.10)");
+  up->add_option("--control-port", o->control_port, "HTTP port of the control plane (default 8070)")
+      ->check(CLI::Range(1, 65535));
+  up->add_option("--mode", o->mode, "Replication mode of the pair (default asynchronous)")
+      ->check(CLI::IsMember({"asynchronous", "synchronous"}));
+  up->add_flag("--automatic-failover", o->automatic_failover,
+               "Fail over by itself when the primary region is lost");
   up->callback([run, &g, o] { *run = [&g, o] { return RunUp(g, *o); }; });
 
   auto* key = app.add_subcommand("secret-key", "Print a new random secret key (base64)");

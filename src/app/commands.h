@@ -27,5 +27,6 @@ void AddDeploymentCommands(CLI::App& app, Globals& g, Run* run);  // deployment
 void AddResourceCommands(CLI::App& app, Globals& g, Run* run);    // env, conn, var, pool
 void AddWorkerCommands(CLI::App& app, Globals& g, Run* run);      // worker
 void AddPipelineCommands(CLI::App& app, Globals& g, Run* run);    // deploy, dags, runs, tasks
+void AddDrCommands(CLI::App& app, Globals& g, Run* run);          // dr, control
 
 }  // namespace tandem::app

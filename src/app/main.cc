@@ -16,9 +16,12 @@ int main(int argc, char** argv) {
   const char* env_dir = std::getenv("TANDEM_STATE_DIR");
   g.target.state_dir = env_dir && *env_dir ? env_dir : "./.tandem";
   if (const char* url = std::getenv("TANDEM_URL")) g.target.url = url;
+  if (const char* url = std::getenv("TANDEM_CONTROL_URL")) g.target.control_url = url;
   app.add_option("--state-dir", g.target.state_dir,
                  "State directory of the platform (env TANDEM_STATE_DIR; default ./.tandem)");
   app.add_option("--url", g.target.url, "Talk to the region at this URL (env TANDEM_URL)");
+  app.add_option("--control", g.target.control_url,
+                 "Talk to the control plane at this URL (env TANDEM_CONTROL_URL)");
   app.add_option("-o,--output", g.output, "Output format")->check(CLI::IsMember({"table", "json"}));
 
   Run run;
@@ -27,6 +30,7 @@ int main(int argc, char** argv) {
   AddResourceCommands(app, g, &run);
   AddWorkerCommands(app, g, &run);
   AddPipelineCommands(app, g, &run);
+  AddDrCommands(app, g, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
