@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "base/fs.h"
@@ -27,25 +28,52 @@ class UpTest : public ::testing::Test {
     dir_ = AbsolutePath(d->Release());
     chmod(dir_.c_str(), 0755);
     state_ = dir_ + "/state";
-    http_port_ = *PickFreePort();
-    pg_port_ = *PickFreePort();
+    std::set<int> ports;  // distinct: a port just released may be handed out again
+    while (ports.size() < 5) ports.insert(*PickFreePort());
+    auto it = ports.begin();
+    http_port_ = *it++;
+    pg_port_ = *it++;
+    http_port_b_ = *it++;
+    pg_port_b_ = *it++;
+    control_port_ = *it++;
+  }
+  // `up` on 127.0.0.1 and free ports instead of the defaults.
+  std::vector<std::string> UpArgs(int http_port, int pg_port) const {
+    return {"up",
+            "--http-port",
+            std::to_string(http_port),
+            "--pg-port",
+            std::to_string(pg_port),
+            "--http-port-b",
+            std::to_string(http_port_b_),
+            "--pg-port-b",
+            std::to_string(pg_port_b_),
+            "--control-port",
+            std::to_string(control_port_),
+            "--address",
+            "127.0.0.1",
+            "--address-b",
+            "127.0.0.1",
+            "--control-address",
+            "127.0.0.1"};
   }
   void TearDown() override {
     if (up_) up_->Stop(SIGTERM, 60s);
-    auto pidfile = ReadFile(state_ + "/region-a/pg/data/postmaster.pid");
-    if (pidfile.ok()) {
-      pid_t pg = static_cast<pid_t>(atol(pidfile->c_str()));
-      if (ProcessAlive(pg)) kill(pg, SIGQUIT);
+    for (const char* r : {"region-a", "region-b"}) {
+      auto pidfile = ReadFile(state_ + "/" + r + "/pg/data/postmaster.pid");
+      if (pidfile.ok()) {
+        pid_t pg = static_cast<pid_t>(atol(pidfile->c_str()));
+        if (ProcessAlive(pg)) kill(pg, SIGQUIT);
+      }
     }
     (void)RemoveAll(dir_);
   }
 
   // Starts `tandem up` and waits for it to say it is up.
   void StartUp() {
-    auto c = Child::Spawn({.argv = {TandemBin(), "up", "--state-dir", state_, "--http-port",
-                                    std::to_string(http_port_), "--pg-port",
-                                    std::to_string(pg_port_), "--address", "127.0.0.1"},
-                           .output_path = dir_ + "/up.out"});
+    std::vector<std::string> argv = {TandemBin(), "--state-dir", state_};
+    for (const std::string& a : UpArgs(http_port_, pg_port_)) argv.push_back(a);
+    auto c = Child::Spawn({.argv = argv, .output_path = dir_ + "/up.out"});
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     up_ = std::move(c).value();
     for (int i = 0; i < 1200; ++i) {
@@ -71,7 +99,7 @@ class UpTest : public ::testing::Test {
   }
 
   std::string dir_, state_;
-  int http_port_ = 0, pg_port_ = 0;
+  int http_port_ = 0, pg_port_ = 0, http_port_b_ = 0, pg_port_b_ = 0, control_port_ = 0;
   ChildPtr up_;
 };
 
@@ -79,6 +107,18 @@ TEST_F(UpTest, StartsServesRestartsAndStops) {
   StartUp();
   EXPECT_NE(Output().find("http://127.0.0.1:" + std::to_string(http_port_)), std::string::npos);
   EXPECT_TRUE(PathExists(state_ + "/secret.key"));
+
+  // The pair is up: region-a active, region-b its standby, the control plane answering.
+  CliRun status;
+  for (int i = 0; i < 200; ++i) {
+    status = Cli({"dr", "status"});
+    if (status.output.find("syncing") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find("Active: region-a (primary)"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("syncing"), std::string::npos) << status.output;
+  EXPECT_TRUE(PathExists(state_ + "/pair.yaml"));
 
   CliRun create = Cli({"deployment", "create", "up-dep"});
   ASSERT_EQ(create.exit_code, 0) << create.output;
@@ -98,8 +138,7 @@ TEST_F(UpTest, StartsServesRestartsAndStops) {
   EXPECT_NE(Output().find("restarting it"), std::string::npos);
 
   // A second `up` on the same state directory is refused.
-  CliRun second = Cli({"up", "--http-port", std::to_string(*PickFreePort()), "--pg-port",
-                       std::to_string(*PickFreePort()), "--address", "127.0.0.1"});
+  CliRun second = Cli(UpArgs(*PickFreePort(), *PickFreePort()));
   EXPECT_EQ(second.exit_code, 3);
   EXPECT_NE(second.output.find("already running"), std::string::npos) << second.output;
 
@@ -113,15 +152,16 @@ TEST_F(UpTest, StartsServesRestartsAndStops) {
   EXPECT_FALSE(ProcessAlive(last_region));
   EXPECT_FALSE(PathExists(state_ + "/platform.json"));
   EXPECT_FALSE(PathExists(state_ + "/region-a/pg/data/postmaster.pid"));
-  EXPECT_FALSE(CanConnect("127.0.0.1", http_port_));
-  EXPECT_FALSE(CanConnect("127.0.0.1", pg_port_));
+  EXPECT_FALSE(PathExists(state_ + "/region-b/pg/data/postmaster.pid"));
+  for (int port : {http_port_, pg_port_, http_port_b_, pg_port_b_, control_port_}) {
+    EXPECT_FALSE(CanConnect("127.0.0.1", port)) << port;
+  }
   CliRun after = Cli({"deployment", "list"});
   EXPECT_EQ(after.exit_code, 3);
 
   // A lost key is not silently replaced: the secrets stored under it would be unreadable.
   ASSERT_TRUE(RemoveAll(state_ + "/secret.key").ok());
-  CliRun nokey = Cli({"up", "--http-port", std::to_string(http_port_), "--pg-port",
-                      std::to_string(pg_port_), "--address", "127.0.0.1"});
+  CliRun nokey = Cli(UpArgs(http_port_, pg_port_));
   EXPECT_EQ(nokey.exit_code, 2);
   EXPECT_NE(nokey.output.find("restore the key file"), std::string::npos) << nokey.output;
   EXPECT_FALSE(PathExists(state_ + "/secret.key"));
@@ -130,9 +170,9 @@ TEST_F(UpTest, StartsServesRestartsAndStops) {
 TEST_F(UpTest, TakenPortIsRefusedBeforeStarting) {
   StartUp();
   // Same ports, another state directory.
-  CliRun clash = RunCli({"--state-dir", dir_ + "/other", "up", "--http-port",
-                         std::to_string(http_port_), "--pg-port", std::to_string(*PickFreePort()),
-                         "--address", "127.0.0.1"});
+  std::vector<std::string> args = {"--state-dir", dir_ + "/other"};
+  for (const std::string& a : UpArgs(http_port_, *PickFreePort())) args.push_back(a);
+  CliRun clash = RunCli(args);
   EXPECT_EQ(clash.exit_code, 3);
   EXPECT_NE(clash.output.find("already in use"), std::string::npos) << clash.output;
 }

@@ -1,0 +1,91 @@
+// A whole region pair for end-to-end tests: `tandem control` and two `tandem region` processes
+// (region-a primary, region-b standby) started from one generated pair config in a temporary
+// directory, on 127.0.0.1 and free ports, each region with its own managed PostgreSQL.
+// Everything is stopped by PID in the destructor, even when the test fails; every process
+// also dies with the test process (death signal), so an aborted test leaves nothing behind.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "base/process.h"
+#include "base/status.h"
+#include "harness/region_harness.h"
+
+namespace tandem::testing {
+
+class PairProcess {
+ public:
+  struct Options {
+    std::string mode = "asynchronous";
+    bool automatic_failover = false;
+    int health_interval_ms = 200;
+    int detection_misses = 5;
+    int lease_ms = 2000;
+    int lease_renew_ms = 400;
+    int lease_margin_ms = 400;
+    int drain_timeout_seconds = 10;
+    int planned_timeout_seconds = 30;
+    int synchronous_degrade_after_ms = 3000;
+    int local_workers = 1;
+    int worker_slots = 32;
+    // Each part on its own loopback address (127.N.M.1 control, .2 region-a, .3 region-b), so
+    // that Cut() can drop the traffic between two of them; otherwise all on 127.0.0.1.
+    bool own_addresses = false;
+  };
+
+  static Result<std::unique_ptr<PairProcess>> Create(Options o);
+  ~PairProcess();
+
+  // Starts the control plane, region-a, then region-b, and waits until the pair is syncing.
+  Status StartAll();
+  // `failpoint`: TANDEM_FAILPOINT for the control plane (a step at which it exits).
+  Status StartControl(const std::string& failpoint = "");
+  Status StartRegion(const std::string& name, bool wait_ready = true);
+  void KillControl(int sig);
+  // Signals the region agent; with SIGKILL also its PostgreSQL (the whole region is lost).
+  void KillRegion(const std::string& name, int sig);
+  bool ControlRunning();
+
+  // Drops all traffic between two parts ("control", "region-a", "region-b"), both ways, with
+  // nftables rules in a table of this test's own (needs own_addresses and root). Heal() removes
+  // them; the destructor does too.
+  Status Cut(const std::string& x, const std::string& y);
+  void Heal();
+
+  std::string control_url() const;
+  std::string region_url(const std::string& name) const;
+  std::string region_dir(const std::string& name) const { return dir_ + "/" + name; }
+  const std::string& dir() const { return dir_; }
+  std::string pair_file() const { return dir_ + "/pair.yaml"; }
+  std::string Log(const std::string& process) const;  // control, region-a, region-b
+  std::string Logs() const;                             // all three, for failure messages
+  pid_t PostgresPid(const std::string& name) const;
+  std::string Dsn(const std::string& name) const;
+  int pg_port(const std::string& name) const { return pg_ports_.at(name); }
+
+  // GET /api/v1/dr/status (null when the control plane does not answer).
+  nlohmann::json DrStatus();
+  // Polls the status until `ok(status)` or the timeout; the last status in the error.
+  Status WaitStatus(const std::function<bool(const nlohmann::json&)>& ok,
+                            std::chrono::milliseconds timeout, const std::string& what);
+  // `tandem --control URL ARGS...`
+  CliRun Cli(const std::vector<std::string>& args, int timeout_seconds = 120);
+
+ private:
+  PairProcess() = default;
+  Options o_;
+  std::string dir_;
+  int control_port_ = 0;
+  std::map<std::string, int> http_ports_, pg_ports_;
+  std::map<std::string, std::string> addresses_;  // control, region-a, region-b
+  std::string nft_table_;                         // set while a cut is in place
+  ChildPtr control_;
+  std::map<std::string, ChildPtr> regions_;
+};
+
+}  // namespace tandem::testing
