@@ -499,6 +499,10 @@ control::RegionView DrAgent::View() const {
   v.peer_silent_s = silent ? Seconds(*silent) : -1;
   v.resync_state = resync_state_;
   v.resync_detail = resync_detail_;
+  // A standby that streams is in sync whether or not it got there by a rejoin in this process.
+  if (st_.role == "standby" && v.resync_state.empty() && sample_.streaming) {
+    v.resync_state = "streaming";
+  }
   if (st_.role != "active") v.running_tasks = 0;
   return v;
 }
@@ -727,7 +731,7 @@ Result<std::string> DrAgent::HandleStepDown(const std::string& body) {
   const MonoTime until = RealClock().Now() + drain;
   int64_t still = 0;
   while (true) {
-    auto n = store_->CountActiveTasks();
+    auto n = store_->CountRunningTasks();
     still = n.ok() ? *n : -1;
     if (still == 0 || RealClock().Now() >= until) break;
     if (!WaitStop(100ms)) return Unavailable("stopping");
@@ -748,7 +752,8 @@ Result<std::string> DrAgent::HandleStepDown(const std::string& body) {
   (void)control_->Call("POST", "/internal/v1/dr/release", rel);
   (void)peer_->Call("POST", "/internal/v1/dr/release", rel);
   ASSIGN_OR_RETURN(pg::ReplicationSample s, pg_->Sample());
-  spdlog::info("stepped down at WAL {} ({} task instances still running or queued)",
+  spdlog::info("stepped down at WAL {} ({} task instances still running, handed to "
+               "reconciliation)",
                pg::FormatLsn(s.current_lsn), still);
   return Json{{"final_lsn", s.current_lsn}, {"still_running", still}}.dump();
 }

@@ -48,4 +48,11 @@ Result<int64_t> DrStore::CountActiveTasks() {
   return r.Int(0, 0);
 }
 
+Result<int64_t> DrStore::CountRunningTasks() {
+  ASSIGN_OR_RETURN(auto c, pool_->Acquire());
+  ASSIGN_OR_RETURN(pg::Rows r,
+                   c->Exec("SELECT count(*) FROM task_instances WHERE state = 'running'"));
+  return r.Int(0, 0);
+}
+
 }  // namespace tandem::store

@@ -35,6 +35,9 @@ class DrStore {
   Result<int64_t> Reconcile(bool forced);
   // Task instances running or queued, over every deployment.
   Result<int64_t> CountActiveTasks();
+  // Task instances running, over every deployment (a drain waits for these only: queued ones
+  // start nowhere while the region drains).
+  Result<int64_t> CountRunningTasks();
 
  private:
   pg::Pool* const pool_;
