@@ -241,10 +241,21 @@ Result<std::shared_ptr<void>> DrAgent::Admit(const api::Request& req) {
   if (req.method == "GET" || req.method == "HEAD" || req.path.rfind("/internal/", 0) == 0) {
     return std::shared_ptr<void>();
   }
-  write_gate_.lock_shared();
-  std::shared_ptr<void> held(nullptr, [this](void*) { write_gate_.unlock_shared(); });
   std::lock_guard lock(mu_);
-  if (st_.role == "active" && holder_->Valid(st_.epoch)) return held;
+  if (st_.role == "active" && !gate_closed_ && holder_->Valid(st_.epoch)) {
+    ++writes_in_flight_;
+    return std::shared_ptr<void>(nullptr, [this](void*) {
+      {
+        std::lock_guard l(mu_);
+        --writes_in_flight_;
+      }
+      cv_.notify_all();
+    });
+  }
+  if (st_.role == "active" && gate_closed_) {
+    return Unavailable("region " + cfg_.name + " is stepping down for a planned failover to " +
+                       dr_.peer.name + "; retry there in a moment");
+  }
   if (st_.role == "active") {
     return Unavailable("region " + cfg_.name +
                        " is the active region but holds no lease right now (it cannot reach "
@@ -736,10 +747,20 @@ Result<std::string> DrAgent::HandleStepDown(const std::string& body) {
     if (still == 0 || RealClock().Now() >= until) break;
     if (!WaitStop(100ms)) return Unavailable("stopping");
   }
-  // No write in flight, none admitted after this: then the WAL position is final.
+  // None admitted from now on; once the writes in flight have answered, the WAL position is
+  // final. Claims waiting in a long poll are woken (they answer empty while draining).
   {
-    std::unique_lock gate(write_gate_);
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    gate_closed_ = true;
+  }
+  if (hooks_.wake_claims) hooks_.wake_claims();
+  {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, 30s, [this] { return writes_in_flight_ == 0 || stopping_; })) {
+      gate_closed_ = false;  // still the active region: the failover rolls back
+      return Unavailable(std::to_string(writes_in_flight_) +
+                         " writes still in flight after 30 s; not stepping down");
+    }
     holder_->Drop();
     DrLocalState next = st_;
     next.role = "stepped_down";
@@ -780,6 +801,7 @@ Result<std::string> DrAgent::HandleResume(const std::string& body) {
   RETURN_IF_ERROR(Persist(next));
   st_ = next;
   draining_ = false;
+  gate_closed_ = false;
   spdlog::info("resumed as the active region at epoch {} (the failover was rolled back)", epoch);
   return Json{{"role", "active"}, {"epoch", epoch}}.dump();
 }
@@ -812,6 +834,7 @@ Result<std::string> DrAgent::HandlePromote(const std::string& body) {
     RETURN_IF_ERROR(Persist(next));
     st_ = next;
     draining_ = false;
+    gate_closed_ = false;
   }
   spdlog::info("promoting: epoch {}", epoch);
   ASSIGN_OR_RETURN(pg::PromoteInfo p, pg_->Promote(std::chrono::seconds(60)));

@@ -28,7 +28,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -74,6 +73,8 @@ class DrAgent {
     // (false: fenced, stepped down, rejoining). Called from the agent's threads, never with the
     // agent's locks held.
     std::function<void(bool)> workers;
+    // Ends the Execution API's waiting claims at once (a step-down must not wait them out).
+    std::function<void()> wake_claims;
   };
 
   // Reads dr.json (or, on the very first start, takes the configured initial role).
@@ -166,8 +167,10 @@ class DrAgent {
   bool sync_on_ = false;                     // guarded by mu_: synchronous_standby_names is set
   std::optional<MonoTime> peer_gone_since_;  // guarded by mu_ (synchronous mode)
   std::mutex transition_mu_;  // one failover step at a time (promote, step-down, resume, rejoin)
-  // Writes hold it shared while they run; a step-down takes it exclusively to wait them out.
-  std::shared_mutex write_gate_;
+  // Writes in flight (admitted, not yet answered), and whether new ones are refused: a
+  // step-down closes the gate, then waits on cv_ for the count to reach zero.
+  int writes_in_flight_ = 0;  // guarded by mu_
+  bool gate_closed_ = false;  // guarded by mu_
 
   std::thread lease_thread_, monitor_thread_, heartbeat_thread_, rejoin_thread_;
 };

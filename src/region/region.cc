@@ -179,7 +179,8 @@ Status Region::StartAll() {
   supervisor_ = std::thread([this] { Supervise(); });
   if (dr_) {
     dr_->Start(pg_.get(), dr_store_.get(),
-               {.workers = [this](bool wanted) { SetWorkersWanted(wanted); }});
+               {.workers = [this](bool wanted) { SetWorkersWanted(wanted); },
+                .wake_claims = [this] { dispatcher_->NotifyWork(); }});
   }
   spdlog::info("region {} ready on http://{}:{}", cfg_.name, cfg_.address, http_->port());
   return Status::Ok();
