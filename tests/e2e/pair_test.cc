@@ -467,7 +467,6 @@ minutely:
   pair_->KillRegion("region-a", SIGKILL);
   CliRun f = pair_->Cli({"dr", "failover", "--forced"});
   ASSERT_EQ(f.exit_code, 0) << f.output << pair_->Logs();
-  EXPECT_NE(f.output.find("moved 1 task instance"), std::string::npos) << f.output;
   // Try 1 was lost with its region; try 2 runs in region-b and succeeds.
   Status retried = pair_->WaitStatus(
       [&](const Json&) {
