@@ -282,12 +282,17 @@ class Bench {
           std::this_thread::sleep_for(20ms);
         }
         const double api = Secs(Steady::now() - from);
+        bool told = false;
         while (!g_interrupted) {
-          std::string state = Str(Body(Http(url, "GET",
-                                            Root(id) + "/dags/probe/dagRuns/" + run +
-                                                "/taskInstances/ping")),
-                                  "state");
+          Json ti = Body(Http(url, "GET",
+                              Root(id) + "/dags/probe/dagRuns/" + run + "/taskInstances/ping"));
+          std::string state = Str(ti, "state");
           if (state == "running" || state == "success") break;
+          if (!told && Secs(Steady::now() - from) > 30) {
+            // A stalled probe says what it is waiting for, once.
+            told = true;
+            fmt::print(stderr, "  probe of {} still {} after 30 s: {}\n", id, state, ti.dump());
+          }
           std::this_thread::sleep_for(20ms);
         }
         const double all = Secs(Steady::now() - from);
@@ -297,6 +302,7 @@ class Bench {
       }
     };
     std::vector<std::thread> threads;
+    threads.reserve(f_.probe_threads);
     for (int t = 0; t < f_.probe_threads; ++t) threads.emplace_back(work);
     for (auto& t : threads) t.join();
     return {worst_api, worst};

@@ -164,7 +164,8 @@ int Events(const Globals& g, int limit, bool follow) {
       PrintEvent(e);
     }
   }
-  while (follow) {
+  if (!follow) return 0;
+  while (true) {  // until interrupted
     std::this_thread::sleep_for(250ms);
     auto more = SendControl(g, "GET", "/api/v1/dr/events?limit=1000&after=" +
                                           std::to_string(after));
@@ -180,7 +181,6 @@ int Events(const Globals& g, int limit, bool follow) {
       }
     }
   }
-  return 0;
 }
 
 }  // namespace

@@ -387,10 +387,10 @@ PairStatus ControlPlane::ComputeStatus() {
   }
   if (st.state == "syncing" && sync) {
     st.rpo_seconds = 0;
-  } else if (st.state == "syncing" || st.state == "degraded") {
-    st.rpo_seconds = std::max(0.0, st.lag_seconds);
-  } else if (st.state == "broken" && b_up && a.last_seen) {
-    // The primary is gone: what the standby lacks is what it had not replayed when last seen.
+  } else if (st.state == "syncing" || st.state == "degraded" ||
+             (st.state == "broken" && b_up && a.last_seen)) {
+    // Broken with the primary gone: what the standby lacks is what it had not replayed when
+    // the primary was last seen.
     st.rpo_seconds = std::max(0.0, st.lag_seconds);
   }
   return st;
@@ -483,7 +483,7 @@ Result<OperationRow> ControlPlane::StartOperation(const std::string& kind,
   return op;
 }
 
-void ControlPlane::RunOperation(OperationRow op, bool resume) {
+void ControlPlane::RunOperation(const OperationRow& op, bool resume) {
   Result<FailoverOutcome> out = resume ? failover_->Resume(op) : failover_->Run(op);
   if (out.ok()) {
     std::string msg = op.kind + " #" + std::to_string(op.id) + " " + out->state;

@@ -99,7 +99,7 @@ class ControlPlane {
   // Starts an operation on the operation thread; the row as begun.
   Result<OperationRow> StartOperation(const std::string& kind, const std::string& mode,
                                       bool fall_through, bool declare_dead);
-  void RunOperation(OperationRow op, bool resume);
+  void RunOperation(const OperationRow& op, bool resume);
   void OnStep(const OperationRow& op, const std::string& message);
   void Event(const std::string& kind, const std::string& region, const std::string& message,
              int64_t operation = 0);

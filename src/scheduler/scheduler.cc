@@ -25,7 +25,7 @@ Scheduler::Scheduler(store::Scheduling* scheduling, Clock* clock, MetricsRegistr
     : scheduling_(scheduling),
       clock_(clock),
       metrics_(metrics),
-      options_(options),
+      options_(std::move(options)),
       on_queued_(std::move(on_queued)) {
   metrics_->Describe("tandem_scheduler_passes_total", "counter", "Scheduling passes run.");
   metrics_->Describe("tandem_scheduler_cpu_seconds_total", "counter",

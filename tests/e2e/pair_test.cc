@@ -38,7 +38,7 @@ std::string Str(const Json& j, const char* key) {
 
 class PairTest : public ::testing::Test {
  protected:
-  void Start(PairProcess::Options o = {}) {
+  void Start(const PairProcess::Options& o = {}) {
     auto p = PairProcess::Create(o);
     ASSERT_TRUE(p.ok()) << p.status().ToString();
     pair_ = std::move(p).value();
