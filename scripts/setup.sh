@@ -10,7 +10,8 @@ packages=(
   build-essential g++ cmake ninja-build ccache pkg-config git clang-tidy
   postgresql-15 postgresql-client-15 libpq-dev
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
-  libssl-dev libsqlite3-dev sqlite3
+  libssl-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev zlib1g-dev
+  docker-registry skopeo nodejs
   libgtest-dev libgmock-dev googletest libbenchmark-dev libvalijson-dev
   curl procps util-linux iproute2 nftables
 )
@@ -29,6 +30,20 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# npm comes with some builds of nodejs and is a package of its own in Debian's.
+if ! command -v npm >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: npm is missing and installing it needs root" >&2
+    exit 1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm
+fi
+# Test tooling from npm (a local S3-compatible server), pinned by tools/npm/package-lock.json.
+npm ci --prefix tools/npm --no-audit --no-fund --loglevel=error
+
+# The docker-registry package may start a registry of its own on :5000; tandem manages its own
+# registries (one per region, on the region's address) and needs none.
 
 # The Debian postgresql package creates and starts a default cluster; tandem manages its own
 # servers and needs none, but leaves the package's cluster alone if an operator uses it.
