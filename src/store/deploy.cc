@@ -175,7 +175,8 @@ Result<std::optional<int64_t>> InsertRun(Conn& c, const NewRun& run, bool skip_c
 
 Result<DeployResult> Pipelines::Deploy(const DeploymentId& d,
                                        const std::map<std::string, std::string>& files,
-                                       const dag::Bundle& bundle) {
+                                       const dag::Bundle& bundle,
+                                       const std::optional<BundleImage>& image) {
   DeployResult out;
   out.bundle_version = bundle.digest;
   out.import_errors = bundle.errors;
@@ -194,6 +195,17 @@ Result<DeployResult> Pipelines::Deploy(const DeploymentId& d,
                            "($1, $2, $3::jsonb) ON CONFLICT DO NOTHING",
                            {d.value(), bundle.digest, j.dump()})
                         .status());
+    if (image) {
+      // The same image again keeps its replication mark; another one starts unreplicated.
+      RETURN_IF_ERROR(
+          c.Exec("UPDATE bundle_versions SET image_repository = $3, image_digest = $4, "
+                 "image_bytes = $5, image_replicated_at = CASE WHEN $6 THEN now() "
+                 "WHEN image_digest IS NOT DISTINCT FROM $4 THEN image_replicated_at END "
+                 "WHERE deployment_id = $1 AND digest = $2",
+                 {d.value(), bundle.digest, image->repository, image->digest,
+                  std::to_string(image->bytes), image->replicated ? "true" : "false"})
+              .status());
+    }
     std::vector<std::string> ids;
     for (const dag::DagSpec& dag : bundle.dags) {
       ASSIGN_OR_RETURN(bool fresh,
@@ -230,6 +242,51 @@ Result<DeployResult> Pipelines::Deploy(const DeploymentId& d,
   });
   if (!s.ok()) return s;
   return out;
+}
+
+Result<std::optional<BundleImage>> Pipelines::VersionImage(const DeploymentId& d,
+                                                           std::string_view version) {
+  ASSIGN_OR_RETURN(auto c, pool_->Acquire());
+  ASSIGN_OR_RETURN(Rows r, c->Exec("SELECT image_repository, image_digest, image_bytes, "
+                                   "image_replicated_at IS NOT NULL FROM bundle_versions "
+                                   "WHERE deployment_id = $1 AND digest = $2",
+                                   {d.value(), std::string(version)}));
+  if (r.size() == 0) return NotFound("bundle version " + std::string(version) + " of " +
+                                     d.value() + " was never deployed");
+  if (r.IsNull(0, 1)) return std::optional<BundleImage>();
+  return std::optional<BundleImage>(
+      BundleImage{r.Text(0, 0), r.Text(0, 1), r.Int(0, 2), r.Bool(0, 3)});
+}
+
+Result<std::vector<UnreplicatedImage>> Pipelines::UnreplicatedImages(int limit) {
+  ASSIGN_OR_RETURN(auto c, pool_->Acquire());
+  ASSIGN_OR_RETURN(
+      Rows r, c->Exec("SELECT b.deployment_id, b.digest, b.image_repository, b.image_digest, "
+                      "b.image_bytes, (extract(epoch FROM b.created_at) * 1000)::bigint "
+                      "FROM bundle_versions b JOIN deployments d ON d.id = b.deployment_id "
+                      "WHERE b.image_digest IS NOT NULL AND b.image_replicated_at IS NULL "
+                      "AND d.deleted_at IS NULL ORDER BY b.created_at LIMIT $1",
+                      {std::to_string(limit)}));
+  std::vector<UnreplicatedImage> out;
+  for (int i = 0; i < r.size(); ++i) {
+    UnreplicatedImage u;
+    u.deployment = DeploymentId(r.Text(i, 0));
+    u.bundle_version = r.Text(i, 1);
+    u.image = {r.Text(i, 2), r.Text(i, 3), r.Int(i, 4), false};
+    u.deployed_at = tandem::WallTime(std::chrono::milliseconds(r.Int(i, 5)));
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+Status Pipelines::MarkImageReplicated(const DeploymentId& d, std::string_view version,
+                                      std::string_view digest) {
+  ASSIGN_OR_RETURN(auto c, pool_->Acquire());
+  return c
+      ->Exec("UPDATE bundle_versions SET image_replicated_at = now() WHERE deployment_id = $1 "
+             "AND digest = $2 AND image_digest = $3 AND image_replicated_at IS NULL",
+             {d.value(), std::string(version), std::string(digest)})
+      .status();
 }
 
 Result<std::string> Pipelines::CurrentBundleVersion(const DeploymentId& d) {

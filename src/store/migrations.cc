@@ -290,6 +290,17 @@ CREATE TABLE dr_state (
 );
 )sql";
 
+const char* kV4 = R"sql(
+-- The OCI image a bundle version was deployed as, in the region's registry, and when the
+-- standby's registry was found to hold it too (NULL: not yet; the image replicator retries).
+ALTER TABLE bundle_versions ADD COLUMN image_repository text;
+ALTER TABLE bundle_versions ADD COLUMN image_digest text;
+ALTER TABLE bundle_versions ADD COLUMN image_bytes bigint;
+ALTER TABLE bundle_versions ADD COLUMN image_replicated_at timestamptz;
+CREATE INDEX bundle_versions_unreplicated ON bundle_versions (created_at)
+  WHERE image_digest IS NOT NULL AND image_replicated_at IS NULL;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -297,6 +308,7 @@ const std::vector<Migration>& Migrations() {
       {1, "deployments, env vars, connections, variables, pools", kV1},
       {2, "bundles, DAGs, runs, task instances, XComs, import errors, workers", kV2},
       {3, "the pair's epoch and heartbeat", kV3},
+      {4, "deployed images of bundle versions", kV4},
   };
   return kAll;
 }

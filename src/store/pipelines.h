@@ -17,6 +17,7 @@
 #include "base/status.h"
 #include "base/strong_id.h"
 #include "dag/bundle.h"
+#include "base/clock.h"
 #include "model/deployment.h"
 #include "model/pipeline.h"
 #include "pg/conn.h"
@@ -30,6 +31,22 @@ struct DeployResult {
   int new_dag_versions = 0;
   int stale_dags = 0;  // DAGs that left the bundle
   std::vector<dag::ImportError> import_errors;
+};
+
+// The OCI image a bundle version was deployed as, in the active region's registry.
+struct BundleImage {
+  std::string repository;   // "<namespace>/bundle"
+  std::string digest;       // the manifest's digest, "sha256:<64 hex>"
+  int64_t bytes = 0;        // manifest, config and layers together
+  bool replicated = false;  // the standby's registry holds it too (or there is no standby)
+};
+
+// A bundle version whose image the standby's registry does not hold yet.
+struct UnreplicatedImage {
+  DeploymentId deployment;
+  std::string bundle_version;
+  BundleImage image;
+  tandem::WallTime deployed_at;
 };
 
 struct DagFilter {
@@ -74,9 +91,20 @@ class Pipelines {
   // from `bundle` (new ones paused, as Airflow does; those that left become stale; a DAG whose
   // file changed gets a new DAG version) and replaces its import errors.
   // REQUIRES: bundle == dag::ParseBundle(files).
+  // With `image`, the version records the image it was deployed as (a version deployed again
+  // with an image gains one; `image->replicated` false leaves it to the image replicator).
   Result<DeployResult> Deploy(const DeploymentId& d,
                               const std::map<std::string, std::string>& files,
-                              const dag::Bundle& bundle);
+                              const dag::Bundle& bundle,
+                              const std::optional<BundleImage>& image = std::nullopt);
+  // The image of one bundle version; nullopt when it was deployed without one.
+  Result<std::optional<BundleImage>> VersionImage(const DeploymentId& d, std::string_view version);
+  // Images the standby lacks, oldest first, at most `limit`.
+  Result<std::vector<UnreplicatedImage>> UnreplicatedImages(int limit);
+  // Records that the standby's registry holds `digest` (a no-op when the version's image is
+  // another by now).
+  Status MarkImageReplicated(const DeploymentId& d, std::string_view version,
+                             std::string_view digest);
   // The digest of the bundle the deployment runs now; NotFound when none was deployed.
   Result<std::string> CurrentBundleVersion(const DeploymentId& d);
   // The files of one bundle version; NotFound if it was never deployed here.
