@@ -1,14 +1,12 @@
 #include "region/config.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "base/fs.h"
+#include "region/tests/config_test_util.h"
 
 namespace tandem::region {
 namespace {
@@ -54,71 +52,23 @@ http:
   threads: 32
 )";
 
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-std::string Join(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const std::string& l : lines) out += l + "\n";
-  return out;
-}
+using test_util::DefaultRunAs;
+using test_util::Join;
+using test_util::Lines;
 
 // kMinimal with line `n` (1-based) replaced by `text` ("" removes the line).
 std::string Replace(int n, const std::string& text) {
-  std::vector<std::string> lines = Lines(kMinimal);
-  if (text.empty()) {
-    lines.erase(lines.begin() + (n - 1));
-  } else {
-    lines[n - 1] = text;
-  }
-  return Join(lines);
+  return test_util::ReplaceLine(kMinimal, n, text);
 }
 
 // kMinimal with `text` inserted after line `n`, so that it becomes line n + 1.
 std::string InsertAfter(int n, const std::string& text) {
-  std::vector<std::string> lines = Lines(kMinimal);
-  lines.insert(lines.begin() + n, text);
-  return Join(lines);
+  return test_util::InsertAfterLine(kMinimal, n, text);
 }
 
-std::string DefaultRunAs() { return geteuid() == 0 ? "tandem" : ""; }
-
-class ConfigTest : public ::testing::Test {
+class ConfigTest : public test_util::ConfigFileTest<RegionConfig> {
  protected:
-  void SetUp() override {
-    auto dir = TempDir::Create("tandem-config");
-    ASSERT_TRUE(dir.ok()) << dir.status().ToString();
-    dir_.emplace(std::move(dir).value());
-    path_ = dir_->path() + "/region.yaml";
-  }
-
-  // Writes `text` to <tmp>/region.yaml and loads it.
-  Result<RegionConfig> Load(const std::string& text) {
-    Status written = WriteFileAtomic(path_, text);
-    if (!written.ok()) return written;
-    return LoadRegionConfig(path_);
-  }
-
-  // The message loading `text` fails with; fails the test when it loads.
-  std::string ErrorOf(const std::string& text) {
-    auto c = Load(text);
-    EXPECT_FALSE(c.ok()) << "loaded:\n" << text;
-    if (c.ok()) return "";
-    EXPECT_EQ(c.status().code(), Code::kInvalidArgument) << c.status().ToString();
-    return c.status().message();
-  }
-
-  // "<path>:<line>: <rest>", as messages begin.
-  std::string At(int line, const std::string& rest) const {
-    return path_ + ":" + std::to_string(line) + ": " + rest;
-  }
-
-  std::optional<TempDir> dir_;
-  std::string path_;
+  ConfigTest() : ConfigFileTest("region.yaml", LoadRegionConfig) {}
 };
 
 TEST_F(ConfigTest, ValidFullConfig) {
