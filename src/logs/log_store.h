@@ -1,6 +1,6 @@
 // Task logs: one object per task try, written in chunks while the task runs and readable at any
-// time. LogStore is the interface; DirLogStore keeps objects as files under a root directory.
-// Issue #5 adds an S3 backend and replication behind the same interface.
+// time. LogStore is the interface; DirLogStore keeps objects as files under a root directory,
+// and S3LogStore (s3_log_store.h) keeps them in an S3-compatible bucket.
 //
 // Keys are relative paths built by TaskLogKey; a store refuses any key that is absolute,
 // contains "." or ".." components, empty components, backslashes or NUL characters, so a key
