@@ -1,0 +1,213 @@
+// The log journal: a durable, append-only record of every chunk appended to a region's log
+// store, and one cursor per replication sink saying how far that sink has acknowledged.
+//
+// On disk (one directory, see README.md):
+//   segment-<first seq, 20 digits>.log   records, appended; a new segment every segment_bytes
+//   cursor-<name>                        "tandem-log-cursor 1\n<acked seq>\n", replaced atomically
+// A record is [u32 payload length][u32 CRC32C of payload][payload], little-endian, where the
+// payload is: u8 format (1), u8 origin, u64 seq, u64 offset, u64 length, i64 written-at (wall
+// ms), u32 chunk checksum, u16 key length, key bytes. Seqs grow by one per record.
+//
+// Durability (group commit): every append is written to the segment at once (a process crash
+// loses nothing), and fsynced when sync_interval has passed since the last fsync, by the append
+// that finds it due or by SyncIfDue() (the shippers call it every round). A machine crash may
+// therefore lose the records of the last sync_interval, plus whatever lay unsynced while the
+// journal was idle and no shipper ran. A torn last record is cut off on reopen. Cursors are
+// written when cursor_sync_interval has passed (or by FlushCursors()); a lost cursor update only
+// means chunks are sent again, which the receiver ignores. DiscardPending writes its cursor at
+// once, because re-sending discarded chunks would not be harmless.
+//
+// Thread-safe. Listeners are called after every append, outside the journal's lock (mu_).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+
+namespace tandem::replication {
+
+// Where a chunk was written: by a task in this region, or received from the peer region.
+enum class Origin : uint8_t { kLocal = 1, kReplicated = 2 };
+
+std::string_view OriginName(Origin origin);
+
+struct JournalRecord {
+  uint64_t seq = 0;
+  std::string key;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint32_t checksum = 0;      // Crc32c of the chunk's bytes
+  int64_t written_at_ms = 0;  // wall clock, Unix milliseconds
+  Origin origin = Origin::kLocal;
+};
+
+struct CursorOptions {
+  std::string name;  // [a-z0-9_-], at most 64 characters: "peer", "s3"
+  // Only records of local origin are pending for this cursor; the others are passed over. The
+  // peer's cursor is local-only, so chunks received from the peer are never sent back to it.
+  bool local_only = false;
+};
+
+struct JournalOptions {
+  std::vector<CursorOptions> cursors;
+  // Group commit: at most this long between an append and its fsync (see above); zero fsyncs
+  // every append.
+  Duration sync_interval = std::chrono::milliseconds(100);
+  Duration cursor_sync_interval = std::chrono::seconds(1);
+  uint64_t segment_bytes = uint64_t{16} << 20;
+};
+
+// What one sink has not acknowledged yet.
+struct CursorStats {
+  std::string name;
+  bool local_only = false;
+  uint64_t acked_seq = 0;
+  uint64_t chunks_behind = 0;
+  uint64_t bytes_behind = 0;
+  // The written-at of the oldest unacknowledged chunk, and its age by the journal's clock; empty
+  // and zero when nothing is behind.
+  std::optional<int64_t> oldest_unacked_ms;
+  Duration oldest_unacked_age{0};
+};
+
+// Records pending for a cursor. Acknowledging `through_seq` covers the records returned and the
+// ones passed over (another origin).
+struct PendingBatch {
+  std::vector<JournalRecord> records;
+  uint64_t through_seq = 0;
+};
+
+// What DiscardPending dropped.
+struct DiscardResult {
+  uint64_t chunks = 0;
+  uint64_t bytes = 0;
+  // For each object with dropped chunks, the offset where the first one started: the object
+  // here holds bytes from that offset on that the peer never received.
+  std::map<std::string, uint64_t> first_offset_by_key;
+};
+
+class LogJournal {
+ public:
+  // Opens (creating when absent) the journal in `dir`, recovering segments and cursors. A
+  // cursor of `options` without a file starts at the oldest retained record; cursor files of
+  // names not in `options` are ignored. `clock` must outlive the journal.
+  static Result<std::unique_ptr<LogJournal>> Open(const std::string& dir, JournalOptions options,
+                                                  Clock& clock);
+  // Syncs the journal and writes the cursors (errors are dropped: call Sync and FlushCursors
+  // first to see them).
+  ~LogJournal();
+  LogJournal(const LogJournal&) = delete;
+  LogJournal& operator=(const LogJournal&) = delete;
+
+  // Records a chunk of `length` bytes at `offset` of `key`; returns its seq. The record is
+  // written before this returns and synced within the durability window (see above).
+  Result<uint64_t> Append(std::string_view key, uint64_t offset, uint64_t length, uint32_t checksum,
+                          Origin origin);
+
+  // fsyncs what has been appended.
+  Status Sync();
+  // Sync() when sync_interval has passed since the last one and something is unsynced.
+  Status SyncIfDue();
+
+  // Up to `max_records` records (and about `max_bytes` of chunk data, at least one record)
+  // after the cursor's acknowledged seq that match its origin filter. NotFound for an unknown
+  // cursor.
+  Result<PendingBatch> ReadPending(std::string_view cursor, size_t max_records,
+                                   uint64_t max_bytes) const;
+
+  // The sink of `cursor` holds every chunk up to `through_seq`. An older seq than the cursor's
+  // is ignored; one past the last record is InvalidArgument. Trims segments no cursor needs.
+  Status Acknowledge(std::string_view cursor, uint64_t through_seq);
+
+  // Moves `cursor` past every record pending for it and writes it at once; returns what was
+  // dropped. Used when this region rejoins as a replica after a forced failover.
+  Result<DiscardResult> DiscardPending(std::string_view cursor);
+
+  Result<CursorStats> Stats(std::string_view cursor) const;
+  std::vector<CursorStats> AllStats() const;
+
+  // Writes every cursor whose file is behind.
+  Status FlushCursors();
+  // Removes the segments whose records no cursor still needs (never the one being appended to).
+  Status Trim();
+
+  // Calls `fn` after every append; returns an id for RemoveListener. `fn` must not call back
+  // into the journal's Append.
+  int AddListener(std::function<void()> fn);
+  void RemoveListener(int id);
+
+  uint64_t last_seq() const;
+  size_t segment_count() const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  struct Segment;
+  struct IndexEntry {
+    int64_t written_at_ms = 0;
+    uint64_t length = 0;
+    uint32_t file_offset = 0;
+    uint8_t origin = 0;  // 0: a seq lost in a crash (no record), else an Origin
+  };
+  struct Cursor {
+    CursorOptions options;
+    uint64_t acked = 0;      // in memory
+    uint64_t persisted = 0;  // in the cursor file
+    MonoTime persisted_at{};
+    uint64_t pending_chunks = 0;
+    uint64_t pending_bytes = 0;
+    uint64_t first_pending = 0;  // seq of the oldest pending record; 0 when none
+  };
+
+  LogJournal(std::string dir, JournalOptions options, Clock& clock);
+
+  Status Recover();
+  Status RecoverSegment(const std::string& name, uint64_t first_seq, bool last);
+  Status OpenNewSegment(uint64_t first_seq);
+  static bool Matches(const Cursor& c, uint8_t origin);
+  const IndexEntry* Entry(uint64_t seq) const;         // REQUIRES: mu_ held
+  void RecountCursor(Cursor& c);                       // REQUIRES: mu_ held
+  void AdvanceFirstPending(Cursor& c, uint64_t from);  // REQUIRES: mu_ held
+  Status PersistCursor(Cursor& c);                     // REQUIRES: mu_ held
+  Status TrimLocked();                                 // REQUIRES: mu_ held
+  CursorStats StatsLocked(const Cursor& c) const;      // REQUIRES: mu_ held
+  Cursor* FindCursor(std::string_view name);
+  const Cursor* FindCursor(std::string_view name) const;
+  // Reads the records with these seqs (in order) from their segments.
+  // REQUIRES: mu_ held
+  Status ReadRecords(const std::vector<uint64_t>& seqs, std::vector<JournalRecord>* out) const;
+
+  // Constant after construction.
+  const std::string dir_;
+  const JournalOptions options_;
+  Clock& clock_;
+
+  mutable std::mutex mu_;
+  // Guarded by mu_:
+  std::vector<std::shared_ptr<Segment>> segments_;  // by first seq; the last is appended to
+  std::deque<IndexEntry> index_;  // one per seq from index_first_seq_ to last_seq_
+  uint64_t index_first_seq_ = 1;
+  uint64_t last_seq_ = 0;
+  uint64_t synced_seq_ = 0;
+  MonoTime last_sync_{};
+  std::vector<Cursor> cursors_;
+
+  std::mutex sync_mu_;  // serialises fsync calls; taken before mu_ when both are held
+
+  // Held while listeners run, so RemoveListener waits for a call in flight.
+  std::mutex listeners_mu_;
+  std::map<int, std::function<void()>> listeners_;  // guarded by listeners_mu_
+  int next_listener_ = 1;                           // guarded by listeners_mu_
+};
+using LogJournalPtr = std::unique_ptr<LogJournal>;
+
+}  // namespace tandem::replication
