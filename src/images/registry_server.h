@@ -1,0 +1,92 @@
+// RegistryServer: a docker-registry (Debian's package of the CNCF distribution registry) that
+// this process runs for a region, the way pg::LocalServer runs PostgreSQL.
+//
+// Layout under the state directory:
+//   registry.yml   the configuration, generated at every start (0600, owned by the run-as user)
+//   http.secret    the secret the registry signs upload state with, kept across restarts so an
+//                  upload started before a restart can finish after it (0600)
+//   data/          storage.filesystem.rootdirectory, owned by the run-as user
+//   registry.log   the registry's stdout and stderr
+//
+// The registry listens on host:port without authentication or TLS (a region's own address),
+// with deletes enabled, no storage health check, no redirects and warn-level logs. It is
+// started with AWS_CA_BUNDLE unset (its S3 code can panic at start on a bundle it cannot use)
+// and stopped by PID: SIGTERM, then SIGKILL after a bound.
+//
+// Running as root: the registry does not refuse root as PostgreSQL does, but it is a network
+// server that writes whatever clients upload, so it is given the region's unprivileged user too
+// (`run_as`); as root without one, Start refuses (FailedPrecondition).
+//
+// Thread-safety: every method may be called from any thread; mu_ serialises start and stop.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "base/clock.h"
+#include "base/process.h"
+#include "base/status.h"
+
+namespace tandem::images {
+
+struct RegistryServerOptions {
+  std::string binary = "/usr/bin/docker-registry";
+  std::string state_dir;  // absolute
+  std::string host = "127.0.0.1";
+  int port = 0;
+  // The system user the registry runs as (requires root); empty = this process's user.
+  std::string run_as;
+  std::string log_level = "warn";
+  Duration stop_grace = std::chrono::seconds(10);  // SIGTERM, then SIGKILL
+};
+
+class RegistryServer {
+ public:
+  // InvalidArgument for a relative state directory or a port out of range.
+  static Result<std::unique_ptr<RegistryServer>> Create(RegistryServerOptions options);
+  ~RegistryServer();  // stops the registry if it runs
+  RegistryServer(const RegistryServer&) = delete;
+  RegistryServer& operator=(const RegistryServer&) = delete;
+
+  // Starts the registry and waits until GET /v2/ answers. OK when it already runs.
+  // FailedPrecondition when the binary is missing or the user cannot be used; Unavailable when
+  // the port is taken, the registry exits, or it does not answer within `timeout` (with the
+  // tail of its log).
+  Status Start(Duration timeout);
+  // Stops it (SIGTERM, SIGKILL after stop_grace). OK when it was not running.
+  Status Stop();
+  // True while the process lives and answers GET /v2/.
+  bool Running();
+
+  // "http://host:port"
+  std::string url() const;
+  pid_t pid() const;  // 0 when not running
+  std::string config_path() const { return o_.state_dir + "/registry.yml"; }
+  std::string data_dir() const { return o_.state_dir + "/data"; }
+  std::string log_path() const { return o_.state_dir + "/registry.log"; }
+
+  // The configuration Start writes, for `data_dir` and `secret`.
+  static std::string ConfigYaml(const RegistryServerOptions& options, const std::string& data_dir,
+                                const std::string& secret);
+
+ private:
+  explicit RegistryServer(RegistryServerOptions o) : o_(std::move(o)) {}
+  // REQUIRES: mu_ is held.
+  Status StopLocked();
+  Status PrepareLocked();
+  std::string LogSince(long offset) const;
+
+  const RegistryServerOptions o_;
+  mutable std::mutex mu_;
+  ChildPtr child_;              // guarded by mu_
+  std::optional<UserIds> ids_;  // guarded by mu_; set when running as another user
+};
+
+using RegistryServerPtr = std::unique_ptr<RegistryServer>;
+
+}  // namespace tandem::images
