@@ -3,6 +3,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -18,27 +19,33 @@ using yaml_util::Reader;
 
 constexpr int kMaxPort = 65535;
 
-// One parse of one region file.
+// One parse of one region file. Notes where the ports were written along the way: they all
+// listen on region.address, which the file may give after them.
 class Parser {
  public:
   explicit Parser(const Reader& r) : r_(r) {}
 
   // REQUIRES: `c` holds the defaults; fills in what the file says.
-  Status Parse(const YAML::Node& root, RegionConfig& c) const;
+  Status Parse(const YAML::Node& root, RegionConfig& c);
 
  private:
-  Status ParseRegion(const Entry& section, RegionConfig& c) const;
-  Status ParsePostgres(const Entry& section, RegionConfig& c) const;
-  Result<ManagedPostgres> ParseManaged(const Entry& section) const;
+  Status ParseRegion(const Entry& section, RegionConfig& c);
+  Status ParsePostgres(const Entry& section, RegionConfig& c);
+  Result<ManagedPostgres> ParseManaged(const Entry& section);
   Result<std::string> ParseExternal(const Entry& section) const;
+  // No two of the region's listeners on one port.
+  Status CheckListeners(const RegionConfig& c) const;
 
   const Reader& r_;
+  std::optional<Entry> http_port_;      // region.http_port
+  std::optional<Entry> postgres_port_;  // postgres.managed.port
+  std::optional<Entry> registry_port_;  // registry.port
 };
 
-Status Parser::Parse(const YAML::Node& root, RegionConfig& c) const {
+Status Parser::Parse(const YAML::Node& root, RegionConfig& c) {
   Entry top{.name = "", .key = "", .key_node = root, .value = root};
   ASSIGN_OR_RETURN(Map m, r_.ReadMap(top, {"region", "postgres", "secrets", "limits", "log", "http",
-                                           "workers", "platform"}));
+                                           "workers", "platform", "registry", "task_logs"}));
   // Sections in the order the file gives them, so errors come roughly in file order.
   for (const Entry& section : m.entries) {
     if (section.name == "region") {
@@ -58,15 +65,28 @@ Status Parser::Parse(const YAML::Node& root, RegionConfig& c) const {
           yaml_util::ReadWorkers(r_, section, c.local_workers, c.worker_slots, c.heartbeat_ms));
     } else if (section.name == "platform") {
       RETURN_IF_ERROR(yaml_util::ReadPlatform(r_, section, c.zone));
+    } else if (section.name == "registry") {
+      registry_port_.emplace();
+      ASSIGN_OR_RETURN(c.registry, yaml_util::ReadRegistry(r_, section, *registry_port_));
+    } else if (section.name == "task_logs") {
+      RETURN_IF_ERROR(yaml_util::ReadTaskLogs(r_, section, c.task_logs));
     }
   }
   for (std::string_view required : {"region", "postgres", "secrets"}) {
     if (m.Find(required) == nullptr) return r_.Missing(std::string(required));
   }
-  return Status::Ok();
+  return CheckListeners(c);
 }
 
-Status Parser::ParseRegion(const Entry& section, RegionConfig& c) const {
+Status Parser::CheckListeners(const RegionConfig& c) const {
+  yaml_util::Listeners listeners;
+  listeners.Add(*http_port_, c.address, c.http_port);  // set: region.http_port is required
+  if (postgres_port_ && c.managed) listeners.Add(*postgres_port_, c.address, c.managed->port);
+  if (registry_port_ && c.registry) listeners.Add(*registry_port_, c.address, c.registry->port);
+  return listeners.Check(r_);
+}
+
+Status Parser::ParseRegion(const Entry& section, RegionConfig& c) {
   ASSIGN_OR_RETURN(Map m,
                    r_.ReadMap(section, {"name", "address", "http_port", "state_dir", "peers"}));
 
@@ -78,6 +98,7 @@ Status Parser::ParseRegion(const Entry& section, RegionConfig& c) const {
 
   ASSIGN_OR_RETURN(const Entry* http_port, r_.Required(m, section, "http_port"));
   ASSIGN_OR_RETURN(c.http_port, r_.Int(*http_port, 1, kMaxPort));
+  http_port_ = *http_port;
 
   ASSIGN_OR_RETURN(const Entry* state_dir, r_.Required(m, section, "state_dir"));
   ASSIGN_OR_RETURN(c.state_dir, r_.Path(*state_dir));
@@ -93,7 +114,7 @@ Status Parser::ParseRegion(const Entry& section, RegionConfig& c) const {
   return Status::Ok();
 }
 
-Status Parser::ParsePostgres(const Entry& section, RegionConfig& c) const {
+Status Parser::ParsePostgres(const Entry& section, RegionConfig& c) {
   ASSIGN_OR_RETURN(
       Map m, r_.ReadMap(section, {"managed", "external", "connect_timeout_seconds", "pool_size"}));
   const Entry* managed = m.Find("managed");
@@ -110,10 +131,12 @@ Status Parser::ParsePostgres(const Entry& section, RegionConfig& c) const {
   return yaml_util::ReadPoolKeys(r_, m, c.connect_timeout_seconds, c.pool_size);
 }
 
-Result<ManagedPostgres> Parser::ParseManaged(const Entry& section) const {
+Result<ManagedPostgres> Parser::ParseManaged(const Entry& section) {
   ASSIGN_OR_RETURN(Map m, r_.ReadMap(section, {"port", "bin_dir", "run_as", "shared_buffers",
                                                "max_connections"}));
-  return yaml_util::ReadManagedKeys(r_, m, section);
+  ASSIGN_OR_RETURN(ManagedPostgres pg, yaml_util::ReadManagedKeys(r_, m, section));
+  postgres_port_ = *m.Find("port");  // found: ReadManagedKeys needs it
+  return pg;
 }
 
 Result<std::string> Parser::ParseExternal(const Entry& section) const {
@@ -175,6 +198,8 @@ std::string RenderRegionConfig(const RegionConfig& c) {
   yaml_util::EmitHttp(out, c.http_threads);
   yaml_util::EmitWorkers(out, c.local_workers, c.worker_slots, c.heartbeat_ms);
   yaml_util::EmitPlatform(out, c.zone);
+  if (c.registry) yaml_util::EmitRegistry(out, *c.registry);
+  yaml_util::EmitTaskLogs(out, c.task_logs);
 
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

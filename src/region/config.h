@@ -31,12 +31,58 @@ struct ManagedPostgres {
   bool operator==(const ManagedPostgres&) const = default;
 };
 
+// registry: the OCI registry (Debian's docker-registry) the region runs itself, on its own
+// address, keeping its storage under <state_dir>/registry. Deploys push their images to it, and
+// a pair's primary replicates them to the standby's.
+struct RegistrySettings {
+  int port = 0;                                     // registry.port, required, 1..65535
+  std::string binary = "/usr/bin/docker-registry";  // registry.binary, made absolute
+
+  bool operator==(const RegistrySettings&) const = default;
+};
+
+// task_logs.s3: an S3-compatible object store holding task logs (path-style addressing).
+struct S3Settings {
+  // task_logs.s3.endpoint, required: "http://" or "https://", a host (a DNS name, a dotted IPv4
+  // address or a bracketed IPv6 address) and an optional port; no user, path, query or fragment.
+  std::string endpoint;
+  // task_logs.s3.bucket, required: 3 to 63 lowercase letters, digits, '.' or '-', starting and
+  // ending with a letter or digit.
+  std::string bucket;
+  std::string region = "us-east-1";  // task_logs.s3.region: lowercase letters, digits and '-'
+  // task_logs.s3.prefix: "" or a key prefix that does not start with '/' and ends with '/'.
+  std::string prefix;
+  std::string access_key_id;  // task_logs.s3.access_key_id, required, non-empty
+  // Exactly one of the two is set: task_logs.s3.secret_access_key_file (made absolute) or
+  // task_logs.s3.secret_access_key (inline; never echoed in messages).
+  std::string secret_access_key_file;
+  std::string secret_access_key;
+
+  bool operator==(const S3Settings&) const = default;
+};
+
+// task_logs: where task logs are kept and how they wait while they cannot be replicated.
+struct TaskLogSettings {
+  // task_logs.backend: "directory" (files under <state_dir>/logs) or "s3".
+  std::string backend = "directory";
+  std::optional<S3Settings> s3;  // task_logs.s3: set exactly when backend is "s3"
+  // task_logs.spool_bound_bytes, 1048576..1099511627776 and >= chunk_bytes: unreplicated log
+  // bytes that may wait on local disk while the object store or the peer region is unreachable;
+  // beyond it task log appends fail.
+  int64_t spool_bound_bytes = 1073741824;
+  // task_logs.chunk_bytes, 1024..16777216: the largest chunk a worker's log stream is cut into.
+  int64_t chunk_bytes = 65536;
+
+  bool operator==(const TaskLogSettings&) const = default;
+};
+
 // The other region of a pair, as this region reaches it.
 struct DrPeer {
-  std::string name;     // its region name
-  std::string address;  // its dotted IPv4 address (HTTP API and PostgreSQL listen on it)
-  int http_port = 0;    // its HTTP API port
-  int pg_port = 0;      // its PostgreSQL port (this region's source when it is the standby)
+  std::string name;       // its region name
+  std::string address;    // its dotted IPv4 address (HTTP API and PostgreSQL listen on it)
+  int http_port = 0;      // its HTTP API port
+  int pg_port = 0;        // its PostgreSQL port (this region's source when it is the standby)
+  int registry_port = 0;  // its OCI registry's port; 0 when it runs none
 
   bool operator==(const DrPeer&) const = default;
 };
@@ -56,6 +102,9 @@ struct DrSettings {
   int lease_margin_ms = 500;          // pair.lease_margin_ms: the holder stops this much early
   std::string mode = "asynchronous";  // pair.mode: "asynchronous" or "synchronous"
   int synchronous_degrade_after_ms = 5000;  // pair.synchronous_degrade_after_ms
+  // pair.image_replication_timeout_seconds: how long a deploy waits for the peer's registry to
+  // hold its image before failing (unless the deploy allows an unreplicated image).
+  int image_replication_timeout_seconds = 60;
 
   bool operator==(const DrSettings&) const = default;
 };
@@ -90,6 +139,10 @@ struct RegionConfig {
   int heartbeat_ms = 1000;           // workers.heartbeat_ms, 100..60000; a worker silent for three
                                      // of these is dead and its tries are retried
   std::string zone = "tandem.test";  // platform.zone: deployments' hostnames end in it
+  // registry, optional. nullopt: the region runs no registry, and deployments' bundles are kept
+  // only in its database (a standalone region may do without; `tandem up` always writes one).
+  std::optional<RegistrySettings> registry;
+  TaskLogSettings task_logs;  // task_logs, optional
   // nullopt: a standalone region, always active, holding no lease. Set only for a region of a
   // pair (RegionConfigFor); never read from or written to a region file.
   std::optional<DrSettings> dr;
@@ -113,6 +166,13 @@ Result<RegionConfig> LoadRegionConfig(const std::string& path);
 //   "<file>:<line>: postgres: exactly one of managed or external is required"
 //   "<file>:<line>: secrets: exactly one of key_file or key is required"
 //   "<file>:<line>: limits.max_body_bytes (<n>) must be at least limits.max_value_bytes (<m>)"
+//   "<file>:<line>: <key>: <address>:<port> is already taken by <other key> (<address>:<port>)"
+//   "<file>:<line>: task_logs.s3: given, but task_logs.backend is directory, not s3"
+//   "<file>:<line>: task_logs.s3 is required when task_logs.backend is s3"
+//   "<file>:<line>: task_logs.s3: exactly one of secret_access_key_file or secret_access_key
+//        is required"
+//   "<file>:<line>: task_logs.spool_bound_bytes (<n>) must be at least task_logs.chunk_bytes
+//        (<m>)"
 //   "<file>:<line>: expected one YAML document, found <n>"
 //   "<file>: <dotted.key> is required"
 // Lines are 1-based and point at the key the error is about.

@@ -5,11 +5,9 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <algorithm>
 #include <initializer_list>
 #include <string_view>
 #include <utility>
-#include <vector>
 
 #include "base/fs.h"
 #include "region/yaml_util.h"
@@ -26,21 +24,6 @@ constexpr int kMaxLeaseMs = 600000;  // ten minutes
 constexpr int kMaxTimeoutSeconds = 86400;
 constexpr std::string_view kPrimary = "primary";
 constexpr std::string_view kStandby = "standby";
-
-// A TCP listener the pair declares, kept to check that no two share an address and port.
-struct Listener {
-  std::string key;  // "regions[0].postgres.port"
-  YAML::Mark mark;  // the line of that key
-  std::string address;
-  int port = 0;
-};
-
-// Two listeners collide on the same port when their addresses are equal or either is the
-// wildcard address.
-bool Collide(const Listener& a, const Listener& b) {
-  return a.port == b.port &&
-         (a.address == b.address || a.address == "0.0.0.0" || b.address == "0.0.0.0");
-}
 
 // Where the keys of one region item were, for the checks that compare the two regions.
 struct RegionMarks {
@@ -62,14 +45,12 @@ class Parser {
   Status ParseRegions(const Entry& section, PairConfig& p);
   Result<RegionMarks> ParseRegion(const Entry& item, PairRegion& region);
   Status ParsePostgres(const Entry& section, const std::string& address, PairRegion& region);
-  Status CheckListeners();
 
   // Integer `name` of `m`, when written, into `out`.
   Status OptionalInt(const Map& m, std::string_view name, int min, int max, int& out) const;
-  void AddListener(const Entry& port_entry, const std::string& address, int port);
 
   const Reader& r_;
-  std::vector<Listener> listeners_;
+  yaml_util::Listeners listeners_;
 };
 
 Status Parser::Parse(const YAML::Node& root, PairConfig& p) {
@@ -92,7 +73,7 @@ Status Parser::Parse(const YAML::Node& root, PairConfig& p) {
   for (std::string_view required : {"pair", "control", "regions", "secrets"}) {
     if (m.Find(required) == nullptr) return r_.Missing(std::string(required));
   }
-  return CheckListeners();
+  return listeners_.Check(r_);
 }
 
 Status Parser::OptionalInt(const Map& m, std::string_view name, int min, int max, int& out) const {
@@ -107,7 +88,8 @@ Status Parser::ParsePair(const Entry& section, PairConfig& p) const {
       Map m,
       r_.ReadMap(section, {"name", "mode", "synchronous_degrade_after_ms", "automatic_failover",
                            "health_interval_ms", "detection_misses", "lease_ms", "lease_renew_ms",
-                           "lease_margin_ms", "drain_timeout_seconds", "planned_timeout_seconds"}));
+                           "lease_margin_ms", "drain_timeout_seconds", "planned_timeout_seconds",
+                           "image_replication_timeout_seconds"}));
   ASSIGN_OR_RETURN(const Entry* name, r_.Required(m, section, "name"));
   ASSIGN_OR_RETURN(p.name, r_.Name(*name));
   if (const Entry* e = m.Find("mode")) {
@@ -127,6 +109,8 @@ Status Parser::ParsePair(const Entry& section, PairConfig& p) const {
       OptionalInt(m, "drain_timeout_seconds", 0, kMaxTimeoutSeconds, p.drain_timeout_seconds));
   RETURN_IF_ERROR(
       OptionalInt(m, "planned_timeout_seconds", 1, kMaxTimeoutSeconds, p.planned_timeout_seconds));
+  RETURN_IF_ERROR(OptionalInt(m, "image_replication_timeout_seconds", 1, 3600,
+                              p.image_replication_timeout_seconds));
 
   // Relations between keys, written or default. An error points at the last key of `keys` that
   // was written (the one that depends on the others); one was, or the defaults would have passed.
@@ -160,11 +144,6 @@ Status Parser::ParsePair(const Entry& section, PairConfig& p) const {
   return Status::Ok();
 }
 
-void Parser::AddListener(const Entry& port_entry, const std::string& address, int port) {
-  listeners_.push_back(Listener{
-      .key = port_entry.key, .mark = port_entry.key_node.Mark(), .address = address, .port = port});
-}
-
 Status Parser::ParseControl(const Entry& section, PairControl& control) {
   ASSIGN_OR_RETURN(Map m, r_.ReadMap(section, {"address", "http_port", "state_dir"}));
   ASSIGN_OR_RETURN(const Entry* address, r_.Required(m, section, "address"));
@@ -173,7 +152,7 @@ Status Parser::ParseControl(const Entry& section, PairControl& control) {
   ASSIGN_OR_RETURN(control.http_port, r_.Int(*http_port, 1, kMaxPort));
   ASSIGN_OR_RETURN(const Entry* state_dir, r_.Required(m, section, "state_dir"));
   ASSIGN_OR_RETURN(control.state_dir, r_.Path(*state_dir));
-  AddListener(*http_port, control.address, control.http_port);
+  listeners_.Add(*http_port, control.address, control.http_port);
   return Status::Ok();
 }
 
@@ -207,8 +186,9 @@ Status Parser::ParseRegions(const Entry& section, PairConfig& p) {
 }
 
 Result<RegionMarks> Parser::ParseRegion(const Entry& item, PairRegion& region) {
-  ASSIGN_OR_RETURN(Map m, r_.ReadMap(item, {"name", "address", "http_port", "state_dir", "role",
-                                            "postgres", "workers", "http", "limits", "log"}));
+  ASSIGN_OR_RETURN(
+      Map m, r_.ReadMap(item, {"name", "address", "http_port", "state_dir", "role", "postgres",
+                               "workers", "http", "limits", "log", "registry", "task_logs"}));
   RegionMarks marks;
   ASSIGN_OR_RETURN(const Entry* name, r_.Required(m, item, "name"));
   ASSIGN_OR_RETURN(region.name, r_.Name(*name));
@@ -219,7 +199,7 @@ Result<RegionMarks> Parser::ParseRegion(const Entry& item, PairRegion& region) {
 
   ASSIGN_OR_RETURN(const Entry* http_port, r_.Required(m, item, "http_port"));
   ASSIGN_OR_RETURN(region.http_port, r_.Int(*http_port, 1, kMaxPort));
-  AddListener(*http_port, region.address, region.http_port);
+  listeners_.Add(*http_port, region.address, region.http_port);
 
   ASSIGN_OR_RETURN(const Entry* state_dir, r_.Required(m, item, "state_dir"));
   ASSIGN_OR_RETURN(region.state_dir, r_.Path(*state_dir));
@@ -244,6 +224,14 @@ Result<RegionMarks> Parser::ParseRegion(const Entry& item, PairRegion& region) {
   if (const Entry* e = m.Find("log")) {
     RETURN_IF_ERROR(yaml_util::ReadLog(r_, *e, region.log_level));
   }
+  if (const Entry* e = m.Find("registry")) {
+    Entry port;
+    ASSIGN_OR_RETURN(region.registry, yaml_util::ReadRegistry(r_, *e, port));
+    listeners_.Add(port, region.address, region.registry->port);
+  }
+  if (const Entry* e = m.Find("task_logs")) {
+    RETURN_IF_ERROR(yaml_util::ReadTaskLogs(r_, *e, region.task_logs));
+  }
   return marks;
 }
 
@@ -252,25 +240,9 @@ Status Parser::ParsePostgres(const Entry& section, const std::string& address, P
       Map m, r_.ReadMap(section, {"port", "bin_dir", "run_as", "shared_buffers", "max_connections",
                                   "connect_timeout_seconds", "pool_size"}));
   ASSIGN_OR_RETURN(region.postgres, yaml_util::ReadManagedKeys(r_, m, section));
-  AddListener(*m.Find("port"), address, region.postgres.port);  // found: ReadManagedKeys needs it
+  // Found: ReadManagedKeys needs it.
+  listeners_.Add(*m.Find("port"), address, region.postgres.port);
   return yaml_util::ReadPoolKeys(r_, m, region.connect_timeout_seconds, region.pool_size);
-}
-
-Status Parser::CheckListeners() {
-  // In file order, so that the second of two colliding keys is the one reported.
-  std::stable_sort(listeners_.begin(), listeners_.end(),
-                   [](const Listener& a, const Listener& b) { return a.mark.pos < b.mark.pos; });
-  for (size_t i = 0; i < listeners_.size(); ++i) {
-    for (size_t j = 0; j < i; ++j) {
-      const Listener& a = listeners_[j];
-      const Listener& b = listeners_[i];
-      if (!Collide(a, b)) continue;
-      return r_.Error(b.mark, b.key + ": " + b.address + ":" + std::to_string(b.port) +
-                                  " is already taken by " + a.key + " (" + a.address + ":" +
-                                  std::to_string(a.port) + ")");
-    }
-  }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -307,6 +279,7 @@ std::string RenderPairConfig(const PairConfig& p) {
   EmitInt(out, "lease_margin_ms", p.lease_margin_ms);
   EmitInt(out, "drain_timeout_seconds", p.drain_timeout_seconds);
   EmitInt(out, "planned_timeout_seconds", p.planned_timeout_seconds);
+  EmitInt(out, "image_replication_timeout_seconds", p.image_replication_timeout_seconds);
   out << YAML::EndMap;
 
   out << YAML::Key << "control" << YAML::Value << YAML::BeginMap;
@@ -335,6 +308,8 @@ std::string RenderPairConfig(const PairConfig& p) {
     yaml_util::EmitHttp(out, r.http_threads);
     yaml_util::EmitLimits(out, r.max_value_bytes, r.max_body_bytes);
     yaml_util::EmitLog(out, r.log_level);
+    if (r.registry) yaml_util::EmitRegistry(out, *r.registry);
+    yaml_util::EmitTaskLogs(out, r.task_logs);
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;
@@ -374,19 +349,23 @@ Result<RegionConfig> RegionConfigFor(const PairConfig& p, const std::string& reg
   c.worker_slots = r.worker_slots;
   c.heartbeat_ms = r.heartbeat_ms;
   c.zone = p.zone;
+  c.registry = r.registry;
+  c.task_logs = r.task_logs;
   c.dr = DrSettings{
       .pair = p.name,
       .control_url = "http://" + p.control.address + ":" + std::to_string(p.control.http_port),
       .peer = DrPeer{.name = other.name,
                      .address = other.address,
                      .http_port = other.http_port,
-                     .pg_port = other.postgres.port},
+                     .pg_port = other.postgres.port,
+                     .registry_port = other.registry ? other.registry->port : 0},
       .initial_role = r.role,
       .lease_ms = p.lease_ms,
       .lease_renew_ms = p.lease_renew_ms,
       .lease_margin_ms = p.lease_margin_ms,
       .mode = p.mode,
       .synchronous_degrade_after_ms = p.synchronous_degrade_after_ms,
+      .image_replication_timeout_seconds = p.image_replication_timeout_seconds,
   };
   return c;
 }

@@ -16,6 +16,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "base/status.h"
@@ -55,6 +56,10 @@ struct PairRegion {
   int local_workers = 1;              // regions[i].workers.local, 0..64
   int worker_slots = 32;              // regions[i].workers.slots, 1..5000
   int heartbeat_ms = 1000;            // regions[i].workers.heartbeat_ms, 100..60000
+  // regions[i].registry.{port (required), binary}, optional: its OCI registry, on its address.
+  std::optional<RegistrySettings> registry;
+  // regions[i].task_logs.{backend, s3.*, spool_bound_bytes, chunk_bytes}, optional.
+  TaskLogSettings task_logs;
 
   bool operator==(const PairRegion&) const = default;
 };
@@ -86,6 +91,9 @@ struct PairConfig {
   // pair.planned_timeout_seconds, 1..86400 and > drain_timeout_seconds: a planned failover that
   // has not finished by then rolls back (or, when asked, turns into a forced one).
   int planned_timeout_seconds = 120;
+  // pair.image_replication_timeout_seconds, 1..3600: how long a deploy waits for the standby's
+  // registry to hold its image before failing (unless the deploy allows an unreplicated image).
+  int image_replication_timeout_seconds = 60;
 
   PairControl control;  // control, required
 
@@ -130,9 +138,10 @@ Result<PairConfig> ParsePairConfig(const std::string& yaml_text,
 std::string RenderPairConfig(const PairConfig& p);
 
 // The full configuration of region `region_name` of `p`: its own keys, a managed PostgreSQL on
-// its address and port, the other region's address as its only peer, the pair's secret key and
-// zone, `path` = p.path, and `dr` filled from the pair (control URL, the other region as peer,
-// its role as the initial role, lease and replication settings). NotFound, naming the pair's
+// its address and port, its registry and task log settings, the other region's address as its
+// only peer, the pair's secret key and zone, `path` = p.path, and `dr` filled from the pair
+// (control URL, the other region as peer, its role as the initial role, lease, replication and
+// image replication settings). NotFound, naming the pair's
 // regions, when it has no region of that name. REQUIRES: `p` is valid.
 Result<RegionConfig> RegionConfigFor(const PairConfig& p, const std::string& region_name);
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <filesystem>
@@ -22,6 +23,12 @@ constexpr int kMaxPgConnections = 262143;  // PostgreSQL's own upper bound
 constexpr int64_t kMinValueBytes = 1024;
 constexpr int64_t kMaxValueBytes = int64_t{64} * 1024 * 1024;
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
+constexpr std::string_view kDirectoryBackend = "directory";
+constexpr std::string_view kS3Backend = "s3";
+constexpr int64_t kMinSpoolBytes = int64_t{1} << 20;  // 1 MiB
+constexpr int64_t kMaxSpoolBytes = int64_t{1} << 40;  // 1 TiB
+constexpr int64_t kMinChunkBytes = 1024;
+constexpr int64_t kMaxChunkBytes = int64_t{16} << 20;  // 16 MiB
 
 // `s` in double quotes for a message, escaped and cut short when long.
 std::string Quote(std::string_view s) {
@@ -75,13 +82,13 @@ bool IsBase64(std::string_view s) {
 
 // Lowercase labels of letters, digits and '-' (not at either end of a label, at most 63 each)
 // separated by dots, at most 200 characters.
-bool IsZone(const std::string& zone) {
-  bool ok = !zone.empty() && zone.size() <= 200 && zone.front() != '.' && zone.back() != '.';
+bool IsDnsName(std::string_view name) {
+  bool ok = !name.empty() && name.size() <= 200 && name.front() != '.' && name.back() != '.';
   size_t label = 0;
-  for (size_t i = 0; ok && i < zone.size(); ++i) {
-    char ch = zone[i];
+  for (size_t i = 0; ok && i < name.size(); ++i) {
+    char ch = name[i];
     if (ch == '.') {
-      ok = label > 0 && zone[i - 1] != '-';
+      ok = label > 0 && name[i - 1] != '-';
       label = 0;
       continue;
     }
@@ -89,7 +96,132 @@ bool IsZone(const std::string& zone) {
           (ch == '-' && label > 0)) &&
          ++label <= 63;
   }
-  return ok && zone.back() != '-';
+  return ok && name.back() != '-';
+}
+
+bool IsLowerOrDigit(char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'); }
+
+// 1 to 65535 in decimal digits.
+bool IsPortNumber(std::string_view s) {
+  if (s.empty() || s.size() > 5) return false;
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), port);
+  return ec == std::errc() && end == s.data() + s.size() && port >= 1 &&
+         port <= static_cast<unsigned>(kMaxPort);
+}
+
+// "http://" or "https://", then a DNS name (as IsDnsName, in either case) or dotted IPv4 address
+// or a bracketed IPv6 address, then an optional ":port"; nothing else (no user, path, query or
+// fragment).
+bool IsEndpoint(std::string_view s) {
+  std::string_view rest;
+  if (s.starts_with("http://")) {
+    rest = s.substr(7);
+  } else if (s.starts_with("https://")) {
+    rest = s.substr(8);
+  } else {
+    return false;
+  }
+  std::string_view host = rest;
+  std::string_view after_host;
+  if (rest.starts_with('[')) {
+    size_t close = rest.find(']');
+    if (close == std::string_view::npos) return false;
+    host = rest.substr(1, close - 1);
+    after_host = rest.substr(close + 1);
+    in6_addr addr;
+    if (inet_pton(AF_INET6, std::string(host).c_str(), &addr) != 1) return false;
+  } else {
+    size_t colon = rest.find(':');
+    host = rest.substr(0, colon);
+    after_host = colon == std::string_view::npos ? "" : rest.substr(colon);
+    std::string lower(host);
+    for (char& ch : lower) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+    if (!IsDnsName(lower)) return false;
+  }
+  if (after_host.empty()) return true;
+  return after_host[0] == ':' && IsPortNumber(after_host.substr(1));
+}
+
+// S3's bucket naming rules: 3 to 63 lowercase letters, digits, '.' or '-', starting and ending
+// with a letter or digit.
+bool IsBucketName(std::string_view s) {
+  if (s.size() < 3 || s.size() > 63) return false;
+  for (char ch : s) {
+    if (!IsLowerOrDigit(ch) && ch != '.' && ch != '-') return false;
+  }
+  return IsLowerOrDigit(s.front()) && IsLowerOrDigit(s.back());
+}
+
+// An S3 region as it appears in a SigV4 credential scope: 1 to 63 lowercase letters, digits or
+// '-'.
+bool IsS3Region(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  return std::all_of(s.begin(), s.end(), [](char ch) { return IsLowerOrDigit(ch) || ch == '-'; });
+}
+
+// "" or a key prefix that does not start with '/' and ends with '/'.
+bool IsKeyPrefix(std::string_view s) { return s.empty() || (s.front() != '/' && s.back() == '/'); }
+
+// Printable ASCII other than space: an access key id goes into an Authorization header as is.
+bool IsAccessKeyId(std::string_view s) {
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](char ch) { return ch > ' ' && ch < 127; });
+}
+
+// The text of scalar `e` when `valid` accepts it; else an error saying `rule`.
+Result<std::string> Checked(const Reader& r, const Entry& e, const std::string& rule,
+                            bool (*valid)(std::string_view)) {
+  ASSIGN_OR_RETURN(std::string s, r.Scalar(e, rule));
+  if (!valid(s)) return r.Invalid(e, rule);
+  return s;
+}
+
+Result<S3Settings> ReadS3(const Reader& r, const Entry& section) {
+  ASSIGN_OR_RETURN(Map m,
+                   r.ReadMap(section, {"endpoint", "bucket", "region", "prefix", "access_key_id",
+                                       "secret_access_key_file", "secret_access_key"}));
+  S3Settings s3;
+  ASSIGN_OR_RETURN(const Entry* endpoint, r.Required(m, section, "endpoint"));
+  ASSIGN_OR_RETURN(s3.endpoint,
+                   Checked(r, *endpoint,
+                           "an http:// or https:// URL of a host and an optional port, with no "
+                           "path, query or user (such as http://127.0.0.1:9000)",
+                           IsEndpoint));
+  ASSIGN_OR_RETURN(const Entry* bucket, r.Required(m, section, "bucket"));
+  ASSIGN_OR_RETURN(s3.bucket, Checked(r, *bucket,
+                                      "a bucket name of 3 to 63 lowercase letters, digits, '.' or "
+                                      "'-', starting and ending with a letter or digit",
+                                      IsBucketName));
+  if (const Entry* e = m.Find("region")) {
+    ASSIGN_OR_RETURN(
+        s3.region,
+        Checked(r, *e, "a region name of 1 to 63 lowercase letters, digits or '-'", IsS3Region));
+  }
+  if (const Entry* e = m.Find("prefix")) {
+    ASSIGN_OR_RETURN(s3.prefix,
+                     Checked(r, *e, "\"\" or a key prefix ending in '/' and not starting with '/'",
+                             IsKeyPrefix));
+  }
+  ASSIGN_OR_RETURN(const Entry* key_id, r.Required(m, section, "access_key_id"));
+  ASSIGN_OR_RETURN(s3.access_key_id,
+                   Checked(r, *key_id, "a non-empty string of printable characters without spaces",
+                           IsAccessKeyId));
+
+  const Entry* file_entry = m.Find("secret_access_key_file");
+  const Entry* key_entry = m.Find("secret_access_key");
+  if ((file_entry == nullptr) == (key_entry == nullptr)) {
+    return r.Error(
+        section.key_node.Mark(),
+        section.key + ": exactly one of secret_access_key_file or secret_access_key is required");
+  }
+  if (file_entry != nullptr) {
+    ASSIGN_OR_RETURN(s3.secret_access_key_file, r.Path(*file_entry));
+  } else {
+    // Only an empty or non-scalar value is ever described, so the key is never echoed.
+    ASSIGN_OR_RETURN(s3.secret_access_key, r.NonEmpty(*key_entry));
+  }
+  return s3;
 }
 
 }  // namespace
@@ -372,9 +504,7 @@ Status ReadPlatform(const Reader& r, const Entry& section, std::string& zone) {
   if (const Entry* e = m.Find("zone")) {
     static const std::string kRule =
         "a DNS name of lowercase labels (letters, digits, '-') separated by dots";
-    ASSIGN_OR_RETURN(std::string written, r.Scalar(*e, kRule));
-    if (!IsZone(written)) return r.Invalid(*e, kRule);
-    zone = std::move(written);
+    ASSIGN_OR_RETURN(zone, Checked(r, *e, kRule, IsDnsName));
   }
   return Status::Ok();
 }
@@ -409,6 +539,82 @@ Status ReadPoolKeys(const Reader& r, const Map& m, int& connect_timeout_seconds,
   }
   if (const Entry* e = m.Find("pool_size")) {
     ASSIGN_OR_RETURN(pool_size, r.Int(*e, 1, 64));
+  }
+  return Status::Ok();
+}
+
+Result<RegistrySettings> ReadRegistry(const Reader& r, const Entry& section, Entry& port_entry) {
+  ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"port", "binary"}));
+  RegistrySettings registry;
+  ASSIGN_OR_RETURN(const Entry* port, r.Required(m, section, "port"));
+  ASSIGN_OR_RETURN(registry.port, r.Int(*port, 1, kMaxPort));
+  port_entry = *port;
+  if (const Entry* e = m.Find("binary")) {
+    ASSIGN_OR_RETURN(registry.binary, r.Path(*e));
+  }
+  return registry;
+}
+
+Status ReadTaskLogs(const Reader& r, const Entry& section, TaskLogSettings& logs) {
+  ASSIGN_OR_RETURN(Map m,
+                   r.ReadMap(section, {"backend", "s3", "spool_bound_bytes", "chunk_bytes"}));
+  const Entry* backend = m.Find("backend");
+  if (backend != nullptr) {
+    ASSIGN_OR_RETURN(logs.backend, r.OneOf(*backend, {kDirectoryBackend, kS3Backend}));
+  }
+  const std::string backend_key = section.key + ".backend";
+  if (const Entry* s3 = m.Find("s3")) {
+    if (logs.backend != kS3Backend) {
+      return r.Error(s3->key_node.Mark(),
+                     s3->key + ": given, but " + backend_key + " is " + logs.backend + ", not s3");
+    }
+    ASSIGN_OR_RETURN(logs.s3, ReadS3(r, *s3));
+  } else if (logs.backend == kS3Backend) {
+    const Entry& at = backend != nullptr ? *backend : section;
+    return r.Error(at.key_node.Mark(),
+                   section.key + ".s3 is required when " + backend_key + " is s3");
+  }
+
+  const Entry* spool = m.Find("spool_bound_bytes");
+  const Entry* chunk = m.Find("chunk_bytes");
+  if (spool != nullptr) {
+    ASSIGN_OR_RETURN(logs.spool_bound_bytes, r.Int64(*spool, kMinSpoolBytes, kMaxSpoolBytes));
+  }
+  if (chunk != nullptr) {
+    ASSIGN_OR_RETURN(logs.chunk_bytes, r.Int64(*chunk, kMinChunkBytes, kMaxChunkBytes));
+  }
+  if (logs.spool_bound_bytes < logs.chunk_bytes) {
+    // Point at the bound when it was written, else at the chunk size that outgrew the default.
+    const Entry& at = spool != nullptr ? *spool : *chunk;
+    return r.Error(at.key_node.Mark(), section.key + ".spool_bound_bytes (" +
+                                           std::to_string(logs.spool_bound_bytes) +
+                                           ") must be at least " + section.key + ".chunk_bytes (" +
+                                           std::to_string(logs.chunk_bytes) + ")");
+  }
+  return Status::Ok();
+}
+
+void Listeners::Add(const Entry& port_entry, const std::string& address, int port) {
+  listeners_.push_back(Listener{
+      .key = port_entry.key, .mark = port_entry.key_node.Mark(), .address = address, .port = port});
+}
+
+Status Listeners::Check(const Reader& r) const {
+  // In file order, so that the second of two colliding keys is the one reported.
+  std::vector<Listener> sorted = listeners_;
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const Listener& a, const Listener& b) { return a.mark.pos < b.mark.pos; });
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      const Listener& a = sorted[j];
+      const Listener& b = sorted[i];
+      const bool collide = a.port == b.port && (a.address == b.address || a.address == "0.0.0.0" ||
+                                                b.address == "0.0.0.0");
+      if (!collide) continue;
+      return r.Error(b.mark, b.key + ": " + b.address + ":" + std::to_string(b.port) +
+                                 " is already taken by " + a.key + " (" + a.address + ":" +
+                                 std::to_string(a.port) + ")");
+    }
   }
   return Status::Ok();
 }
@@ -462,6 +668,35 @@ void EmitWorkers(YAML::Emitter& out, int local, int slots, int heartbeat_ms) {
 void EmitPlatform(YAML::Emitter& out, const std::string& zone) {
   out << YAML::Key << "platform" << YAML::Value << YAML::BeginMap;
   EmitString(out, "zone", zone);
+  out << YAML::EndMap;
+}
+
+void EmitRegistry(YAML::Emitter& out, const RegistrySettings& registry) {
+  out << YAML::Key << "registry" << YAML::Value << YAML::BeginMap;
+  EmitInt(out, "port", registry.port);
+  EmitString(out, "binary", registry.binary);
+  out << YAML::EndMap;
+}
+
+void EmitTaskLogs(YAML::Emitter& out, const TaskLogSettings& logs) {
+  out << YAML::Key << "task_logs" << YAML::Value << YAML::BeginMap;
+  EmitString(out, "backend", logs.backend);
+  if (logs.s3) {
+    const S3Settings& s3 = *logs.s3;
+    out << YAML::Key << "s3" << YAML::Value << YAML::BeginMap;
+    EmitString(out, "endpoint", s3.endpoint);
+    EmitString(out, "bucket", s3.bucket);
+    EmitString(out, "region", s3.region);
+    EmitString(out, "prefix", s3.prefix);
+    EmitString(out, "access_key_id", s3.access_key_id);
+    if (!s3.secret_access_key_file.empty()) {
+      EmitString(out, "secret_access_key_file", s3.secret_access_key_file);
+    }
+    if (!s3.secret_access_key.empty()) EmitString(out, "secret_access_key", s3.secret_access_key);
+    out << YAML::EndMap;
+  }
+  EmitInt(out, "spool_bound_bytes", logs.spool_bound_bytes);
+  EmitInt(out, "chunk_bytes", logs.chunk_bytes);
   out << YAML::EndMap;
 }
 

@@ -119,6 +119,29 @@ Result<C> ParseText(const std::string& yaml_text, const std::string& path_for_me
   return c;
 }
 
+// The TCP listeners a file declares, gathered while its keys are read and checked once they all
+// have been, so that the order of the file's sections does not matter.
+class Listeners {
+ public:
+  // The listener read from `port_entry` (errors point at its line) on `address`.
+  void Add(const Entry& port_entry, const std::string& address, int port);
+
+  // Ok when no two share a port on one address (or on any address, when either is the wildcard
+  // 0.0.0.0); else, for the first in file order whose port an earlier one already takes,
+  //   "<file>:<line>: <key>: <address>:<port> is already taken by <other key> (<address>:<port>)"
+  Status Check(const Reader& r) const;
+
+ private:
+  struct Listener {
+    std::string key;  // "regions[0].postgres.port"
+    YAML::Mark mark;  // the line of that key
+    std::string address;
+    int port = 0;
+  };
+
+  std::vector<Listener> listeners_;
+};
+
 // Sections shared by the region file and the pair file. Each reads `section` (a map; unknown
 // keys refused) into the members it is given, and leaves those of keys not written alone: they
 // must hold the defaults. Keys in messages are dotted from `section.key`.
@@ -142,6 +165,13 @@ Status ReadPlatform(const Reader& r, const Entry& section, std::string& zone);  
 Result<ManagedPostgres> ReadManagedKeys(const Reader& r, const Map& m, const Entry& section);
 // postgres.connect_timeout_seconds and postgres.pool_size from `m`.
 Status ReadPoolKeys(const Reader& r, const Map& m, int& connect_timeout_seconds, int& pool_size);
+// registry: port (required) and binary. `port_entry` is set to the port's entry, for the
+// caller's Listeners (which know the region's address).
+Result<RegistrySettings> ReadRegistry(const Reader& r, const Entry& section, Entry& port_entry);
+// task_logs: backend, s3.{endpoint, bucket, region, prefix, access_key_id,
+// secret_access_key_file, secret_access_key}, spool_bound_bytes, chunk_bytes. `logs` must hold
+// the defaults; s3 is checked against the backend, written or default.
+Status ReadTaskLogs(const Reader& r, const Entry& section, TaskLogSettings& logs);
 
 // Writing. Strings are always double-quoted so that values such as "null", "true" or "" come
 // back as the same strings.
@@ -155,6 +185,8 @@ void EmitLog(YAML::Emitter& out, const std::string& level);
 void EmitHttp(YAML::Emitter& out, int threads);
 void EmitWorkers(YAML::Emitter& out, int local, int slots, int heartbeat_ms);
 void EmitPlatform(YAML::Emitter& out, const std::string& zone);
+void EmitRegistry(YAML::Emitter& out, const RegistrySettings& registry);
+void EmitTaskLogs(YAML::Emitter& out, const TaskLogSettings& logs);
 // The keys ReadManagedKeys reads, into the map being written.
 void EmitManagedKeys(YAML::Emitter& out, const ManagedPostgres& pg);
 

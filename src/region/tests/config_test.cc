@@ -50,6 +50,20 @@ log:
   level: debug
 http:
   threads: 32
+registry:
+  port: 5000
+  binary: /opt/registry/bin/registry
+task_logs:
+  backend: s3
+  s3:
+    endpoint: https://s3.eu-west-3.amazonaws.com
+    bucket: tandem-logs
+    region: eu-west-3
+    prefix: east-1/
+    access_key_id: AKIAIOSFODNN7EXAMPLE
+    secret_access_key_file: /etc/tandem/s3.secret
+  spool_bound_bytes: 2147483648
+  chunk_bytes: 131072
 )";
 
 using test_util::DefaultRunAs;
@@ -95,6 +109,17 @@ TEST_F(ConfigTest, ValidFullConfig) {
   EXPECT_EQ(c->max_body_bytes, 8388608);
   EXPECT_EQ(c->log_level, "debug");
   EXPECT_EQ(c->http_threads, 32);
+  EXPECT_EQ(c->registry, (RegistrySettings{.port = 5000, .binary = "/opt/registry/bin/registry"}));
+  EXPECT_EQ(c->task_logs,
+            (TaskLogSettings{.backend = "s3",
+                             .s3 = S3Settings{.endpoint = "https://s3.eu-west-3.amazonaws.com",
+                                              .bucket = "tandem-logs",
+                                              .region = "eu-west-3",
+                                              .prefix = "east-1/",
+                                              .access_key_id = "AKIAIOSFODNN7EXAMPLE",
+                                              .secret_access_key_file = "/etc/tandem/s3.secret"},
+                             .spool_bound_bytes = 2147483648,
+                             .chunk_bytes = 131072}));
 }
 
 TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
@@ -123,6 +148,12 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c->worker_slots, 32);
   EXPECT_EQ(c->heartbeat_ms, 1000);
   EXPECT_EQ(c->zone, "tandem.test");
+  EXPECT_FALSE(c->registry.has_value());
+  EXPECT_EQ(c->task_logs.backend, "directory");
+  EXPECT_FALSE(c->task_logs.s3.has_value());
+  EXPECT_EQ(c->task_logs.spool_bound_bytes, 1073741824);
+  EXPECT_EQ(c->task_logs.chunk_bytes, 65536);
+  EXPECT_EQ(c->task_logs, TaskLogSettings());
 }
 
 TEST_F(ConfigTest, WorkersAndPlatform) {
@@ -144,6 +175,294 @@ TEST_F(ConfigTest, WorkersAndPlatform) {
   }
 }
 
+TEST_F(ConfigTest, Registry) {
+  auto c = Load(InsertAfter(10, "registry:\n  port: 5000"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_TRUE(c->registry.has_value());
+  EXPECT_EQ(c->registry->port, 5000);
+  EXPECT_EQ(c->registry->binary, "/usr/bin/docker-registry");
+
+  c = Load(InsertAfter(10, "registry: {port: 65535, binary: /opt/registry/bin/registry}"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->registry, (RegistrySettings{.port = 65535, .binary = "/opt/registry/bin/registry"}));
+
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "registry: {}")), path_ + ": registry.port is required");
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "registry:")),
+            At(11, "registry: expected a map, got an empty value"));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "registry:\n  port: 0")),
+            At(12, "registry.port: expected an integer from 1 to 65535, got \"0\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "registry:\n  port: 65536")),
+            At(12, "registry.port: expected an integer from 1 to 65535, got \"65536\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "registry:\n  port: five")),
+            At(12, "registry.port: expected an integer from 1 to 65535, got \"five\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "registry:\n  port: 5000\n  binary: \"\"")),
+            At(13, "registry.binary: expected a non-empty path, got \"\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "registry:\n  port: 5000\n  binary: [a]")),
+            At(13, "registry.binary: expected a non-empty path, got a list"));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "registry:\n  port: 5000\n  storage: /tmp")),
+            At(13, "unknown key registry.storage"));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "registry:\n  port: 5000\n  port: 5001")),
+            At(13, "duplicate key registry.port"));
+}
+
+TEST_F(ConfigTest, NoTwoListenersShareAPort) {
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "registry: {port: 8080}")),
+            At(11,
+               "registry.port: 10.0.0.1:8080 is already taken by region.http_port "
+               "(10.0.0.1:8080)"));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "registry: {port: 5432}")),
+            At(11,
+               "registry.port: 10.0.0.1:5432 is already taken by postgres.managed.port "
+               "(10.0.0.1:5432)"));
+  EXPECT_EQ(ErrorOf(Replace(8, "    port: 8080")),
+            At(8,
+               "postgres.managed.port: 10.0.0.1:8080 is already taken by region.http_port "
+               "(10.0.0.1:8080)"));
+  // Whatever the order of the sections, the later key in the file is the one reported.
+  EXPECT_EQ(ErrorOf("registry: {port: 8080}\n" + std::string(kMinimal)),
+            At(5,
+               "region.http_port: 10.0.0.1:8080 is already taken by registry.port "
+               "(10.0.0.1:8080)"));
+  // An external server is no listener of the region's.
+  std::vector<std::string> lines = Lines(InsertAfter(10, "registry: {port: 5432}"));
+  lines[6] = "  external:";
+  lines[7] = "    dsn: \"host=10.0.0.1 port=5432\"";
+  EXPECT_TRUE(Load(Join(lines)).ok());
+}
+
+TEST_F(ConfigTest, TaskLogsInADirectory) {
+  auto c = Load(InsertAfter(10,
+                            "task_logs:\n"
+                            "  backend: directory\n"
+                            "  spool_bound_bytes: 1048576\n"
+                            "  chunk_bytes: 1048576"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->task_logs.backend, "directory");
+  EXPECT_FALSE(c->task_logs.s3.has_value());
+  EXPECT_EQ(c->task_logs.spool_bound_bytes, 1048576);
+  EXPECT_EQ(c->task_logs.chunk_bytes, 1048576);
+
+  c = Load(InsertAfter(10, "task_logs: {spool_bound_bytes: 1099511627776, chunk_bytes: 16777216}"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->task_logs.spool_bound_bytes, 1099511627776);
+  EXPECT_EQ(c->task_logs.chunk_bytes, 16777216);
+  c = Load(InsertAfter(10, "task_logs: {chunk_bytes: 1024}"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->task_logs.chunk_bytes, 1024);
+  EXPECT_TRUE(Load(InsertAfter(10, "task_logs: {}")).ok());
+}
+
+TEST_F(ConfigTest, TaskLogsKeysAreChecked) {
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "task_logs: {backend: S3}")),
+            At(11, "task_logs.backend: expected directory or s3, got \"S3\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "task_logs: {backend: s3}")),
+            At(11, "task_logs.s3 is required when task_logs.backend is s3"));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "task_logs:\n  spool_bound_bytes: 1048575")),
+            At(12,
+               "task_logs.spool_bound_bytes: expected an integer from 1048576 to 1099511627776, "
+               "got \"1048575\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "task_logs:\n  spool_bound_bytes: 1099511627777")),
+            At(12,
+               "task_logs.spool_bound_bytes: expected an integer from 1048576 to 1099511627776, "
+               "got \"1099511627777\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "task_logs:\n  spool_bound_bytes: 1GiB")),
+            At(12,
+               "task_logs.spool_bound_bytes: expected an integer from 1048576 to 1099511627776, "
+               "got \"1GiB\""));
+  EXPECT_EQ(
+      ErrorOf(InsertAfter(10, "task_logs:\n  chunk_bytes: 1023")),
+      At(12, "task_logs.chunk_bytes: expected an integer from 1024 to 16777216, got \"1023\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "task_logs:\n  chunk_bytes: 16777217")),
+            At(12,
+               "task_logs.chunk_bytes: expected an integer from 1024 to 16777216, got "
+               "\"16777217\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "task_logs:\n  chunk_bytes: [1]")),
+            At(12, "task_logs.chunk_bytes: expected an integer from 1024 to 16777216, got a list"));
+  // The spool holds at least one chunk, written or default.
+  EXPECT_TRUE(
+      Load(InsertAfter(10, "task_logs: {chunk_bytes: 1048576, spool_bound_bytes: 1048576}")).ok());
+  EXPECT_EQ(
+      ErrorOf(InsertAfter(10, "task_logs:\n  chunk_bytes: 2097152\n  spool_bound_bytes: 1048576")),
+      At(13,
+         "task_logs.spool_bound_bytes (1048576) must be at least task_logs.chunk_bytes "
+         "(2097152)"));
+  EXPECT_EQ(
+      ErrorOf(InsertAfter(10, "task_logs:\n  spool_bound_bytes: 1048576\n  chunk_bytes: 2097152")),
+      At(12,
+         "task_logs.spool_bound_bytes (1048576) must be at least task_logs.chunk_bytes "
+         "(2097152)"));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "task_logs: {backend: directory, spool: 1}")),
+            At(11, "unknown key task_logs.spool"));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "task_logs:\n  backend: directory\n  backend: s3")),
+            At(13, "duplicate key task_logs.backend"));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "task_logs: directory")),
+            At(11, "task_logs: expected a map, got \"directory\""));
+}
+
+// kMinimal with task logs in an object store whose task_logs.s3 keys are `s3_keys`, one a line
+// from line 14 on.
+std::string WithS3(const std::vector<std::string>& s3_keys) {
+  std::string text = "task_logs:\n  backend: s3\n  s3:";  // lines 11 to 13
+  for (const std::string& key : s3_keys) text += "\n    " + key;
+  return InsertAfter(10, text);
+}
+
+// Every required key of task_logs.s3, with `key` (its name before the ':') replaced by `line`
+// ("" leaves it out).
+std::vector<std::string> S3Keys(const std::string& key = "", const std::string& line = "") {
+  std::vector<std::string> keys = {"endpoint: http://127.0.0.1:9000", "bucket: tandem-logs",
+                                   "access_key_id: AKIAIOSFODNN7EXAMPLE",
+                                   "secret_access_key_file: s3.secret"};
+  std::vector<std::string> out;
+  bool found = false;
+  for (const std::string& k : keys) {
+    if (k.starts_with(key + ":")) {
+      found = true;
+      if (!line.empty()) out.push_back(line);
+    } else {
+      out.push_back(k);
+    }
+  }
+  if (!found && !line.empty()) out.push_back(line);
+  return out;
+}
+
+TEST_F(ConfigTest, TaskLogsInAnObjectStore) {
+  auto c = Load(WithS3(S3Keys()));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->task_logs.backend, "s3");
+  ASSERT_TRUE(c->task_logs.s3.has_value());
+  const S3Settings& s3 = *c->task_logs.s3;
+  EXPECT_EQ(s3.endpoint, "http://127.0.0.1:9000");
+  EXPECT_EQ(s3.bucket, "tandem-logs");
+  EXPECT_EQ(s3.region, "us-east-1");
+  EXPECT_EQ(s3.prefix, "");
+  EXPECT_EQ(s3.access_key_id, "AKIAIOSFODNN7EXAMPLE");
+  EXPECT_EQ(s3.secret_access_key_file, dir_->path() + "/s3.secret");  // made absolute
+  EXPECT_EQ(s3.secret_access_key, "");
+  EXPECT_EQ(c->task_logs.spool_bound_bytes, 1073741824);
+  EXPECT_EQ(c->task_logs.chunk_bytes, 65536);
+
+  std::vector<std::string> keys = S3Keys(
+      "secret_access_key_file", "secret_access_key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+  keys.push_back("region: eu-west-3");
+  keys.push_back("prefix: tandem/region-a/");
+  c = Load(WithS3(keys));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->task_logs.s3,
+            (S3Settings{.endpoint = "http://127.0.0.1:9000",
+                        .bucket = "tandem-logs",
+                        .region = "eu-west-3",
+                        .prefix = "tandem/region-a/",
+                        .access_key_id = "AKIAIOSFODNN7EXAMPLE",
+                        .secret_access_key_file = "",
+                        .secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}));
+
+  for (const char* endpoint :
+       {"https://s3.eu-west-3.amazonaws.com", "http://localhost", "http://MinIO.internal:9000",
+        "http://[::1]:9000", "https://[fd00::1]", "http://10.0.0.9:65535", "http://h:1"}) {
+    c = Load(WithS3(S3Keys("endpoint", std::string("endpoint: \"") + endpoint + "\"")));
+    ASSERT_TRUE(c.ok()) << endpoint << ": " << c.status().ToString();
+    EXPECT_EQ(c->task_logs.s3->endpoint, endpoint);
+  }
+  for (const std::string& bucket : {std::string("abc"), std::string("my.logs-2024"),
+                                    std::string("0") + std::string(61, 'a') + "9"}) {
+    c = Load(WithS3(S3Keys("bucket", "bucket: " + bucket)));
+    ASSERT_TRUE(c.ok()) << bucket << ": " << c.status().ToString();
+    EXPECT_EQ(c->task_logs.s3->bucket, bucket);
+  }
+}
+
+// `s` in double quotes, as messages show a value.
+std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
+
+TEST_F(ConfigTest, TaskLogsObjectStoreKeysAreChecked) {
+  // s3 belongs to the s3 backend only, whether directory is written or the default.
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "task_logs:\n  s3: {bucket: tandem-logs}")),
+            At(12, "task_logs.s3: given, but task_logs.backend is directory, not s3"));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "task_logs:\n  s3: {}\n  backend: directory")),
+            At(12, "task_logs.s3: given, but task_logs.backend is directory, not s3"));
+
+  EXPECT_EQ(ErrorOf(WithS3(S3Keys("endpoint"))), path_ + ": task_logs.s3.endpoint is required");
+  EXPECT_EQ(ErrorOf(WithS3(S3Keys("bucket"))), path_ + ": task_logs.s3.bucket is required");
+  EXPECT_EQ(ErrorOf(WithS3(S3Keys("access_key_id"))),
+            path_ + ": task_logs.s3.access_key_id is required");
+  const std::string exactly_one =
+      "task_logs.s3: exactly one of secret_access_key_file or secret_access_key is required";
+  EXPECT_EQ(ErrorOf(WithS3(S3Keys("secret_access_key_file"))), At(13, exactly_one));
+  std::vector<std::string> both = S3Keys();
+  both.push_back("secret_access_key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+  std::string err = ErrorOf(WithS3(both));
+  EXPECT_EQ(err, At(13, exactly_one));
+  EXPECT_EQ(err.find("wJalr"), std::string::npos) << err;
+  EXPECT_EQ(ErrorOf(WithS3(S3Keys("secret_access_key_file", "secret_access_key: \"\""))),
+            At(17, "task_logs.s3.secret_access_key: expected a non-empty string, got \"\""));
+  EXPECT_EQ(ErrorOf(WithS3(S3Keys("secret_access_key_file", "secret_access_key: {a: b}"))),
+            At(17, "task_logs.s3.secret_access_key: expected a non-empty string, got a map"));
+  EXPECT_EQ(ErrorOf(WithS3(S3Keys("secret_access_key_file", "secret_access_key_file: \"\""))),
+            At(17, "task_logs.s3.secret_access_key_file: expected a non-empty path, got \"\""));
+  EXPECT_EQ(ErrorOf(WithS3(S3Keys("", "secret: x"))), At(18, "unknown key task_logs.s3.secret"));
+  EXPECT_EQ(ErrorOf(WithS3(S3Keys("", "bucket: other"))),
+            At(18, "duplicate key task_logs.s3.bucket"));
+
+  const std::string endpoint_rule =
+      "task_logs.s3.endpoint: expected an http:// or https:// URL of a host and an optional port, "
+      "with no path, query or user (such as http://127.0.0.1:9000), got ";
+  for (const char* endpoint :
+       {"127.0.0.1:9000",   "ftp://h",         "HTTP://h",       "http://",      "http://:9000",
+        "http://h:",        "http://h:0",      "http://h:65536", "http://h:+80", "http://h:9000x",
+        "http://h/",        "http://h/bucket", "http://h?x=1",   "http://h#f",   "http://user@h",
+        "http://a..b",      "http://-a",       "http://a_b",     "http://[::1",  "http://[zz]:9000",
+        "http://[::1]9000", "http://h :9000"}) {
+    EXPECT_EQ(ErrorOf(WithS3(S3Keys("endpoint", std::string("endpoint: \"") + endpoint + "\""))),
+              At(14, endpoint_rule + Quoted(endpoint)));
+  }
+  EXPECT_EQ(ErrorOf(WithS3(S3Keys("endpoint", "endpoint: [http://h]"))),
+            At(14, endpoint_rule + "a list"));
+
+  const std::string bucket_rule =
+      "task_logs.s3.bucket: expected a bucket name of 3 to 63 lowercase letters, digits, '.' or "
+      "'-', starting and ending with a letter or digit, got ";
+  for (const std::string& bucket :
+       {std::string("ab"), std::string(64, 'a'), std::string("Logs"), std::string("-logs"),
+        std::string("logs-"), std::string(".logs"), std::string("logs."), std::string("my_logs"),
+        std::string("my logs")}) {
+    EXPECT_EQ(ErrorOf(WithS3(S3Keys("bucket", "bucket: \"" + bucket + "\""))),
+              At(15, bucket_rule + Quoted(bucket)));
+  }
+
+  const std::string region_rule =
+      "task_logs.s3.region: expected a region name of 1 to 63 lowercase letters, digits or '-', "
+      "got ";
+  for (const std::string& region : {std::string(""), std::string("US-EAST-1"),
+                                    std::string("us east 1"), std::string(64, 'a')}) {
+    EXPECT_EQ(ErrorOf(WithS3(S3Keys("", "region: \"" + region + "\""))),
+              At(18, region_rule + Quoted(region)));
+  }
+
+  const std::string prefix_rule =
+      "task_logs.s3.prefix: expected \"\" or a key prefix ending in '/' and not starting with "
+      "'/', got ";
+  for (const std::string& prefix :
+       {std::string("/tandem/"), std::string("tandem"), std::string("/")}) {
+    EXPECT_EQ(ErrorOf(WithS3(S3Keys("", "prefix: \"" + prefix + "\""))),
+              At(18, prefix_rule + Quoted(prefix)));
+  }
+  auto c = Load(WithS3(S3Keys("", "prefix: \"\"")));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->task_logs.s3->prefix, "");
+
+  const std::string key_id_rule =
+      "task_logs.s3.access_key_id: expected a non-empty string of printable characters without "
+      "spaces, got ";
+  EXPECT_EQ(ErrorOf(WithS3(S3Keys("access_key_id", "access_key_id: \"\""))),
+            At(16, key_id_rule + "\"\""));
+  EXPECT_EQ(ErrorOf(WithS3(S3Keys("access_key_id", "access_key_id: \"AKIA EXAMPLE\""))),
+            At(16, key_id_rule + "\"AKIA EXAMPLE\""));
+  EXPECT_EQ(ErrorOf(WithS3(S3Keys("access_key_id", "access_key_id: \"AKIA\\nX\""))),
+            At(16, key_id_rule + "\"AKIA\\nX\""));
+}
+
 TEST_F(ConfigTest, ExternalPostgres) {
   std::vector<std::string> lines = Lines(kMinimal);
   lines[6] = "  external:";
@@ -161,6 +480,10 @@ TEST_F(ConfigTest, RelativePathsResolveAgainstTheConfigFileDirectory) {
   std::vector<std::string> lines = Lines(InsertAfter(8, "    bin_dir: ../pg/bin"));
   lines[4] = "  state_dir: state/./east/";
   lines[10] = "  key_file: ../keys/secret.key";
+  lines.push_back("registry: {port: 5000, binary: ../bin/docker-registry}");
+  lines.push_back(
+      "task_logs: {backend: s3, s3: {endpoint: \"http://127.0.0.1:9000\", bucket: logs, "
+      "access_key_id: k, secret_access_key_file: keys/./s3.secret}}");
   ASSERT_TRUE(WriteFileAtomic(file, Join(lines)).ok());
 
   auto c = LoadRegionConfig(file);
@@ -169,6 +492,8 @@ TEST_F(ConfigTest, RelativePathsResolveAgainstTheConfigFileDirectory) {
   EXPECT_EQ(c->state_dir, sub + "/state/east");
   EXPECT_EQ(c->managed->bin_dir, dir_->path() + "/etc/pg/bin");
   EXPECT_EQ(c->secret_key_file, dir_->path() + "/etc/keys/secret.key");
+  EXPECT_EQ(c->registry->binary, dir_->path() + "/etc/bin/docker-registry");
+  EXPECT_EQ(c->task_logs.s3->secret_access_key_file, sub + "/keys/s3.secret");
 
   // A relative file name anchors at the current directory, like the file itself.
   auto parsed = ParseRegionConfig(Join(lines), "conf/region.yaml");
@@ -361,6 +686,33 @@ TEST_F(ConfigTest, RenderParsesBackToTheSameConfig) {
   ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << text;
   EXPECT_EQ(*back, c) << text;
 
+  // A registry, task logs in an object store: once with a secret key file, once with the key
+  // inline; strings YAML would read as something else.
+  c = *full;
+  c.registry = RegistrySettings{.port = 5000, .binary = "/opt/registry: #1"};
+  c.task_logs = TaskLogSettings{.backend = "s3",
+                                .s3 = S3Settings{.endpoint = "https://[fd00::1]:9000",
+                                                 .bucket = "true",
+                                                 .region = "null",
+                                                 .prefix = "logs: #1/",
+                                                 .access_key_id = "~",
+                                                 .secret_access_key_file = "/etc/tandem/s3: key"},
+                                .spool_bound_bytes = 1099511627776,
+                                .chunk_bytes = 16777216};
+  text = RenderRegionConfig(c);
+  back = ParseRegionConfig(text, c.path);
+  ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << text;
+  EXPECT_EQ(*back, c) << text;
+  c.task_logs.s3->secret_access_key_file.clear();
+  c.task_logs.s3->secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+  c.task_logs.s3->prefix.clear();
+  c.task_logs.spool_bound_bytes = 1048576;
+  c.task_logs.chunk_bytes = 1024;
+  text = RenderRegionConfig(c);
+  back = ParseRegionConfig(text, c.path);
+  ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << text;
+  EXPECT_EQ(*back, c) << text;
+
   // Writing the rendered text to a file and loading it gives the same answer.
   ASSERT_TRUE(WriteFileAtomic(path_, text).ok());
   auto loaded = LoadRegionConfig(path_);
@@ -380,6 +732,8 @@ TEST(ConfigExampleTest, ShippedExampleParses) {
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->name, "region-a");
   EXPECT_EQ(c->address, "127.0.0.11");
+  EXPECT_EQ(c->registry, RegistrySettings{.port = 5000});
+  EXPECT_EQ(c->task_logs, TaskLogSettings());
 }
 
 }  // namespace

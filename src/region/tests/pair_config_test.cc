@@ -72,6 +72,7 @@ TEST_F(PairConfigTest, MinimalPairGetsDefaults) {
   EXPECT_EQ(p->lease_margin_ms, 500);
   EXPECT_EQ(p->drain_timeout_seconds, 60);
   EXPECT_EQ(p->planned_timeout_seconds, 120);
+  EXPECT_EQ(p->image_replication_timeout_seconds, 60);
   EXPECT_EQ(p->control.address, "127.0.0.10");
   EXPECT_EQ(p->control.http_port, 8070);
   EXPECT_EQ(p->zone, "tandem.test");
@@ -107,6 +108,8 @@ TEST_F(PairConfigTest, MinimalPairGetsDefaults) {
     EXPECT_EQ(r.local_workers, d.local_workers);
     EXPECT_EQ(r.worker_slots, d.worker_slots);
     EXPECT_EQ(r.heartbeat_ms, d.heartbeat_ms);
+    EXPECT_FALSE(r.registry.has_value());
+    EXPECT_EQ(r.task_logs, d.task_logs);
   }
   // ... and so are the pair's lease settings those a region assumes by default.
   const DrSettings dr;
@@ -115,6 +118,7 @@ TEST_F(PairConfigTest, MinimalPairGetsDefaults) {
   EXPECT_EQ(p->lease_margin_ms, dr.lease_margin_ms);
   EXPECT_EQ(p->mode, dr.mode);
   EXPECT_EQ(p->synchronous_degrade_after_ms, dr.synchronous_degrade_after_ms);
+  EXPECT_EQ(p->image_replication_timeout_seconds, dr.image_replication_timeout_seconds);
 }
 
 TEST_F(PairConfigTest, EveryPairKey) {
@@ -129,6 +133,7 @@ TEST_F(PairConfigTest, EveryPairKey) {
                             "  lease_margin_ms: 0\n"
                             "  drain_timeout_seconds: 0\n"
                             "  planned_timeout_seconds: 1\n"
+                            "  image_replication_timeout_seconds: 3600\n"
                             "platform: {zone: dr.example.org}"));
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_EQ(p->mode, "synchronous");
@@ -141,6 +146,7 @@ TEST_F(PairConfigTest, EveryPairKey) {
   EXPECT_EQ(p->lease_margin_ms, 0);
   EXPECT_EQ(p->drain_timeout_seconds, 0);
   EXPECT_EQ(p->planned_timeout_seconds, 1);
+  EXPECT_EQ(p->image_replication_timeout_seconds, 3600);
   EXPECT_EQ(p->zone, "dr.example.org");
 }
 
@@ -178,6 +184,9 @@ TEST_F(PairConfigTest, RegionConfigForEachRegion) {
   EXPECT_EQ(a->dr->lease_margin_ms, 500);
   EXPECT_EQ(a->dr->mode, "asynchronous");
   EXPECT_EQ(a->dr->synchronous_degrade_after_ms, 5000);
+  EXPECT_EQ(a->dr->image_replication_timeout_seconds, 60);
+  EXPECT_FALSE(a->registry.has_value());
+  EXPECT_EQ(a->task_logs, TaskLogSettings());
 
   auto b = RegionConfigFor(*p, "region-b");
   ASSERT_TRUE(b.ok()) << b.status().ToString();
@@ -216,7 +225,8 @@ TEST_F(PairConfigTest, RegionConfigForEachRegion) {
 TEST_F(PairConfigTest, PairSettingsReachBothRegions) {
   auto p = Load(InsertAfter(2,
                             "  mode: synchronous\n  synchronous_degrade_after_ms: 800\n"
-                            "  lease_ms: 6000\n  lease_renew_ms: 1000\n  lease_margin_ms: 250"));
+                            "  lease_ms: 6000\n  lease_renew_ms: 1000\n  lease_margin_ms: 250\n"
+                            "  image_replication_timeout_seconds: 1"));
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   for (const char* name : {"region-a", "region-b"}) {
     auto c = RegionConfigFor(*p, name);
@@ -227,6 +237,7 @@ TEST_F(PairConfigTest, PairSettingsReachBothRegions) {
     EXPECT_EQ(c->dr->lease_ms, 6000);
     EXPECT_EQ(c->dr->lease_renew_ms, 1000);
     EXPECT_EQ(c->dr->lease_margin_ms, 250);
+    EXPECT_EQ(c->dr->image_replication_timeout_seconds, 1);
   }
 }
 
@@ -251,6 +262,7 @@ TEST_F(PairConfigTest, RenderParsesBackToTheSamePair) {
   p.lease_margin_ms = 0;
   p.drain_timeout_seconds = 0;
   p.planned_timeout_seconds = 86400;
+  p.image_replication_timeout_seconds = 3600;
   p.control.state_dir = "/srv/true";
   p.secret_key_file.clear();
   p.secret_key = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0wMTIzNDU2Nzg5YWI=";
@@ -270,6 +282,20 @@ TEST_F(PairConfigTest, RenderParsesBackToTheSamePair) {
   p.regions[1].local_workers = 0;
   p.regions[1].worker_slots = 5000;
   p.regions[1].heartbeat_ms = 100;
+  p.regions[0].registry = RegistrySettings{.port = 5000};
+  p.regions[1].registry = RegistrySettings{.port = 65535, .binary = "/opt/registry: #1"};
+  p.regions[0].task_logs.spool_bound_bytes = 1048576;
+  p.regions[0].task_logs.chunk_bytes = 1024;
+  p.regions[1].task_logs = TaskLogSettings{
+      .backend = "s3",
+      .s3 = S3Settings{.endpoint = "http://127.0.0.1:9000",
+                       .bucket = "null",
+                       .region = "true",
+                       .prefix = "region-b: #1/",
+                       .access_key_id = "~",
+                       .secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+      .spool_bound_bytes = 1099511627776,
+      .chunk_bytes = 16777216};
   text = RenderPairConfig(p);
   back = ParsePairConfig(text, p.path);
   ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << text;
@@ -316,6 +342,14 @@ TEST_F(PairConfigTest, TypesAndRanges) {
             At(3,
                "pair.synchronous_degrade_after_ms: expected an integer from 100 to 600000, got "
                "a list"));
+  EXPECT_EQ(ErrorOf(InsertAfter(2, "  image_replication_timeout_seconds: 0")),
+            At(3,
+               "pair.image_replication_timeout_seconds: expected an integer from 1 to 3600, got "
+               "\"0\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(2, "  image_replication_timeout_seconds: 3601")),
+            At(3,
+               "pair.image_replication_timeout_seconds: expected an integer from 1 to 3600, got "
+               "\"3601\""));
   EXPECT_EQ(ErrorOf(InsertAfter(2, "  drain_timeout_seconds: 86401")),
             At(3,
                "pair.drain_timeout_seconds: expected an integer from 0 to 86400, got "
@@ -437,6 +471,140 @@ TEST_F(PairConfigTest, NoTwoListenersShareAnAddressAndPort) {
                "(0.0.0.0:8080)"));
   // The same port on different addresses is fine (the embedded default does just that).
   EXPECT_TRUE(Load(Replace(5, "  http_port: 8080")).ok());
+
+  // A region's registry is one of its listeners.
+  EXPECT_EQ(ErrorOf(InsertAfter(16, "    registry: {port: 8080}")),
+            At(17,
+               "regions[0].registry.port: 127.0.0.11:8080 is already taken by "
+               "regions[0].http_port (127.0.0.11:8080)"));
+  EXPECT_EQ(ErrorOf(InsertAfter(23, "    registry: {port: 15432}")),
+            At(24,
+               "regions[1].registry.port: 127.0.0.12:15432 is already taken by "
+               "regions[1].postgres.port (127.0.0.12:15432)"));
+  lines = Lines(InsertAfter(23, "    registry: {port: 5000}"));
+  lines[3] = "  address: 0.0.0.0";
+  lines[4] = "  http_port: 5000";
+  EXPECT_EQ(ErrorOf(Join(lines)),
+            At(24,
+               "regions[1].registry.port: 127.0.0.12:5000 is already taken by control.http_port "
+               "(0.0.0.0:5000)"));
+  // Written before the region's other ports, it is the earlier key of the two.
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "    registry: {port: 8080}")),
+            At(13,
+               "regions[0].http_port: 127.0.0.11:8080 is already taken by "
+               "regions[0].registry.port (127.0.0.11:8080)"));
+  // Both regions' registries on one port of their own addresses.
+  lines = Lines(kMinimal);
+  lines.insert(lines.begin() + 23, "    registry: {port: 5000}");
+  lines.insert(lines.begin() + 16, "    registry: {port: 5000}");
+  EXPECT_TRUE(Load(Join(lines)).ok());
+  EXPECT_EQ(ErrorOf(InsertAfter(16, "    registry: {port: 5000}\n    registry: {port: 5001}")),
+            At(18, "duplicate key regions[0].registry"));
+}
+
+TEST_F(PairConfigTest, RegistryAndTaskLogsOfEachRegion) {
+  std::vector<std::string> lines = Lines(kMinimal);
+  lines.insert(lines.begin() + 23,
+               "    registry: {port: 5000, binary: bin/docker-registry}\n"
+               "    task_logs:\n"
+               "      backend: s3\n"
+               "      s3:\n"
+               "        endpoint: http://127.0.0.12:9000\n"
+               "        bucket: tandem-logs\n"
+               "        prefix: region-b/\n"
+               "        access_key_id: AKIAIOSFODNN7EXAMPLE\n"
+               "        secret_access_key_file: s3.secret\n"
+               "      chunk_bytes: 4096");
+  lines.insert(lines.begin() + 16,
+               "    registry:\n      port: 5000\n    task_logs: {spool_bound_bytes: 1048576}");
+  auto p = Load(Join(lines));
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->regions[0].registry, RegistrySettings{.port = 5000});
+  EXPECT_EQ(p->regions[0].task_logs,
+            (TaskLogSettings{.backend = "directory", .spool_bound_bytes = 1048576}));
+  const RegistrySettings b_registry{.port = 5000, .binary = dir_->path() + "/bin/docker-registry"};
+  const TaskLogSettings b_logs{
+      .backend = "s3",
+      .s3 = S3Settings{.endpoint = "http://127.0.0.12:9000",
+                       .bucket = "tandem-logs",
+                       .prefix = "region-b/",
+                       .access_key_id = "AKIAIOSFODNN7EXAMPLE",
+                       .secret_access_key_file = dir_->path() + "/s3.secret"},
+      .chunk_bytes = 4096};
+  EXPECT_EQ(p->regions[1].registry, b_registry);
+  EXPECT_EQ(p->regions[1].task_logs, b_logs);
+  EXPECT_EQ(p->regions[1].task_logs.s3->region, "us-east-1");
+
+  // Each region's configuration carries its own, and knows its peer's registry.
+  auto a = RegionConfigFor(*p, "region-a");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->registry, p->regions[0].registry);
+  EXPECT_EQ(a->task_logs, p->regions[0].task_logs);
+  EXPECT_EQ(a->dr->peer.registry_port, 5000);
+  auto b = RegionConfigFor(*p, "region-b");
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->registry, b_registry);
+  EXPECT_EQ(b->task_logs, b_logs);
+  EXPECT_EQ(b->dr->peer.registry_port, 5000);
+  for (RegionConfig c : {*a, *b}) {
+    c.dr.reset();
+    auto back = ParseRegionConfig(RenderRegionConfig(c), c.path);
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(*back, c);
+  }
+
+  // A region without a registry: its peer sees port 0.
+  p = Load(InsertAfter(16, "    registry: {port: 5000}"));
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  b = RegionConfigFor(*p, "region-b");
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_FALSE(b->registry.has_value());
+  EXPECT_EQ(b->dr->peer.registry_port, 5000);
+  a = RegionConfigFor(*p, "region-a");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->dr->peer.registry_port, 0);
+}
+
+TEST_F(PairConfigTest, RegistryAndTaskLogsKeysAreChecked) {
+  EXPECT_EQ(ErrorOf(InsertAfter(16, "    registry: {binary: /usr/bin/docker-registry}")),
+            path_ + ": regions[0].registry.port is required");
+  EXPECT_EQ(ErrorOf(InsertAfter(23, "    registry: {port: 0}")),
+            At(24, "regions[1].registry.port: expected an integer from 1 to 65535, got \"0\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(23, "    registry: {port: 5000, bin: x}")),
+            At(24, "unknown key regions[1].registry.bin"));
+  EXPECT_EQ(ErrorOf(InsertAfter(23, "    task_logs: {backend: s3}")),
+            At(24, "regions[1].task_logs.s3 is required when regions[1].task_logs.backend is s3"));
+  EXPECT_EQ(ErrorOf(InsertAfter(16, "    task_logs:\n      s3: {bucket: logs}")),
+            At(18,
+               "regions[0].task_logs.s3: given, but regions[0].task_logs.backend is directory, "
+               "not s3"));
+  EXPECT_EQ(ErrorOf(InsertAfter(23,
+                                "    task_logs:\n      backend: s3\n      s3:\n"
+                                "        endpoint: http://h:9000/\n")),
+            At(27,
+               "regions[1].task_logs.s3.endpoint: expected an http:// or https:// URL of a host "
+               "and an optional port, with no path, query or user (such as "
+               "http://127.0.0.1:9000), got \"http://h:9000/\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(23,
+                                "    task_logs:\n      backend: s3\n      s3:\n"
+                                "        endpoint: http://h:9000\n        bucket: logs\n"
+                                "        access_key_id: k\n")),
+            At(26,
+               "regions[1].task_logs.s3: exactly one of secret_access_key_file or "
+               "secret_access_key is required"));
+  EXPECT_EQ(ErrorOf(InsertAfter(23, "    task_logs: {chunk_bytes: 512}")),
+            At(24,
+               "regions[1].task_logs.chunk_bytes: expected an integer from 1024 to 16777216, got "
+               "\"512\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(23, "    task_logs: {spool_bound_bytes: 1024}")),
+            At(24,
+               "regions[1].task_logs.spool_bound_bytes: expected an integer from 1048576 to "
+               "1099511627776, got \"1024\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(
+                23, "    task_logs: {chunk_bytes: 16777216, spool_bound_bytes: 1048576}")),
+            At(24,
+               "regions[1].task_logs.spool_bound_bytes (1048576) must be at least "
+               "regions[1].task_logs.chunk_bytes (16777216)"));
 }
 
 TEST_F(PairConfigTest, LeaseTimings) {
@@ -508,6 +676,9 @@ TEST(PairConfigExampleTest, ShippedExampleParses) {
   b.state_dir = p->regions[0].state_dir;
   b.role = p->regions[0].role;
   EXPECT_EQ(b, p->regions[0]);
+  ASSERT_TRUE(p->regions[0].registry.has_value());
+  EXPECT_EQ(p->regions[0].registry->port, 5000);
+  EXPECT_EQ(p->regions[0].task_logs.backend, "directory");
 
   auto back = ParsePairConfig(RenderPairConfig(*p), path);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
