@@ -92,6 +92,7 @@ void Scheduler::Loop() {
       // all in the database.
       spdlog::warn("scheduler pass failed: {}", r.status().ToString());
       more = false;
+      reap_hold_until_ = clock_->Now() + options_.reap_hold;
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, backoff.Next(), [&] { return stopping_; });
       continue;
@@ -151,9 +152,15 @@ Result<int> Scheduler::CreateDueRuns() {
 }
 
 Result<bool> Scheduler::RunPass() {
-  if (options_.may_act && !options_.may_act()) return false;
+  if (options_.may_act && !options_.may_act()) {
+    acted_ = false;
+    return false;
+  }
   bool changed = false;
   const MonoTime now = clock_->Now();
+  pass_started_ = now;
+  if (!acted_) reap_hold_until_ = now + options_.reap_hold;  // workers (re)start heartbeating
+  acted_ = true;
   int created = 0, retried = 0;
   if (!last_due_ || now - *last_due_ >= options_.due_every) {
     last_due_ = now;
@@ -188,7 +195,11 @@ Result<bool> Scheduler::RunPass() {
   ASSIGN_OR_RETURN(int finished, scheduling_->FinishRuns());
   // A finished run makes room under max_active_runs: the next pass starts the next one.
   changed = changed || queued > 0 || finished > 0;
-  if (clock_->Now() - last_reap_ >= options_.reap_every) {
+  if (clock_->Now() - pass_started_ > options_.stall) {
+    // This pass's statements waited: so may the workers' heartbeats have.
+    reap_hold_until_ = clock_->Now() + options_.reap_hold;
+  }
+  if (clock_->Now() - last_reap_ >= options_.reap_every && clock_->Now() >= reap_hold_until_) {
     last_reap_ = clock_->Now();
     ASSIGN_OR_RETURN(int reaped, scheduling_->ReapLost(options_.timeout_grace_seconds));
     metrics_->Add("tandem_scheduler_tries_reaped_total", {}, reaped);

@@ -40,6 +40,12 @@ struct SchedulerOptions {
   Duration retry_every = std::chrono::milliseconds(250);
   int timeout_grace_seconds = 30;      // past a task's execution timeout before the region ends it
   int max_runs_per_dag_per_pass = 64;  // bounds a long catchup's first pass
+  // Workers whose heartbeats stopped are declared lost only when the region itself was able to
+  // take heartbeats all along: after a pass that failed or took longer than `stall` (commits
+  // that waited — a synchronous standby, a PostgreSQL restart), after the region was not
+  // acting, no try is reaped for `reap_hold` (set it above the workers' silence threshold).
+  Duration stall = std::chrono::seconds(1);
+  Duration reap_hold = std::chrono::seconds(5);
   // Asked before every pass: in a region pair only the region that holds the lease for the
   // current epoch schedules anything (DESIGN.md, "Fencing and roles"). Unset: always.
   std::function<bool()> may_act;
@@ -83,6 +89,9 @@ class Scheduler {
   // Owned by whichever thread runs passes (one at a time).
   std::map<std::string, std::optional<dag::Timetable>> timetables_;
   MonoTime last_reap_{};
+  MonoTime reap_hold_until_{};  // no try is reaped before (thread: the scheduler's)
+  MonoTime pass_started_{};
+  bool acted_ = false;  // the previous pass acted
   std::optional<MonoTime> last_due_, last_retry_;
 };
 

@@ -246,5 +246,32 @@ TEST_F(SchedulerTest, ALostWorkersTriesAreRetriedOrFailed) {
             1);
 }
 
+// A region that has just started acting (or whose statements just waited) gives workers time
+// to heartbeat before it declares any of them lost.
+TEST_F(SchedulerTest, NoTryIsReapedUntilWorkersCouldHeartbeat) {
+  DeploymentId d = Deployment("hold");
+  Deploy(d, "h:\n  tasks:\n    t: {operator: bash, bash_command: 'true'}\n");
+  Trigger(d, "h");
+  Settle();
+  store::WorkerInfo w{"00000000-0000-4000-8000-00000000000b", "h", 2, std::nullopt, 100};
+  auto claimed = execution_->Claim(w, 10);
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // silent for 3+ heartbeats
+  bool acting = false;
+  SchedulerOptions o;
+  o.may_act = [&acting] { return acting; };
+  Scheduler s(scheduling_.get(), &clock_, &metrics_, o, [] {});
+  ASSERT_TRUE(s.RunPass().ok());  // not acting: nothing
+  acting = true;
+  clock_.Advance(std::chrono::seconds(1));
+  ASSERT_TRUE(s.RunPass().ok());  // the first pass that acts holds reaping
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE state = 'running'"), 1);
+  clock_.Advance(o.reap_hold + std::chrono::seconds(1));
+  ASSERT_TRUE(s.RunPass().ok());
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE state = 'running'"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE state = 'failed'"), 1);
+}
+
 }  // namespace
 }  // namespace tandem::scheduler
