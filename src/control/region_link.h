@@ -58,6 +58,16 @@ struct RegionView {
   std::string resync_state;   // "", "rewinding", "base_backup", "streaming", "failed"
   std::string resync_detail;  // a sentence: what the last rejoin did or why it failed
   int64_t running_tasks = 0;  // task instances running or queued (active only)
+  // Task logs this region wrote that the peer does not hold yet (active only).
+  uint64_t log_chunks_behind = 0;
+  uint64_t log_bytes_behind = 0;
+  double log_oldest_s = 0;  // age of the oldest such chunk; 0 when none
+  double log_lag_p50_s = 0;  // from a chunk's append to the peer's acknowledgement
+  double log_lag_p99_s = 0;
+  std::string log_error;     // the last failure to ship, while it lasts
+  // Deployed images the peer's registry does not hold yet (active only), and why.
+  int64_t images_unreplicated = 0;
+  std::string images_error;
 };
 
 struct StepDownResult {

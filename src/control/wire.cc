@@ -34,7 +34,15 @@ std::string ViewToJson(const RegionView& v) {
             {"peer_silent_s", v.peer_silent_s},
             {"resync_state", v.resync_state},
             {"resync_detail", v.resync_detail},
-            {"running_tasks", v.running_tasks}};
+            {"running_tasks", v.running_tasks},
+            {"logs",
+             {{"chunks_behind", v.log_chunks_behind},
+              {"bytes_behind", v.log_bytes_behind},
+              {"oldest_s", v.log_oldest_s},
+              {"lag_p50_s", v.log_lag_p50_s},
+              {"lag_p99_s", v.log_lag_p99_s},
+              {"error", v.log_error}}},
+            {"images", {{"unreplicated", v.images_unreplicated}, {"error", v.images_error}}}};
   return j.dump();
 }
 
@@ -68,6 +76,20 @@ Result<RegionView> ViewFromJson(const std::string& text) {
     v.resync_state = j.at("resync_state").get<std::string>();
     v.resync_detail = j.at("resync_detail").get<std::string>();
     v.running_tasks = j.at("running_tasks").get<int64_t>();
+    // Absent from a region that replicates no logs or images.
+    if (j.contains("logs")) {
+      const Json& l = j["logs"];
+      v.log_chunks_behind = l.at("chunks_behind").get<uint64_t>();
+      v.log_bytes_behind = l.at("bytes_behind").get<uint64_t>();
+      v.log_oldest_s = l.at("oldest_s").get<double>();
+      v.log_lag_p50_s = l.at("lag_p50_s").get<double>();
+      v.log_lag_p99_s = l.at("lag_p99_s").get<double>();
+      v.log_error = l.at("error").get<std::string>();
+    }
+    if (j.contains("images")) {
+      v.images_unreplicated = j["images"].at("unreplicated").get<int64_t>();
+      v.images_error = j["images"].at("error").get<std::string>();
+    }
   } catch (const Json::exception& e) {
     return InvalidArgument(std::string("a region's state is malformed: ") + e.what());
   }
