@@ -12,6 +12,7 @@
 #include "control/wire.h"
 #include "dr/lease.h"
 #include "pg/server.h"
+#include "region/task_logs.h"
 #include "rpc/client.h"
 #include "store/dr.h"
 
@@ -22,6 +23,7 @@ using namespace std::chrono_literals;
 using Json = nlohmann::json;
 
 constexpr Duration kSampleEvery = 250ms;
+constexpr Duration kLogFlushTimeout = 10s;
 constexpr Duration kHeartbeatEvery = 500ms;
 
 std::string StatePath(const RegionConfig& cfg) { return cfg.state_dir + "/dr.json"; }
@@ -391,6 +393,7 @@ void DrAgent::SetActing(bool acting) {
     acting_ = acting;
   }
   if (changed && hooks_.workers) hooks_.workers(acting);
+  if (changed && logs_ != nullptr) logs_->ShipToPeer(acting);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -448,14 +451,21 @@ void DrAgent::ManageSync() {
     const MonoTime now = RealClock().Now();
     if (streaming) {
       peer_gone_since_.reset();
+      peer_streamed_ = true;
       want = true;
+    } else if (!peer_streamed_) {
+      // Not since this region became the primary (or started): there is no standby to wait
+      // for yet — after a failover the old primary is still rejoining — so commits stay
+      // asynchronous until it streams, instead of stalling for the degrade timeout.
+      want = false;
     } else {
+      // A standby that streamed and went away: wait the degrade timeout, so one that is just
+      // restarting costs no acknowledged write.
       if (!peer_gone_since_) peer_gone_since_ = now;
       want = now - *peer_gone_since_ < std::chrono::milliseconds(dr_.synchronous_degrade_after_ms);
-      // Before the standby ever streamed in this role, it is gone by definition: still wait
-      // the degrade timeout, so a standby that is just restarting costs no acknowledged write.
     }
-    if (want == sync_on_) return;
+    // The first time, PostgreSQL's setting is whatever its files say: set it either way.
+    if (want == sync_on_ && sync_applied_) return;
   }
   Status s = pg_->SetSynchronous(want ? std::vector<std::string>{dr_.peer.name}
                                       : std::vector<std::string>{});
@@ -465,8 +475,13 @@ void DrAgent::ManageSync() {
   }
   std::lock_guard lock(mu_);
   sync_on_ = want;
+  sync_applied_ = true;
   if (want) {
     spdlog::info("synchronous mode: commits wait for {} to apply them", dr_.peer.name);
+  } else if (!peer_streamed_) {
+    spdlog::warn("synchronous mode: {} does not stream from this region yet; committing "
+                 "asynchronously until it does",
+                 dr_.peer.name);
   } else {
     spdlog::warn(
         "synchronous mode degraded: {} has not streamed for {} ms; committing "
@@ -515,6 +530,18 @@ control::RegionView DrAgent::View() const {
     v.resync_state = "streaming";
   }
   if (st_.role != "active") v.running_tasks = 0;
+  if (logs_ != nullptr && st_.role == "active") {
+    for (const LogSinkView& l : logs_->Views()) {
+      if (l.sink != "peer") continue;
+      v.log_chunks_behind = l.chunks_behind;
+      v.log_bytes_behind = l.bytes_behind;
+      v.log_oldest_s = l.oldest_unreplicated_s;
+      v.log_lag_p50_s = l.lag_p50_s;
+      v.log_lag_p99_s = l.lag_p99_s;
+      v.log_error = l.last_error;
+    }
+  }
+  if (images_ && st_.role == "active") std::tie(v.images_unreplicated, v.images_error) = images_();
   return v;
 }
 
@@ -611,6 +638,12 @@ Status DrAgent::RejoinNow(int64_t epoch) {
            static_cast<long long>(std::max<int64_t>(0, info->discarded_bytes)));
   resync_state_ = "streaming";
   resync_detail_ = buf;
+  if (logs_ != nullptr) {
+    // Like the database's: what the peer never received is gone from this region too.
+    Result<std::string> discarded = logs_->DiscardPeerBacklog();
+    resync_detail_ += "; " + (discarded.ok() ? *discarded
+                                             : "task logs: " + discarded.status().message());
+  }
   spdlog::info("{}", resync_detail_);
   DrLocalState next = st_;
   next.role = "standby";
@@ -621,6 +654,29 @@ Status DrAgent::RejoinNow(int64_t epoch) {
 
 // ---------------------------------------------------------------------------------------------
 // The internal DR API.
+
+// The peer's task log chunks. Only a region that does not act takes them, and only from a
+// sender at its own epoch or later: an old primary that has not learnt of a failover yet
+// cannot write into the new primary's logs.
+Result<std::string> DrAgent::HandleLogChunks(const std::string& body) {
+  if (logs_ == nullptr) return FailedPrecondition("region " + cfg_.name + " keeps no task logs");
+  ASSIGN_OR_RETURN(Json j, ParseBody(body));
+  ASSIGN_OR_RETURN(int64_t epoch, EpochField(j));
+  {
+    std::lock_guard lock(mu_);
+    if (st_.role == "active") {
+      return FailedPrecondition("region " + cfg_.name + " is the active region (epoch " +
+                                std::to_string(st_.epoch) + "); it takes no task logs from " +
+                                j.value("from", std::string("its peer")));
+    }
+    if (epoch < st_.epoch) {
+      return FailedPrecondition("task log chunks from epoch " + std::to_string(epoch) +
+                                " are stale: region " + cfg_.name + " is at epoch " +
+                                std::to_string(st_.epoch));
+    }
+  }
+  return logs_->Receive(body);
+}
 
 Status DrAgent::CheckCredential(const api::Request& req) const {
   auto it = req.headers.find("authorization");
@@ -667,6 +723,7 @@ void DrAgent::RegisterRoutes(api::Router& router) {
   route("POST", "/internal/v1/dr/resume", &DrAgent::HandleResume);
   route("POST", "/internal/v1/dr/promote", &DrAgent::HandlePromote);
   route("POST", "/internal/v1/dr/rejoin", &DrAgent::HandleRejoin);
+  route("POST", "/internal/v1/logs/chunks", &DrAgent::HandleLogChunks);
 }
 
 Result<std::string> DrAgent::HandleLease(const std::string& body) {
@@ -767,6 +824,11 @@ Result<std::string> DrAgent::HandleStepDown(const std::string& body) {
     RETURN_IF_ERROR(Persist(next));
     st_ = next;
   }
+  // The last task log chunks follow the last writes, so a switchover loses no log either.
+  if (logs_ != nullptr && !logs_->FlushToPeer(kLogFlushTimeout)) {
+    spdlog::warn("stepping down with task log chunks the peer does not hold yet (after {:.0f} s)",
+                 Seconds(kLogFlushTimeout));
+  }
   SetActing(false);  // local workers stop; tasks they still run are reconciled by the peer
   voter_->Release(cfg_.name, epoch);
   const std::string rel = Json{{"holder", cfg_.name}, {"epoch", epoch}}.dump();
@@ -847,6 +909,7 @@ Result<std::string> DrAgent::HandlePromote(const std::string& body) {
     resync_detail_.clear();
     sync_on_ = false;
     peer_gone_since_.reset();
+    peer_streamed_ = false;
   }
   // Act as soon as a majority grants the lease (the peer is fenced or gone; the control plane
   // promised this epoch, so it grants).

@@ -59,6 +59,8 @@ struct Request;
 
 namespace tandem::region {
 
+class TaskLogs;
+
 // What dr.json holds.
 struct DrLocalState {
   std::string role;      // active, standby, stepped_down, fenced, rejoining
@@ -100,8 +102,18 @@ class DrAgent {
   // Admission of an API request (api::ServerOptions::admit): reads always; writes only while
   // active with a valid lease; the value is held while the write runs.
   Result<std::shared_ptr<void>> Admit(const api::Request& req);
-  // The internal DR API (/internal/v1/dr/...), for the control plane and the peer.
+  // The internal DR API (/internal/v1/dr/...), for the control plane and the peer, and the
+  // peer's task log chunks (/internal/v1/logs/chunks).
   void RegisterRoutes(api::Router& router);
+
+  // The region's task logs, before Start() and before a rejoin at start: shipped to the peer
+  // while this region acts, flushed by a step-down, their backlog discarded by a rejoin.
+  void AttachTaskLogs(TaskLogs* logs) { logs_ = logs; }
+  // What the region's image replicator has left to copy, for View(): the count and the last
+  // error. Set before Start().
+  void AttachImages(std::function<std::pair<int64_t, std::string>()> images) {
+    images_ = std::move(images);
+  }
 
   control::RegionView View() const;
   DrLocalState Local() const;
@@ -137,6 +149,7 @@ class DrAgent {
   Result<std::string> HandleResume(const std::string& body);
   Result<std::string> HandlePromote(const std::string& body);
   Result<std::string> HandleRejoin(const std::string& body);
+  Result<std::string> HandleLogChunks(const std::string& body);
   Status CheckCredential(const api::Request& req) const;
 
   const RegionConfig cfg_;
@@ -150,6 +163,8 @@ class DrAgent {
 
   pg::Server* pg_ = nullptr;
   store::DrStore* store_ = nullptr;
+  TaskLogs* logs_ = nullptr;
+  std::function<std::pair<int64_t, std::string>()> images_;
   Hooks hooks_;
 
   mutable std::mutex mu_;
@@ -166,6 +181,9 @@ class DrAgent {
   std::vector<double> commit_ms_;            // guarded by mu_: recent heartbeat commit times
   bool sync_on_ = false;                     // guarded by mu_: synchronous_standby_names is set
   std::optional<MonoTime> peer_gone_since_;  // guarded by mu_ (synchronous mode)
+  // guarded by mu_: the peer has streamed from this region since it became the primary
+  bool peer_streamed_ = false;
+  bool sync_applied_ = false;  // guarded by mu_: PostgreSQL's setting was written by this process
   std::mutex transition_mu_;  // one failover step at a time (promote, step-down, resume, rejoin)
   // Writes in flight (admitted, not yet answered), and whether new ones are refused: a
   // step-down closes the gate, then waits on cv_ for the count to reach zero.

@@ -14,6 +14,7 @@
 #include "crypto/secret_box.h"
 #include "crypto/token.h"
 #include "logs/log_store.h"
+#include "region/task_logs.h"
 #include "pg/conn.h"
 #include "pg/server.h"
 #include "region/dr_agent.h"
@@ -94,6 +95,13 @@ Status Region::StartAll() {
     pg_password = Sha256Hex(box->DeriveKey("tandem postgres superuser v1"));
     ASSIGN_OR_RETURN(std::string credential, rpc::InternalCredential(key_text));
     ASSIGN_OR_RETURN(dr_, DrAgent::Open(cfg_, credential, &metrics_));
+    TaskLogs::Peer peer{"http://" + cfg_.dr->peer.address + ":" +
+                            std::to_string(cfg_.dr->peer.http_port),
+                        credential, cfg_.address, [this] { return dr_->Local().epoch; }};
+    ASSIGN_OR_RETURN(task_logs_, TaskLogs::Open(cfg_, peer, &metrics_));
+    dr_->AttachTaskLogs(task_logs_.get());
+  } else {
+    ASSIGN_OR_RETURN(task_logs_, TaskLogs::Open(cfg_, std::nullopt, &metrics_));
   }
   RETURN_IF_ERROR(StartPostgres(pg_password));
   RETURN_IF_ERROR(ConnectAndMigrate());
@@ -132,7 +140,7 @@ Status Region::StartAll() {
   api_ctx_->metrics = &metrics_;
   api_ctx_->max_value_bytes = static_cast<size_t>(cfg_.max_value_bytes);
   api_ctx_->pipelines = pipelines_.get();
-  api_ctx_->logs = logs_.get();
+  api_ctx_->logs = task_logs_->store();
   api_ctx_->dispatcher = dispatcher_.get();
   api_ctx_->bundles = bundles_.get();
   api_ctx_->wake_scheduler = [this] { scheduler_->Wake(); };
@@ -264,7 +272,6 @@ Status Region::StartPipelines(const std::string& token_key) {
   pipelines_ = std::make_unique<store::Pipelines>(pool_.get());
   scheduling_ = std::make_unique<store::Scheduling>(pool_.get());
   execution_ = std::make_unique<store::Execution>(pool_.get());
-  ASSIGN_OR_RETURN(logs_, logs::DirLogStore::Open(cfg_.state_dir + "/logs"));
   tokens_ = std::make_unique<TokenSigner>(token_key);
   bundles_ = std::make_unique<scheduler::BundleCache>(pipelines_.get(), 256);
   scheduler::DispatcherOptions dopts;
@@ -272,10 +279,13 @@ Status Region::StartPipelines(const std::string& token_key) {
   dopts.worker_credential = worker_credential_;
   if (dr_) dopts.may_start = [this] { return dr_->MayAct(); };
   dispatcher_ = std::make_unique<scheduler::Dispatcher>(
-      execution_.get(), store_.get(), bundles_.get(), logs_.get(), tokens_.get(), &RealClock(),
+      execution_.get(), store_.get(), bundles_.get(), task_logs_->store(), tokens_.get(),
+      &RealClock(),
       dopts, [this] { scheduler_->Wake(); });
   scheduler::SchedulerOptions sopts;
   if (dr_) sopts.may_act = [this] { return dr_->MayAct(); };
+  // Workers are lost after three silent heartbeats; give them that and a margin to be heard.
+  sopts.reap_hold = std::chrono::milliseconds(3 * cfg_.heartbeat_ms + 2000);
   scheduler_ = std::make_unique<scheduler::Scheduler>(scheduling_.get(), &RealClock(), &metrics_,
                                                       sopts, [this] { dispatcher_->NotifyWork(); });
   return Status::Ok();
@@ -435,6 +445,7 @@ void Region::Stop() {
   // supervisor must end after HTTP, not before.)
   if (http_) http_->Stop();
   http_.reset();
+  if (task_logs_) task_logs_->Stop();
   {
     std::lock_guard lock(mu_);
     stopping_ = true;

@@ -54,6 +54,7 @@ struct ApiContext;
 namespace tandem::region {
 
 class DrAgent;
+class TaskLogs;
 
 class Region {
  public:
@@ -88,7 +89,7 @@ class Region {
   std::unique_ptr<store::Scheduling> scheduling_;
   std::unique_ptr<store::Execution> execution_;
   std::unique_ptr<store::DrStore> dr_store_;
-  std::unique_ptr<logs::LogStore> logs_;
+  std::unique_ptr<TaskLogs> task_logs_;
   std::unique_ptr<TokenSigner> tokens_;
   std::string worker_credential_;  // constant after start
   std::unique_ptr<scheduler::BundleCache> bundles_;

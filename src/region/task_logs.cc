@@ -1,0 +1,348 @@
+#include "region/task_logs.h"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "base/fs.h"
+#include "crypto/secret_box.h"
+#include "logs/log_store.h"
+#include "logs/s3_log_store.h"
+#include "replication/apply_chunk.h"
+#include "replication/chunk.h"
+#include "replication/log_journal.h"
+#include "replication/log_shipper.h"
+#include "replication/replicating_log_store.h"
+#include "rpc/client.h"
+
+namespace tandem::region {
+namespace {
+
+using Json = nlohmann::json;
+using replication::ApplyResult;
+using replication::Chunk;
+
+constexpr const char* kPeer = "peer";
+constexpr const char* kS3 = "s3";
+// A batch stays well under the API's body limit once base64 has grown it by a third.
+constexpr uint64_t kMaxBatchBytes = uint64_t{1} << 20;
+
+double Secs(Duration d) { return std::chrono::duration<double>(d).count(); }
+
+// The peer region's POST /internal/v1/logs/chunks.
+//   request:  {"epoch": N, "from": "region-a",
+//              "chunks": [{"key": K, "offset": O, "checksum": "crc32c hex", "data": "base64"}]}
+//   response: {"results": [{"ok": true, "size": S} |
+//                          {"ok": false, "code": "gap"|"conflict"|"invalid", "detail": D,
+//                           "size": S}]}
+// One result per chunk, in order; a batch the receiver refuses whole (a stale epoch, a bad
+// credential) is an HTTP error and acknowledges nothing.
+class PeerSink final : public replication::ChunkSink {
+ public:
+  PeerSink(TaskLogs::Peer peer, std::string from)
+      : peer_(std::move(peer)),
+        from_(std::move(from)),
+        client_(peer_.url, peer_.credential, std::chrono::seconds(10), peer_.source_address) {}
+
+  Result<std::vector<ApplyResult>> Apply(const std::vector<Chunk>& chunks) override {
+    Json list = Json::array();
+    for (const Chunk& c : chunks) {
+      list.push_back({{"key", c.key},
+                      {"offset", c.offset},
+                      {"checksum", replication::ChecksumToHex(c.checksum)},
+                      {"data", Base64Encode(c.data)}});
+    }
+    const int64_t epoch = peer_.epoch ? peer_.epoch() : 0;
+    Json body = {{"epoch", epoch}, {"from", from_}, {"chunks", std::move(list)}};
+    ASSIGN_OR_RETURN(std::string reply,
+                     client_.CallOk("POST", "/internal/v1/logs/chunks", body.dump()));
+    Json j = Json::parse(reply, nullptr, false);
+    if (!j.is_object() || !j["results"].is_array()) {
+      return Internal("the peer region answered chunks with " + reply.substr(0, 200));
+    }
+    std::vector<ApplyResult> out;
+    for (const Json& r : j["results"]) {
+      ApplyResult a;
+      a.receiver_size = r.value("size", uint64_t{0});
+      if (!r.value("ok", false)) {
+        const std::string code = r.value("code", "");
+        std::string detail = "peer region: " + r.value("detail", std::string("refused"));
+        a.status = code == "gap"        ? FailedPrecondition(detail)
+                   : code == "conflict" ? AlreadyExists(detail)
+                                        : InvalidArgument(detail);
+      }
+      out.push_back(std::move(a));
+      if (out.size() == chunks.size()) break;
+    }
+    return out;
+  }
+
+ private:
+  const TaskLogs::Peer peer_;
+  const std::string from_;
+  const rpc::Client client_;
+};
+
+// Reads from the local directory first; a log it lacks comes from the object store (a log
+// written before this region's directory was new, say).
+// Appends are cut into chunks of at most task_logs.chunk_bytes, each journaled on its own.
+class TieredStore final : public logs::LogStore {
+ public:
+  TieredStore(logs::LogStore* local, logs::LogStore* remote, size_t chunk_bytes)
+      : local_(local), remote_(remote), chunk_bytes_(chunk_bytes) {}
+
+  Status Append(std::string_view key, std::string_view data) override {
+    if (data.size() <= chunk_bytes_) return local_->Append(key, data);
+    for (size_t at = 0; at < data.size(); at += chunk_bytes_) {
+      RETURN_IF_ERROR(local_->Append(key, data.substr(at, chunk_bytes_)));
+    }
+    return Status::Ok();
+  }
+  Result<logs::LogChunk> Read(std::string_view key, uint64_t offset,
+                              uint64_t max_bytes) override {
+    Result<logs::LogChunk> r = local_->Read(key, offset, max_bytes);
+    if (r.ok() || r.status().code() != Code::kNotFound || remote_ == nullptr) return r;
+    return remote_->Read(key, offset, max_bytes);
+  }
+  Status Remove(std::string_view key) override {
+    RETURN_IF_ERROR(local_->Remove(key));
+    return remote_ != nullptr ? remote_->Remove(key) : Status::Ok();
+  }
+
+ private:
+  logs::LogStore* const local_;
+  logs::LogStore* const remote_;
+  const size_t chunk_bytes_;
+};
+
+Result<std::string> S3Secret(const S3Settings& s3) {
+  if (!s3.secret_access_key_file.empty()) {
+    ASSIGN_OR_RETURN(std::string text, ReadFile(s3.secret_access_key_file));
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    if (text.empty()) {
+      return InvalidArgument("task_logs.s3.secret_access_key_file " +
+                             s3.secret_access_key_file + " is empty");
+    }
+    return text;
+  }
+  return s3.secret_access_key;
+}
+
+LogSinkView ViewOf(const replication::ShipperStats& s) {
+  LogSinkView v;
+  v.sink = s.cursor;
+  v.paused = s.paused;
+  v.chunks_behind = s.chunks_behind;
+  v.bytes_behind = s.bytes_behind;
+  v.oldest_unreplicated_s = s.chunks_behind > 0 ? Secs(s.oldest_unacked_age) : 0;
+  v.lag_p50_s = Secs(s.lag_p50);
+  v.lag_p99_s = Secs(s.lag_p99);
+  v.lag_samples = s.lag_samples;
+  v.bytes_shipped = s.bytes_shipped;
+  if (s.consecutive_failures > 0) v.last_error = s.last_error;
+  return v;
+}
+
+}  // namespace
+
+struct TaskLogs::Impl {
+  std::string region;
+  std::unique_ptr<logs::DirLogStore> local;
+  std::unique_ptr<logs::S3LogStore> s3;
+  std::unique_ptr<replication::LogJournal> journal;
+  std::unique_ptr<replication::ReplicatingLogStore> replicating;
+  std::unique_ptr<TieredStore> tiered;
+  std::unique_ptr<replication::LogShipper> peer_shipper;
+  std::unique_ptr<replication::LogShipper> s3_shipper;
+  MetricsRegistry* metrics = nullptr;
+};
+
+TaskLogs::TaskLogs(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+TaskLogs::~TaskLogs() { Stop(); }
+
+Result<std::unique_ptr<TaskLogs>> TaskLogs::Open(const RegionConfig& cfg,
+                                                 std::optional<Peer> peer,
+                                                 MetricsRegistry* metrics) {
+  auto impl = std::make_unique<Impl>();
+  impl->region = cfg.name;
+  impl->metrics = metrics;
+  ASSIGN_OR_RETURN(impl->local, logs::DirLogStore::Open(cfg.state_dir + "/logs"));
+  const TaskLogSettings& tl = cfg.task_logs;
+  if (tl.backend == "s3") {
+    if (!tl.s3) return InvalidArgument("task_logs.backend is s3 but task_logs.s3 is missing");
+    logs::S3LogStoreOptions o;
+    o.endpoint = tl.s3->endpoint;
+    o.bucket = tl.s3->bucket;
+    o.region = tl.s3->region;
+    o.access_key_id = tl.s3->access_key_id;
+    ASSIGN_OR_RETURN(o.secret_access_key, S3Secret(*tl.s3));
+    // The config's prefix ends with '/'; the store adds its own.
+    o.key_prefix = tl.s3->prefix;
+    while (!o.key_prefix.empty() && o.key_prefix.back() == '/') o.key_prefix.pop_back();
+    ASSIGN_OR_RETURN(impl->s3, logs::S3LogStore::Open(std::move(o)));
+  }
+  replication::JournalOptions jo;
+  if (peer) jo.cursors.push_back({kPeer, /*local_only=*/true});
+  if (impl->s3) jo.cursors.push_back({kS3, /*local_only=*/false});
+  ASSIGN_OR_RETURN(impl->journal, replication::LogJournal::Open(cfg.state_dir + "/log-journal",
+                                                                std::move(jo), RealClock()));
+  replication::ReplicatingLogStoreOptions ro;
+  ro.max_unacked_bytes = static_cast<uint64_t>(tl.spool_bound_bytes);
+  impl->replicating =
+      std::make_unique<replication::ReplicatingLogStore>(*impl->local, *impl->journal, ro);
+  impl->tiered = std::make_unique<TieredStore>(impl->replicating.get(), impl->s3.get(),
+                                               static_cast<size_t>(tl.chunk_bytes));
+
+  replication::ShipperOptions so;
+  so.max_batch_bytes = kMaxBatchBytes;
+  if (impl->s3) {
+    impl->s3_shipper = std::make_unique<replication::LogShipper>(
+        *impl->journal, *impl->local, std::make_unique<replication::StoreSink>(*impl->s3), kS3,
+        so, RealClock());
+    impl->s3_shipper->Start();
+  }
+  if (peer) {
+    so.start_paused = true;  // until the DR agent says this region is active
+    impl->peer_shipper = std::make_unique<replication::LogShipper>(
+        *impl->journal, *impl->local, std::make_unique<PeerSink>(*peer, cfg.name), kPeer, so,
+        RealClock());
+    impl->peer_shipper->Start();
+  }
+
+  if (metrics != nullptr) {
+    metrics->Describe("tandem_log_replication_chunks_behind", "gauge",
+                      "Task log chunks a sink does not hold yet.");
+    metrics->Describe("tandem_log_replication_bytes_behind", "gauge",
+                      "Task log bytes a sink does not hold yet.");
+    metrics->Describe("tandem_log_replication_oldest_seconds", "gauge",
+                      "Age of the oldest task log chunk a sink does not hold yet.");
+    metrics->Describe("tandem_log_replication_lag_seconds", "gauge",
+                      "Time from a chunk's append to the sink's acknowledgement (quantiles).");
+    metrics->Describe("tandem_log_replication_bytes_total", "counter",
+                      "Task log bytes a sink acknowledged.");
+    Impl* raw = impl.get();
+    metrics->OnScrape("tandem_log_replication_chunks_behind", [raw, metrics] {
+      std::vector<std::pair<Labels, double>> behind;
+      for (auto* s : {raw->peer_shipper.get(), raw->s3_shipper.get()}) {
+        if (s == nullptr) continue;
+        LogSinkView v = ViewOf(s->stats());
+        const Labels l = {{"sink", v.sink}};
+        behind.emplace_back(l, static_cast<double>(v.chunks_behind));
+        metrics->Set("tandem_log_replication_bytes_behind", l,
+                     static_cast<double>(v.bytes_behind));
+        metrics->Set("tandem_log_replication_oldest_seconds", l, v.oldest_unreplicated_s);
+        metrics->Set("tandem_log_replication_lag_seconds", {{"sink", v.sink}, {"quantile", "0.5"}},
+                     v.lag_p50_s);
+        metrics->Set("tandem_log_replication_lag_seconds",
+                     {{"sink", v.sink}, {"quantile", "0.99"}}, v.lag_p99_s);
+        metrics->Set("tandem_log_replication_bytes_total", l,
+                     static_cast<double>(v.bytes_shipped));
+      }
+      return behind;
+    });
+  }
+  return std::unique_ptr<TaskLogs>(new TaskLogs(std::move(impl)));
+}
+
+void TaskLogs::Stop() {
+  if (!impl_) return;
+  if (impl_->peer_shipper) impl_->peer_shipper->Stop();
+  if (impl_->s3_shipper) impl_->s3_shipper->Stop();
+  if (impl_->journal) {
+    (void)impl_->journal->Sync();
+    (void)impl_->journal->FlushCursors();
+  }
+}
+
+logs::LogStore* TaskLogs::store() const { return impl_->tiered.get(); }
+
+void TaskLogs::ShipToPeer(bool ship) {
+  if (!impl_->peer_shipper) return;
+  if (ship) {
+    impl_->peer_shipper->Resume();
+  } else {
+    impl_->peer_shipper->Pause();
+  }
+}
+
+bool TaskLogs::FlushToPeer(Duration timeout) {
+  if (!impl_->peer_shipper) return true;
+  const MonoTime until = RealClock().Now() + timeout;
+  while (true) {
+    impl_->peer_shipper->Wake();
+    if (impl_->peer_shipper->stats().chunks_behind == 0) return true;
+    if (RealClock().Now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+Result<std::string> TaskLogs::DiscardPeerBacklog() {
+  if (!impl_->peer_shipper) return std::string();
+  ASSIGN_OR_RETURN(replication::DiscardResult d, impl_->peer_shipper->DiscardPending());
+  // The new primary never had these bytes; they are cut from the local logs so that its chunks
+  // can fill them again as its copies grow.
+  int cut = 0;
+  for (const auto& [key, offset] : d.first_offset_by_key) {
+    Result<logs::LogChunk> head = impl_->local->Read(key, 0, offset);
+    if (!head.ok()) continue;
+    std::string keep = head->data;
+    if (!impl_->local->Remove(key).ok()) continue;
+    if (!keep.empty() && !impl_->local->Append(key, keep).ok()) continue;
+    ++cut;
+  }
+  if (d.chunks == 0) return std::string("no task log chunks were waiting for the peer");
+  return std::to_string(d.chunks) + " task log chunks (" + std::to_string(d.bytes) +
+         " bytes) the new primary never received were discarded from " + std::to_string(cut) +
+         " logs";
+}
+
+Result<std::string> TaskLogs::Receive(const std::string& body) {
+  Json j = Json::parse(body, nullptr, false);
+  if (!j.is_object() || !j["chunks"].is_array()) {
+    return InvalidArgument("expected {\"epoch\": N, \"from\": region, \"chunks\": [...]}");
+  }
+  Json results = Json::array();
+  for (const Json& c : j["chunks"]) {
+    Json r;
+    auto refuse = [&](const std::string& code, const std::string& detail, uint64_t size) {
+      r = {{"ok", false}, {"code", code}, {"detail", detail}, {"size", size}};
+    };
+    if (!c.is_object() || !c["key"].is_string() || !c["offset"].is_number_unsigned() ||
+        !c["checksum"].is_string() || !c["data"].is_string()) {
+      refuse("invalid", "a chunk needs key, offset, checksum and data", 0);
+      results.push_back(r);
+      continue;
+    }
+    Result<std::string> data = Base64Decode(c["data"].get<std::string>());
+    Result<uint32_t> sum = replication::ChecksumFromHex(c["checksum"].get<std::string>());
+    if (!data.ok() || !sum.ok()) {
+      refuse("invalid", "a chunk's data or checksum does not decode", 0);
+      results.push_back(r);
+      continue;
+    }
+    Chunk chunk;
+    chunk.key = c["key"].get<std::string>();
+    chunk.offset = c["offset"].get<uint64_t>();
+    chunk.data = std::move(data).value();
+    chunk.checksum = *sum;
+    ApplyResult a = replication::ApplyChunk(impl_->replicating->replica_view(), chunk);
+    if (a.status.ok()) {
+      r = {{"ok", true}, {"size", a.receiver_size}};
+    } else {
+      refuse(a.gap() ? "gap" : a.conflict() ? "conflict" : "invalid", a.status.message(),
+             a.receiver_size);
+    }
+    results.push_back(r);
+  }
+  return Json{{"results", results}}.dump();
+}
+
+std::vector<LogSinkView> TaskLogs::Views() const {
+  std::vector<LogSinkView> out;
+  for (auto* s : {impl_->peer_shipper.get(), impl_->s3_shipper.get()}) {
+    if (s != nullptr) out.push_back(ViewOf(s->stats()));
+  }
+  return out;
+}
+
+}  // namespace tandem::region
