@@ -434,6 +434,7 @@ int Main(int argc, char** argv) {
   std::vector<std::string> summary;
   for (const std::string& replication : f.replication) {
     for (const std::string& mode : f.modes) {
+      if (g_interrupted) break;
       fmt::print("\n{} failover, {} replication\n", mode, replication);
       std::fflush(stdout);
       std::vector<RunResult> runs;
