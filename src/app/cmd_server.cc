@@ -87,6 +87,8 @@ struct UpOptions {
   int http_port_b = 0;  // 0: region-a's port when the addresses differ, else its port + 1
   int pg_port = 15432;
   int pg_port_b = 0;    // likewise
+  int registry_port = 5000;
+  int registry_port_b = 0;  // likewise
   std::string mode = "asynchronous";
   bool automatic_failover = false;
 };
@@ -161,9 +163,11 @@ Result<region::PairConfig> WritePairFile(const std::string& dir, const std::stri
   const bool same = o.address == o.address_b;
   const int http_b = o.http_port_b ? o.http_port_b : (same ? o.http_port + 1 : o.http_port);
   const int pg_b = o.pg_port_b ? o.pg_port_b : (same ? o.pg_port + 1 : o.pg_port);
+  const int registry_b =
+      o.registry_port_b ? o.registry_port_b : (same ? o.registry_port + 1 : o.registry_port);
   const std::string run_as = RunningAsRoot() ? "tandem" : "";
   auto region = [&](const std::string& name, const std::string& address, int http, int pg,
-                    const std::string& role) {
+                    int registry, const std::string& role) {
     region::PairRegion r;
     r.name = name;
     r.address = address;
@@ -172,10 +176,11 @@ Result<region::PairConfig> WritePairFile(const std::string& dir, const std::stri
     r.role = role;
     r.postgres.port = pg;
     r.postgres.run_as = run_as;
+    r.registry = region::RegistrySettings{.port = registry};
     return r;
   };
-  p.regions[0] = region("region-a", o.address, o.http_port, o.pg_port, "primary");
-  p.regions[1] = region("region-b", o.address_b, http_b, pg_b, "standby");
+  p.regions[0] = region("region-a", o.address, o.http_port, o.pg_port, o.registry_port, "primary");
+  p.regions[1] = region("region-b", o.address_b, http_b, pg_b, registry_b, "standby");
   const std::string path = dir + "/pair.yaml";
   p.path = path;
   RETURN_IF_ERROR(WriteFileAtomic(path, region::RenderPairConfig(p)));
@@ -214,6 +219,7 @@ int RunUp(const Globals& g, const UpOptions& o) {
   for (const region::PairRegion& r : p.regions) {
     listeners.emplace_back(r.name + " HTTP", r.address, r.http_port);
     listeners.emplace_back(r.name + " PostgreSQL", r.address, r.postgres.port);
+    if (r.registry) listeners.emplace_back(r.name + " registry", r.address, r.registry->port);
   }
   for (const auto& [what, address, port] : listeners) {
     Status free = CheckPortFree(address, port);
@@ -405,6 +411,12 @@ void AddServerCommands(CLI::App& app, Globals& g, Run* run) {
       ->check(CLI::Range(1, 65535));
   up->add_option("--pg-port-b", o->pg_port_b,
                  "PostgreSQL port of region-b (default: as --http-port-b)")
+      ->check(CLI::Range(1, 65535));
+  up->add_option("--registry-port", o->registry_port,
+                 "OCI registry port of region-a (default 5000)")
+      ->check(CLI::Range(1, 65535));
+  up->add_option("--registry-port-b", o->registry_port_b,
+                 "OCI registry port of region-b (default: as --http-port-b)")
       ->check(CLI::Range(1, 65535));
   up->add_option("--control-address", o->control_address,
                  "Loopback address of the control plane (default 127.0.0.10)");

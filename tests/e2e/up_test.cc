@@ -1,10 +1,15 @@
 // `tandem up` as the README runs it (on free ports and 127.0.0.1 instead of the defaults):
 // it starts a region, the CLI finds it through the state directory, a killed region is
 // restarted with nothing lost, and SIGTERM stops everything it started.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -29,13 +34,15 @@ class UpTest : public ::testing::Test {
     chmod(dir_.c_str(), 0755);
     state_ = dir_ + "/state";
     std::set<int> ports;  // distinct: a port just released may be handed out again
-    while (ports.size() < 5) ports.insert(*PickFreePort());
+    while (ports.size() < 7) ports.insert(*PickFreePort());
     auto it = ports.begin();
     http_port_ = *it++;
     pg_port_ = *it++;
     http_port_b_ = *it++;
     pg_port_b_ = *it++;
     control_port_ = *it++;
+    registry_port_ = *it++;
+    registry_port_b_ = *it++;
   }
   // `up` on 127.0.0.1 and free ports instead of the defaults.
   std::vector<std::string> UpArgs(int http_port, int pg_port) const {
@@ -50,6 +57,10 @@ class UpTest : public ::testing::Test {
             std::to_string(pg_port_b_),
             "--control-port",
             std::to_string(control_port_),
+            "--registry-port",
+            std::to_string(registry_port_),
+            "--registry-port-b",
+            std::to_string(registry_port_b_),
             "--address",
             "127.0.0.1",
             "--address-b",
@@ -100,6 +111,7 @@ class UpTest : public ::testing::Test {
 
   std::string dir_, state_;
   int http_port_ = 0, pg_port_ = 0, http_port_b_ = 0, pg_port_b_ = 0, control_port_ = 0;
+  int registry_port_ = 0, registry_port_b_ = 0;
   ChildPtr up_;
 };
 
@@ -118,7 +130,14 @@ TEST_F(UpTest, StartsServesRestartsAndStops) {
   EXPECT_EQ(status.exit_code, 0) << status.output;
   EXPECT_NE(status.output.find("Active: region-a (primary)"), std::string::npos) << status.output;
   EXPECT_NE(status.output.find("syncing"), std::string::npos) << status.output;
-  EXPECT_TRUE(PathExists(state_ + "/pair.yaml"));
+  auto pair = ReadFile(state_ + "/pair.yaml");
+  ASSERT_TRUE(pair.ok());
+  // Each region has a registry, on the port it was given.
+  size_t a = pair->find("registry:\n      port: " + std::to_string(registry_port_) + "\n");
+  size_t b = pair->find("registry:\n      port: " + std::to_string(registry_port_b_) + "\n");
+  EXPECT_NE(a, std::string::npos) << *pair;
+  EXPECT_NE(b, std::string::npos) << *pair;
+  EXPECT_LT(a, b) << *pair;
 
   CliRun create = Cli({"deployment", "create", "up-dep"});
   ASSERT_EQ(create.exit_code, 0) << create.output;
@@ -153,7 +172,8 @@ TEST_F(UpTest, StartsServesRestartsAndStops) {
   EXPECT_FALSE(PathExists(state_ + "/platform.json"));
   EXPECT_FALSE(PathExists(state_ + "/region-a/pg/data/postmaster.pid"));
   EXPECT_FALSE(PathExists(state_ + "/region-b/pg/data/postmaster.pid"));
-  for (int port : {http_port_, pg_port_, http_port_b_, pg_port_b_, control_port_}) {
+  for (int port : {http_port_, pg_port_, http_port_b_, pg_port_b_, control_port_, registry_port_,
+                   registry_port_b_}) {
     EXPECT_FALSE(CanConnect("127.0.0.1", port)) << port;
   }
   CliRun after = Cli({"deployment", "list"});
@@ -175,6 +195,31 @@ TEST_F(UpTest, TakenPortIsRefusedBeforeStarting) {
   CliRun clash = RunCli(args);
   EXPECT_EQ(clash.exit_code, 3);
   EXPECT_NE(clash.output.find("already in use"), std::string::npos) << clash.output;
+}
+
+TEST_F(UpTest, TakenRegistryPortIsRefusedBeforeStarting) {
+  // Something else listens on region-b's registry port.
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(registry_port_b_));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << strerror(errno);
+  ASSERT_EQ(listen(fd, 1), 0);
+  std::vector<std::string> args = {"--state-dir", state_};
+  for (const std::string& a : UpArgs(http_port_, pg_port_)) args.push_back(a);
+  CliRun clash = RunCli(args);
+  close(fd);
+  EXPECT_EQ(clash.exit_code, 3) << clash.output;
+  EXPECT_NE(clash.output.find("region-b registry port: 127.0.0.1:" +
+                              std::to_string(registry_port_b_) + " is already in use"),
+            std::string::npos)
+      << clash.output;
+  // Refused before anything started.
+  EXPECT_EQ(clash.output.find("starting"), std::string::npos) << clash.output;
+  EXPECT_FALSE(PathExists(state_ + "/platform.json"));
+  EXPECT_FALSE(CanConnect("127.0.0.1", control_port_));
 }
 
 }  // namespace
