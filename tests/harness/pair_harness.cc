@@ -24,9 +24,9 @@ Result<std::unique_ptr<PairProcess>> PairProcess::Create(Options o) {
   ASSIGN_OR_RETURN(TempDir tmp, TempDir::Create("tandem-test-pair"));
   p->dir_ = AbsolutePath(tmp.Release());
   chmod(p->dir_.c_str(), 0755);  // the PostgreSQL user must reach its data directory
-  // Five distinct ports (a port just released may be handed out again).
+  // Seven distinct ports (a port just released may be handed out again).
   std::set<int> ports;
-  while (ports.size() < 5) {
+  while (ports.size() < 7) {
     ASSIGN_OR_RETURN(int port, PickFreePort());
     ports.insert(port);
   }
@@ -44,6 +44,7 @@ Result<std::unique_ptr<PairProcess>> PairProcess::Create(Options o) {
   for (const char* name : {"region-a", "region-b"}) {
     p->http_ports_[name] = *next++;
     p->pg_ports_[name] = *next++;
+    p->registry_ports_[name] = *next++;
   }
   RETURN_IF_ERROR(WriteFileAtomic(p->dir_ + "/secret.key", NewSecretKeyBase64() + "\n", 0600));
   auto region = [&](const std::string& name, const std::string& role) {
@@ -53,7 +54,8 @@ Result<std::unique_ptr<PairProcess>> PairProcess::Create(Options o) {
            std::to_string(p->pg_ports_[name]) + "\n      run_as: \"" + RunAsUser() +
            "\"\n      shared_buffers: 16MB\n    workers:\n      local: " +
            std::to_string(o.local_workers) + "\n      slots: " + std::to_string(o.worker_slots) +
-           "\n      heartbeat_ms: 500\n";
+           "\n      heartbeat_ms: 500\n    registry:\n      port: " +
+           std::to_string(p->registry_ports_[name]) + "\n";
   };
   std::string yaml =
       "pair:\n  name: test\n  mode: " + o.mode +
@@ -85,6 +87,9 @@ PairProcess::~PairProcess() {
       kill(pg, SIGQUIT);
       for (int i = 0; i < 100 && ProcessAlive(pg); ++i) std::this_thread::sleep_for(50ms);
     }
+    // Likewise a registry, found by its command line (which names the region's state
+    // directory).
+    if (!dir_.empty()) KillRegistries(region_dir(name));
   }
   if (!dir_.empty()) (void)RemoveAll(dir_);
 }
@@ -95,6 +100,10 @@ std::string PairProcess::control_url() const {
 
 std::string PairProcess::region_url(const std::string& name) const {
   return "http://" + addresses_.at(name) + ":" + std::to_string(http_ports_.at(name));
+}
+
+std::string PairProcess::registry_url(const std::string& name) const {
+  return "http://" + addresses_.at(name) + ":" + std::to_string(registry_ports_.at(name));
 }
 
 namespace {
@@ -223,13 +232,18 @@ void PairProcess::KillControl(int sig) {
 void PairProcess::KillRegion(const std::string& name, int sig) {
   auto it = regions_.find(name);
   if (sig == SIGKILL) {
-    // The whole region is lost at once: its agent, its workers (they die with it) and its
-    // PostgreSQL.
+    // The whole region is lost at once: its agent, its workers (they die with it), its
+    // PostgreSQL and its registry.
     pid_t pg = PostgresPid(name);
+    std::vector<pid_t> registries = RegistryPids(region_dir(name));
     if (it != regions_.end()) it->second->Signal(SIGKILL);
     if (pg > 0) kill(pg, SIGKILL);
+    for (pid_t r : registries) kill(r, SIGKILL);
     if (it != regions_.end()) it->second->Wait(30s);
     for (int i = 0; pg > 0 && i < 100 && ProcessAlive(pg); ++i) std::this_thread::sleep_for(20ms);
+    for (pid_t r : registries) {
+      for (int i = 0; i < 100 && ProcessAlive(r); ++i) std::this_thread::sleep_for(20ms);
+    }
   } else if (it != regions_.end()) {
     it->second->Stop(sig, 60s);
   }

@@ -1,6 +1,7 @@
 // A whole region pair for end-to-end tests: `tandem control` and two `tandem region` processes
 // (region-a primary, region-b standby) started from one generated pair config in a temporary
-// directory, on 127.0.0.1 and free ports, each region with its own managed PostgreSQL.
+// directory, on 127.0.0.1 and free ports, each region with its own managed PostgreSQL and a
+// registry section on a free port.
 // Everything is stopped by PID in the destructor, even when the test fails; every process
 // also dies with the test process (death signal), so an aborted test leaves nothing behind.
 #pragma once
@@ -47,7 +48,8 @@ class PairProcess {
   Status StartControl(const std::string& failpoint = "");
   Status StartRegion(const std::string& name, bool wait_ready = true);
   void KillControl(int sig);
-  // Signals the region agent; with SIGKILL also its PostgreSQL (the whole region is lost).
+  // Signals the region agent; with SIGKILL also its PostgreSQL and its registry (the whole
+  // region is lost).
   void KillRegion(const std::string& name, int sig);
   bool ControlRunning();
 
@@ -67,6 +69,9 @@ class PairProcess {
   pid_t PostgresPid(const std::string& name) const;
   std::string Dsn(const std::string& name) const;
   int pg_port(const std::string& name) const { return pg_ports_.at(name); }
+  int registry_port(const std::string& name) const { return registry_ports_.at(name); }
+  // "http://<address>:<registry port>" of region `name`.
+  std::string registry_url(const std::string& name) const;
 
   // GET /api/v1/dr/status (null when the control plane does not answer).
   nlohmann::json DrStatus();
@@ -81,7 +86,7 @@ class PairProcess {
   Options o_;
   std::string dir_;
   int control_port_ = 0;
-  std::map<std::string, int> http_ports_, pg_ports_;
+  std::map<std::string, int> http_ports_, pg_ports_, registry_ports_;
   std::map<std::string, std::string> addresses_;  // control, region-a, region-b
   std::string nft_table_;                         // set while a cut is in place
   ChildPtr control_;

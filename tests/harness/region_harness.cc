@@ -3,8 +3,12 @@
 #include <httplib.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <set>
 #include <thread>
 
 #include "base/net.h"
@@ -58,14 +62,52 @@ HttpReply Http(const std::string& base_url, const std::string& method, const std
   return {r->status, r->body};
 }
 
+std::vector<pid_t> RegistryPids(const std::string& state_dir) {
+  std::vector<pid_t> pids;
+  const std::string under = state_dir + "/";
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto cmdline = ReadFile(it->path().string() + "/cmdline");
+    if (!cmdline.ok()) continue;  // gone meanwhile, or not ours to read
+    std::string args = *cmdline;
+    std::replace(args.begin(), args.end(), '\0', ' ');
+    if (args.find("docker-registry") != std::string::npos &&
+        args.find(under) != std::string::npos) {
+      const pid_t pid = static_cast<pid_t>(std::stol(name));
+      if (pid != getpid()) pids.push_back(pid);
+    }
+  }
+  return pids;
+}
+
+void KillRegistries(const std::string& state_dir) {
+  std::vector<pid_t> pids = RegistryPids(state_dir);
+  for (pid_t pid : pids) kill(pid, SIGTERM);
+  for (pid_t pid : pids) {
+    for (int i = 0; i < 100 && ProcessAlive(pid); ++i) std::this_thread::sleep_for(50ms);
+    if (ProcessAlive(pid)) kill(pid, SIGKILL);
+  }
+}
+
 Result<std::unique_ptr<RegionProcess>> RegionProcess::Create(Options o) {
   std::unique_ptr<RegionProcess> p(new RegionProcess());
   p->o_ = std::move(o);
   ASSIGN_OR_RETURN(TempDir tmp, TempDir::Create("tandem-test-region"));
   p->dir_ = AbsolutePath(tmp.Release());
   chmod(p->dir_.c_str(), 0755);  // the PostgreSQL user must reach its data directory
-  ASSIGN_OR_RETURN(p->http_port_, PickFreePort());
-  ASSIGN_OR_RETURN(p->pg_port_, PickFreePort());
+  // Distinct ports (a port just released may be handed out again).
+  std::set<int> ports;
+  while (ports.size() < 3) {
+    ASSIGN_OR_RETURN(int port, PickFreePort());
+    ports.insert(port);
+  }
+  auto next = ports.begin();
+  p->http_port_ = *next++;
+  p->pg_port_ = *next++;
+  if (p->o_.registry) p->registry_port_ = *next;
   p->key_file_ = p->dir_ + "/secret.key";
   std::string key = p->o_.secret_key.empty() ? NewSecretKeyBase64() : p->o_.secret_key;
   RETURN_IF_ERROR(WriteFileAtomic(p->key_file_, key + "\n", 0600));
@@ -73,16 +115,23 @@ Result<std::unique_ptr<RegionProcess>> RegionProcess::Create(Options o) {
                        ? "  external:\n    dsn: \"" + *p->o_.external_dsn + "\"\n"
                        : "  managed:\n    port: " + std::to_string(p->pg_port_) +
                              "\n    run_as: \"" + RunAsUser() + "\"\n    shared_buffers: 16MB\n";
-  std::string yaml = "region:\n  name: test-region\n  address: 127.0.0.1\n  http_port: " +
-                     std::to_string(p->http_port_) + "\n  state_dir: state\npostgres:\n" + pg +
-                     "  connect_timeout_seconds: " + std::to_string(p->o_.connect_timeout_seconds) +
-                     "\nsecrets:\n  key_file: secret.key\n" + p->o_.extra_yaml;
+  std::string yaml =
+      "region:\n  name: test-region\n  address: 127.0.0.1\n  http_port: " +
+      std::to_string(p->http_port_) + "\n  state_dir: state\npostgres:\n" + pg +
+      "  connect_timeout_seconds: " + std::to_string(p->o_.connect_timeout_seconds) +
+      "\nsecrets:\n  key_file: secret.key\n" +
+      (p->o_.registry ? "registry:\n  port: " + std::to_string(p->registry_port_) + "\n" : "") +
+      p->o_.extra_yaml;
   p->config_ = p->dir_ + "/region.yaml";
   RETURN_IF_ERROR(WriteFileAtomic(p->config_, yaml));
   return p;
 }
 
 std::string RegionProcess::url() const { return "http://127.0.0.1:" + std::to_string(http_port_); }
+
+std::string RegionProcess::registry_url() const {
+  return registry_port_ ? "http://127.0.0.1:" + std::to_string(registry_port_) : "";
+}
 
 std::string RegionProcess::log() const {
   auto l = ReadFile(dir_ + "/region.log");
@@ -158,6 +207,8 @@ RegionProcess::~RegionProcess() {
     kill(pg, SIGQUIT);
     for (int i = 0; i < 100 && ProcessAlive(pg); ++i) std::this_thread::sleep_for(50ms);
   }
+  // Likewise a registry, found by its command line (which names the region's state directory).
+  if (!dir_.empty()) KillRegistries(state_dir());
   if (!dir_.empty()) (void)RemoveAll(dir_);
 }
 

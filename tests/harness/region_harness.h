@@ -1,7 +1,8 @@
 // A real region agent for end-to-end tests: `tandem region` as a subprocess with a generated
 // config in a temporary directory, on 127.0.0.1 and free ports, with its own managed
-// PostgreSQL (or an external one). Everything it starts is stopped by PID in the destructor,
-// even when the test fails.
+// PostgreSQL (or an external one) and a registry section on a free port of its own, so tests
+// never share the default registry port. Everything it starts is stopped by PID in the
+// destructor, even when the test fails.
 #pragma once
 
 #include <memory>
@@ -36,6 +37,13 @@ CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds = 60,
 HttpReply Http(const std::string& base_url, const std::string& method, const std::string& path,
                const std::string& body = "");
 
+// The PIDs of the docker-registry processes whose command line names a path under
+// `state_dir` (a region's registry keeps its config there).
+std::vector<pid_t> RegistryPids(const std::string& state_dir);
+// Stops, by PID, every docker-registry RegistryPids finds (SIGTERM, then SIGKILL): a region
+// that is gone must not leave its registry holding the port.
+void KillRegistries(const std::string& state_dir);
+
 class RegionProcess {
  public:
   struct Options {
@@ -43,6 +51,7 @@ class RegionProcess {
     int connect_timeout_seconds = 60;
     std::string secret_key;  // base64; generated when empty
     std::string extra_yaml;  // appended to the generated config
+    bool registry = true;    // a registry section (registry.port: a free port)
   };
 
   // Writes the config and key; does not start anything.
@@ -72,12 +81,18 @@ class RegionProcess {
   std::string Dsn() const;
   std::string SecretKey() const;
   int pg_port() const { return pg_port_; }
+  // 0 without a registry section.
+  int registry_port() const { return registry_port_; }
+  // "http://127.0.0.1:<registry port>"; empty without a registry section.
+  std::string registry_url() const;
+  // region.state_dir.
+  std::string state_dir() const { return dir_ + "/state"; }
 
  private:
   RegionProcess() = default;
   Options o_;
   std::string dir_, config_, key_file_;
-  int http_port_ = 0, pg_port_ = 0;
+  int http_port_ = 0, pg_port_ = 0, registry_port_ = 0;
   ChildPtr child_;
 };
 
