@@ -1,8 +1,19 @@
-// `tandem deploy`, `tandem dags|runs|tasks ...`: a deployment's pipelines. `deploy` uploads a
-// directory as the deployment's DAG bundle through tandem's API
-// (POST /api/v1/deployments/{deployment}/bundle); the other commands speak Airflow REST API v2
-// under AirflowRoot(deployment). Ids travel in paths escaped, one segment each: run ids hold
-// ':' and '+'.
+// `tandem deploy`, `tandem dags|runs|tasks ...`: a deployment's pipelines. The other commands
+// speak Airflow REST API v2 under AirflowRoot(deployment). Ids travel in paths escaped, one
+// segment each: run ids hold ':' and '+'.
+//
+// `deploy` packages a directory as the deployment's DAG bundle:
+//   1. GET  /api/v1/deployments/{deployment}   its namespace; the image goes to the repository
+//                                               "<namespace>/bundle"
+//   2. GET  /api/v1/registry                   200 {"url", "region"}: the active region's OCI
+//                                               registry; 404: the region runs none
+//   3. the bundle as an OCI image (images::BuildImage), pushed to that registry by digest and
+//      as "latest" (images::PushImage)
+//   4. POST /api/v1/deployments/{deployment}/bundle
+//           {"image": {"repository", "digest"}, "allow_unreplicated"}
+//      and the region answers once the standby's registry holds the image (or, when allowed,
+//      before), with "image": {"repository", "digest", "bytes", "replicated"}.
+// A region without a registry gets the files themselves ({"files": {"path": "content"}}).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
@@ -19,6 +30,9 @@
 #include "app/call.h"
 #include "base/clock.h"
 #include "base/fs.h"
+#include "images/oci_image.h"
+#include "images/registry.h"
+#include "images/registry_client.h"
 
 namespace tandem::app {
 namespace {
@@ -29,7 +43,7 @@ struct Args {
   std::string deployment, dir, dag_id, run_id, task_id;
   std::optional<std::string> conf, logical_date, new_run_id, state;
   std::optional<int> try_number;
-  bool only_failed = false, dry_run = false, follow = false;
+  bool only_failed = false, dry_run = false, follow = false, allow_unreplicated = false;
 };
 
 // ---- paths
@@ -194,12 +208,25 @@ std::string Duration(const Json& v) {
   return buf;
 }
 
-void PrintDeploy(const Json& j) {
+void PrintDeploy(const Json& j, bool allow_unreplicated) {
   printf("bundle_version: %s%s\n", Cell(j["bundle_version"]).c_str(),
          j["unchanged"] == true ? " (unchanged: the deployment runs it already)" : "");
   printf("dags: %s\n", j["dags"].empty() ? "(none)" : Join(j["dags"]).c_str());
   printf("new_dag_versions: %s\n", Cell(j["new_dag_versions"]).c_str());
   printf("stale_dags: %s\n", Cell(j["stale_dags"]).c_str());
+  if (!j.contains("image") || !j["image"].is_object()) return;
+  const Json& image = j["image"];
+  const std::string digest = Cell(image["digest"]);
+  if (image["replicated"] == true) {
+    printf("image %s replicated to the standby\n", digest.c_str());
+  } else if (image["replicated"] == false) {
+    printf(
+        "image %s NOT yet replicated to the standby%s: it will be copied when the standby's "
+        "registry answers\n",
+        digest.c_str(), allow_unreplicated ? " (--allow-unreplicated)" : "");
+  } else {
+    printf("image %s\n", digest.c_str());  // a region without a standby
+  }
 }
 
 std::vector<std::string> DagRow(const Json& d) {
@@ -253,17 +280,95 @@ int Fetch(const Globals& g, const std::string& method, const std::string& path, 
 
 // ---- commands
 
+// The region's registry: *url is set from GET /api/v1/registry, or left empty when the region
+// runs none (404). On failure prints the error and returns the exit code.
+int RegistryUrl(const Globals& g, std::string* url) {
+  Result<HttpResult> r = Send(g, "GET", "/api/v1/registry", nullptr);
+  if (!r.ok()) return Fail(r.status());
+  if (r->status == 404) return 0;
+  if (r->status >= 400) return FailHttp(*r);
+  Json j = Json::parse(r->body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("url") || !j["url"].is_string()) {
+    return Fail(Internal("the region's GET /api/v1/registry answered without a registry url"));
+  }
+  *url = j["url"].get<std::string>();
+  return 0;
+}
+
+// Packages `files` as an image and pushes it to the registry at `url`, as `repository` by
+// digest and as "latest". Sets *digest to the image's manifest digest. On failure prints the
+// error, naming the registry, and returns the exit code.
+int PushBundleImage(const std::string& url, const std::string& repository, const Json& files,
+                    std::string* digest) {
+  images::Files contents;
+  for (const auto& [path, text] : files.items()) contents[path] = text.get<std::string>();
+  Result<images::Image> image = images::BuildImage(contents);
+  if (!image.ok()) return Fail(image.status().WithContext("packaging the bundle as an image"));
+  Result<images::RegistryPtr> registry = images::NewRegistryClient({.url = url});
+  if (!registry.ok()) {
+    return Fail(Internal("the region named a registry this CLI cannot use: " +
+                         registry.status().message()));
+  }
+  if (Status up = (*registry)->Ping(); !up.ok()) {
+    // Its messages start with "registry <url>: ".
+    std::string why = up.message();
+    if (const std::string own = "registry " + url + ": "; why.starts_with(own)) {
+      why = why.substr(own.size());
+    }
+    return Fail(Status(
+        up.code(), "cannot reach the registry at " + url + ": " + why + "; nothing was deployed"));
+  }
+  if (Status s = images::PushImage(**registry, repository, "latest", *image); !s.ok()) {
+    return Fail(Status(s.code(), "pushing the image to the registry at " + url +
+                                     " failed; nothing was deployed: " + s.message()));
+  }
+  *digest = image->digest;
+  return 0;
+}
+
+// The body of POST .../bundle: the image of `files`, pushed to the region's registry, or the
+// files themselves when the region runs no registry. On failure prints the error and returns
+// the exit code.
+int BundleBody(const Globals& g, const Args& a, const std::string& deployment_path, Json files,
+               Json* body) {
+  Json deployment;
+  if (int code = Fetch(g, "GET", deployment_path, nullptr, &deployment); code != 0) return code;
+  std::string url;
+  if (int code = RegistryUrl(g, &url); code != 0) return code;
+  if (url.empty()) {
+    fprintf(stderr,
+            "the region runs no registry: uploading the files themselves, without an image\n");
+    *body = {{"files", std::move(files)}};
+    return 0;
+  }
+  if (!deployment.contains("namespace") || !deployment["namespace"].is_string()) {
+    return Fail(
+        Internal("the region's answer for deployment " + a.deployment + " has no namespace"));
+  }
+  const std::string repository = deployment["namespace"].get<std::string>() + "/bundle";
+  if (Status s = images::ValidateRepository(repository); !s.ok()) {
+    return Fail(InvalidArgument("the namespace of deployment " + a.deployment +
+                                " makes no valid image repository: " + s.message()));
+  }
+  std::string digest;
+  if (int code = PushBundleImage(url, repository, files, &digest); code != 0) return code;
+  *body = {{"image", {{"repository", repository}, {"digest", digest}}},
+           {"allow_unreplicated", a.allow_unreplicated}};
+  return 0;
+}
+
 int Deploy(const Globals& g, const Args& a) {
   Result<Json> files = ReadBundleDir(a.dir);
   if (!files.ok()) return Fail(files.status());
+  const std::string path = "/api/v1/deployments/" + PathEscape(a.deployment);
+  Json body;
+  if (int code = BundleBody(g, a, path, std::move(files).value(), &body); code != 0) return code;
   Json answer;
-  int code = Fetch(g, "POST", "/api/v1/deployments/" + PathEscape(a.deployment) + "/bundle",
-                   {{"files", *files}}, &answer);
-  if (code != 0) return code;
+  if (int code = Fetch(g, "POST", path + "/bundle", body, &answer); code != 0) return code;
   if (g.format() == Format::kJson) {
     printf("%s\n", answer.dump(2).c_str());
   } else {
-    PrintDeploy(answer);
+    PrintDeploy(answer, a.allow_unreplicated);
   }
   // Import errors do not fail the deploy: they are recorded, and the other files' DAGs run.
   const Json& errors = answer["import_errors"];
@@ -397,10 +502,15 @@ int FollowLog(const Globals& g, const Args& a) {
 
 void AddDeploy(CLI::App& app, Globals& g, Run* run, const std::shared_ptr<Args>& a) {
   auto* deploy = app.add_subcommand(
-      "deploy", "Upload a directory as the deployment's DAG bundle (every file, recursively)");
+      "deploy",
+      "Deploy a directory (every file, recursively) as the deployment's DAG bundle, packaged as "
+      "an OCI image and pushed to the active region's registry");
   deploy->add_option("deployment", a->deployment, "Name or id")->required();
   deploy->add_option("dir", a->dir, "The bundle directory (names starting with '.' are skipped)")
       ->required();
+  deploy->add_flag("--allow-unreplicated", a->allow_unreplicated,
+                   "Deploy even when the standby's registry cannot take the image yet (it is "
+                   "copied as soon as it can be)");
   deploy->callback([run, &g, a] { *run = [&g, a] { return Deploy(g, *a); }; });
 }
 
