@@ -1,6 +1,9 @@
-// Deploying a DAG bundle: POST /api/v1/deployments/{deployment}/bundle with
-// {"files": {"relative/path.yaml": "content", ...}} (what `tandem deploy` sends), and
-// GET of the same path for the version a deployment runs.
+// Deploying a DAG bundle: POST /api/v1/deployments/{deployment}/bundle with either
+// {"image": {"repository": "<namespace>/bundle", "digest": "sha256:..."}} — an OCI image
+// `tandem deploy` pushed to this region's registry, read back here with every digest checked —
+// or {"files": {"relative/path.yaml": "content", ...}}, which a region with a registry packages
+// as an image itself; and "allow_unreplicated": true to complete before the standby's registry
+// holds the image. GET of the same path: the version a deployment runs and its image.
 //
 // The files are parsed here (pure, in the request's thread), recorded as a bundle version
 // named by its content digest, and the DAGs and import errors replaced in one transaction.
@@ -51,41 +54,132 @@ Json ErrorsJson(const std::vector<dag::ImportError>& errors) {
   return out;
 }
 
+Json ImageJson(const store::BundleImage& image) {
+  return {{"repository", image.repository},
+          {"digest", image.digest},
+          {"bytes", image.bytes},
+          {"replicated", image.replicated}};
+}
+
 }  // namespace
 
 void RegisterBundleRoutes(Router& r, const ApiContext& ctx) {
+  // Where `tandem deploy` pushes images: this region's registry.
+  r.Add("GET", "/api/v1/registry", Wrap([ctx](const Request&) -> Result<Response> {
+          if (ctx.images == nullptr) {
+            return NotFound("region " + ctx.region + " runs no registry");
+          }
+          return JsonResponse(200, {{"url", ctx.images->registry_url()}, {"region", ctx.region}});
+        }));
   const std::string path = "/api/v1/deployments/{deployment}/bundle";
   r.Add("POST", path, Wrap([ctx](const Request& req) -> Result<Response> {
           ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*ctx.store, req));
           ASSIGN_OR_RETURN(Json body, ParseObject(req.body));
-          RETURN_IF_ERROR(CheckFields(body, {"files"}, {"files"}));
-          if (!body["files"].is_object()) {
-            return InvalidArgument("files must be an object of path: content");
+          RETURN_IF_ERROR(CheckFields(body, {"files", "image", "allow_unreplicated"}, {}));
+          if (body.contains("files") == body.contains("image")) {
+            return InvalidArgument("exactly one of files or image is required");
           }
-          if (body["files"].size() > kMaxFiles) {
-            return TooLarge("a bundle holds at most " + std::to_string(kMaxFiles) + " files");
+          bool allow_unreplicated = false;
+          if (body.contains("allow_unreplicated")) {
+            if (!body["allow_unreplicated"].is_boolean()) {
+              return InvalidArgument("allow_unreplicated must be true or false");
+            }
+            allow_unreplicated = body["allow_unreplicated"].get<bool>();
           }
+          ASSIGN_OR_RETURN(model::Deployment dep, ctx.store->GetDeployment(d.value()));
+          const std::string repository = dep.ns + "/bundle";
           std::map<std::string, std::string> files;
-          for (const auto& [name, content] : body["files"].items()) {
-            RETURN_IF_ERROR(CheckPath(name));
-            if (!content.is_string()) return InvalidArgument("files: '" + name + "' must be text");
-            files[name] = content.get<std::string>();
-            if (files[name].find('\0') != std::string::npos) {
-              return InvalidArgument("files: '" + name + "' contains a NUL character");
+          std::optional<store::BundleImage> image;
+          if (body.contains("image")) {
+            // Pushed by `tandem deploy` to this region's registry; read back and checked here.
+            if (ctx.images == nullptr) {
+              return FailedPrecondition("region " + ctx.region +
+                                        " runs no registry; deploy the files instead");
+            }
+            const Json& im = body["image"];
+            if (!im.is_object()) return InvalidArgument("image must be an object");
+            RETURN_IF_ERROR(CheckFields(im, {"repository", "digest"}, {"repository", "digest"}));
+            if (!im["repository"].is_string() || !im["digest"].is_string()) {
+              return InvalidArgument("image.repository and image.digest must be strings");
+            }
+            if (im["repository"].get<std::string>() != repository) {
+              return InvalidArgument("image.repository must be this deployment's, '" +
+                                     repository + "', not '" +
+                                     im["repository"].get<std::string>() + "'");
+            }
+            image = store::BundleImage{repository, im["digest"].get<std::string>()};
+            Result<std::map<std::string, std::string>> got =
+                ctx.images->Fetch(repository, image->digest, &image->bytes);
+            if (!got.ok()) {
+              if (got.status().code() == Code::kNotFound) {
+                return InvalidArgument("image " + repository + "@" + image->digest +
+                                       " is not in region " + ctx.region + "'s registry (" +
+                                       ctx.images->registry_url() + "): push it first");
+              }
+              return got.status().WithContext("image " + repository + "@" + image->digest);
+            }
+            files = std::move(got).value();
+            if (files.size() > kMaxFiles) {
+              return TooLarge("a bundle holds at most " + std::to_string(kMaxFiles) + " files");
+            }
+            for (const auto& [name, content] : files) {
+              RETURN_IF_ERROR(CheckPath(name));
+              if (content.find('\0') != std::string::npos) {
+                return InvalidArgument("files: '" + name + "' contains a NUL character");
+              }
+            }
+          } else {
+            if (!body["files"].is_object()) {
+              return InvalidArgument("files must be an object of path: content");
+            }
+            if (body["files"].size() > kMaxFiles) {
+              return TooLarge("a bundle holds at most " + std::to_string(kMaxFiles) + " files");
+            }
+            for (const auto& [name, content] : body["files"].items()) {
+              RETURN_IF_ERROR(CheckPath(name));
+              if (!content.is_string()) {
+                return InvalidArgument("files: '" + name + "' must be text");
+              }
+              files[name] = content.get<std::string>();
+              if (files[name].find('\0') != std::string::npos) {
+                return InvalidArgument("files: '" + name + "' contains a NUL character");
+              }
+            }
+            if (ctx.images != nullptr) {
+              // Every version this region deploys is an image, however it arrived.
+              ASSIGN_OR_RETURN(BundleImages::Published p, ctx.images->Publish(repository, files));
+              image = store::BundleImage{repository, p.digest, p.bytes};
+            }
+          }
+          if (image) {
+            // The deploy completes only once the standby holds the image too, unless the
+            // caller accepts that it follows later.
+            Status rep = ctx.images->Replicate(repository, image->digest);
+            if (rep.ok()) {
+              image->replicated = true;
+            } else if (!allow_unreplicated) {
+              return Unavailable("the standby's registry does not hold image " + repository +
+                                 "@" + image->digest + ": " + rep.message() +
+                                 ". Nothing was deployed; retry when the standby is back, or "
+                                 "deploy with allow_unreplicated (tandem deploy "
+                                 "--allow-unreplicated) to copy it as soon as it can be");
             }
           }
           auto bundle = std::make_shared<const dag::Bundle>(dag::ParseBundle(files));
-          ASSIGN_OR_RETURN(store::DeployResult res, ctx.pipelines->Deploy(d, files, *bundle));
+          ASSIGN_OR_RETURN(store::DeployResult res,
+                           ctx.pipelines->Deploy(d, files, *bundle, image));
           ctx.bundles->Put(d, bundle->digest, bundle);
           ctx.wake_scheduler();
           Json dags = Json::array();
           for (const dag::DagSpec& dag : bundle->dags) dags.push_back(dag.dag_id);
-          return JsonResponse(200, {{"bundle_version", res.bundle_version},
-                                    {"unchanged", res.unchanged},
-                                    {"dags", dags},
-                                    {"new_dag_versions", res.new_dag_versions},
-                                    {"stale_dags", res.stale_dags},
-                                    {"import_errors", ErrorsJson(res.import_errors)}});
+          Json out = {{"bundle_version", res.bundle_version},
+                      {"unchanged", res.unchanged},
+                      {"dags", dags},
+                      {"new_dag_versions", res.new_dag_versions},
+                      {"stale_dags", res.stale_dags},
+                      {"import_errors", ErrorsJson(res.import_errors)}};
+          if (image) out["image"] = ImageJson(*image);
+          return JsonResponse(200, out);
         }));
   r.Add("GET", path, Wrap([ctx](const Request& req) -> Result<Response> {
           ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*ctx.store, req));
@@ -93,7 +187,11 @@ void RegisterBundleRoutes(Router& r, const ApiContext& ctx) {
           ASSIGN_OR_RETURN(auto files, ctx.pipelines->BundleFiles(d, version));
           Json names = Json::array();
           for (const auto& [name, content] : files) names.push_back(name);
-          return JsonResponse(200, {{"bundle_version", version}, {"files", names}});
+          Json out = {{"bundle_version", version}, {"files", names}, {"image", nullptr}};
+          ASSIGN_OR_RETURN(std::optional<store::BundleImage> image,
+                           ctx.pipelines->VersionImage(d, version));
+          if (image) out["image"] = ImageJson(*image);
+          return JsonResponse(200, out);
         }));
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -29,6 +30,29 @@ struct Readiness {
   std::string detail;
 };
 
+// A region's deployed images: bundles as OCI images in its registry, copied to the standby's.
+// Implemented by the region (region/images.h); null when the region runs no registry.
+class BundleImages {
+ public:
+  struct Published {
+    std::string digest;  // the manifest's
+    int64_t bytes = 0;   // manifest, config and layers
+  };
+  virtual ~BundleImages() = default;
+  // "http://address:port" of the region's registry.
+  virtual std::string registry_url() const = 0;
+  // Packages `files` as an image and pushes it to the region's registry, tagged "latest".
+  virtual Result<Published> Publish(const std::string& repository,
+                                    const std::map<std::string, std::string>& files) = 0;
+  // The files of `repository@digest` from the region's registry, every blob checked.
+  virtual Result<std::map<std::string, std::string>> Fetch(const std::string& repository,
+                                                           const std::string& digest,
+                                                           int64_t* bytes) = 0;
+  // Copies the image to the standby's registry and checks its digest there, retrying up to
+  // the pair's image_replication_timeout_seconds. OK at once when there is no standby.
+  virtual Status Replicate(const std::string& repository, const std::string& digest) = 0;
+};
+
 struct ApiContext {
   std::string region;
   store::Store* store = nullptr;
@@ -36,6 +60,7 @@ struct ApiContext {
   logs::LogStore* logs = nullptr;
   scheduler::Dispatcher* dispatcher = nullptr;  // the Execution API's engine
   scheduler::BundleCache* bundles = nullptr;
+  BundleImages* images = nullptr;  // null: the region runs no registry
   // Wakes the scheduler at once (a run was triggered, a task finished). Never blocks.
   std::function<void()> wake_scheduler = [] {};
   // When the scheduler last completed a pass (RFC 3339), nullopt before the first.

@@ -14,6 +14,7 @@
 #include "crypto/secret_box.h"
 #include "crypto/token.h"
 #include "logs/log_store.h"
+#include "region/images.h"
 #include "region/task_logs.h"
 #include "pg/conn.h"
 #include "pg/server.h"
@@ -134,7 +135,20 @@ Status Region::StartAll() {
     return std::vector<std::pair<Labels, double>>{{{}, st.running ? 1.0 : 0.0}};
   });
 
+  if (cfg_.registry) {
+    // The registry runs as the unprivileged user PostgreSQL runs as (a server storing what
+    // clients upload has no business being root).
+    const std::string run_as =
+        cfg_.managed ? cfg_.managed->run_as : (geteuid() == 0 ? "tandem" : "");
+    ASSIGN_OR_RETURN(images_, RegionImages::Start(cfg_, run_as, &metrics_));
+    if (dr_) {
+      images_->StartReplicator(pipelines_.get(), [this] { return dr_->MayAct(); });
+      dr_->AttachImages([this] { return images_->Backlog(); });
+    }
+  }
+
   api_ctx_ = std::make_unique<api::ApiContext>();
+  api_ctx_->images = images_.get();
   api_ctx_->region = cfg_.name;
   api_ctx_->store = store_.get();
   api_ctx_->metrics = &metrics_;
@@ -430,6 +444,7 @@ void Region::Supervise() {
     lock.unlock();
     Status s = pg_->Supervise();
     if (!s.ok()) spdlog::error("PostgreSQL supervision: {}", s.ToString());
+    if (images_) images_->Supervise();
     lock.lock();
   }
 }
@@ -452,6 +467,7 @@ void Region::Stop() {
   }
   cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
+  if (images_) images_->Stop();  // after the supervisor, which would start it again
   scheduler_.reset();
   dispatcher_.reset();
   bundles_.reset();

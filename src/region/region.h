@@ -55,6 +55,7 @@ namespace tandem::region {
 
 class DrAgent;
 class TaskLogs;
+class RegionImages;
 
 class Region {
  public:
@@ -90,6 +91,7 @@ class Region {
   std::unique_ptr<store::Execution> execution_;
   std::unique_ptr<store::DrStore> dr_store_;
   std::unique_ptr<TaskLogs> task_logs_;
+  std::unique_ptr<RegionImages> images_;  // when the config declares a registry
   std::unique_ptr<TokenSigner> tokens_;
   std::string worker_credential_;  // constant after start
   std::unique_ptr<scheduler::BundleCache> bundles_;

@@ -10,7 +10,10 @@
 //     cannot give (a standby lacking the image).
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <map>
@@ -81,6 +84,38 @@ Result<Json> SkopeoInspect(const std::string& registry_url, const std::string& r
   if (j.is_discarded()) return Internal("skopeo printed no JSON: " + out.output);
   return j;
 }
+
+// Holds 127.0.0.1:`port` bound but not listening: connecting to it is refused, and no server
+// can listen on it meanwhile. Released when destroyed.
+class PortHold {
+ public:
+  PortHold() = default;
+  PortHold(const PortHold&) = delete;
+  PortHold& operator=(const PortHold&) = delete;
+  ~PortHold() { Release(); }
+
+  // False when the port is taken. Without SO_REUSEADDR, so that a server's bind fails even
+  // when the server sets it.
+  bool Bind(int port) {
+    Release();
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return false;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return true;
+    Release();
+    return false;
+  }
+  void Release() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
 
 // ---- against a real region
 
@@ -163,6 +198,38 @@ TEST_F(DeployImageRegionTest, DeployPushesTheBundleImageToTheRegionsRegistry) {
   EXPECT_GT(answer["image"]["bytes"].get<int64_t>(), 0) << answer;
 }
 
+// The region supervises its registry like its PostgreSQL: killed, it is started again, and
+// deploys go on. (A registry that cannot be reached at all is the stub tests' case below.)
+TEST_F(DeployImageRegionTest, AKilledRegistryIsStartedAgainByTheRegion) {
+  StartRegion(true);
+  ASSERT_EQ(Cli({"deployment", "create", "down"}).exit_code, 0);
+  CliRun first = Cli({"deploy", "down", BundleDir(*tmp_, "v1", {{"etl.yaml", kEtl}})});
+  ASSERT_EQ(first.exit_code, 0) << first.output << region_->log();
+  const Json before = BundleVersion("down");
+  ASSERT_TRUE(before.is_string()) << before;
+
+  std::vector<pid_t> registries = RegistryPids(region_->state_dir());
+  ASSERT_EQ(registries.size(), 1u) << region_->log();
+  KillRegistries(region_->state_dir());
+  std::vector<pid_t> again;
+  for (int i = 0; i < 200; ++i) {
+    again = RegistryPids(region_->state_dir());
+    if (!again.empty() && again[0] != registries[0] &&
+        CanConnect("127.0.0.1", region_->registry_port())) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(again.size(), 1u) << region_->log();
+  EXPECT_NE(again[0], registries[0]);
+
+  std::string v2 = BundleDir(*tmp_, "v2", {{"etl.yaml", kEtl}, {"more.yaml", "more: {}\n"}});
+  CliRun d = Cli({"deploy", "down", v2});
+  ASSERT_EQ(d.exit_code, 0) << d.output << region_->log();
+  EXPECT_FALSE(PrintedDigest(d.output).empty()) << d.output;
+  EXPECT_NE(BundleVersion("down"), before);
+}
+
 TEST_F(DeployImageRegionTest, DeployWithTheRegistryDownChangesNothing) {
   StartRegion(true);
   ASSERT_EQ(Cli({"deployment", "create", "down"}).exit_code, 0);
@@ -172,10 +239,17 @@ TEST_F(DeployImageRegionTest, DeployWithTheRegistryDownChangesNothing) {
   const Json before = BundleVersion("down");
   ASSERT_TRUE(before.is_string()) << before;
 
-  // The registry the region runs goes away.
-  std::vector<pid_t> registries = RegistryPids(region_->state_dir());
-  ASSERT_EQ(registries.size(), 1u) << region_->log();
-  KillRegistries(region_->state_dir());
+  // The registry the region runs goes away, and its port is held so that the region cannot
+  // start it again while the deploy runs.
+  ASSERT_EQ(RegistryPids(region_->state_dir()).size(), 1u) << region_->log();
+  PortHold hold;
+  bool held = false;
+  for (int i = 0; i < 500 && !held; ++i) {
+    KillRegistries(region_->state_dir());
+    held = hold.Bind(region_->registry_port());
+    if (!held) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(held) << region_->log();
   ASSERT_FALSE(CanConnect("127.0.0.1", region_->registry_port()));
 
   std::string v2 = BundleDir(*tmp_, "v2", {{"etl.yaml", kEtl}, {"more.yaml", "more: {}\n"}});
@@ -185,6 +259,8 @@ TEST_F(DeployImageRegionTest, DeployWithTheRegistryDownChangesNothing) {
   Contains(d.output, "nothing was deployed");
   EXPECT_EQ(d.output.find("bundle_version"), std::string::npos) << d.output;
   EXPECT_EQ(BundleVersion("down"), before);
+  HttpReply dags = region_->Call("GET", "/deployments/down/api/v2/dags");
+  EXPECT_EQ(dags.body.find("\"more\""), std::string::npos) << dags.body;
 }
 
 TEST_F(DeployImageRegionTest, RegionWithoutRegistryGetsTheFiles) {
