@@ -43,6 +43,22 @@ void PrintStatus(const Json& s) {
                                   : "unknown",
          Num(lag["seconds"], "%.3f").c_str(), Num(s["rpo_seconds"], "%.3f").c_str(),
          Num(s["commit_ms"], "%.2f").c_str());
+  if (s.contains("logs")) {
+    const Json& l = s["logs"];
+    printf("Task logs: %s chunks (%s bytes) behind, oldest %s s, lag p50 %s s p99 %s s%s\n",
+           Cell(l.value("chunks_behind", Json())).c_str(),
+           Cell(l.value("bytes_behind", Json())).c_str(),
+           Num(l.value("oldest_seconds", Json()), "%.3f").c_str(),
+           Num(l.value("lag_p50_seconds", Json()), "%.3f").c_str(),
+           Num(l.value("lag_p99_seconds", Json()), "%.3f").c_str(),
+           l.value("error", "").empty() ? "" : (" · " + l.value("error", "")).c_str());
+  }
+  if (s.contains("images")) {
+    const Json& im = s["images"];
+    printf("Images: %s not yet on the standby%s\n",
+           Cell(im.value("unreplicated", Json())).c_str(),
+           im.value("error", "").empty() ? "" : (" · " + im.value("error", "")).c_str());
+  }
   std::vector<std::vector<std::string>> rows;
   for (const Json& r : s["regions"]) {
     std::string role = r.value("role", "unknown");
@@ -58,6 +74,31 @@ void PrintStatus(const Json& s) {
            op.value("kind", "").c_str(), static_cast<long long>(op.value("id", int64_t{0})),
            op.value("from", "").c_str(), op.value("to", "").c_str(),
            op.value("step", "").c_str());
+  }
+}
+
+// tandem dr status --detail: what a failover carries, item by item, and the readiness checks.
+void PrintStatusDetail(const Json& s) {
+  PrintStatus(s);
+  printf("\nWhat a failover carries to %s\n", s.value("standby", "").c_str());
+  std::vector<std::vector<std::string>> rows;
+  for (const Json& i : s.value("items", Json::array())) {
+    std::string lag = "-";
+    const Json& l = i.value("lag", Json());
+    if (l.is_object()) {
+      lag.clear();
+      for (const auto& [k, v] : l.items()) {
+        if (!lag.empty()) lag += ", ";
+        lag += k + " " + (v.is_number_float() ? Num(v, "%.3f") : Cell(v));
+      }
+    }
+    rows.push_back({i.value("item", ""), lag, i.value("carried_by", "")});
+  }
+  PrintTable({"ITEM", "LAG", "CARRIED BY"}, rows);
+  printf("\nReady for a failover: %s\n", s.value("ready_for_failover", false) ? "yes" : "NO");
+  for (const Json& c : s.value("readiness", Json::array())) {
+    printf("  [%s] %s: %s\n", c.value("ok", false) ? "ok" : "FAIL", c.value("check", "").c_str(),
+           c.value("detail", "").c_str());
   }
 }
 
@@ -190,10 +231,20 @@ void AddDrCommands(CLI::App& app, Globals& g, Run* run) {
   dr->require_subcommand(1);
 
   auto* status = dr->add_subcommand("status", "Show the pair: active region, sync, lag, leases");
-  status->callback([run, &g] {
-    *run = [&g] {
+  auto detail = std::make_shared<bool>(false);
+  status->add_flag("--detail", *detail,
+                   "Also list every item a failover carries with its lag, and the readiness "
+                   "checks (exit 1 when the standby lacks something a failover needs)");
+  status->callback([run, &g, detail] {
+    *run = [&g, detail] {
       auto r = SendControl(g, "GET", "/api/v1/dr/status");
-      return Print(g, r, PrintStatus);
+      if (!*detail) return Print(g, r, PrintStatus);
+      int code = Print(g, r, PrintStatusDetail);
+      if (code == 0 && r.ok()) {
+        Json j = Json::parse(r->body, nullptr, false);
+        if (j.is_object() && !j.value("ready_for_failover", true)) code = 1;
+      }
+      return code;
     };
   });
 

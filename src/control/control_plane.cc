@@ -151,6 +151,16 @@ Status ControlPlane::StartAll() {
                     "What a forced failover would lose now, in seconds (-1 unknown).");
   metrics_.Describe("tandem_dr_commit_seconds", "gauge",
                     "Median commit time on the active region (what synchronous mode costs).");
+  metrics_.Describe("tandem_dr_rpo_metadata_seconds", "gauge",
+                    "What a forced failover would lose of the metadata now, in seconds.");
+  metrics_.Describe("tandem_dr_rpo_logs_seconds", "gauge",
+                    "Age of the oldest task log chunk the standby does not hold.");
+  metrics_.Describe("tandem_dr_log_lag_bytes", "gauge",
+                    "Task log bytes the standby does not hold yet.");
+  metrics_.Describe("tandem_dr_log_lag_chunks", "gauge",
+                    "Task log chunks the standby does not hold yet.");
+  metrics_.Describe("tandem_dr_images_unreplicated", "gauge",
+                    "Deployed images the standby's registry does not hold yet.");
   metrics_.Describe("tandem_dr_sync_state", "gauge", "1 for the pair's replication state.");
   metrics_.Describe("tandem_dr_synchronous", "gauge", "1 when the pair runs synchronously.");
   metrics_.Describe("tandem_dr_region_up", "gauge", "1 when the region answers health checks.");
@@ -161,6 +171,12 @@ Status ControlPlane::StartAll() {
     metrics_.Set("tandem_dr_lag_bytes", {}, static_cast<double>(st.lag_bytes));
     metrics_.Set("tandem_dr_lag_seconds", {}, st.lag_seconds);
     metrics_.Set("tandem_dr_rpo_seconds", {}, st.rpo_seconds);
+    metrics_.Set("tandem_dr_rpo_metadata_seconds", {}, st.rpo_metadata_seconds);
+    metrics_.Set("tandem_dr_rpo_logs_seconds", {}, st.rpo_logs_seconds);
+    metrics_.Set("tandem_dr_log_lag_bytes", {}, static_cast<double>(st.log_bytes_behind));
+    metrics_.Set("tandem_dr_log_lag_chunks", {}, static_cast<double>(st.log_chunks_behind));
+    metrics_.Set("tandem_dr_images_unreplicated", {},
+                 static_cast<double>(st.images_unreplicated));
     metrics_.Set("tandem_dr_commit_seconds", {}, st.commit_ms / 1000);
     metrics_.Set("tandem_dr_synchronous", {}, s_.mode == "synchronous" ? 1 : 0);
     for (const char* state : {"syncing", "resyncing", "degraded", "broken"}) {
@@ -345,6 +361,13 @@ PairStatus ControlPlane::ComputeStatus() {
   if (a.view) {
     st.commit_ms = a.view->commit_ms;
     st.synchronous_degraded = a.view->sync_degraded;
+    st.log_chunks_behind = a.view->log_chunks_behind;
+    st.log_bytes_behind = a.view->log_bytes_behind;
+    st.log_lag_p50_s = a.view->log_lag_p50_s;
+    st.log_lag_p99_s = a.view->log_lag_p99_s;
+    st.log_error = a.view->log_error;
+    st.images_unreplicated = a.view->images_unreplicated;
+    st.images_error = a.view->images_error;
   }
   if (a.view && b.view) {
     uint64_t primary_lsn = a.view->current_lsn;
@@ -386,12 +409,17 @@ PairStatus ControlPlane::ComputeStatus() {
     }
   }
   if (st.state == "syncing" && sync) {
-    st.rpo_seconds = 0;
+    st.rpo_metadata_seconds = 0;
   } else if (st.state == "syncing" || st.state == "degraded" ||
              (st.state == "broken" && b_up && a.last_seen)) {
     // Broken with the primary gone: what the standby lacks is what it had not replayed when
     // the primary was last seen.
-    st.rpo_seconds = std::max(0.0, st.lag_seconds);
+    st.rpo_metadata_seconds = std::max(0.0, st.lag_seconds);
+  }
+  if (st.rpo_metadata_seconds >= 0 && a.view) {
+    // Task logs are shipped apart from the metadata, synchronous mode or not.
+    st.rpo_logs_seconds = std::max(0.0, a.view->log_oldest_s);
+    st.rpo_seconds = std::max(st.rpo_metadata_seconds, st.rpo_logs_seconds);
   }
   return st;
 }
@@ -522,6 +550,73 @@ Status ControlPlane::CheckCredential(const api::Request& req) const {
   return Status::Ok();
 }
 
+namespace {
+
+// What a failover carries to the standby, item by item, with each item's lag: the seed's list,
+// and the items other systems leave to the operator, with what tandem does about each.
+Json FailoverItems(const PairStatus& st) {
+  auto opt = [](double v) { return v >= 0 ? Json(v) : Json(nullptr); };
+  const Json meta_lag = {{"seconds", opt(st.lag_seconds)},
+                         {"bytes", st.lag_bytes >= 0 ? Json(st.lag_bytes) : Json(nullptr)}};
+  const std::string streaming = "the metadata database's streaming replication";
+  Json items = Json::array();
+  auto item = [&](const std::string& name, const std::string& how, const Json& lag) {
+    items.push_back({{"item", name}, {"carried_by", how}, {"lag", lag}});
+  };
+  for (const char* name : {"deployments and pipelines", "DAG run history",
+                           "task-instance metadata", "XComs", "deployment config",
+                           "environment variables", "connections", "variables", "pools",
+                           "metrics-export settings"}) {
+    item(name, streaming, meta_lag);
+  }
+  item("secrets (connection passwords, secret environment variables)",
+       streaming + ", sealed with AES-256-GCM; both regions hold the key", meta_lag);
+  item("task logs", "the log replicator, chunk by chunk while tasks run (checksummed)",
+       {{"seconds", opt(st.rpo_logs_seconds)},
+        {"bytes", st.log_bytes_behind},
+        {"chunks", st.log_chunks_behind}});
+  item("images (DAG bundles as OCI images)",
+       "the image replicator, registry to registry with digests checked; a deploy completes "
+       "only once the standby holds its image unless it allowed otherwise",
+       {{"images", st.images_unreplicated}});
+  item("network settings (addresses, ports)",
+       "declared per region in the pair config; each region listens on its own", nullptr);
+  item("image-pull secrets",
+       "none needed: each region's workers read bundles from their own region's registry",
+       nullptr);
+  item("workload identities",
+       "workers and the pair's processes authenticate with credentials derived from the shared "
+       "key, valid in both regions; per-deployment identity mappings are data, replicated with "
+       "the metadata",
+       nullptr);
+  item("transit routing (host names)",
+       "not yet: clients address a region directly; host names that follow the active region "
+       "are the next step",
+       nullptr);
+  return items;
+}
+
+// Fails loudly when the standby lacks something a failover would need.
+Json Readiness(const PairStatus& st) {
+  Json checks = Json::array();
+  auto check = [&](const std::string& name, bool ok, const std::string& detail) {
+    checks.push_back({{"check", name}, {"ok", ok}, {"detail", detail}});
+  };
+  check("standby replicating", st.state == "syncing" || st.state == "degraded",
+        st.standby + ": " + st.state + (st.detail.empty() ? "" : " — " + st.detail));
+  check("images on the standby", st.images_unreplicated == 0 && st.images_error.empty(),
+        st.images_unreplicated == 0
+            ? "the standby's registry holds every deployed image"
+            : std::to_string(st.images_unreplicated) + " deployed images are missing there" +
+                  (st.images_error.empty() ? "" : ": " + st.images_error));
+  check("task logs shipping", st.log_error.empty(),
+        st.log_error.empty() ? std::to_string(st.log_chunks_behind) + " chunks behind"
+                             : st.log_error);
+  return checks;
+}
+
+}  // namespace
+
 std::string ControlPlane::StatusJson() {
   PairStatus st = ComputeStatus();
   Json regions = Json::array();
@@ -581,8 +676,25 @@ std::string ControlPlane::StatusJson() {
             {"lease_seconds", Seconds(s_.lease)},
             {"regions", regions},
             {"operation", running ? OperationJson(*running) : Json(nullptr)}};
+  auto opt = [](double v) { return v >= 0 ? Json(v) : Json(nullptr); };
+  j["rpo"] = {{"metadata_seconds", opt(st.rpo_metadata_seconds)},
+              {"logs_seconds", opt(st.rpo_logs_seconds)}};
+  j["logs"] = {{"chunks_behind", st.log_chunks_behind},
+               {"bytes_behind", st.log_bytes_behind},
+               {"oldest_seconds", opt(st.rpo_logs_seconds)},
+               {"lag_p50_seconds", st.log_lag_p50_s},
+               {"lag_p99_seconds", st.log_lag_p99_s},
+               {"error", st.log_error}};
+  j["images"] = {{"unreplicated", st.images_unreplicated}, {"error", st.images_error}};
+  j["items"] = FailoverItems(st);
+  j["readiness"] = Readiness(st);
+  bool ready = true;
+  for (const Json& c : j["readiness"]) ready = ready && c.value("ok", false);
+  j["ready_for_failover"] = ready;
   return j.dump();
 }
+
+
 
 void ControlPlane::RegisterRoutes() {
   api::Router& r = *router_;

@@ -78,6 +78,18 @@ struct PairStatus {
   double rpo_seconds = -1;  // what a forced failover would lose now; -1 unknown
   double commit_ms = 0;
   bool synchronous_degraded = false;  // synchronous mode, but the active commits asynchronously
+  // The parts of rpo_seconds: the metadata's replay lag and the age of the oldest task log
+  // chunk the standby lacks (rpo_seconds is the worse of the two).
+  double rpo_metadata_seconds = -1;
+  double rpo_logs_seconds = -1;
+  // Task logs and images the standby does not hold yet (from the active region's last state).
+  uint64_t log_chunks_behind = 0;
+  uint64_t log_bytes_behind = 0;
+  double log_lag_p50_s = 0;
+  double log_lag_p99_s = 0;
+  std::string log_error;
+  int64_t images_unreplicated = 0;
+  std::string images_error;
 };
 
 class ControlPlane {
