@@ -85,36 +85,54 @@ Result<Json> SkopeoInspect(const std::string& registry_url, const std::string& r
   return j;
 }
 
-// Holds 127.0.0.1:`port` bound but not listening: connecting to it is refused, and no server
-// can listen on it meanwhile. Released when destroyed.
-class PortHold {
+// Takes 127.0.0.1:`port` from whatever listened there (SO_REUSEADDR: the connections it leaves
+// in TIME_WAIT do not stop it) and resets every connection at once, so no server can listen on
+// the port and nothing answers there. Released when destroyed.
+class PortSquatter {
  public:
-  PortHold() = default;
-  PortHold(const PortHold&) = delete;
-  PortHold& operator=(const PortHold&) = delete;
-  ~PortHold() { Release(); }
+  PortSquatter() = default;
+  PortSquatter(const PortSquatter&) = delete;
+  PortSquatter& operator=(const PortSquatter&) = delete;
+  ~PortSquatter() { Release(); }
 
-  // False when the port is taken. Without SO_REUSEADDR, so that a server's bind fails even
-  // when the server sets it.
-  bool Bind(int port) {
+  // False when the port is taken.
+  bool Take(int port) {
     Release();
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) return false;
+    int one = 1;
+    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return true;
-    Release();
-    return false;
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd_, 16) != 0) {
+      close(fd_);
+      fd_ = -1;
+      return false;
+    }
+    thread_ = std::thread([fd = fd_] {
+      for (;;) {
+        int c = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) return;  // shut down
+        linger reset{.l_onoff = 1, .l_linger = 0};
+        setsockopt(c, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        close(c);
+      }
+    });
+    return true;
   }
   void Release() {
-    if (fd_ >= 0) close(fd_);
+    if (fd_ < 0) return;
+    shutdown(fd_, SHUT_RDWR);  // wakes accept
+    thread_.join();
+    close(fd_);
     fd_ = -1;
   }
 
  private:
   int fd_ = -1;
+  std::thread thread_;
 };
 
 // ---- against a real region
@@ -239,18 +257,18 @@ TEST_F(DeployImageRegionTest, DeployWithTheRegistryDownChangesNothing) {
   const Json before = BundleVersion("down");
   ASSERT_TRUE(before.is_string()) << before;
 
-  // The registry the region runs goes away, and its port is held so that the region cannot
-  // start it again while the deploy runs.
+  // The registry the region runs goes away, and its port is taken so that the region cannot
+  // start it again while the deploy runs: nothing answers there.
   ASSERT_EQ(RegistryPids(region_->state_dir()).size(), 1u) << region_->log();
-  PortHold hold;
-  bool held = false;
-  for (int i = 0; i < 500 && !held; ++i) {
+  PortSquatter squatter;
+  bool taken = false;
+  for (int i = 0; i < 500 && !taken; ++i) {
     KillRegistries(region_->state_dir());
-    held = hold.Bind(region_->registry_port());
-    if (!held) std::this_thread::sleep_for(10ms);
+    taken = squatter.Take(region_->registry_port());
+    if (!taken) std::this_thread::sleep_for(10ms);
   }
-  ASSERT_TRUE(held) << region_->log();
-  ASSERT_FALSE(CanConnect("127.0.0.1", region_->registry_port()));
+  ASSERT_TRUE(taken) << region_->log();
+  ASSERT_EQ(Http(region_->registry_url(), "GET", "/v2/").status, 0);
 
   std::string v2 = BundleDir(*tmp_, "v2", {{"etl.yaml", kEtl}, {"more.yaml", "more: {}\n"}});
   CliRun d = Cli({"deploy", "down", v2});
