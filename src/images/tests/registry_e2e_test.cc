@@ -279,7 +279,7 @@ TEST_F(RegistryE2eTest, ABlobThatNeverMatchesIsRefusedNamingBothDigests) {
   auto r = ReplicateImage(*source, *b_client_, repo, image.digest, "v1", options_);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kInternal);
-  const std::string& msg = r.status().message();
+  const std::string msg = r.status().message();
   EXPECT_NE(msg.find("content digest mismatch: asked for " + image.parsed.config.digest),
             std::string::npos)
       << msg;

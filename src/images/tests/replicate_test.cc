@@ -73,7 +73,7 @@ TEST_F(ReplicateTest, ABlobThatNeverMatchesFailsClearlyAndLeavesNoManifest) {
   auto r = ReplicateImage(source_, target_, kRepo, image_.digest, "v1", options_, clock_);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kInternal);
-  const std::string& msg = r.status().message();
+  const std::string msg = r.status().message();
   EXPECT_NE(msg.find("did not arrive intact in 3 fetches"), std::string::npos) << msg;
   EXPECT_NE(msg.find("asked for " + image_.parsed.config.digest), std::string::npos) << msg;
   EXPECT_EQ(source_.blob_gets(), 3);
