@@ -54,11 +54,13 @@ Json ErrorsJson(const std::vector<dag::ImportError>& errors) {
   return out;
 }
 
-Json ImageJson(const store::BundleImage& image) {
+// `replicated` is null in a region without a standby (nothing to replicate to).
+Json ImageJson(const store::BundleImage& image, const BundleImages* images) {
+  const bool standby = images != nullptr && images->has_standby();
   return {{"repository", image.repository},
           {"digest", image.digest},
           {"bytes", image.bytes},
-          {"replicated", image.replicated}};
+          {"replicated", standby ? Json(image.replicated) : Json(nullptr)}};
 }
 
 }  // namespace
@@ -178,7 +180,7 @@ void RegisterBundleRoutes(Router& r, const ApiContext& ctx) {
                       {"new_dag_versions", res.new_dag_versions},
                       {"stale_dags", res.stale_dags},
                       {"import_errors", ErrorsJson(res.import_errors)}};
-          if (image) out["image"] = ImageJson(*image);
+          if (image) out["image"] = ImageJson(*image, ctx.images);
           return JsonResponse(200, out);
         }));
   r.Add("GET", path, Wrap([ctx](const Request& req) -> Result<Response> {
@@ -190,7 +192,7 @@ void RegisterBundleRoutes(Router& r, const ApiContext& ctx) {
           Json out = {{"bundle_version", version}, {"files", names}, {"image", nullptr}};
           ASSIGN_OR_RETURN(std::optional<store::BundleImage> image,
                            ctx.pipelines->VersionImage(d, version));
-          if (image) out["image"] = ImageJson(*image);
+          if (image) out["image"] = ImageJson(*image, ctx.images);
           return JsonResponse(200, out);
         }));
 }

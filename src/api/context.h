@@ -41,6 +41,8 @@ class BundleImages {
   virtual ~BundleImages() = default;
   // "http://address:port" of the region's registry.
   virtual std::string registry_url() const = 0;
+  // The region is one of a pair whose other region runs a registry.
+  virtual bool has_standby() const = 0;
   // Packages `files` as an image and pushes it to the region's registry, tagged "latest".
   virtual Result<Published> Publish(const std::string& repository,
                                     const std::map<std::string, std::string>& files) = 0;

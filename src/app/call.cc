@@ -7,6 +7,7 @@ namespace tandem::app {
 Result<HttpResult> Send(const Globals& g, const std::string& method, const std::string& path,
                         const Json& body) {
   ASSIGN_OR_RETURN(Client client, Client::Connect(g.target));
+  client.set_read_timeout_seconds(g.read_timeout_seconds);
   return client.Send(method, path, body.is_null() ? "" : body.dump());
 }
 

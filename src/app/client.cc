@@ -67,7 +67,7 @@ Result<HttpResult> Client::Send(const std::string& method, const std::string& pa
                                 const std::string& body, const Headers& headers) const {
   httplib::Client cli(base_);
   cli.set_connection_timeout(5);
-  cli.set_read_timeout(60);
+  cli.set_read_timeout(read_timeout_s_);
   httplib::Headers h(headers.begin(), headers.end());
   httplib::Result r(nullptr, httplib::Error::Unknown);
   const char* ct = "application/json";

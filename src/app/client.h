@@ -37,9 +37,11 @@ class Client {
   Result<HttpResult> Send(const std::string& method, const std::string& path,
                           const std::string& body = "", const Headers& headers = {}) const;
   const std::string& base_url() const { return base_; }
+  void set_read_timeout_seconds(int s) { read_timeout_s_ = s; }
 
  private:
   std::string base_;
+  int read_timeout_s_ = 60;
 };
 
 // Percent-encodes one path segment.

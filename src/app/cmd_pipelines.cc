@@ -364,7 +364,9 @@ int Deploy(const Globals& g, const Args& a) {
   Json body;
   if (int code = BundleBody(g, a, path, std::move(files).value(), &body); code != 0) return code;
   Json answer;
-  if (int code = Fetch(g, "POST", path + "/bundle", body, &answer); code != 0) return code;
+  Globals patient = g;
+  patient.read_timeout_seconds = 3700;  // above the longest image_replication_timeout_seconds
+  if (int code = Fetch(patient, "POST", path + "/bundle", body, &answer); code != 0) return code;
   if (g.format() == Format::kJson) {
     printf("%s\n", answer.dump(2).c_str());
   } else {

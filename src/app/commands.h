@@ -17,6 +17,9 @@ namespace tandem::app {
 struct Globals {
   Target target;
   std::string output = "table";
+  // How long a command waits for the region's answer; a deploy waits longer (the region may
+  // wait up to the pair's image_replication_timeout_seconds for the standby's registry).
+  int read_timeout_seconds = 60;
   Format format() const { return output == "json" ? Format::kJson : Format::kTable; }
 };
 

@@ -55,6 +55,7 @@ class RegionImages final : public api::BundleImages {
   void Supervise();
 
   std::string registry_url() const override;
+  bool has_standby() const override { return peer_ != nullptr; }
   Result<Published> Publish(const std::string& repository,
                             const std::map<std::string, std::string>& files) override;
   Result<std::map<std::string, std::string>> Fetch(const std::string& repository,
