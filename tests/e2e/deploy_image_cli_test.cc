@@ -49,19 +49,6 @@ void Contains(const std::string& text, const std::string& words) {
   EXPECT_NE(text.find(words), std::string::npos) << "expected \"" << words << "\" in:\n" << text;
 }
 
-// A directory `name` under `tmp` holding `files` (relative paths).
-std::string BundleDir(const TempDir& tmp, const std::string& name,
-                      const std::map<std::string, std::string>& files) {
-  std::string dir = tmp.path() + "/" + name;
-  EXPECT_TRUE(MakeDirs(dir).ok());
-  for (const auto& [path, content] : files) {
-    std::string full = dir;
-    full.append("/").append(path);
-    EXPECT_TRUE(MakeDirs(full.substr(0, full.rfind('/'))).ok());
-    EXPECT_TRUE(WriteFileAtomic(full, content).ok()) << full;
-  }
-  return dir;
-}
 
 // The digest in the CLI's "image sha256:<hex> ..." line; empty when there is none.
 std::string PrintedDigest(const std::string& output) {

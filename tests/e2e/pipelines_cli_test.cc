@@ -46,19 +46,6 @@ class PipelinesCliTest : public SharedRegionTest {
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return Json::parse(r.output, nullptr, false);
   }
-  // A directory under a temporary one holding `files` (relative paths).
-  static std::string BundleDir(const TempDir& tmp, const std::string& name,
-                               const std::map<std::string, std::string>& files) {
-    std::string dir = tmp.path() + "/" + name;
-    EXPECT_TRUE(MakeDirs(dir).ok());
-    for (const auto& [path, content] : files) {
-      std::string full = dir;
-      full.append("/").append(path);
-      EXPECT_TRUE(MakeDirs(full.substr(0, full.rfind('/'))).ok());
-      EXPECT_TRUE(WriteFileAtomic(full, content).ok()) << full;
-    }
-    return dir;
-  }
   // A new deployment running kEtl.
   static void Deployed(const TempDir& tmp, const std::string& name) {
     ASSERT_EQ(Cli({"deployment", "create", name}).exit_code, 0);

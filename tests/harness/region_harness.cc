@@ -17,6 +17,20 @@
 
 namespace tandem::testing {
 
+std::string BundleDir(const TempDir& tmp, const std::string& name,
+                      const std::map<std::string, std::string>& files) {
+  std::string dir = tmp.path() + "/" + name;
+  EXPECT_TRUE(MakeDirs(dir).ok());
+  for (const auto& [path, content] : files) {
+    std::string full = dir;
+    full.append("/").append(path);
+    EXPECT_TRUE(MakeDirs(full.substr(0, full.rfind('/'))).ok());
+    EXPECT_TRUE(WriteFileAtomic(full, content).ok()) << full;
+  }
+  return dir;
+}
+
+
 using namespace std::chrono_literals;
 
 std::string TandemBin() {

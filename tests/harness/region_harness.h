@@ -5,6 +5,7 @@
 // destructor, even when the test fails.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +18,12 @@
 #include "base/status.h"
 
 namespace tandem::testing {
+
+// A directory `name` under `tmp` holding `files` (relative paths, parents created): a bundle to
+// hand to `tandem deploy`.
+std::string BundleDir(const TempDir& tmp, const std::string& name,
+                      const std::map<std::string, std::string>& files);
+
 
 struct HttpReply {
   int status = 0;  // 0: no answer
