@@ -281,13 +281,23 @@ Result<std::string> TaskLogs::DiscardPeerBacklog() {
   ASSIGN_OR_RETURN(replication::DiscardResult d, impl_->peer_shipper->DiscardPending());
   // The new primary never had these bytes; they are cut from the local logs so that its chunks
   // can fill them again as its copies grow.
+  // Through the replicating store, so its sizes stay right; the prefix kept is what the peer
+  // holds too, so it is written back as received, not as this region's own.
   int cut = 0;
   for (const auto& [key, offset] : d.first_offset_by_key) {
-    Result<logs::LogChunk> head = impl_->local->Read(key, 0, offset);
-    if (!head.ok()) continue;
-    std::string keep = head->data;
-    if (!impl_->local->Remove(key).ok()) continue;
-    if (!keep.empty() && !impl_->local->Append(key, keep).ok()) continue;
+    std::string keep;
+    bool read = true;
+    while (keep.size() < offset) {
+      Result<logs::LogChunk> part = impl_->local->Read(key, keep.size(), offset - keep.size());
+      if (!part.ok() || part->data.empty()) {
+        read = part.ok();
+        break;
+      }
+      keep += part->data;
+    }
+    if (!read) continue;
+    if (!impl_->replicating->Remove(key).ok()) continue;
+    if (!keep.empty() && !impl_->replicating->replica_view().Append(key, keep).ok()) continue;
     ++cut;
   }
   if (d.chunks == 0) return std::string("no task log chunks were waiting for the peer");
@@ -297,32 +307,36 @@ Result<std::string> TaskLogs::DiscardPeerBacklog() {
 }
 
 Result<std::string> TaskLogs::Receive(const std::string& body) {
-  Json j = Json::parse(body, nullptr, false);
-  if (!j.is_object() || !j["chunks"].is_array()) {
+  const Json j = Json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("chunks") || !j.at("chunks").is_array()) {
     return InvalidArgument("expected {\"epoch\": N, \"from\": region, \"chunks\": [...]}");
   }
   Json results = Json::array();
-  for (const Json& c : j["chunks"]) {
+  for (const Json& c : j.at("chunks")) {
     Json r;
     auto refuse = [&](const std::string& code, const std::string& detail, uint64_t size) {
       r = {{"ok", false}, {"code", code}, {"detail", detail}, {"size", size}};
     };
-    if (!c.is_object() || !c["key"].is_string() || !c["offset"].is_number_unsigned() ||
-        !c["checksum"].is_string() || !c["data"].is_string()) {
+    auto has = [&c](const char* k, bool (Json::*is)() const noexcept) {
+      return c.contains(k) && (c.at(k).*is)();
+    };
+    if (!c.is_object() || !has("key", &Json::is_string) ||
+        !has("offset", &Json::is_number_unsigned) || !has("checksum", &Json::is_string) ||
+        !has("data", &Json::is_string)) {
       refuse("invalid", "a chunk needs key, offset, checksum and data", 0);
       results.push_back(r);
       continue;
     }
-    Result<std::string> data = Base64Decode(c["data"].get<std::string>());
-    Result<uint32_t> sum = replication::ChecksumFromHex(c["checksum"].get<std::string>());
+    Result<std::string> data = Base64Decode(c.at("data").get<std::string>());
+    Result<uint32_t> sum = replication::ChecksumFromHex(c.at("checksum").get<std::string>());
     if (!data.ok() || !sum.ok()) {
       refuse("invalid", "a chunk's data or checksum does not decode", 0);
       results.push_back(r);
       continue;
     }
     Chunk chunk;
-    chunk.key = c["key"].get<std::string>();
-    chunk.offset = c["offset"].get<uint64_t>();
+    chunk.key = c.at("key").get<std::string>();
+    chunk.offset = c.at("offset").get<uint64_t>();
     chunk.data = std::move(data).value();
     chunk.checksum = *sum;
     ApplyResult a = replication::ApplyChunk(impl_->replicating->replica_view(), chunk);
