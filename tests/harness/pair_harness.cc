@@ -68,6 +68,10 @@ Result<std::unique_ptr<PairProcess>> PairProcess::Create(Options o) {
       "\n  lease_margin_ms: " + std::to_string(o.lease_margin_ms) +
       "\n  drain_timeout_seconds: " + std::to_string(o.drain_timeout_seconds) +
       "\n  planned_timeout_seconds: " + std::to_string(o.planned_timeout_seconds) +
+      (o.image_replication_timeout_seconds > 0
+           ? "\n  image_replication_timeout_seconds: " +
+                 std::to_string(o.image_replication_timeout_seconds)
+           : std::string()) +
       "\ncontrol:\n  address: " + p->addresses_["control"] +
       "\n  http_port: " + std::to_string(p->control_port_) +
       "\n  state_dir: control\nsecrets:\n  key_file: secret.key\nregions:\n" +

@@ -32,6 +32,9 @@ class PairProcess {
     int drain_timeout_seconds = 10;
     int planned_timeout_seconds = 30;
     int synchronous_degrade_after_ms = 3000;
+    // pair.image_replication_timeout_seconds: how long a deploy waits for the standby's
+    // registry; 0 leaves it out of the pair file (the default applies).
+    int image_replication_timeout_seconds = 0;
     int local_workers = 1;
     int worker_slots = 32;
     // Each part on its own loopback address (127.N.M.1 control, .2 region-a, .3 region-b), so
