@@ -315,6 +315,7 @@ void DrAgent::LeaseLoop() {
         had = held;
       }
       if (start_workers && hooks_.workers) hooks_.workers(true);
+      if (start_workers && logs_ != nullptr) logs_->ShipToPeer(true);
     } else {
       had = false;
     }
@@ -678,6 +679,11 @@ Result<std::string> DrAgent::HandleLogChunks(const std::string& body) {
   return logs_->Receive(body);
 }
 
+Result<std::string> DrAgent::HandleLogSizes(const std::string& body) {
+  if (logs_ == nullptr) return FailedPrecondition("region " + cfg_.name + " keeps no task logs");
+  return logs_->Sizes(body);
+}
+
 Status DrAgent::CheckCredential(const api::Request& req) const {
   auto it = req.headers.find("authorization");
   if (it == req.headers.end() || it->second != "Bearer " + credential_) {
@@ -724,6 +730,7 @@ void DrAgent::RegisterRoutes(api::Router& router) {
   route("POST", "/internal/v1/dr/promote", &DrAgent::HandlePromote);
   route("POST", "/internal/v1/dr/rejoin", &DrAgent::HandleRejoin);
   route("POST", "/internal/v1/logs/chunks", &DrAgent::HandleLogChunks);
+  route("POST", "/internal/v1/logs/sizes", &DrAgent::HandleLogSizes);
 }
 
 Result<std::string> DrAgent::HandleLease(const std::string& body) {

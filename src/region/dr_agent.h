@@ -150,6 +150,7 @@ class DrAgent {
   Result<std::string> HandlePromote(const std::string& body);
   Result<std::string> HandleRejoin(const std::string& body);
   Result<std::string> HandleLogChunks(const std::string& body);
+  Result<std::string> HandleLogSizes(const std::string& body);
   Status CheckCredential(const api::Request& req) const;
 
   const RegionConfig cfg_;

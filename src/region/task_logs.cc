@@ -146,6 +146,7 @@ LogSinkView ViewOf(const replication::ShipperStats& s) {
 
 struct TaskLogs::Impl {
   std::string region;
+  std::optional<TaskLogs::Peer> peer;
   std::unique_ptr<logs::DirLogStore> local;
   std::unique_ptr<logs::S3LogStore> s3;
   std::unique_ptr<replication::LogJournal> journal;
@@ -165,6 +166,7 @@ Result<std::unique_ptr<TaskLogs>> TaskLogs::Open(const RegionConfig& cfg,
                                                  MetricsRegistry* metrics) {
   auto impl = std::make_unique<Impl>();
   impl->region = cfg.name;
+  impl->peer = peer;
   impl->metrics = metrics;
   ASSIGN_OR_RETURN(impl->local, logs::DirLogStore::Open(cfg.state_dir + "/logs"));
   const TaskLogSettings& tl = cfg.task_logs;
@@ -279,12 +281,39 @@ bool TaskLogs::FlushToPeer(Duration timeout) {
 Result<std::string> TaskLogs::DiscardPeerBacklog() {
   if (!impl_->peer_shipper) return std::string();
   ASSIGN_OR_RETURN(replication::DiscardResult d, impl_->peer_shipper->DiscardPending());
-  // The new primary never had these bytes; they are cut from the local logs so that its chunks
-  // can fill them again as its copies grow.
+  if (d.first_offset_by_key.empty()) {
+    return std::string("no task log chunks were waiting for the peer");
+  }
+  // The cursor is saved lazily, so the peer may hold more than it says: ask it what it has of
+  // each log, and cut this region's copies to exactly that (never past what the journal
+  // says is unacknowledged).
+  std::map<std::string, uint64_t> keep_to = d.first_offset_by_key;
+  Json keys = Json::array();
+  for (const auto& [key, offset] : keep_to) keys.push_back(key);
+  rpc::Client peer(impl_->peer->url, impl_->peer->credential, std::chrono::seconds(10),
+                   impl_->peer->source_address);
+  Result<std::string> asked =
+      peer.CallOk("POST", "/internal/v1/logs/sizes", Json{{"keys", keys}}.dump());
+  if (asked.ok()) {
+    Json sizes = Json::parse(*asked, nullptr, false);
+    if (sizes.is_object() && sizes.contains("sizes") && sizes.at("sizes").is_object()) {
+      for (auto& [key, offset] : keep_to) {
+        const Json& n = sizes.at("sizes").value(key, Json());
+        if (n.is_number_unsigned()) offset = std::max(offset, n.get<uint64_t>());
+      }
+    }
+  } else {
+    spdlog::warn("task logs: {} did not say what it holds ({}); cutting to what it acknowledged",
+                 impl_->peer->url, asked.status().ToString());
+  }
   // Through the replicating store, so its sizes stay right; the prefix kept is what the peer
   // holds too, so it is written back as received, not as this region's own.
   int cut = 0;
-  for (const auto& [key, offset] : d.first_offset_by_key) {
+  uint64_t bytes = 0;
+  for (const auto& [key, offset] : keep_to) {
+    Result<logs::LogChunk> head = impl_->local->Read(key, 0, 0);
+    if (!head.ok() || head->size <= offset) continue;
+    const uint64_t size = head->size;
     std::string keep;
     bool read = true;
     while (keep.size() < offset) {
@@ -299,11 +328,31 @@ Result<std::string> TaskLogs::DiscardPeerBacklog() {
     if (!impl_->replicating->Remove(key).ok()) continue;
     if (!keep.empty() && !impl_->replicating->replica_view().Append(key, keep).ok()) continue;
     ++cut;
+    bytes += size - keep.size();
   }
-  if (d.chunks == 0) return std::string("no task log chunks were waiting for the peer");
-  return std::to_string(d.chunks) + " task log chunks (" + std::to_string(d.bytes) +
-         " bytes) the new primary never received were discarded from " + std::to_string(cut) +
-         " logs";
+  return std::to_string(bytes) + " bytes of task logs the new primary never received were " +
+         "discarded from " + std::to_string(cut) + " logs";
+}
+
+Result<std::string> TaskLogs::Sizes(const std::string& body) {
+  const Json j = Json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("keys") || !j.at("keys").is_array()) {
+    return InvalidArgument("expected {\"keys\": [...]}");
+  }
+  Json sizes = Json::object();
+  for (const Json& k : j.at("keys")) {
+    if (!k.is_string()) return InvalidArgument("keys must be strings");
+    const std::string key = k.get<std::string>();
+    Result<logs::LogChunk> r = impl_->local->Read(key, 0, 0);
+    if (r.ok()) {
+      sizes[key] = r->size;
+    } else if (r.status().code() == Code::kNotFound) {
+      sizes[key] = 0;
+    } else {
+      return r.status();
+    }
+  }
+  return Json{{"sizes", sizes}}.dump();
 }
 
 Result<std::string> TaskLogs::Receive(const std::string& body) {

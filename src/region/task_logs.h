@@ -74,9 +74,13 @@ class TaskLogs {
   // Waits until the peer holds every chunk written so far, or `timeout` passes; true when it
   // does. A planned failover calls it after the last task write.
   bool FlushToPeer(Duration timeout);
-  // Drops the chunks the peer never received (a region rejoining after a forced failover);
-  // returns a sentence saying how many, for the rejoin's event.
+  // Drops the chunks the peer never received (a region rejoining after a forced failover):
+  // each log they belong to is cut to what the peer holds of it (asked with POST
+  // /internal/v1/logs/sizes). Returns a sentence saying how much, for the rejoin's event.
   Result<std::string> DiscardPeerBacklog();
+  // The body of POST /internal/v1/logs/sizes, {"keys": [...]}: {"sizes": {key: bytes}} of the
+  // local copies (0 for a log it does not have).
+  Result<std::string> Sizes(const std::string& body);
 
   // The body of POST /internal/v1/logs/chunks (see task_logs.cc for its shape), applied to the
   // local store as received chunks; answers one result per chunk.
