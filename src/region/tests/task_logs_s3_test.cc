@@ -92,7 +92,7 @@ TEST_F(TaskLogsS3Test, AnUnreachableStoreKeepsChunksUpToTheBoundThenAppendsFail)
   cfg_.task_logs.spool_bound_bytes = 1 << 20;
   auto logs = TaskLogs::Open(cfg_, std::nullopt, nullptr);
   ASSERT_TRUE(logs.ok()) << logs.status().ToString();
-  const std::string line(64 * 1024, 'x');
+  const std::string line(size_t{64} * 1024, 'x');
   Status refused;
   int appended = 0;
   for (int i = 0; i < 40 && refused.ok(); ++i) {
