@@ -14,11 +14,11 @@
 #include "crypto/secret_box.h"
 #include "crypto/token.h"
 #include "logs/log_store.h"
-#include "region/images.h"
-#include "region/task_logs.h"
 #include "pg/conn.h"
 #include "pg/server.h"
 #include "region/dr_agent.h"
+#include "region/images.h"
+#include "region/task_logs.h"
 #include "rpc/client.h"
 #include "scheduler/bundle_cache.h"
 #include "scheduler/dispatcher.h"
@@ -294,8 +294,7 @@ Status Region::StartPipelines(const std::string& token_key) {
   if (dr_) dopts.may_start = [this] { return dr_->MayAct(); };
   dispatcher_ = std::make_unique<scheduler::Dispatcher>(
       execution_.get(), store_.get(), bundles_.get(), task_logs_->store(), tokens_.get(),
-      &RealClock(),
-      dopts, [this] { scheduler_->Wake(); });
+      &RealClock(), dopts, [this] { scheduler_->Wake(); });
   scheduler::SchedulerOptions sopts;
   if (dr_) sopts.may_act = [this] { return dr_->MayAct(); };
   // Workers are lost after three silent heartbeats; give them that and a margin to be heard.
