@@ -38,13 +38,13 @@
 
 #include "base/status.h"
 #include "dag/timetable.h"
+#include "bench/bench_util.h"
 #include "harness/pair_harness.h"
 #include "pg/conn.h"
 
 namespace tandem::bench {
 namespace {
 
-using Json = nlohmann::json;
 using Steady = std::chrono::steady_clock;
 using Wall = std::chrono::system_clock;
 using namespace std::chrono_literals;
@@ -77,24 +77,7 @@ struct Flags {
 volatile sig_atomic_t g_interrupted = 0;
 void OnSignal(int) { g_interrupted = 1; }
 
-double Secs(Steady::duration d) { return std::chrono::duration<double>(d).count(); }
 
-Json Body(const HttpReply& r) {
-  Json j = Json::parse(r.body, nullptr, false);
-  return j.is_discarded() ? Json(nullptr) : j;
-}
-
-std::string Root(const std::string& d) { return "/deployments/" + d + "/api/v2"; }
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return -1;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-
-std::string Str(const Json& j, const char* key) {
-  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
-}
 
 // Writes a variable every 10 ms to whichever region the control plane says is active.
 class RpoWriter {
@@ -205,35 +188,15 @@ class Bench {
     const int per = (f_.tasks + f_.deployments - 1) / f_.deployments;
     deployments_.clear();
     for (int d = 0; d < f_.deployments; ++d) {
-      const std::string name = fmt::format("bench-{:03d}", d);
-      HttpReply c = Http(url, "POST", "/api/v1/deployments",
-                         Json{{"name", name}, {"config", {{"worker_slots", per + 4}}}}.dump());
-      if (c.status != 201) return Internal("create " + name + ": " + c.body);
-      const std::string id = Body(c)["id"];
+      HoldDeployment h;
+      h.name = fmt::format("bench-{:03d}", d);
+      h.worker_slots = per + 4;
+      h.tasks = std::max(0, std::min(per, f_.tasks - d * per));
+      h.more_dags = "probe:\n  schedule: null\n  tasks:\n    ping:\n      operator: bash\n"
+                    "      bash_command: echo ping\n";
+      h.unpause = {"hold", "probe"};
+      ASSIGN_OR_RETURN(std::string id, SetUpHoldDeployment(url, h));
       deployments_.push_back(id);
-      const int here = std::min(per, f_.tasks - d * per);
-      std::string bundle =
-          "hold:\n  schedule: null\n  max_active_tasks: 64\n  tasks:\n";
-      for (int t = 0; t < std::max(here, 0); ++t) {
-        bundle += fmt::format(
-            "    s{}:\n      operator: bash\n      retries: 20\n      retry_delay: 1s\n"
-            "      bash_command: sleep 3600\n",
-            t);
-      }
-      if (here <= 0) bundle += "    s0:\n      operator: empty\n";
-      bundle += "probe:\n  schedule: null\n  tasks:\n    ping:\n      operator: bash\n"
-                "      bash_command: echo ping\n";
-      HttpReply b = Http(url, "POST", "/api/v1/deployments/" + id + "/bundle",
-                         Json{{"files", {{"dags.yaml", bundle}}}}.dump());
-      if (b.status != 200) return Internal("deploy " + name + ": " + b.body);
-      for (const char* dag : {"hold", "probe"}) {
-        HttpReply u = Http(url, "PATCH", Root(id) + "/dags/" + dag,
-                           Json{{"is_paused", false}}.dump());
-        if (u.status != 200) return Internal("unpause: " + u.body);
-      }
-      HttpReply t = Http(url, "POST", Root(id) + "/dags/hold/dagRuns",
-                         Json{{"logical_date", nullptr}, {"conf", Json::object()}}.dump());
-      if (t.status != 200) return Internal("trigger: " + t.body);
     }
     fmt::print("  {} deployments set up, {} sleepers triggered\n", f_.deployments, f_.tasks);
     return Status::Ok();

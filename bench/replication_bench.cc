@@ -56,6 +56,7 @@
 #include "base/process.h"
 #include "base/random.h"
 #include "base/status.h"
+#include "bench/bench_util.h"
 #include "harness/pair_harness.h"
 #include "images/oci_image.h"
 #include "images/registry.h"
@@ -66,7 +67,6 @@
 namespace tandem::bench {
 namespace {
 
-using Json = nlohmann::json;
 using Steady = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 using testing::Http;
@@ -102,7 +102,6 @@ struct Flags {
 volatile sig_atomic_t g_interrupted = 0;
 void OnSignal(int) { g_interrupted = 1; }
 
-double Secs(Steady::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // Sleeps up to `d`, waking early on Ctrl-C.
 void Nap(Steady::duration d) {
@@ -112,24 +111,7 @@ void Nap(Steady::duration d) {
   }
 }
 
-Json Body(const HttpReply& r) {
-  Json j = Json::parse(r.body, nullptr, false);
-  return j.is_discarded() ? Json(nullptr) : j;
-}
 
-std::string Root(const std::string& d) { return "/deployments/" + d + "/api/v2"; }
-
-std::string Str(const Json& j, const char* key) {
-  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
-}
-
-double Quantile(std::vector<double> v, double q) {
-  if (v.empty()) return -1;
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
-  return v[i];
-}
-double Median(const std::vector<double>& v) { return Quantile(v, 0.5); }
 
 std::string MetOrMissed(bool met) { return met ? "met" : "MISSED"; }
 
@@ -721,9 +703,8 @@ class LogBench {
     }
     fmt::print(
         "  FINDING: {} does not ship its logs: after 20 s its peer sink has shipped {:.0f} "
-        "bytes with {:.0f} bytes ({:.0f} chunks) behind and no error (its peer shipper is "
-        "paused: the DR agent's lease loop starts acting without ShipToPeer). Working around "
-        "it: a planned failover to {}.\n",
+        "bytes with {:.0f} bytes ({:.0f} chunks) behind and no error (its peer shipper "
+        "seems paused). Working around it: a planned failover to {}.\n",
         active_, m["tandem_log_replication_bytes_total"],
         m["tandem_log_replication_bytes_behind"], m["tandem_log_replication_chunks_behind"],
         standby_);
@@ -736,34 +717,18 @@ class LogBench {
     const int per = (f_.tasks + f_.deployments - 1) / f_.deployments;
     const std::string cmd = Json(WriterCommand(f_.lines_per_second, f_.line_bytes)).dump();
     for (int d = 0; d < f_.deployments && !g_interrupted; ++d) {
-      const std::string name = fmt::format("bench-{:03d}", d);
-      HttpReply c = Http(url, "POST", "/api/v1/deployments",
-                         Json{{"name", name}, {"config", {{"worker_slots", per + 8}}}}.dump());
-      if (c.status != 201) return Internal("create " + name + ": " + c.body);
-      const std::string id = Body(c)["id"];
+      HoldDeployment h;
+      h.name = fmt::format("bench-{:03d}", d);
+      h.worker_slots = per + 8;
+      h.tasks = std::max(0, std::min(per, f_.tasks - d * per));
+      h.max_active_tasks = 256;
+      h.retries = 50;
+      h.command = cmd;
+      h.more_dags = "quick:\n  schedule: null\n  max_active_runs: 64\n  tasks:\n    q:\n"
+                    "      operator: bash\n      bash_command: \"true\"\n";
+      h.unpause = {"hold", "quick"};
+      ASSIGN_OR_RETURN(std::string id, SetUpHoldDeployment(url, h));
       deployments_.push_back(id);
-      const int here = std::max(0, std::min(per, f_.tasks - d * per));
-      std::string bundle = "hold:\n  schedule: null\n  max_active_tasks: 256\n  tasks:\n";
-      for (int t = 0; t < here; ++t) {
-        bundle += fmt::format(
-            "    s{}:\n      operator: bash\n      retries: 50\n      retry_delay: 1s\n"
-            "      bash_command: {}\n",
-            t, cmd);
-      }
-      if (here == 0) bundle += "    s0:\n      operator: empty\n";
-      bundle += "quick:\n  schedule: null\n  max_active_runs: 64\n  tasks:\n    q:\n"
-                "      operator: bash\n      bash_command: \"true\"\n";
-      HttpReply b = Http(url, "POST", "/api/v1/deployments/" + id + "/bundle",
-                         Json{{"files", {{"dags.yaml", bundle}}}}.dump());
-      if (b.status != 200) return Internal("deploy " + name + ": " + b.body);
-      for (const char* dag : {"hold", "quick"}) {
-        HttpReply u = Http(url, "PATCH", Root(id) + "/dags/" + dag,
-                           Json{{"is_paused", false}}.dump());
-        if (u.status != 200) return Internal("unpause: " + u.body);
-      }
-      HttpReply t = Http(url, "POST", Root(id) + "/dags/hold/dagRuns",
-                         Json{{"logical_date", nullptr}, {"conf", Json::object()}}.dump());
-      if (t.status != 200) return Internal("trigger: " + t.body);
     }
     fmt::print("  {} deployments set up, {} log writers triggered\n", f_.deployments, f_.tasks);
     std::fflush(stdout);
