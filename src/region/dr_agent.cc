@@ -236,7 +236,7 @@ bool DrAgent::WaitStop(Duration d) {
 
 bool DrAgent::MayAct() const {
   std::lock_guard lock(mu_);
-  return st_.role == "active" && !draining_ && holder_->Valid(st_.epoch);
+  return st_.role == "active" && !draining_ && !promoting_ && holder_->Valid(st_.epoch);
 }
 
 Result<std::shared_ptr<void>> DrAgent::Admit(const api::Request& req) {
@@ -244,6 +244,9 @@ Result<std::shared_ptr<void>> DrAgent::Admit(const api::Request& req) {
     return std::shared_ptr<void>();
   }
   std::lock_guard lock(mu_);
+  if (promoting_) {
+    return Unavailable("region " + cfg_.name + " is being promoted; retry in a moment");
+  }
   if (st_.role == "active" && !gate_closed_ && holder_->Valid(st_.epoch)) {
     ++writes_in_flight_;
     return std::shared_ptr<void>(nullptr, [this](void*) {
@@ -298,7 +301,7 @@ void DrAgent::LeaseLoop() {
         std::lock_guard lock(mu_);
         epoch = st_.epoch;
         held = held && st_.role == "active";
-        if (held && !draining_ && !acting_) {
+        if (held && !draining_ && !promoting_ && !acting_) {
           acting_ = true;
           start_workers = true;
         }
@@ -904,7 +907,18 @@ Result<std::string> DrAgent::HandlePromote(const std::string& body) {
     st_ = next;
     draining_ = false;
     gate_closed_ = false;
+    // Until reconciliation is done nothing may start: the lease loop could otherwise win a
+    // lease now and start tasks that reconciliation then fails as lost.
+    promoting_ = true;
   }
+  // However the promotion ends, the region may act afterwards (if it holds a lease).
+  struct Done {
+    DrAgent* self;
+    ~Done() {
+      std::lock_guard lock(self->mu_);
+      self->promoting_ = false;
+    }
+  } done{this};
   spdlog::info("promoting: epoch {}", epoch);
   ASSIGN_OR_RETURN(pg::PromoteInfo p, pg_->Promote(std::chrono::seconds(60)));
   RETURN_IF_ERROR(store_->RecordEpoch(epoch, cfg_.name));

@@ -173,6 +173,7 @@ class DrAgent {
   DrLocalState st_;                          // guarded by mu_
   bool stopping_ = false;                    // guarded by mu_
   bool draining_ = false;                    // guarded by mu_: planned failover, starts nothing
+  bool promoting_ = false;  // guarded by mu_: promoted, not yet reconciled; starts nothing
   bool acting_ = false;                      // guarded by mu_: workers started
   std::string resync_state_;                 // guarded by mu_
   std::string resync_detail_;                // guarded by mu_
