@@ -6,9 +6,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <set>
 
 namespace tandem {
 namespace {
@@ -26,6 +31,32 @@ Result<sockaddr_in> Addr(const std::string& host, int port) {
 }  // namespace
 
 Result<int> PickFreePort(const std::string& host) {
+  // Ports the kernel hands out for outgoing connections (ip_local_port_range) can be taken by
+  // any client socket between this pick and the caller's bind — a base backup's connection did
+  // exactly that — so pick below that range, at random, skipping ports bound right now and
+  // ports this process has handed out already.
+  static std::mutex mu;
+  static std::set<int> handed_out;
+  static std::mt19937 rng(std::random_device{}());
+  int low = 32768;
+  {
+    std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+    int lo = 0, hi = 0;
+    if (in >> lo >> hi && lo > 0) low = lo;
+  }
+  constexpr int kFirst = 10000;
+  std::lock_guard lock(mu);
+  if (low - kFirst > 1000) {
+    std::uniform_int_distribution<int> pick(kFirst, low - 1);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      int port = pick(rng);
+      if (handed_out.count(port) != 0) continue;
+      if (!CheckPortFree(host, port).ok()) continue;
+      handed_out.insert(port);
+      return port;
+    }
+  }
+  // No room below the ephemeral range: fall back to one the kernel picks.
   ASSIGN_OR_RETURN(sockaddr_in a, Addr(host, 0));
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Internal(std::string("socket: ") + strerror(errno));
@@ -36,7 +67,9 @@ Result<int> PickFreePort(const std::string& host) {
   socklen_t len = sizeof a;
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   close(fd);
-  return static_cast<int>(ntohs(a.sin_port));
+  int port = static_cast<int>(ntohs(a.sin_port));
+  handed_out.insert(port);
+  return port;
 }
 
 Status CheckPortFree(const std::string& host, int port) {

@@ -7,7 +7,9 @@
 
 namespace tandem {
 
-// A TCP port that was free on `host` a moment ago (bound with port 0, then released).
+// A TCP port that was free on `host` a moment ago, chosen below the kernel's range for outgoing
+// connections (so no client socket takes it before the caller binds it) and never the same
+// twice in one process.
 Result<int> PickFreePort(const std::string& host = "127.0.0.1");
 // Fails with a clear message if nothing can bind host:port right now.
 Status CheckPortFree(const std::string& host, int port);
