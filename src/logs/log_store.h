@@ -44,18 +44,25 @@ Result<std::string> TaskLogKey(std::string_view deployment_id, std::string_view 
 // InvalidArgument unless `key` is a safe relative key (see above).
 Status CheckKey(std::string_view key);
 
+// For tests: whether DirLogStore may use openat2 (it falls back to walking the key when the
+// kernel lacks it; this forces that path). Process-wide.
+void SetOpenat2ForTesting(bool use);
+
 // Files under `root`, which is created when absent (mode 0750).
 class DirLogStore final : public LogStore {
  public:
   static Result<std::unique_ptr<DirLogStore>> Open(std::string root);
+  ~DirLogStore() override;
+  DirLogStore(const DirLogStore&) = delete;
+  DirLogStore& operator=(const DirLogStore&) = delete;
 
   Status Append(std::string_view key, std::string_view data) override;
   Result<LogChunk> Read(std::string_view key, uint64_t offset, uint64_t max_bytes) override;
   Status Remove(std::string_view key) override;
 
  private:
-  explicit DirLogStore(std::string root) : root_(std::move(root)) {}
-  const std::string root_;  // constant after construction
+  explicit DirLogStore(int root_fd) : root_fd_(root_fd) {}
+  const int root_fd_;  // the root, opened once; objects are opened beneath it
 };
 
 }  // namespace tandem::logs

@@ -96,7 +96,17 @@ TEST_F(DirLogStoreTest, BadKeysDoNotEscapeTheRoot) {
   EXPECT_FALSE(PathExists(dir_->path() + "/escape"));
 }
 
-TEST_F(DirLogStoreTest, RefusesSymbolicLinksInTheTree) {
+// Run once with openat2 and once walking the key a directory at a time (kernels without it).
+class DirLogStoreLinkTest : public DirLogStoreTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  void SetUp() override {
+    SetOpenat2ForTesting(GetParam());
+    DirLogStoreTest::SetUp();
+  }
+  void TearDown() override { SetOpenat2ForTesting(true); }
+};
+
+TEST_P(DirLogStoreLinkTest, RefusesSymbolicLinksInTheTree) {
   const std::string outside = dir_->path() + "/outside";
   ASSERT_TRUE(MakeDirs(outside, 0750).ok());
   ASSERT_TRUE(WriteFileAtomic(outside + "/secret", "secret").ok());
@@ -116,6 +126,19 @@ TEST_F(DirLogStoreTest, RefusesSymbolicLinksInTheTree) {
   EXPECT_EQ(store_->Read("d/t.log", 0, 10).status().code(), Code::kPermissionDenied);
   EXPECT_EQ(*ReadFile(outside + "/secret"), "secret");
 }
+
+TEST_P(DirLogStoreLinkTest, CreatesDirectoriesAndReadsBack) {
+  ASSERT_TRUE(store_->Append("dep/dag_id=a/run_id=r/task_id=t/attempt=1.log", "one ").ok());
+  ASSERT_TRUE(store_->Append("dep/dag_id=a/run_id=r/task_id=t/attempt=1.log", "two").ok());
+  EXPECT_EQ(ReadAll("dep/dag_id=a/run_id=r/task_id=t/attempt=1.log"), "one two");
+  EXPECT_EQ(store_->Read("dep/dag_id=a/none.log", 0, 10).status().code(), Code::kNotFound);
+  EXPECT_TRUE(store_->Remove("dep/dag_id=a/run_id=r/task_id=t/attempt=1.log").ok());
+  EXPECT_EQ(store_->Read("dep/dag_id=a/run_id=r/task_id=t/attempt=1.log", 0, 10).status().code(),
+            Code::kNotFound);
+}
+
+INSTANTIATE_TEST_SUITE_P(OpenPaths, DirLogStoreLinkTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Openat2" : "Walk"; });
 
 TEST_F(DirLogStoreTest, RefusesWhatIsNotAFile) {
   ASSERT_EQ(mkfifo((root_ + "/fifo").c_str(), 0600), 0);
