@@ -664,22 +664,22 @@ Status DrAgent::RejoinNow(int64_t epoch) {
 // cannot write into the new primary's logs.
 Result<std::string> DrAgent::HandleLogChunks(const std::string& body) {
   if (logs_ == nullptr) return FailedPrecondition("region " + cfg_.name + " keeps no task logs");
-  ASSIGN_OR_RETURN(Json j, ParseBody(body));
-  ASSIGN_OR_RETURN(int64_t epoch, EpochField(j));
-  {
+  // The batch is parsed once, by Receive, which asks this first.
+  auto admit = [this](int64_t epoch, const std::string& from) -> Status {
     std::lock_guard lock(mu_);
     if (st_.role == "active") {
       return FailedPrecondition("region " + cfg_.name + " is the active region (epoch " +
                                 std::to_string(st_.epoch) + "); it takes no task logs from " +
-                                j.value("from", std::string("its peer")));
+                                from);
     }
     if (epoch < st_.epoch) {
       return FailedPrecondition("task log chunks from epoch " + std::to_string(epoch) +
                                 " are stale: region " + cfg_.name + " is at epoch " +
                                 std::to_string(st_.epoch));
     }
-  }
-  return logs_->Receive(body);
+    return Status::Ok();
+  };
+  return logs_->Receive(body, admit);
 }
 
 Result<std::string> DrAgent::HandleLogSizes(const std::string& body) {

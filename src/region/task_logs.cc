@@ -355,10 +355,19 @@ Result<std::string> TaskLogs::Sizes(const std::string& body) {
   return Json{{"sizes", sizes}}.dump();
 }
 
-Result<std::string> TaskLogs::Receive(const std::string& body) {
+Result<std::string> TaskLogs::Receive(const std::string& body, const Admit& admit) {
   const Json j = Json::parse(body, nullptr, false);
   if (!j.is_object() || !j.contains("chunks") || !j.at("chunks").is_array()) {
     return InvalidArgument("expected {\"epoch\": N, \"from\": region, \"chunks\": [...]}");
+  }
+  if (admit) {
+    const Json& epoch = j.value("epoch", Json());
+    if (!epoch.is_number_integer() || epoch.get<int64_t>() < 1) {
+      return InvalidArgument("epoch: expected an integer >= 1");
+    }
+    const Json& from = j.value("from", Json());
+    RETURN_IF_ERROR(admit(epoch.get<int64_t>(), from.is_string() ? from.get<std::string>()
+                                                                  : std::string("its peer")));
   }
   Json results = Json::array();
   for (const Json& c : j.at("chunks")) {
@@ -388,7 +397,7 @@ Result<std::string> TaskLogs::Receive(const std::string& body) {
     chunk.offset = c.at("offset").get<uint64_t>();
     chunk.data = std::move(data).value();
     chunk.checksum = *sum;
-    ApplyResult a = replication::ApplyChunk(impl_->replicating->replica_view(), chunk);
+    ApplyResult a = impl_->replicating->ApplyReplicated(chunk);
     if (a.status.ok()) {
       r = {{"ok", true}, {"size", a.receiver_size}};
     } else {

@@ -83,8 +83,10 @@ class TaskLogs {
   Result<std::string> Sizes(const std::string& body);
 
   // The body of POST /internal/v1/logs/chunks (see task_logs.cc for its shape), applied to the
-  // local store as received chunks; answers one result per chunk.
-  Result<std::string> Receive(const std::string& body);
+  // local store as received chunks; answers one result per chunk. `admit` is asked first with
+  // the batch's epoch and sender; an error from it refuses the whole batch.
+  using Admit = std::function<Status(int64_t epoch, const std::string& from)>;
+  Result<std::string> Receive(const std::string& body, const Admit& admit = nullptr);
 
   std::vector<LogSinkView> Views() const;
 

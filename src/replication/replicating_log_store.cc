@@ -52,14 +52,19 @@ Status ReplicatingLogStore::AppendAs(std::string_view key, std::string_view data
   std::string k(key);
   std::lock_guard stripe(StripeOf(key));
   ASSIGN_OR_RETURN(uint64_t offset, SizeOf(k));
+  return AppendLocked(k, data, origin, offset);
+}
+
+Status ReplicatingLogStore::AppendLocked(const std::string& key, std::string_view data,
+                                         Origin origin, uint64_t offset) {
   Status appended = inner_.Append(key, data);
   {
     std::lock_guard lock(sizes_mu_);
     if (!appended.ok()) {
-      sizes_.erase(k);  // a partial write leaves the size unknown
+      sizes_.erase(key);  // a partial write leaves the size unknown
     } else {
-      if (sizes_.size() >= options_.max_tracked_keys && sizes_.count(k) == 0) sizes_.clear();
-      sizes_[k] = offset + data.size();
+      if (sizes_.size() >= options_.max_tracked_keys && sizes_.count(key) == 0) sizes_.clear();
+      sizes_[key] = offset + data.size();
     }
   }
   RETURN_IF_ERROR(appended);
@@ -67,9 +72,37 @@ Status ReplicatingLogStore::AppendAs(std::string_view key, std::string_view data
   if (!seq.ok()) {
     // The bytes are in the store but not in the journal: a later append to this key leaves a
     // gap at the receiver, which is filled from this store.
-    return seq.status().WithContext("log " + k + " was written but not journaled for replication");
+    return seq.status().WithContext("log " + key +
+                                    " was written but not journaled for replication");
   }
   return Status::Ok();
+}
+
+ApplyResult ReplicatingLogStore::ApplyReplicated(const Chunk& chunk) {
+  ApplyResult r;
+  r.status = logs::CheckKey(chunk.key);
+  if (r.status.ok()) r.status = VerifyChunk(chunk);
+  if (!r.status.ok()) return r;
+  if (chunk.data.empty()) return ApplyChunk(replica_view_, chunk);
+  r.status = CheckBound(Origin::kReplicated, chunk.data.size());
+  if (!r.status.ok()) return r;
+  {
+    std::lock_guard stripe(StripeOf(chunk.key));
+    Result<uint64_t> size = SizeOf(chunk.key);
+    if (size.ok() && *size == chunk.offset) {
+      r.status = AppendLocked(chunk.key, chunk.data, Origin::kReplicated, chunk.offset);
+      if (!r.status.ok()) {
+        r.status = r.status.WithContext("cannot apply the chunk [" + std::to_string(chunk.offset) +
+                                        ", " + std::to_string(chunk.end()) + ") of log " +
+                                        chunk.key);
+        return r;
+      }
+      r.receiver_size = chunk.end();
+      return r;
+    }
+  }
+  // A resend, a gap or a divergence: compare with what is here.
+  return ApplyChunk(replica_view_, chunk);
 }
 
 Result<logs::LogChunk> ReplicatingLogStore::Read(std::string_view key, uint64_t offset,

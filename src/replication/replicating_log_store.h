@@ -12,6 +12,8 @@
 
 #include "base/status.h"
 #include "logs/log_store.h"
+#include "replication/apply_chunk.h"
+#include "replication/chunk.h"
 #include "replication/log_journal.h"
 
 namespace tandem::replication {
@@ -45,6 +47,11 @@ class ReplicatingLogStore final : public logs::LogStore {
   // Where ApplyChunk writes the peer's chunks. Owned by this object.
   logs::LogStore& replica_view() { return replica_view_; }
 
+  // ApplyChunk(replica_view(), chunk), but a chunk that starts exactly where the object ends
+  // (the usual case: the peer ships each log in order) is appended without reading anything
+  // back, the size checked and the bytes appended under the key's lock.
+  ApplyResult ApplyReplicated(const Chunk& chunk);
+
  private:
   class ReplicaView final : public logs::LogStore {
    public:
@@ -65,6 +72,9 @@ class ReplicatingLogStore final : public logs::LogStore {
   static constexpr size_t kStripes = 64;
 
   Status AppendAs(std::string_view key, std::string_view data, Origin origin);
+  // Appends at `offset`, the object's size. REQUIRES: the key's stripe is held.
+  Status AppendLocked(const std::string& key, std::string_view data, Origin origin,
+                      uint64_t offset);
   Status CheckBound(Origin origin, uint64_t size) const;
   // The object's size, from the table or read from `inner_`.
   // REQUIRES: the key's stripe is held.

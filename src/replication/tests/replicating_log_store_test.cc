@@ -136,6 +136,45 @@ TEST_F(ReplicatingLogStoreTest, TheReplicaViewJournalsReplicatedChunks) {
   EXPECT_EQ(store.Append("d/u.log", "x").code(), Code::kUnavailable);
 }
 
+TEST_F(ReplicatingLogStoreTest, ApplyReplicatedAppendsInOrderAndComparesEverythingElse) {
+  ReplicatingLogStore store(*inner_, *journal_);
+  // In order: appended (without reading back) and journaled as replicated.
+  ApplyResult r = store.ApplyReplicated(MakeChunk("d/t.log", 0, "one\n"));
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(r.receiver_size, 4u);
+  r = store.ApplyReplicated(MakeChunk("d/t.log", 4, "two\n"));
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(r.receiver_size, 8u);
+  std::vector<JournalRecord> s3 = Records("s3");
+  ASSERT_EQ(s3.size(), 2u);
+  EXPECT_EQ(s3[1].offset, 4u);
+  EXPECT_EQ(s3[1].origin, Origin::kReplicated);
+  EXPECT_TRUE(Records("peer").empty());
+  // A resend of what is here: nothing written.
+  r = store.ApplyReplicated(MakeChunk("d/t.log", 0, "one\ntwo\n"));
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(journal_->last_seq(), 2u);
+  // An overlap that continues: only the new part is appended.
+  r = store.ApplyReplicated(MakeChunk("d/t.log", 4, "two\nthree\n"));
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(r.receiver_size, 14u);
+  // A gap, a conflict and a damaged chunk change nothing.
+  r = store.ApplyReplicated(MakeChunk("d/t.log", 20, "later\n"));
+  EXPECT_TRUE(r.gap());
+  EXPECT_EQ(r.receiver_size, 14u);
+  r = store.ApplyReplicated(MakeChunk("d/t.log", 0, "ONE\n"));
+  EXPECT_TRUE(r.conflict());
+  Chunk damaged = MakeChunk("d/t.log", 14, "four\n");
+  damaged.checksum ^= 1;
+  EXPECT_EQ(store.ApplyReplicated(damaged).status.code(), Code::kInvalidArgument);
+  EXPECT_EQ(store.ApplyReplicated(MakeChunk("../x.log", 0, "x")).status.code(),
+            Code::kInvalidArgument);
+  auto all = inner_->Read("d/t.log", 0, 100);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->data, "one\ntwo\nthree\n");
+  EXPECT_EQ(journal_->last_seq(), 3u);
+}
+
 TEST_F(ReplicatingLogStoreTest, ConcurrentAppendsToOneObjectJournalContiguousRanges) {
   ReplicatingLogStore store(*inner_, *journal_);
   constexpr int kThreads = 4, kAppends = 150;
