@@ -44,17 +44,9 @@ class PeerSink final : public replication::ChunkSink {
         client_(peer_.url, peer_.credential, std::chrono::seconds(10), peer_.source_address) {}
 
   Result<std::vector<ApplyResult>> Apply(const std::vector<Chunk>& chunks) override {
-    Json list = Json::array();
-    for (const Chunk& c : chunks) {
-      list.push_back({{"key", c.key},
-                      {"offset", c.offset},
-                      {"checksum", replication::ChecksumToHex(c.checksum)},
-                      {"data", Base64Encode(c.data)}});
-    }
     const int64_t epoch = peer_.epoch ? peer_.epoch() : 0;
-    Json body = {{"epoch", epoch}, {"from", from_}, {"chunks", std::move(list)}};
     ASSIGN_OR_RETURN(std::string reply,
-                     client_.CallOk("POST", "/internal/v1/logs/chunks", body.dump()));
+                     client_.CallOk("POST", "/internal/v1/logs/chunks", Body(epoch, chunks)));
     Json j = Json::parse(reply, nullptr, false);
     if (!j.is_object() || !j["results"].is_array()) {
       return Internal("the peer region answered chunks with " + reply.substr(0, 200));
@@ -77,6 +69,27 @@ class PeerSink final : public replication::ChunkSink {
   }
 
  private:
+  // The request written out directly: building a JSON value of a megabyte of base64 and dumping
+  // it (escaping every character) cost more than the rest of a round's sending.
+  std::string Body(int64_t epoch, const std::vector<Chunk>& chunks) const {
+    size_t size = 64;
+    for (const Chunk& c : chunks) size += c.key.size() + c.data.size() * 4 / 3 + 96;
+    std::string body;
+    body.reserve(size);
+    body += "{\"epoch\":" + std::to_string(epoch) + ",\"from\":" + Json(from_).dump() +
+            ",\"chunks\":[";
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      const Chunk& c = chunks[i];
+      if (i > 0) body += ',';
+      body += "{\"key\":" + Json(c.key).dump() + ",\"offset\":" + std::to_string(c.offset) +
+              ",\"checksum\":\"" + replication::ChecksumToHex(c.checksum) + "\",\"data\":\"";
+      body += Base64Encode(c.data);  // base64 needs no escaping
+      body += "\"}";
+    }
+    body += "]}";
+    return body;
+  }
+
   const TaskLogs::Peer peer_;
   const std::string from_;
   const rpc::Client client_;
