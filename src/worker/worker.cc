@@ -101,9 +101,16 @@ struct Worker::Impl {
   std::condition_variable cv;
   std::deque<Json> claimed;  // guarded by mu: claimed, not yet started
   int busy = 0;              // guarded by mu: claimed + running
+  // The heartbeat has its own thread, so a slow log flush never makes the worker look quiet
+  // (the region reaps the tries of a worker it has not heard from in three heartbeats).
+  std::vector<std::string> live_tokens;  // guarded by mu: published by the loop
+  std::vector<std::string> ended;        // guarded by mu: ti ids the region ended
+  bool loop_done = false;                // guarded by mu: the heartbeat thread stops
+
 
   // Owned by the loop thread.
   std::map<std::string, Task> running;                         // by ti_id
+  bool running_changed = true;                                 // live_tokens is out of date
   std::vector<std::pair<std::string, std::string>> log_batch;  // (token, data)
   size_t log_bytes = 0;
   Json finish_batch = Json::array();
@@ -231,6 +238,7 @@ struct Worker::Impl {
         continue;
       }
       running[task.ti_id] = std::move(task);
+      running_changed = true;
     }
   }
 
@@ -252,6 +260,7 @@ struct Worker::Impl {
     if (it == running.end()) return;  // stopped on the region's word: not ours to report
     Task task = std::move(it->second);
     running.erase(it);
+    running_changed = true;
     std::string state;
     std::optional<std::string> xcom;
     if (e.timed_out) {
@@ -314,18 +323,38 @@ struct Worker::Impl {
     cv.notify_all();
   }
 
-  void Heartbeat(httplib::Client& cli, Runner& runner) {
-    Json tokens = Json::array();
-    for (const auto& [ti, task] : running) tokens.push_back(task.token);
-    Json body = WorkerBody();
-    body["tokens"] = tokens;
-    Result<Json> r = Post(cli, "heartbeat", body);
-    if (!r.ok()) {
-      spdlog::warn("worker {}: heartbeat failed: {}", id, r.status().message());
-      return;
+  // The heartbeat thread: every heartbeat_ms, the tokens the loop last published.
+  void HeartbeatLoop() {
+    httplib::Client cli(endpoint.host_port);
+    cli.set_read_timeout(std::chrono::seconds(30));
+    while (true) {
+      std::vector<std::string> tokens;
+      {
+        std::unique_lock lock(mu);
+        cv.wait_for(lock, milliseconds(heartbeat_ms.load()), [&] { return loop_done; });
+        if (loop_done) return;
+        tokens = live_tokens;
+      }
+      Json body = WorkerBody();
+      body["tokens"] = tokens;
+      Result<Json> r = Post(cli, "heartbeat", body);
+      if (!r.ok()) {
+        spdlog::warn("worker {}: heartbeat failed: {}", id, r.status().message());
+        continue;
+      }
+      std::lock_guard lock(mu);
+      for (const Json& stop : (*r)["stop"]) ended.push_back(stop.get<std::string>());
     }
-    for (const Json& stop : (*r)["stop"]) {
-      std::string ti = stop.get<std::string>();
+  }
+
+  // On the loop thread: kills what the region ended, and publishes the running tries' tokens.
+  void ApplyHeartbeat(Runner& runner) {
+    std::vector<std::string> stops;
+    {
+      std::lock_guard lock(mu);
+      stops.swap(ended);
+    }
+    for (const std::string& ti : stops) {
       auto it = running.find(ti);
       if (it == running.end()) continue;
       spdlog::info("worker {}: the region ended {}; killing it", id, it->second.label);
@@ -334,10 +363,18 @@ struct Worker::Impl {
                                     "(cleared, marked or reaped); killing it"));
       runner.Kill(ti);
       running.erase(it);
+      running_changed = true;
       std::lock_guard lock(mu);
       --busy;
     }
-    cv.notify_all();
+    if (!stops.empty()) cv.notify_all();
+    if (!running_changed) return;
+    std::vector<std::string> tokens;
+    tokens.reserve(running.size());
+    for (const auto& [ti, task] : running) tokens.push_back(task.token);
+    std::lock_guard lock(mu);
+    live_tokens.swap(tokens);
+    running_changed = false;
   }
 
   Status Loop() {
@@ -345,7 +382,6 @@ struct Worker::Impl {
     cli.set_read_timeout(std::chrono::seconds(30));
     Runner runner;
     auto last_flush = Steady::now();
-    auto last_heartbeat = Steady::now();
     std::optional<Steady::time_point> stop_deadline;
     std::vector<Output> out;
     std::vector<Exit> exits;
@@ -366,10 +402,7 @@ struct Worker::Impl {
         Flush(cli);
         last_flush = now;
       }
-      if (now - last_heartbeat >= milliseconds(heartbeat_ms.load())) {
-        Heartbeat(cli, runner);
-        last_heartbeat = now;
-      }
+      ApplyHeartbeat(runner);
       if (stop_deadline && (runner.running() == 0 || now >= *stop_deadline)) break;
     }
     Flush(cli);
@@ -413,10 +446,16 @@ Status Worker::Run() {
   spdlog::info("worker {} serving {} with {} slots", impl_->id, impl_->options.api_url,
                impl_->options.slots);
   std::thread claimer([this] { impl_->ClaimLoop(); });
+  std::thread heartbeat([this] { impl_->HeartbeatLoop(); });
   Status s = impl_->Loop();
   impl_->stopping = true;
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->loop_done = true;
+  }
   impl_->cv.notify_all();
   claimer.join();
+  heartbeat.join();
   std::lock_guard lock(impl_->mu);
   return impl_->fatal.ok() ? s : impl_->fatal;
 }
