@@ -28,6 +28,11 @@ constexpr uint64_t kMaxBatchBytes = uint64_t{1} << 20;
 
 double Secs(Duration d) { return std::chrono::duration<double>(d).count(); }
 
+// The bounds of tandem_log_replication_acked_within_total, in ms (-1: all).
+constexpr std::pair<const char*, int64_t> kLagBounds[] = {
+    {"0.1", 100}, {"0.25", 250}, {"0.5", 500},  {"1", 1000},   {"2.5", 2500},
+    {"5", 5000},  {"10", 10000}, {"30", 30000}, {"60", 60000}, {"+Inf", -1}};
+
 // The peer region's POST /internal/v1/logs/chunks.
 //   request:  {"epoch": N, "from": "region-a",
 //              "chunks": [{"key": K, "offset": O, "checksum": "crc32c hex", "data": "base64"}]}
@@ -235,6 +240,10 @@ Result<std::unique_ptr<TaskLogs>> TaskLogs::Open(const RegionConfig& cfg,
                       "Time from a chunk's append to the sink's acknowledgement (quantiles).");
     metrics->Describe("tandem_log_replication_bytes_total", "counter",
                       "Task log bytes a sink acknowledged.");
+    metrics->Describe("tandem_log_replication_acked_within_total", "counter",
+                      "Task log chunks a sink acknowledged within `within` seconds of their "
+                      "append (cumulative, like a histogram's buckets: two scrapes give the lag "
+                      "of what was acknowledged between them).");
     Impl* raw = impl.get();
     metrics->OnScrape("tandem_log_replication_chunks_behind", [raw, metrics] {
       std::vector<std::pair<Labels, double>> behind;
@@ -252,6 +261,12 @@ Result<std::unique_ptr<TaskLogs>> TaskLogs::Open(const RegionConfig& cfg,
                      {{"sink", v.sink}, {"quantile", "0.99"}}, v.lag_p99_s);
         metrics->Set("tandem_log_replication_bytes_total", l,
                      static_cast<double>(v.bytes_shipped));
+        for (const auto& [label, ms] : kLagBounds) {
+          const auto n =
+              ms < 0 ? s->lag().count() : s->lag().CountAtMost(std::chrono::milliseconds(ms));
+          metrics->Set("tandem_log_replication_acked_within_total",
+                       {{"sink", v.sink}, {"within", label}}, static_cast<double>(n));
+        }
       }
       return behind;
     });

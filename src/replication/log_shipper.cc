@@ -72,6 +72,14 @@ Duration LagHistogram::Quantile(double q) const {
   return std::chrono::milliseconds(max_ms_);
 }
 
+uint64_t LagHistogram::CountAtMost(Duration bound) const {
+  const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(bound).count();
+  std::lock_guard lock(mu_);
+  uint64_t n = 0;
+  for (size_t i = 0; i < buckets_.size() && bounds_ms_[i] <= ms; ++i) n += buckets_[i];
+  return n;
+}
+
 uint64_t LagHistogram::count() const {
   std::lock_guard lock(mu_);
   return count_;

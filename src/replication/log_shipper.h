@@ -64,6 +64,9 @@ class LagHistogram {
   void Record(Duration lag);
   // The upper bound of the bucket holding quantile `q` (0..1); zero when empty.
   Duration Quantile(double q) const;
+  // Samples of at most `bound`, counting a bucket only when all of it lies within the bound
+  // (so the figure never flatters: a sample just under the bound may be left out).
+  uint64_t CountAtMost(Duration bound) const;
   uint64_t count() const;
   Duration max() const;
   void Reset();

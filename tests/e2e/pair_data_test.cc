@@ -300,6 +300,17 @@ TEST_F(PairDataTest, LogsSurviveASwitchover) {
       << "the standby's copy of the finished log (" << on_a->size()
       << " bytes on region-a): " << Tail(on_b.value_or("(no answer)")) << Diagnose()
       << pair_->Logs();
+  // The standby's acknowledgements are counted by how long each took.
+  {
+    HttpReply m = Http(Url("region-a"), "GET", "/metrics");
+    ASSERT_EQ(m.status, 200);
+    const std::string all =
+        "tandem_log_replication_acked_within_total{region=\"region-a\",sink=\"peer\","
+        "within=\"+Inf\"} ";
+    const size_t at = m.body.find(all);
+    ASSERT_NE(at, std::string::npos) << m.body;
+    EXPECT_GT(std::strtod(m.body.c_str() + at + all.size(), nullptr), 0);
+  }
   // The long task is well under way.
   std::optional<std::string> long_before;
   ASSERT_TRUE(Eventually(

@@ -333,5 +333,17 @@ TEST(LagHistogramTest, QuantilesAreWithinABucket) {
   EXPECT_EQ(h.max(), milliseconds(0));
 }
 
+TEST(LagHistogramTest, CountAtMostNeverCountsASampleOverTheBound) {
+  LagHistogram h;
+  for (int i = 0; i < 99; ++i) h.Record(milliseconds(50));
+  h.Record(seconds(5));
+  EXPECT_EQ(h.CountAtMost(milliseconds(10)), 0u);
+  EXPECT_EQ(h.CountAtMost(seconds(1)), 99u);
+  EXPECT_EQ(h.CountAtMost(milliseconds(4999)), 99u);
+  EXPECT_EQ(h.CountAtMost(seconds(7200)), 100u);
+  h.Record(milliseconds(1001));  // in a bucket that straddles nothing below 1 s
+  EXPECT_EQ(h.CountAtMost(seconds(1)), 99u);
+}
+
 }  // namespace
 }  // namespace tandem::replication
