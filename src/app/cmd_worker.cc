@@ -58,6 +58,9 @@ void AddWorkerCommands(CLI::App& app, Globals& g, Run* run) {
       ->required();
   cmd->add_option("--slots", opts->slots, "Tasks run at once (default 16)");
   cmd->add_option("--hostname", opts->hostname, "Name reported for this worker");
+  cmd->add_option("--task-nice", opts->task_nice,
+                  "Niceness of the tasks, 0..19 (default 10: tasks yield the CPU to the worker "
+                  "and the platform)");
   auto token_file = std::make_shared<std::string>();
   cmd->add_option("--token-file", *token_file,
                   "File holding the region's worker credential (else env TANDEM_WORKER_TOKEN; "

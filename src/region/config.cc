@@ -62,7 +62,8 @@ Status Parser::Parse(const YAML::Node& root, RegionConfig& c) {
       RETURN_IF_ERROR(yaml_util::ReadHttp(r_, section, c.http_threads));
     } else if (section.name == "workers") {
       RETURN_IF_ERROR(
-          yaml_util::ReadWorkers(r_, section, c.local_workers, c.worker_slots, c.heartbeat_ms));
+          yaml_util::ReadWorkers(r_, section, c.local_workers, c.worker_slots, c.heartbeat_ms,
+                                 c.task_nice));
     } else if (section.name == "platform") {
       RETURN_IF_ERROR(yaml_util::ReadPlatform(r_, section, c.zone));
     } else if (section.name == "registry") {
@@ -196,7 +197,7 @@ std::string RenderRegionConfig(const RegionConfig& c) {
   yaml_util::EmitLimits(out, c.max_value_bytes, c.max_body_bytes);
   yaml_util::EmitLog(out, c.log_level);
   yaml_util::EmitHttp(out, c.http_threads);
-  yaml_util::EmitWorkers(out, c.local_workers, c.worker_slots, c.heartbeat_ms);
+  yaml_util::EmitWorkers(out, c.local_workers, c.worker_slots, c.heartbeat_ms, c.task_nice);
   yaml_util::EmitPlatform(out, c.zone);
   if (c.registry) yaml_util::EmitRegistry(out, *c.registry);
   yaml_util::EmitTaskLogs(out, c.task_logs);

@@ -317,7 +317,9 @@ Status Region::StartLocalWorker(size_t index) {
             "--slots",
             std::to_string(cfg_.worker_slots),
             "--grace-ms",
-            "2000"};
+            "2000",
+            "--task-nice",
+            std::to_string(cfg_.task_nice)};
   o.output_path = cfg_.state_dir + "/worker-" + std::to_string(index) + ".log";
   o.env_extra["TANDEM_WORKER_TOKEN"] = worker_credential_;
   // Workers die with the region (the supervisor thread starts them), and their tasks with them.

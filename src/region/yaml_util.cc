@@ -485,8 +485,8 @@ Status ReadHttp(const Reader& r, const Entry& section, int& threads) {
 }
 
 Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots,
-                   int& heartbeat_ms) {
-  ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"local", "slots", "heartbeat_ms"}));
+                   int& heartbeat_ms, int& task_nice) {
+  ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"local", "slots", "heartbeat_ms", "task_nice"}));
   if (const Entry* e = m.Find("local")) {
     ASSIGN_OR_RETURN(local, r.Int(*e, 0, 64));
   }
@@ -495,6 +495,9 @@ Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots
   }
   if (const Entry* e = m.Find("heartbeat_ms")) {
     ASSIGN_OR_RETURN(heartbeat_ms, r.Int(*e, 100, 60000));
+  }
+  if (const Entry* e = m.Find("task_nice")) {
+    ASSIGN_OR_RETURN(task_nice, r.Int(*e, 0, 19));
   }
   return Status::Ok();
 }
@@ -657,11 +660,12 @@ void EmitHttp(YAML::Emitter& out, int threads) {
   out << YAML::EndMap;
 }
 
-void EmitWorkers(YAML::Emitter& out, int local, int slots, int heartbeat_ms) {
+void EmitWorkers(YAML::Emitter& out, int local, int slots, int heartbeat_ms, int task_nice) {
   out << YAML::Key << "workers" << YAML::Value << YAML::BeginMap;
   EmitInt(out, "local", local);
   EmitInt(out, "slots", slots);
   EmitInt(out, "heartbeat_ms", heartbeat_ms);
+  EmitInt(out, "task_nice", task_nice);
   out << YAML::EndMap;
 }
 

@@ -155,9 +155,9 @@ Status ReadLimits(const Reader& r, const Entry& section, int64_t& max_value_byte
                   int64_t& max_body_bytes);
 Status ReadLog(const Reader& r, const Entry& section, std::string& level);  // log: level
 Status ReadHttp(const Reader& r, const Entry& section, int& threads);       // http: threads
-// workers: local, slots, heartbeat_ms.
+// workers: local, slots, heartbeat_ms, task_nice.
 Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots,
-                   int& heartbeat_ms);
+                   int& heartbeat_ms, int& task_nice);
 Status ReadPlatform(const Reader& r, const Entry& section, std::string& zone);  // platform: zone
 // A managed PostgreSQL server's keys (port required; bin_dir, run_as, shared_buffers,
 // max_connections) from `m`, the already-read map of `section`, whose other keys are the
@@ -183,7 +183,7 @@ void EmitSecrets(YAML::Emitter& out, const std::string& key_file, const std::str
 void EmitLimits(YAML::Emitter& out, int64_t max_value_bytes, int64_t max_body_bytes);
 void EmitLog(YAML::Emitter& out, const std::string& level);
 void EmitHttp(YAML::Emitter& out, int threads);
-void EmitWorkers(YAML::Emitter& out, int local, int slots, int heartbeat_ms);
+void EmitWorkers(YAML::Emitter& out, int local, int slots, int heartbeat_ms, int task_nice);
 void EmitPlatform(YAML::Emitter& out, const std::string& zone);
 void EmitRegistry(YAML::Emitter& out, const RegistrySettings& registry);
 void EmitTaskLogs(YAML::Emitter& out, const TaskLogSettings& logs);

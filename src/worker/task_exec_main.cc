@@ -1,5 +1,6 @@
-// tandem-task-exec -- ARGV...: runs one task for a worker and makes its whole process group
-// die with the worker.
+// tandem-task-exec [--nice N] -- ARGV...: runs one task for a worker and makes its whole
+// process group die with the worker. With --nice, the task runs at that niceness (0..19), so
+// a machine full of tasks cannot starve the worker, its heartbeats or the region beside it.
 //
 // The worker starts every task through this small program, in a new session (so the task's
 // process group is this program's). It starts ARGV as its child and waits for it, exiting the
@@ -12,16 +13,30 @@
 // Deliberately tiny (no libraries beyond libc), since one runs beside every task.
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 int main(int argc, char** argv) {
+  int nice = -1;
+  if (argc >= 3 && strcmp(argv[1], "--nice") == 0) {
+    char* end = nullptr;
+    long n = strtol(argv[2], &end, 10);
+    if (end == argv[2] || *end != '\0' || n < 0 || n > 19) {
+      fprintf(stderr, "tandem-task-exec: --nice wants 0..19, not %s\n", argv[2]);
+      return 127;
+    }
+    nice = static_cast<int>(n);
+    argv += 2;
+    argc -= 2;
+  }
   if (argc < 3 || strcmp(argv[1], "--") != 0) {
-    fprintf(stderr, "usage: tandem-task-exec -- PROGRAM [ARGS...]\n");
+    fprintf(stderr, "usage: tandem-task-exec [--nice N] -- PROGRAM [ARGS...]\n");
     return 127;
   }
   sigset_t all, old;
@@ -44,6 +59,9 @@ int main(int argc, char** argv) {
   if (child == 0) {
     sigprocmask(SIG_SETMASK, &old, nullptr);
     prctl(PR_SET_PDEATHSIG, 0);
+    if (nice >= 0 && setpriority(PRIO_PROCESS, 0, nice) != 0) {
+      fprintf(stderr, "tandem-task-exec: cannot set niceness %d: %s\n", nice, strerror(errno));
+    }
     execvp(argv[2], argv + 2);
     fprintf(stderr, "tandem-task-exec: cannot run %s: %s\n", argv[2], strerror(errno));
     _exit(127);

@@ -213,7 +213,9 @@ struct Worker::Impl {
                    t["run_id"].get<std::string>() + " try " + std::to_string(task.try_number);
       ProcessSpec spec;
       spec.key = task.ti_id;
-      if (!options.shim.empty()) spec.argv = {options.shim, "--"};
+      if (!options.shim.empty()) {
+        spec.argv = {options.shim, "--nice", std::to_string(options.task_nice), "--"};
+      }
       for (const Json& a : t["argv"]) spec.argv.push_back(a.get<std::string>());
       std::map<std::string, std::string> env;
       for (const char* name : {"PATH", "HOME", "LANG", "TMPDIR", "TZ"}) {
@@ -427,6 +429,9 @@ Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
   }
   if (options.slots < 1 || options.slots > 5000) {
     return InvalidArgument("--slots must be between 1 and 5000");
+  }
+  if (options.task_nice < 0 || options.task_nice > 19) {
+    return InvalidArgument("--task-nice must be between 0 and 19");
   }
   ASSIGN_OR_RETURN(Endpoint e, ParseUrl(options.api_url));
   if (options.hostname.empty()) {

@@ -31,6 +31,9 @@ struct WorkerOptions {
   int slots = 16;
   std::string hostname;  // default: this machine's
   std::string shim;      // the tandem-task-exec binary; "" runs tasks directly (tests only)
+  // Niceness of the tasks (0..19, through the shim): tasks yield the CPU to the worker and the
+  // platform beside them.
+  int task_nice = 10;
   std::string credential;  // the region's worker credential (crypto::WorkerCredential)
   std::chrono::milliseconds claim_wait{5000};
   std::chrono::milliseconds log_flush{200};

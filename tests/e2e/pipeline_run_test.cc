@@ -195,7 +195,7 @@ etl:
     transform:
       operator: bash
       dependencies: [extract]
-      bash_command: "echo got {{ ti.xcom_pull(task_ids='extract') }} from $SOURCE_HOST; echo $AIRFLOW_VAR_WHO >&2; echo transformed"
+      bash_command: "echo got {{ ti.xcom_pull(task_ids='extract') }} from $SOURCE_HOST; echo $AIRFLOW_VAR_WHO >&2; echo niceness $(nice); echo transformed"
       env: {SOURCE_HOST: "{{ conn.source.host }}"}
     load:
       operator: empty
@@ -231,6 +231,8 @@ TEST_F(PipelineRunTest, AnEtlRunSucceedsWithTemplatesXComsAndLogs) {
   EXPECT_NE(transform.find("got 42 from db.example"), std::string::npos) << transform;
   EXPECT_NE(transform.find("ada"), std::string::npos)
       << "AIRFLOW_VAR_WHO in the env: " << transform;
+  // Tasks run at workers.task_nice (10 by default), below the worker and the region.
+  EXPECT_NE(transform.find("niceness 10\n"), std::string::npos) << transform;
   // The run records the bundle version it ran.
   Json r = Parse(Call("GET", RunPath("etl", run)));
   EXPECT_EQ(r["bundle_version"], d["bundle_version"]);
@@ -405,6 +407,16 @@ TEST_F(PipelineRunTest, ForgedOrForeignTokensChangeNothing) {
   CliRun no_cred = RunCli({"worker", "--api", region_->url()});
   EXPECT_EQ(no_cred.exit_code, 2) << no_cred.output;
   EXPECT_NE(no_cred.output.find("worker credential"), std::string::npos) << no_cred.output;
+  // Nor does one asked for a niceness outside 0..19.
+  const std::string token_file = region_->dir() + "/worker.token";
+  ASSERT_TRUE(WriteFileAtomic(token_file, Credential() + "\n", 0600).ok());
+  for (const char* nice : {"20", "-1"}) {
+    CliRun bad_nice = RunCli({"worker", "--api", region_->url(), "--token-file", token_file,
+                              "--task-nice", nice});
+    EXPECT_EQ(bad_nice.exit_code, 2) << bad_nice.output;
+    EXPECT_NE(bad_nice.output.find("--task-nice must be between 0 and 19"), std::string::npos)
+        << bad_nice.output;
+  }
   // A worker with a wrong credential stops at once, saying why, rather than retrying forever.
   auto wrong = Child::Spawn({.argv = {TandemBin(), "worker", "--api", region_->url()},
                              .env_extra = {{"TANDEM_WORKER_TOKEN", "wrong"}},

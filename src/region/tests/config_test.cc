@@ -147,6 +147,7 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c->local_workers, 1);
   EXPECT_EQ(c->worker_slots, 32);
   EXPECT_EQ(c->heartbeat_ms, 1000);
+  EXPECT_EQ(c->task_nice, 10);
   EXPECT_EQ(c->zone, "tandem.test");
   EXPECT_FALSE(c->registry.has_value());
   EXPECT_EQ(c->task_logs.backend, "directory");
@@ -158,11 +159,18 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
 
 TEST_F(ConfigTest, WorkersAndPlatform) {
   auto c = Load(InsertAfter(
-      10, "workers: {local: 0, slots: 640, heartbeat_ms: 250}\nplatform: {zone: dr.example.org}"));
+      10,
+      "workers: {local: 0, slots: 640, heartbeat_ms: 250, task_nice: 0}\nplatform: {zone: "
+      "dr.example.org}"));
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->local_workers, 0);
   EXPECT_EQ(c->worker_slots, 640);
   EXPECT_EQ(c->heartbeat_ms, 250);
+  EXPECT_EQ(c->task_nice, 0);
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "workers: {task_nice: 20}")),
+            At(11, "workers.task_nice: expected an integer from 0 to 19, got \"20\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(10, "workers: {task_nice: -1}")),
+            At(11, "workers.task_nice: expected an integer from 0 to 19, got \"-1\""));
   EXPECT_EQ(c->zone, "dr.example.org");
   EXPECT_EQ(ErrorOf(InsertAfter(10, "workers: {local: 65}")),
             At(11, "workers.local: expected an integer from 0 to 64, got \"65\""));

@@ -108,6 +108,7 @@ TEST_F(PairConfigTest, MinimalPairGetsDefaults) {
     EXPECT_EQ(r.local_workers, d.local_workers);
     EXPECT_EQ(r.worker_slots, d.worker_slots);
     EXPECT_EQ(r.heartbeat_ms, d.heartbeat_ms);
+    EXPECT_EQ(r.task_nice, d.task_nice);
     EXPECT_FALSE(r.registry.has_value());
     EXPECT_EQ(r.task_logs, d.task_logs);
   }
@@ -282,6 +283,7 @@ TEST_F(PairConfigTest, RenderParsesBackToTheSamePair) {
   p.regions[1].local_workers = 0;
   p.regions[1].worker_slots = 5000;
   p.regions[1].heartbeat_ms = 100;
+  p.regions[1].task_nice = 19;
   p.regions[0].registry = RegistrySettings{.port = 5000};
   p.regions[1].registry = RegistrySettings{.port = 65535, .binary = "/opt/registry: #1"};
   p.regions[0].task_logs.spool_bound_bytes = 1048576;
