@@ -336,9 +336,25 @@ bool DrAgent::RenewOnce() {
   const Duration d = std::chrono::milliseconds(dr_.lease_ms);
   const std::string body =
       Json{{"holder", cfg_.name}, {"epoch", epoch}, {"duration_ms", dr_.lease_ms}}.dump();
-  auto ask = [&body](rpc::Client* c) { return c->Call("POST", "/internal/v1/dr/lease", body); };
-  auto from_control = std::async(std::launch::async, ask, control_.get());
-  auto from_peer = std::async(std::launch::async, ask, peer_.get());
+  // Both voters are asked at once, and the round ends as soon as a majority has granted: a
+  // voter that is slow to answer (the old primary restarting as a replica after a switchover)
+  // must not hold up the new primary's lease. A voter whose earlier request is still in flight
+  // is not asked again; its late answer is not counted (never counting a grant is safe).
+  auto ask = [body](rpc::Client* c) { return c->Call("POST", "/internal/v1/dr/lease", body); };
+  std::vector<std::shared_future<Result<rpc::Reply>>> calls;
+  {
+    std::lock_guard lock(lease_calls_mu_);
+    for (rpc::Client* c : {control_.get(), peer_.get()}) {
+      auto it = lease_calls_.find(c);
+      if (it != lease_calls_.end() &&
+          it->second.wait_for(Duration::zero()) != std::future_status::ready) {
+        continue;
+      }
+      std::shared_future<Result<rpc::Reply>> f = std::async(std::launch::async, ask, c).share();
+      lease_calls_[c] = f;
+      calls.push_back(std::move(f));
+    }
+  }
   int grants = 0;
   int64_t higher = 0;
   std::string why;
@@ -349,17 +365,31 @@ bool DrAgent::RenewOnce() {
     higher = self->promised;
     why = "this region promised epoch " + std::to_string(self->promised);
   }
-  for (auto* f : {&from_control, &from_peer}) {
-    Result<rpc::Reply> r = f->get();
-    if (!r.ok()) continue;
+  auto count = [&](const Result<rpc::Reply>& r) {
+    if (!r.ok()) return;
     Json j = Json::parse(r->body, nullptr, false);
-    if (!j.is_object()) continue;
+    if (!j.is_object()) return;
     if (r->status == 200 && j.value("granted", false)) {
       ++grants;
     } else if (j.contains("promised") && j["promised"].is_number_integer() &&
                j["promised"].get<int64_t>() > epoch) {
       higher = std::max(higher, j["promised"].get<int64_t>());
       why = j.value("detail", std::string("a voter promised a higher epoch"));
+    }
+  };
+  const MonoTime give_up = asked_at + d / 2;
+  std::vector<bool> counted(calls.size(), false);
+  size_t answered = 0;
+  while (answered < calls.size() && !(grants >= 2 && higher == 0) &&
+         RealClock().Now() < give_up) {
+    for (size_t i = 0; i < calls.size(); ++i) {
+      if (counted[i] || calls[i].wait_for(std::chrono::milliseconds(5)) !=
+                            std::future_status::ready) {
+        continue;
+      }
+      counted[i] = true;
+      ++answered;
+      count(calls[i].get());
     }
   }
   if (higher > epoch) {

@@ -25,6 +25,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -37,6 +39,7 @@
 #include "base/status.h"
 #include "control/region_link.h"
 #include "region/config.h"
+#include "rpc/client.h"
 
 namespace tandem::pg {
 class Server;
@@ -159,6 +162,9 @@ class DrAgent {
   MetricsRegistry* const metrics_;
   std::unique_ptr<rpc::Client> control_;
   std::unique_ptr<rpc::Client> peer_;
+  // Lease requests per voter, kept until answered (see RenewOnce).
+  std::mutex lease_calls_mu_;
+  std::map<const rpc::Client*, std::shared_future<Result<rpc::Reply>>> lease_calls_;
   std::unique_ptr<dr::Voter> voter_;
   std::unique_ptr<dr::HolderLease> holder_;
 
