@@ -72,6 +72,10 @@ struct Flags {
   int lease_margin_ms = 500;
   int drain_seconds = 2;
   int probe_threads = 16;
+  // After every task is running again, before the next failover: the new region has started
+  // 1,250 processes and the old one has rejoined; a failover in the middle of that measures
+  // back-to-back failovers, not a failover of a running pair.
+  int settle_seconds = 5;
 };
 
 volatile sig_atomic_t g_interrupted = 0;
@@ -216,7 +220,10 @@ class Bench {
       Json s = pair_->DrStatus();
       if (s.is_object() && s["sync"]["state"] == "syncing" && s["operation"].is_null()) {
         auto n = RunningTasks(Str(s, "active"));
-        if (n.ok() && *n >= f_.tasks) return Status::Ok();
+        if (n.ok() && *n >= f_.tasks) {
+          std::this_thread::sleep_for(std::chrono::seconds(f_.settle_seconds));
+          return Status::Ok();
+        }
       }
       std::this_thread::sleep_for(200ms);
     }
@@ -377,6 +384,8 @@ int Main(int argc, char** argv) {
   app.add_option("--lease-ms", f.lease_ms, "Lease length");
   app.add_option("--lease-renew-ms", f.lease_renew_ms, "Lease renewal interval");
   app.add_option("--lease-margin-ms", f.lease_margin_ms, "Holder's safety margin");
+  app.add_option("--settle-seconds", f.settle_seconds,
+                 "Wait after every task runs again, before the next failover");
   app.add_option("--drain-seconds", f.drain_seconds, "Planned failover drain timeout");
   CLI11_PARSE(app, argc, argv);
   struct sigaction sa = {};
@@ -390,10 +399,11 @@ int Main(int argc, char** argv) {
 
   fmt::print("failover bench: {} deployments, {} running tasks, {} runs per configuration\n"
              "settings: health checks every {} ms, lost after {} misses ({:.2f} s), lease {} ms "
-             "renewed every {} ms (margin {} ms), drain {} s; {} workers x {} slots per region\n",
+             "renewed every {} ms (margin {} ms), drain {} s; {} workers x {} slots per region; "
+             "{} s settle after every task runs again\n",
              f.deployments, f.tasks, f.runs, f.health_interval_ms, f.detection_misses,
              f.health_interval_ms * f.detection_misses / 1000.0, f.lease_ms, f.lease_renew_ms,
-             f.lease_margin_ms, f.drain_seconds, f.workers, f.slots);
+             f.lease_margin_ms, f.drain_seconds, f.workers, f.slots, f.settle_seconds);
   std::vector<std::string> summary;
   for (const std::string& replication : f.replication) {
     for (const std::string& mode : f.modes) {
