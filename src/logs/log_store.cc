@@ -152,11 +152,12 @@ Result<Fd> OpenParent(int root_fd, std::string_view key, bool create, std::strin
 }
 
 // Opens the object itself; refuses anything but a regular file (a FIFO would block a reader).
-// Cleared for good when the kernel (or a seccomp filter) refuses openat2.
+// Cleared for good when the kernel lacks openat2.
 std::atomic<bool> g_openat2{true};
 
 // openat2 beneath `root_fd` without following any link; -1 with errno set when it fails, and
-// errno ENOSYS when openat2 cannot be used at all.
+// errno ENOSYS when the walk should answer instead (no openat2, or EPERM, which a seccomp filter
+// gives as well as the file).
 int OpenBeneath(int root_fd, std::string_view key, int flags) {
   if (!g_openat2.load(std::memory_order_relaxed)) {
     errno = ENOSYS;
@@ -171,9 +172,11 @@ int OpenBeneath(int root_fd, std::string_view key, int flags) {
     long fd = syscall(SYS_openat2, root_fd, path.c_str(), &how, sizeof how);
     if (fd >= 0) return static_cast<int>(fd);
     if (errno == EINTR || errno == EAGAIN) continue;
-    if (errno == ENOSYS || errno == EPERM || errno == E2BIG) {
+    if (errno == ENOSYS || errno == E2BIG) {
       g_openat2.store(false, std::memory_order_relaxed);
       errno = ENOSYS;
+    } else if (errno == EPERM) {
+      errno = ENOSYS;  // a seccomp filter, or the file itself: the walk tells which
     }
     return -1;
   }
