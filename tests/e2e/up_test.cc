@@ -120,13 +120,24 @@ TEST_F(UpTest, StartsServesRestartsAndStops) {
   EXPECT_NE(Output().find("http://127.0.0.1:" + std::to_string(http_port_)), std::string::npos);
   EXPECT_TRUE(PathExists(state_ + "/secret.key"));
 
-  // The pair is up: region-a active, region-b its standby, the control plane answering.
+  // The pair is up: region-a active, region-b its standby, the control plane answering. A
+  // region is ready before it holds its first lease (the voters grant none for one lease length
+  // after they start), and writes wait for the lease: wait for both.
   CliRun status;
+  auto a_holds_lease = [](const std::string& out) {
+    for (size_t at = out.find("\nregion-a "); at != std::string::npos;
+         at = out.find("\nregion-a ", at + 1)) {
+      const std::string line = out.substr(at + 1, out.find('\n', at + 1) - at - 1);
+      if (line.find(" holds ") != std::string::npos) return true;
+    }
+    return false;
+  };
   for (int i = 0; i < 200; ++i) {
     status = Cli({"dr", "status"});
-    if (status.output.find("syncing") != std::string::npos) break;
+    if (status.output.find("syncing") != std::string::npos && a_holds_lease(status.output)) break;
     std::this_thread::sleep_for(100ms);
   }
+  EXPECT_TRUE(a_holds_lease(status.output)) << status.output;
   EXPECT_EQ(status.exit_code, 0) << status.output;
   EXPECT_NE(status.output.find("Active: region-a (primary)"), std::string::npos) << status.output;
   EXPECT_NE(status.output.find("syncing"), std::string::npos) << status.output;
