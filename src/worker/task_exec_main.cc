@@ -1,6 +1,8 @@
-// tandem-task-exec [--nice N] -- ARGV...: runs one task for a worker and makes its whole
-// process group die with the worker. With --nice, the task runs at that niceness (0..19), so
-// a machine full of tasks cannot starve the worker, its heartbeats or the region beside it.
+// tandem-task-exec [--nice N] [--parent PID] -- ARGV...: runs one task for a worker and makes
+// its whole process group die with the worker. With --nice, the task runs at that niceness
+// (0..19), so a machine full of tasks cannot starve the worker, its heartbeats or the region
+// beside it. --parent names the worker, so one that died while this program was starting is
+// noticed.
 //
 // The worker starts every task through this small program, in a new session (so the task's
 // process group is this program's). It starts ARGV as its child and waits for it, exiting the
@@ -22,21 +24,37 @@
 #include <cstdlib>
 #include <cstring>
 
+// A number in [lo, hi], or -1.
+long Number(const char* text, long lo, long hi) {
+  char* end = nullptr;
+  errno = 0;
+  long n = strtol(text, &end, 10);
+  if (end == text || *end != '\0' || errno != 0 || n < lo || n > hi) return -1;
+  return n;
+}
+
 int main(int argc, char** argv) {
   int nice = -1;
-  if (argc >= 3 && strcmp(argv[1], "--nice") == 0) {
-    char* end = nullptr;
-    long n = strtol(argv[2], &end, 10);
-    if (end == argv[2] || *end != '\0' || n < 0 || n > 19) {
-      fprintf(stderr, "tandem-task-exec: --nice wants 0..19, not %s\n", argv[2]);
+  pid_t parent = 0;  // the worker, when it says so; else whoever started this program
+  while (argc >= 3 && strcmp(argv[1], "--") != 0) {
+    long n = -1;
+    if (strcmp(argv[1], "--nice") == 0) {
+      n = Number(argv[2], 0, 19);
+      nice = static_cast<int>(n);
+    } else if (strcmp(argv[1], "--parent") == 0) {
+      n = Number(argv[2], 1, 1L << 30);
+      parent = static_cast<pid_t>(n);
+    }
+    if (n < 0) {
+      fprintf(stderr, "tandem-task-exec: bad option %s %s (--nice 0..19, --parent PID)\n",
+              argv[1], argv[2]);
       return 127;
     }
-    nice = static_cast<int>(n);
     argv += 2;
     argc -= 2;
   }
   if (argc < 3 || strcmp(argv[1], "--") != 0) {
-    fprintf(stderr, "usage: tandem-task-exec [--nice N] -- PROGRAM [ARGS...]\n");
+    fprintf(stderr, "usage: tandem-task-exec [--nice N] [--parent PID] -- PROGRAM [ARGS...]\n");
     return 127;
   }
   sigset_t all, old;
@@ -47,7 +65,9 @@ int main(int argc, char** argv) {
   sigaddset(&all, SIGCHLD);
   sigprocmask(SIG_BLOCK, &all, &old);
 
-  const pid_t worker = getppid();
+  // With --parent, a worker that died before this program got here is seen too (the parent is
+  // then already the reaper, and the signal below would never come).
+  const pid_t worker = parent != 0 ? parent : getppid();
   prctl(PR_SET_PDEATHSIG, SIGUSR1);
   if (getppid() != worker) return 127;  // the worker died before the line above
 

@@ -214,7 +214,8 @@ struct Worker::Impl {
       ProcessSpec spec;
       spec.key = task.ti_id;
       if (!options.shim.empty()) {
-        spec.argv = {options.shim, "--nice", std::to_string(options.task_nice), "--"};
+        spec.argv = {options.shim, "--nice", std::to_string(options.task_nice), "--parent",
+                     std::to_string(getpid()), "--"};
       }
       for (const Json& a : t["argv"]) spec.argv.push_back(a.get<std::string>());
       std::map<std::string, std::string> env;

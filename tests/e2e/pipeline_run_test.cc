@@ -308,6 +308,38 @@ slow:
   EXPECT_NE(log.find("timed out"), std::string::npos) << log;
 }
 
+// tandem-task-exec refuses to start a task for a worker that is already gone: --parent names
+// the worker, and a program whose parent is someone else (the worker died while it started, and
+// it was handed to the reaper) would never get the signal that kills its task.
+TEST(TaskExecTest, RefusesATaskWhoseWorkerIsAlreadyGone) {
+  const std::string bin = TandemBin();
+  const std::string shim = bin.substr(0, bin.rfind('/') + 1) + "tandem-task-exec";
+  auto run = [&](const std::vector<std::string>& args) {
+    SpawnOptions so;
+    so.argv = {shim};
+    so.argv.insert(so.argv.end(), args.begin(), args.end());
+    auto r = RunCommand(so, 20s);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : RunOutput{};
+  };
+  const auto start = std::chrono::steady_clock::now();
+  RunOutput gone = run({"--parent", "1", "--", "sleep", "30"});
+  EXPECT_TRUE(gone.exit.exited && gone.exit.code == 127) << gone.exit.Describe();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s) << "the task ran";
+  // Its real parent: it runs, at the niceness asked for.
+  RunOutput ok = run({"--nice", "7", "--parent", std::to_string(getpid()), "--", "nice"});
+  EXPECT_TRUE(ok.exit.exited && ok.exit.code == 0) << ok.exit.Describe() << ok.output;
+  EXPECT_EQ(ok.output, "7\n");
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"--nice", "20", "--", "true"},
+        std::vector<std::string>{"--parent", "x", "--", "true"},
+        std::vector<std::string>{"--what", "1", "--", "true"}}) {
+    RunOutput r = run(bad);
+    EXPECT_TRUE(r.exit.exited && r.exit.code == 127) << bad[0] << ": " << r.exit.Describe();
+    EXPECT_NE(r.output.find("bad option"), std::string::npos) << r.output;
+  }
+}
+
 TEST_F(PipelineRunTest, AWorkerKilledMidTaskIsDetectedAndTheTaskRetried) {
   StartRegion(0);
   CreateDeployment("zombie");
