@@ -2,12 +2,27 @@
 
 #include <fmt/core.h>
 
+#include <signal.h>
+#include <sys/resource.h>
+
 #include <algorithm>
 
 namespace tandem::bench {
 
 using testing::Http;
 using testing::HttpReply;
+
+void SetUpProcess(void (*handler)(int)) {
+  struct sigaction sa = {};
+  sa.sa_handler = handler;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
 
 double Secs(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double>(d).count();

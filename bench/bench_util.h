@@ -25,6 +25,10 @@ std::string Str(const Json& j, const char* key);
 double Quantile(std::vector<double> v, double q);
 double Median(const std::vector<double>& v);
 
+// Calls `handler` on SIGINT, SIGTERM and SIGHUP (a benchmark stops and cleans up), and raises
+// the open-file limit to its maximum (a pair with 1,250 tasks holds many sockets and pipes).
+void SetUpProcess(void (*handler)(int));
+
 // A deployment on the region at `url`: its "hold" DAG runs `tasks` bash tasks of `command`
 // (retried every second up to `retries` times), `more_dags` is more of the bundle (YAML), the
 // DAGs `unpause` names are unpaused, and "hold" is triggered. Its id.

@@ -388,14 +388,7 @@ int Main(int argc, char** argv) {
                  "Wait after every task runs again, before the next failover");
   app.add_option("--drain-seconds", f.drain_seconds, "Planned failover drain timeout");
   CLI11_PARSE(app, argc, argv);
-  struct sigaction sa = {};
-  sa.sa_handler = OnSignal;
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
-  rlimit lim{};
-  if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
-    lim.rlim_cur = lim.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &lim);
-  }
+  SetUpProcess(OnSignal);
 
   fmt::print("failover bench: {} deployments, {} running tasks, {} runs per configuration\n"
              "settings: health checks every {} ms, lost after {} misses ({:.2f} s), lease {} ms "

@@ -521,31 +521,21 @@ class ShippingSwitch {
   ~ShippingSwitch() { (void)On(); }
   Status Off() {
     if (off_) return Status::Ok();
-    RETURN_IF_ERROR(Nft({"add", "table", "ip", table_}));
+    RETURN_IF_ERROR(testing::Nft({"add", "table", "ip", table_}));
     off_ = true;
-    RETURN_IF_ERROR(Nft({"add", "chain", "ip", table_, "out",
-                         "{ type filter hook output priority 0 ; policy accept ; }"}));
-    return Nft({"add", "rule", "ip", table_, "out", "ip", "saddr", from_, "ip", "daddr", to_,
-                "tcp", "dport", std::to_string(port_), "reject", "with", "tcp", "reset"});
+    RETURN_IF_ERROR(testing::Nft({"add", "chain", "ip", table_, "out",
+                                  "{ type filter hook output priority 0 ; policy accept ; }"}));
+    return testing::Nft({"add", "rule", "ip", table_, "out", "ip", "saddr", from_, "ip", "daddr",
+                         to_, "tcp", "dport", std::to_string(port_), "reject", "with", "tcp",
+                         "reset"});
   }
   Status On() {
     if (!off_) return Status::Ok();
     off_ = false;
-    return Nft({"delete", "table", "ip", table_});
+    return testing::Nft({"delete", "table", "ip", table_});
   }
 
  private:
-  static Status Nft(const std::vector<std::string>& args) {
-    SpawnOptions so;
-    so.argv = {PathExists("/usr/sbin/nft") ? "/usr/sbin/nft" : "/sbin/nft"};
-    so.argv.insert(so.argv.end(), args.begin(), args.end());
-    auto r = RunCommand(so, 10s);
-    if (!r.ok()) return r.status();
-    if (!r->exit.exited || r->exit.code != 0) {
-      return Internal("nft " + args[0] + " " + r->exit.Describe() + ": " + r->output);
-    }
-    return Status::Ok();
-  }
   const std::string from_, to_;
   const int port_;
   const std::string table_;
@@ -1017,14 +1007,7 @@ int Main(int argc, char** argv) {
   app.add_flag("!--no-logs", f.logs, "Skip the log benchmark");
   app.add_flag("!--no-images", f.images, "Skip the image benchmark");
   CLI11_PARSE(app, argc, argv);
-  struct sigaction sa = {};
-  sa.sa_handler = OnSignal;
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
-  rlimit lim{};
-  if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
-    lim.rlim_cur = lim.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &lim);
-  }
+  SetUpProcess(OnSignal);
 
   fmt::print(
       "replication bench: {} deployments, {} log-writing tasks x {} lines/s x {} bytes = {:.0f} "

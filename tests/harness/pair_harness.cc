@@ -98,20 +98,6 @@ PairProcess::~PairProcess() {
   if (!dir_.empty()) (void)RemoveAll(dir_);
 }
 
-std::string PairProcess::control_url() const {
-  return "http://" + addresses_.at("control") + ":" + std::to_string(control_port_);
-}
-
-std::string PairProcess::region_url(const std::string& name) const {
-  return "http://" + addresses_.at(name) + ":" + std::to_string(http_ports_.at(name));
-}
-
-std::string PairProcess::registry_url(const std::string& name) const {
-  return "http://" + addresses_.at(name) + ":" + std::to_string(registry_ports_.at(name));
-}
-
-namespace {
-
 Status Nft(const std::vector<std::string>& args) {
   SpawnOptions so;
   so.argv = {PathExists("/usr/sbin/nft") ? "/usr/sbin/nft" : "/sbin/nft"};
@@ -124,7 +110,17 @@ Status Nft(const std::vector<std::string>& args) {
   return Status::Ok();
 }
 
-}  // namespace
+std::string PairProcess::control_url() const {
+  return "http://" + addresses_.at("control") + ":" + std::to_string(control_port_);
+}
+
+std::string PairProcess::region_url(const std::string& name) const {
+  return "http://" + addresses_.at(name) + ":" + std::to_string(http_ports_.at(name));
+}
+
+std::string PairProcess::registry_url(const std::string& name) const {
+  return "http://" + addresses_.at(name) + ":" + std::to_string(registry_ports_.at(name));
+}
 
 Status PairProcess::Cut(const std::string& x, const std::string& y) {
   if (!o_.own_addresses) return FailedPrecondition("Cut needs Options::own_addresses");

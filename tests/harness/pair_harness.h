@@ -96,4 +96,8 @@ class PairProcess {
   std::map<std::string, ChildPtr> regions_;
 };
 
+// Runs `nft ARGS...` (the cuts between the pair's parts, and benchmarks' own rules); an error
+// carries nft's output.
+Status Nft(const std::vector<std::string>& args);
+
 }  // namespace tandem::testing
