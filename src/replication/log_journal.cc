@@ -184,10 +184,19 @@ Result<std::unique_ptr<LogJournal>> LogJournal::Open(const std::string& dir, Jou
   }
   std::unique_ptr<LogJournal> j(new LogJournal(AbsolutePath(dir), std::move(options), clock));
   RETURN_IF_ERROR(j->Recover().WithContext("cannot open the log journal in " + j->dir_));
+  if (j->options_.sync_interval > Duration::zero()) {
+    j->syncer_ = std::thread([p = j.get()] { p->SyncLoop(); });
+  }
   return j;
 }
 
 LogJournal::~LogJournal() {
+  {
+    std::lock_guard lock(mu_);
+    closing_ = true;
+  }
+  sync_cv_.notify_all();
+  if (syncer_.joinable()) syncer_.join();
   (void)Sync();
   (void)FlushCursors();
 }
@@ -249,7 +258,6 @@ Status LogJournal::Recover() {
     last_seq_ = max_acked;
   }
   synced_seq_ = last_seq_;
-  last_sync_ = clock_.Now();
 
   // Appends continue in the last segment unless its records end before last_seq_.
   if (segments_.empty() || last_seq_ != last_in_segments) {
@@ -388,7 +396,8 @@ Result<uint64_t> LogJournal::Append(std::string_view key, uint64_t offset, uint6
     return InvalidArgument("a journaled log key must be 1 to " + std::to_string(kMaxKeyBytes) +
                            " bytes");
   }
-  bool due = false;
+  bool inline_sync = false;
+  Status synced;
   uint64_t seq = 0;
   {
     std::lock_guard lock(mu_);
@@ -429,10 +438,14 @@ Result<uint64_t> LogJournal::Append(std::string_view key, uint64_t offset, uint6
       ++c.pending_chunks;
       c.pending_bytes += length;
     }
-    due = options_.sync_interval <= Duration::zero() ||
-          clock_.Now() - last_sync_ >= options_.sync_interval;
+    if (options_.sync_interval <= Duration::zero()) {
+      inline_sync = true;
+    } else if (!sync_error_.ok()) {
+      synced = sync_error_;
+      sync_error_ = Status::Ok();
+    }
   }
-  Status synced = due ? Sync() : Status::Ok();
+  if (inline_sync) synced = Sync();
   {
     std::lock_guard lock(listeners_mu_);
     for (auto& [id, fn] : listeners_) fn();
@@ -442,12 +455,18 @@ Result<uint64_t> LogJournal::Append(std::string_view key, uint64_t offset, uint6
 }
 
 Status LogJournal::Sync() {
+  uint64_t want = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (synced_seq_ >= last_seq_) return Status::Ok();
+    want = last_seq_;
+  }
   std::lock_guard sync_lock(sync_mu_);
   std::shared_ptr<Segment> seg;
   uint64_t target = 0;
   {
     std::lock_guard lock(mu_);
-    if (synced_seq_ >= last_seq_) return Status::Ok();
+    if (synced_seq_ >= want) return Status::Ok();  // the fsync this one waited for covered it
     seg = segments_.back();
     target = last_seq_;
   }
@@ -455,18 +474,19 @@ Status LogJournal::Sync() {
   if (fdatasync(seg->fd) != 0) return Errno(errno, "cannot sync " + seg->path);
   std::lock_guard lock(mu_);
   synced_seq_ = std::max(synced_seq_, target);
-  last_sync_ = clock_.Now();
   return Status::Ok();
 }
 
-Status LogJournal::SyncIfDue() {
-  {
-    std::lock_guard lock(mu_);
-    if (synced_seq_ >= last_seq_ || clock_.Now() - last_sync_ < options_.sync_interval) {
-      return Status::Ok();
-    }
+void LogJournal::SyncLoop() {
+  std::unique_lock lock(mu_);
+  while (!closing_) {
+    sync_cv_.wait_for(lock, options_.sync_interval, [this] { return closing_; });
+    if (closing_ || synced_seq_ >= last_seq_) continue;
+    lock.unlock();
+    Status s = Sync();
+    lock.lock();
+    if (!s.ok()) sync_error_ = s;
   }
-  return Sync();
 }
 
 Status LogJournal::ReadRecords(const std::vector<uint64_t>& seqs,
@@ -666,6 +686,11 @@ void LogJournal::RemoveListener(int id) {
 uint64_t LogJournal::last_seq() const {
   std::lock_guard lock(mu_);
   return last_seq_;
+}
+
+uint64_t LogJournal::synced_seq() const {
+  std::lock_guard lock(mu_);
+  return synced_seq_;
 }
 
 size_t LogJournal::segment_count() const {

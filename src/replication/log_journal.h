@@ -9,10 +9,10 @@
 // ms), u32 chunk checksum, u16 key length, key bytes. Seqs grow by one per record.
 //
 // Durability (group commit): every append is written to the segment at once (a process crash
-// loses nothing), and fsynced when sync_interval has passed since the last fsync, by the append
-// that finds it due or by SyncIfDue() (the shippers call it every round). A machine crash may
-// therefore lose the records of the last sync_interval, plus whatever lay unsynced while the
-// journal was idle and no shipper ran. A torn last record is cut off on reopen. Cursors are
+// loses nothing), and fsynced by the journal's own thread every sync_interval while something is
+// unsynced, so no append or shipper waits for the disk. A machine crash may therefore lose the
+// records of the last sync_interval (plus the time an fsync takes). With a zero sync_interval
+// every append is fsynced before it returns (no thread). A torn last record is cut off on reopen. Cursors are
 // written when cursor_sync_interval has passed (or by FlushCursors()); a lost cursor update only
 // means chunks are sent again, which the receiver ignores. DiscardPending writes its cursor at
 // once, because re-sending discarded chunks would not be harmless.
@@ -20,6 +20,7 @@
 // Thread-safe. Listeners are called after every append, outside the journal's lock (mu_).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -28,6 +29,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <string_view>
 #include <vector>
 
@@ -60,8 +62,8 @@ struct CursorOptions {
 
 struct JournalOptions {
   std::vector<CursorOptions> cursors;
-  // Group commit: at most this long between an append and its fsync (see above); zero fsyncs
-  // every append.
+  // Group commit: how often the journal's thread fsyncs what was appended (see above); zero
+  // fsyncs every append before it returns.
   Duration sync_interval = std::chrono::milliseconds(100);
   Duration cursor_sync_interval = std::chrono::seconds(1);
   uint64_t segment_bytes = uint64_t{16} << 20;
@@ -103,21 +105,21 @@ class LogJournal {
   // names not in `options` are ignored. `clock` must outlive the journal.
   static Result<std::unique_ptr<LogJournal>> Open(const std::string& dir, JournalOptions options,
                                                   Clock& clock);
-  // Syncs the journal and writes the cursors (errors are dropped: call Sync and FlushCursors
-  // first to see them).
+  // Stops the sync thread, syncs the journal and writes the cursors (errors are dropped: call
+  // Sync and FlushCursors first to see them).
   ~LogJournal();
   LogJournal(const LogJournal&) = delete;
   LogJournal& operator=(const LogJournal&) = delete;
 
   // Records a chunk of `length` bytes at `offset` of `key`; returns its seq. The record is
-  // written before this returns and synced within the durability window (see above).
+  // written before this returns and synced within the durability window (see above). An error
+  // of the sync thread's last fsync is returned by the next append (its record is written).
   Result<uint64_t> Append(std::string_view key, uint64_t offset, uint64_t length, uint32_t checksum,
                           Origin origin);
 
-  // fsyncs what has been appended.
+  // fsyncs what has been appended. Callers that arrive while another fsync runs wait for it,
+  // and return without an fsync of their own when it covered what they need.
   Status Sync();
-  // Sync() when sync_interval has passed since the last one and something is unsynced.
-  Status SyncIfDue();
 
   // Up to `max_records` records (and about `max_bytes` of chunk data, at least one record)
   // after the cursor's acknowledged seq that match its origin filter. NotFound for an unknown
@@ -147,6 +149,8 @@ class LogJournal {
   void RemoveListener(int id);
 
   uint64_t last_seq() const;
+  // The last seq known to be on disk (fsynced).
+  uint64_t synced_seq() const;
   size_t segment_count() const;
   const std::string& dir() const { return dir_; }
 
@@ -171,6 +175,7 @@ class LogJournal {
   LogJournal(std::string dir, JournalOptions options, Clock& clock);
 
   Status Recover();
+  void SyncLoop();  // the sync thread
   Status RecoverSegment(const std::string& name, uint64_t first_seq, bool last);
   Status OpenNewSegment(uint64_t first_seq);
   static bool Matches(const Cursor& c, uint8_t origin);
@@ -198,8 +203,11 @@ class LogJournal {
   uint64_t index_first_seq_ = 1;
   uint64_t last_seq_ = 0;
   uint64_t synced_seq_ = 0;
-  MonoTime last_sync_{};
   std::vector<Cursor> cursors_;
+  Status sync_error_;    // the sync thread's last failure, for the next Append
+  bool closing_ = false;  // the sync thread stops
+  std::condition_variable sync_cv_;  // wakes the sync thread on closing
+  std::thread syncer_;
 
   std::mutex sync_mu_;  // serialises fsync calls; taken before mu_ when both are held
 

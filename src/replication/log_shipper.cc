@@ -196,9 +196,6 @@ Result<LogShipper::Round> LogShipper::RunOnce() {
     if (paused_) return Round{};
   }
   std::lock_guard run(run_mu_);
-  // The shippers' rounds bound how long journal records stay unsynced while appends are quiet.
-  Status synced = journal_.SyncIfDue();
-  if (!synced.ok()) NoteError(synced.ToString());
   Result<Round> round = fills_.empty() ? ShipBatch() : FillGap();
   std::lock_guard lock(mu_);
   if (!round.ok()) {

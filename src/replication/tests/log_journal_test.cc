@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/fs.h"
@@ -373,6 +374,49 @@ TEST_F(LogJournalTest, WithoutCursorsEverySealedSegmentIsTrimmed) {
   ASSERT_TRUE(j->Trim().ok());
   EXPECT_EQ(j->segment_count(), 1u);
   EXPECT_TRUE(j->Sync().ok());
+}
+
+TEST_F(LogJournalTest, ItsOwnThreadSyncsWhatWasAppended) {
+  options_.sync_interval = milliseconds(10);
+  auto j = Open();
+  ASSERT_NE(j, nullptr);
+  uint64_t seq = Append(*j, "d/a.log", 0, 5);
+  // Appends do not wait for the disk: the journal's thread syncs within its interval.
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (j->synced_seq() < seq && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_EQ(j->synced_seq(), seq);
+}
+
+TEST_F(LogJournalTest, AZeroSyncIntervalSyncsEveryAppendBeforeItReturns) {
+  options_.sync_interval = Duration::zero();
+  auto j = Open();
+  ASSERT_NE(j, nullptr);
+  for (uint64_t i = 0; i < 3; ++i) {
+    uint64_t seq = Append(*j, "d/a.log", i, 1);
+    EXPECT_EQ(j->synced_seq(), seq);
+  }
+}
+
+TEST_F(LogJournalTest, SyncsFromManyThreadsCoverEveryAppend) {
+  options_.sync_interval = std::chrono::hours(1);  // only the callers sync
+  auto j = Open();
+  ASSERT_NE(j, nullptr);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&j, t] {
+      for (uint64_t i = 0; i < 50; ++i) {
+        auto seq = j->Append("d/" + std::to_string(t) + ".log", i, 1, 0, Origin::kLocal);
+        ASSERT_TRUE(seq.ok());
+        ASSERT_TRUE(j->Sync().ok());
+        EXPECT_GE(j->synced_seq(), *seq);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(j->synced_seq(), j->last_seq());
+  EXPECT_EQ(j->last_seq(), 200u);
 }
 
 }  // namespace
