@@ -12,6 +12,7 @@ packages=(
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
   libssl-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev zlib1g-dev
   docker-registry skopeo nodejs
+  knot libldns-dev bind9-dnsutils
   libgtest-dev libgmock-dev googletest libbenchmark-dev libvalijson-dev
   curl procps util-linux iproute2 nftables
 )
@@ -44,6 +45,9 @@ npm ci --prefix tools/npm --no-audit --no-fund --loglevel=error
 
 # The docker-registry package may start a registry of its own on :5000; tandem manages its own
 # registries (one per region, on the region's address) and needs none.
+
+# The knot package may start a Knot DNS of its own on :53 where an init system runs; tandem's
+# control plane runs its own (on the pair's dns.address and dns.port) and needs none.
 
 # The Debian postgresql package creates and starts a default cluster; tandem manages its own
 # servers and needs none, but leaves the package's cluster alone if an operator uses it.
