@@ -15,6 +15,7 @@ int HttpStatusFor(Code code) {
     case Code::kPermissionDenied: return 403;
     case Code::kUnauthenticated: return 401;
     case Code::kUnavailable: return 503;
+    case Code::kMisdirected: return 421;
     case Code::kInternal: return 500;
   }
   return 500;

@@ -4,7 +4,7 @@
 //   kNotFound           404        kAlreadyExists       409
 //   kFailedPrecondition 400        kTooLarge            413
 //   kPermissionDenied   403        kUnavailable         503
-//   kUnauthenticated    401
+//   kUnauthenticated    401        kMisdirected         421
 //   kInternal           500
 #pragma once
 

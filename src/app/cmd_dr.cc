@@ -59,6 +59,14 @@ void PrintStatus(const Json& s) {
            Cell(im.value("unreplicated", Json())).c_str(),
            im.value("error", "").empty() ? "" : (" · " + im.value("error", "")).c_str());
   }
+  if (s.contains("dns") && s["dns"].is_object()) {
+    const Json& d = s["dns"];
+    printf("Host names: %s records in %s at %s, %s%s\n", Cell(d.value("records", Json())).c_str(),
+           d.value("zone", "").c_str(), d.value("server", "").c_str(),
+           d.value("current", false) ? ("pointing at " + s.value("active", "")).c_str()
+                                     : "an update is pending",
+           d.value("error", "").empty() ? "" : (" · " + d.value("error", "")).c_str());
+  }
   std::vector<std::vector<std::string>> rows;
   for (const Json& r : s["regions"]) {
     std::string role = r.value("role", "unknown");

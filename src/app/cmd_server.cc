@@ -91,6 +91,8 @@ struct UpOptions {
   int registry_port_b = 0;  // likewise
   std::string mode = "asynchronous";
   bool automatic_failover = false;
+  int dns_port = 5353;  // Knot DNS for the platform zone, on the control plane's address
+  bool no_dns = false;
 };
 
 std::string SelfExe() {
@@ -123,7 +125,9 @@ Status WritePlatformFile(const std::string& dir, const region::PairConfig& p,
   }
   nlohmann::json j = {{"pid", getpid()},
                       {"control", Url(p.control.address, p.control.http_port)},
-                      {"regions", regions}};
+                      {"regions", regions},
+                      {"zone", p.zone}};
+  if (p.dns) j["dns"] = p.dns->address + ":" + std::to_string(p.dns->port);
   return WriteFileAtomic(PlatformFile(dir), j.dump(2) + "\n");
 }
 
@@ -181,6 +185,15 @@ Result<region::PairConfig> WritePairFile(const std::string& dir, const std::stri
   };
   p.regions[0] = region("region-a", o.address, o.http_port, o.pg_port, o.registry_port, "primary");
   p.regions[1] = region("region-b", o.address_b, http_b, pg_b, registry_b, "standby");
+  // Host names carry no port: they work when both regions serve on one port, each on its own
+  // address (the default).
+  if (!o.no_dns && o.address != o.address_b && o.http_port == http_b) {
+    region::PairDns dns;
+    dns.address = o.control_address;
+    dns.port = o.dns_port;
+    dns.run_as = run_as;
+    p.dns = dns;
+  }
   const std::string path = dir + "/pair.yaml";
   p.path = path;
   RETURN_IF_ERROR(WriteFileAtomic(path, region::RenderPairConfig(p)));
@@ -216,6 +229,7 @@ int RunUp(const Globals& g, const UpOptions& o) {
   const region::PairConfig& p = *pair;
   std::vector<std::tuple<std::string, std::string, int>> listeners = {
       {"control plane HTTP", p.control.address, p.control.http_port}};
+  if (p.dns) listeners.emplace_back("DNS", p.dns->address, p.dns->port);
   for (const region::PairRegion& r : p.regions) {
     listeners.emplace_back(r.name + " HTTP", r.address, r.http_port);
     listeners.emplace_back(r.name + " PostgreSQL", r.address, r.postgres.port);
@@ -289,16 +303,27 @@ int RunUp(const Globals& g, const UpOptions& o) {
       return Fail(pf);
     }
     const std::string a = parts[1].ready_url, b = parts[2].ready_url;
-    printf("tandem is up (state in %s; pair config %s)\n"
-           "  control plane       %s   (tandem dr status)\n"
-           "  region-a (primary)  %s\n"
-           "  region-b (standby)  %s\n"
-           "  deployments API     %s/api/v1/deployments\n"
-           "  Airflow API         %s/deployments/<deployment>/api/v2\n"
-           "  health              %s/readyz   metrics %s/metrics\n"
-           "Press Ctrl-C to stop.\n",
-           dir.c_str(), p.path.c_str(), parts[0].ready_url.c_str(), a.c_str(), b.c_str(),
-           a.c_str(), a.c_str(), a.c_str(), a.c_str());
+    printf(
+        "tandem is up (state in %s; pair config %s)\n"
+        "  control plane       %s   (tandem dr status)\n"
+        "  region-a (primary)  %s\n"
+        "  region-b (standby)  %s\n"
+        "  deployments API     %s/api/v1/deployments\n"
+        "  Airflow API         %s/deployments/<deployment>/api/v2\n"
+        "  health              %s/readyz   metrics %s/metrics\n",
+        dir.c_str(), p.path.c_str(), parts[0].ready_url.c_str(), a.c_str(), b.c_str(), a.c_str(),
+        a.c_str(), a.c_str(), a.c_str());
+    if (p.dns) {
+      const std::string port = std::to_string(p.regions[0].http_port);
+      printf(
+          "  DNS                 %s:%d for %s (dig @%s -p %d control.%s)\n"
+          "  host names          control.%s:%d, <namespace>.%s:%s (API), "
+          "<namespace>-exec.%s:%s (Execution API)\n",
+          p.dns->address.c_str(), p.dns->port, p.zone.c_str(), p.dns->address.c_str(), p.dns->port,
+          p.zone.c_str(), p.zone.c_str(), p.control.http_port, p.zone.c_str(), port.c_str(),
+          p.zone.c_str(), port.c_str());
+    }
+    printf("Press Ctrl-C to stop.\n");
     fflush(stdout);
   }
   // Keep every part running: restart one that dies, until asked to stop.
@@ -332,6 +357,41 @@ int RunUp(const Globals& g, const UpOptions& o) {
   return 0;
 }
 
+namespace {
+
+// The control plane's DNS settings from the pair's dns section. The TSIG secret comes from
+// dns.tsig.secret_file, or (a managed server with no key given) is derived from the pair's
+// secret key, so it needs no file of its own.
+Result<control::DnsSettings> DnsSettingsFor(const region::PairConfig& p,
+                                            const std::string& secret_key) {
+  control::DnsSettings d;
+  d.enabled = true;
+  d.managed = p.dns->managed;
+  d.server = {p.dns->address, p.dns->port};
+  d.zone = p.zone;
+  d.ttl = static_cast<uint32_t>(p.dns->ttl_seconds);
+  d.key.name = p.dns->tsig_name;
+  d.key.algorithm = p.dns->tsig_algorithm;
+  if (!p.dns->tsig_secret_file.empty()) {
+    auto text = ReadFile(p.dns->tsig_secret_file);
+    if (!text.ok()) {
+      return InvalidArgument("dns.tsig.secret_file " + p.dns->tsig_secret_file +
+                             " cannot be read: " + text.status().message());
+    }
+    d.key.secret = std::string(TrimSpace(*text));
+  } else {
+    ASSIGN_OR_RETURN(SecretBox box, SecretBox::FromBase64(secret_key));
+    d.key.secret = Base64Encode(box.DeriveKey("tandem dns tsig v1"));
+  }
+  d.state_dir = p.control.state_dir + "/dns";
+  d.run_as = p.dns->run_as;
+  d.control_address = p.control.address;
+  for (const region::PairRegion& r : p.regions) d.region_addresses[r.name] = r.address;
+  return d;
+}
+
+}  // namespace
+
 int RunControl(const std::string& pair_path) {
   auto p = region::LoadPairConfig(pair_path);
   if (!p.ok()) return Fail(p.status());
@@ -361,6 +421,11 @@ int RunControl(const std::string& pair_path) {
   s.lease = std::chrono::milliseconds(p->lease_ms);
   s.drain_timeout = std::chrono::seconds(p->drain_timeout_seconds);
   s.planned_timeout = std::chrono::seconds(p->planned_timeout_seconds);
+  if (p->dns) {
+    auto d = DnsSettingsFor(*p, s.secret_key);
+    if (!d.ok()) return Fail(d.status());
+    s.dns = *d;
+  }
   if (const char* fp = std::getenv("TANDEM_FAILPOINT")) s.failpoint = fp;
   sigset_t set = BlockStopSignals();
   auto c = control::ControlPlane::Start(s);
@@ -426,6 +491,11 @@ void AddServerCommands(CLI::App& app, Globals& g, Run* run) {
       ->check(CLI::IsMember({"asynchronous", "synchronous"}));
   up->add_flag("--automatic-failover", o->automatic_failover,
                "Fail over by itself when the primary region is lost");
+  up->add_option("--dns-port", o->dns_port,
+                 "Port of the platform zone's DNS server, on the control plane's address "
+                 "(default 5353)")
+      ->check(CLI::Range(1, 65535));
+  up->add_flag("--no-dns", o->no_dns, "Run no DNS server: clients address the regions directly");
   up->callback([run, &g, o] { *run = [&g, o] { return RunUp(g, *o); }; });
 
   auto* key = app.add_subcommand("secret-key", "Print a new random secret key (base64)");

@@ -12,7 +12,8 @@ int ExitCodeFor(Code code) {
     case Code::kInvalidArgument:
     case Code::kTooLarge:
     case Code::kFailedPrecondition: return 2;
-    case Code::kUnavailable: return 3;
+    case Code::kUnavailable:
+    case Code::kMisdirected: return 3;
     case Code::kNotFound: return 4;
     case Code::kAlreadyExists: return 5;
     case Code::kPermissionDenied:
@@ -26,7 +27,7 @@ int ExitCodeForHttp(int status) {
   if (status < 400) return 0;
   if (status == 404) return 4;
   if (status == 409) return 5;
-  if (status == 503) return 3;
+  if (status == 503 || status == 421) return 3;
   if (status == 403) return 1;  // as PermissionDenied
   if (status < 500) return 2;
   return 1;

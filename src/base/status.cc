@@ -11,6 +11,7 @@ std::string_view CodeName(Code code) {
     case Code::kFailedPrecondition: return "failed precondition";
     case Code::kTooLarge: return "too large";
     case Code::kUnavailable: return "unavailable";
+    case Code::kMisdirected: return "misdirected";
     case Code::kPermissionDenied: return "permission denied";
     case Code::kUnauthenticated: return "unauthenticated";
     case Code::kInternal: return "internal";

@@ -22,6 +22,8 @@ enum class Code {
   kFailedPrecondition, // the system is not in a state that allows this (e.g. schema too new)
   kTooLarge,           // a value exceeds a size bound
   kUnavailable,        // a dependency (PostgreSQL, a peer) cannot be reached; may succeed later
+  kMisdirected,        // sent to a region that does not serve it now; the message names the one
+                       // that does (HTTP 421): look the name up again and retry there
   kPermissionDenied,   // the file system or the OS refused, or a caller may not do this
   kUnauthenticated,    // the caller did not prove who it is (a missing, forged or expired token)
   kInternal,           // a bug or an unexpected answer from a dependency
@@ -58,6 +60,7 @@ inline Status FailedPrecondition(std::string m) {
 }
 inline Status TooLarge(std::string m) { return {Code::kTooLarge, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
+inline Status Misdirected(std::string m) { return {Code::kMisdirected, std::move(m)}; }
 inline Status PermissionDenied(std::string m) { return {Code::kPermissionDenied, std::move(m)}; }
 inline Status Unauthenticated(std::string m) { return {Code::kUnauthenticated, std::move(m)}; }
 inline Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }

@@ -5,6 +5,7 @@
 
 #include <future>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "api/errors.h"
 #include "api/http.h"
@@ -136,11 +137,25 @@ Status ControlPlane::StartAll() {
   fo.drain_timeout = s_.drain_timeout;
   fo.planned_timeout = s_.planned_timeout;
   fo.lease = s_.lease;
+  std::function<Status(const std::string&)> publish;
+  if (s_.dns.enabled) {
+    ASSIGN_OR_RETURN(dns_, DnsZone::Create(s_.dns, store_.get()));
+    // The zone is rebuilt from what the control plane knows: the active region and the names
+    // it published last.
+    const auto records = DesiredRecords(pair.active);
+    if (s_.dns.managed) {
+      RETURN_IF_ERROR(dns_->StartServer(records));
+      RETURN_IF_ERROR(store_->SetDnsRecords(records));
+    } else {
+      (void)PublishDns(pair.active);  // a failure is recorded; the monitor retries
+    }
+    publish = [this](const std::string& active) { return PublishDns(active); };
+  }
   failover_ = std::make_unique<Failover>(
       store_.get(), voter_.get(), &RealClock(), fo,
       [this](const std::string& name) { return Link(name); },
       [this](const std::string& name) { return LastView(name); },
-      [this](const OperationRow& op, const std::string& message) { OnStep(op, message); });
+      [this](const OperationRow& op, const std::string& message) { OnStep(op, message); }, publish);
 
   metrics_.Describe("tandem_dr_epoch", "gauge", "The pair's current epoch.");
   metrics_.Describe("tandem_dr_lag_bytes", "gauge",
@@ -226,6 +241,7 @@ void ControlPlane::Stop() {
   if (op_thread_.joinable()) op_thread_.join();
   if (http_) http_->Stop();
   http_.reset();
+  if (dns_) dns_->StopServer();
 }
 
 RegionLink* ControlPlane::Link(const std::string& name) {
@@ -275,6 +291,7 @@ void ControlPlane::MonitorLoop() {
     CheckOnce();
     Converge();
     MaybeAutomaticFailover();
+    if (dns_) SyncDns();
   }
 }
 
@@ -340,6 +357,13 @@ void ControlPlane::CheckOnce() {
 
 PairStatus ControlPlane::ComputeStatus() {
   PairStatus st;
+  if (dns_) {
+    // Outside mu_: DesiredRecords takes it.
+    auto active = store_->Pair();
+    const auto published = dns_->Published();
+    st.dns_records = static_cast<int64_t>(published.size());
+    st.dns_current = active.ok() && DesiredRecords(active->active) == published;
+  }
   auto pair = store_->Pair();
   if (!pair.ok()) {
     st.state = "broken";
@@ -416,12 +440,80 @@ PairStatus ControlPlane::ComputeStatus() {
     // the primary was last seen.
     st.rpo_metadata_seconds = std::max(0.0, st.lag_seconds);
   }
+  if (dns_) {
+    st.dns_enabled = true;
+    st.dns_error = dns_error_;
+  }
   if (st.rpo_metadata_seconds >= 0 && a.view) {
     // Task logs are shipped apart from the metadata, synchronous mode or not.
     st.rpo_logs_seconds = std::max(0.0, a.view->log_oldest_s);
     st.rpo_seconds = std::max(st.rpo_metadata_seconds, st.rpo_logs_seconds);
   }
   return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// DNS.
+
+std::map<std::string, std::string> ControlPlane::DesiredRecords(const std::string& active) {
+  std::optional<std::vector<std::string>> listed;
+  {
+    std::lock_guard lock(mu_);
+    const Health& h = health_[active];
+    if (h.view && h.view->role == "active") listed = h.view->namespaces;
+  }
+  std::set<std::string> namespaces;
+  if (listed) {
+    namespaces.insert(listed->begin(), listed->end());
+  } else {
+    namespaces = dns_->PublishedNamespaces();
+  }
+  return dns_->Desired(active, namespaces);
+}
+
+Status ControlPlane::PublishDns(const std::string& active) {
+  Status s = dns_->Publish(DesiredRecords(active));
+  std::string previous;
+  {
+    std::lock_guard lock(mu_);
+    previous = dns_error_;
+    dns_error_ = s.ok() ? "" : s.message();
+    if (s.ok()) {
+      dns_failures_ = 0;
+      dns_retry_at_.reset();
+    } else {
+      ++dns_failures_;
+      dns_retry_at_ =
+          RealClock().Now() + std::min<Duration>(10s, 250ms * (1 << std::min(dns_failures_, 6)));
+    }
+  }
+  if (!s.ok() && s.message() != previous) Event("dns_error", active, s.message());
+  if (s.ok() && !previous.empty()) Event("dns_published", active, "the DNS update went through");
+  return s;
+}
+
+void ControlPlane::SyncDns() {
+  auto pair = store_->Pair();
+  if (!pair.ok()) return;
+  if (dns_->ServerDied()) {
+    const auto records = DesiredRecords(pair->active);
+    Status s = dns_->StartServer(records);
+    if (s.ok()) s = store_->SetDnsRecords(records);
+    Event(s.ok() ? "dns_restarted" : "dns_error", "",
+          s.ok()
+              ? "the DNS server had stopped; started again with " + std::to_string(records.size()) +
+                    " records rebuilt from the control "
+                    "plane's state"
+              : "the DNS server had stopped and did not start again: " + s.message());
+  }
+  {
+    std::lock_guard lock(mu_);
+    // The operation thread publishes during a failover; the monitor retries after it.
+    if (op_running_) return;
+    if (dns_retry_at_ && RealClock().Now() < *dns_retry_at_) return;
+  }
+  if (DesiredRecords(pair->active) == dns_->Published()) return;
+  (void)PublishDns(pair->active);
 }
 
 // A region left behind by a failover (it was away, or the control plane restarted before it
@@ -589,10 +681,18 @@ Json FailoverItems(const PairStatus& st) {
        "key, valid in both regions; per-deployment identity mappings are data, replicated with "
        "the metadata",
        nullptr);
-  item("transit routing (host names)",
-       "not yet: clients address a region directly; host names that follow the active region "
-       "are the next step",
-       nullptr);
+  if (st.dns_enabled) {
+    item("transit routing (host names)",
+         "the platform zone's records, moved to the new active region in one signed DNS update "
+         "before a failover reports success (TTL 5 s; clients re-resolve at once on a "
+         "connection error or a 421)",
+         {{"current", st.dns_current}, {"records", st.dns_records}});
+  } else {
+    item("transit routing (host names)",
+         "not configured (no dns section in the pair config): clients address a region "
+         "directly",
+         nullptr);
+  }
   return items;
 }
 
@@ -612,6 +712,13 @@ Json Readiness(const PairStatus& st) {
   check("task logs shipping", st.log_error.empty(),
         st.log_error.empty() ? std::to_string(st.log_chunks_behind) + " chunks behind"
                              : st.log_error);
+  if (st.dns_enabled) {
+    check("host names", st.dns_current && st.dns_error.empty(),
+          st.dns_error.empty()
+              ? (st.dns_current ? std::to_string(st.dns_records) + " names point at " + st.active
+                                : "a DNS update is pending")
+              : "the last DNS update failed: " + st.dns_error);
+  }
   return checks;
 }
 
@@ -686,6 +793,13 @@ std::string ControlPlane::StatusJson() {
                {"lag_p99_seconds", st.log_lag_p99_s},
                {"error", st.log_error}};
   j["images"] = {{"unreplicated", st.images_unreplicated}, {"error", st.images_error}};
+  if (dns_) {
+    j["dns"] = {{"server", s_.dns.server.ToString()}, {"zone", s_.dns.zone},
+                {"managed", s_.dns.managed},          {"records", st.dns_records},
+                {"current", st.dns_current},          {"error", st.dns_error}};
+  } else {
+    j["dns"] = nullptr;
+  }
   j["items"] = FailoverItems(st);
   j["readiness"] = Readiness(st);
   bool ready = true;

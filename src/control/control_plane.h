@@ -3,8 +3,9 @@
 // records every event, and serves the DR API (/api/v1/dr/...) and /metrics.
 //
 // Threads: the HTTP server's, a monitor thread (health checks every health_interval, status,
-// events on changes, rejoin requests for a region left behind, automatic failover), and one
-// operation thread while a failover or failback runs. Its state is in SQLite (ControlStore),
+// events on changes, rejoin requests for a region left behind, automatic failover, the DNS
+// zone kept pointing at the active region and its server kept running), and one operation
+// thread while a failover or failback runs. Its state is in SQLite (ControlStore),
 // so a restart resumes or rolls back an operation it was running.
 #pragma once
 
@@ -21,6 +22,7 @@
 #include "base/clock.h"
 #include "base/metrics.h"
 #include "base/status.h"
+#include "control/dns_zone.h"
 #include "control/region_link.h"
 
 namespace tandem::api {
@@ -61,6 +63,8 @@ struct ControlSettings {
   Duration drain_timeout = std::chrono::seconds(60);
   Duration planned_timeout = std::chrono::seconds(120);
   int http_threads = 8;
+  // The platform zone's host names (dns.enabled): the DNS server, the key, the addresses.
+  DnsSettings dns;
   // A named step at which the process exits at once (tests of a control plane killed during a
   // failover): from TANDEM_FAILPOINT. Empty: none.
   std::string failpoint;
@@ -90,6 +94,11 @@ struct PairStatus {
   std::string log_error;
   int64_t images_unreplicated = 0;
   std::string images_error;
+  // The platform zone (dns.enabled): whether it points at the active region, and why not.
+  bool dns_enabled = false;
+  bool dns_current = false;
+  int64_t dns_records = 0;
+  std::string dns_error;
 };
 
 class ControlPlane {
@@ -108,6 +117,13 @@ class ControlPlane {
   std::string StatusJson();
   void Converge();
   void MaybeAutomaticFailover();
+  // The records the zone should hold with `active` active: its deployments' namespaces from
+  // its last view, else those last published.
+  std::map<std::string, std::string> DesiredRecords(const std::string& active);
+  Status PublishDns(const std::string& active);
+  // Monitor: restarts a DNS server that died (zone rebuilt from the store) and publishes what
+  // changed, backing off after failures.
+  void SyncDns();
   // Starts an operation on the operation thread; the row as begun.
   Result<OperationRow> StartOperation(const std::string& kind, const std::string& mode,
                                       bool fall_through, bool declare_dead);
@@ -127,6 +143,7 @@ class ControlPlane {
   std::unique_ptr<dr::Voter> voter_;
   std::map<std::string, std::unique_ptr<RegionLink>> links_;
   std::unique_ptr<Failover> failover_;
+  std::unique_ptr<DnsZone> dns_;
   std::unique_ptr<api::Router> router_;
   std::unique_ptr<api::HttpServer> http_;
 
@@ -145,6 +162,9 @@ class ControlPlane {
   std::string last_state_;                // guarded by mu_: to record state changes as events
   bool stopping_ = false;                 // guarded by mu_
   bool op_running_ = false;               // guarded by mu_
+  std::string dns_error_;                 // guarded by mu_: the last failed DNS publish
+  std::optional<MonoTime> dns_retry_at_;  // guarded by mu_
+  int dns_failures_ = 0;                  // guarded by mu_
   std::thread monitor_, op_thread_;
 };
 

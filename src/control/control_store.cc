@@ -1,8 +1,10 @@
-// Layout (schema version 1, kept in PRAGMA user_version):
+// Layout (schema version 2, kept in PRAGMA user_version; 2 added dns_records):
 //   pair        one row (id = 1): epoch, active, standby, original_primary, promised
 //   operations  one row per failover or failback; a partial unique index on state = 'running'
 //               makes "at most one running" hold even if a caller skips BeginOperation's check
 //   events      the audit log, ids increasing
+//   dns_records the A records last published in the platform zone (name -> address), from
+//               which a restarted DNS server's zone is rebuilt
 // Every statement runs under mu_ on the one connection; multi-statement changes run in a
 // BEGIN IMMEDIATE transaction so they are all-or-nothing.
 #include "control/control_store.h"
@@ -17,7 +19,7 @@
 namespace tandem::control {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr int kBusyTimeoutMs = 5000;
 
 constexpr const char* kSchema = R"sql(
@@ -58,6 +60,10 @@ CREATE TABLE IF NOT EXISTS events (
   epoch INTEGER NOT NULL,
   operation INTEGER NOT NULL,
   message TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dns_records (
+  name TEXT PRIMARY KEY,
+  address TEXT NOT NULL
 );
 )sql";
 
@@ -482,6 +488,31 @@ Result<std::vector<EventRow>> ControlStore::Events(int limit, int64_t after_id) 
     out.push_back(ReadEvent(s));
   }
   return out;
+}
+
+Result<std::map<std::string, std::string>> ControlStore::DnsRecords() {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, path_, "SELECT name, address FROM dns_records ORDER BY name");
+  std::map<std::string, std::string> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out[s.Text(0)] = s.Text(1);
+  }
+  return out;
+}
+
+Status ControlStore::SetDnsRecords(const std::map<std::string, std::string>& records) {
+  std::lock_guard lock(mu_);
+  Txn txn(db_, path_);
+  RETURN_IF_ERROR(txn.Begin());
+  RETURN_IF_ERROR(Exec(db_, path_, "DELETE FROM dns_records"));
+  for (const auto& [name, address] : records) {
+    Stmt s(db_, path_, "INSERT INTO dns_records (name, address) VALUES (?, ?)");
+    s.Bind(1, name).Bind(2, address);
+    RETURN_IF_ERROR(s.Run());
+  }
+  return txn.Commit();
 }
 
 }  // namespace tandem::control

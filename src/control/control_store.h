@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -94,6 +95,11 @@ class ControlStore {
   // after_id <= 0: the newest `limit` events, newest first. after_id > 0: up to `limit` events
   // with id > after_id, oldest first (for following the log).
   Result<std::vector<EventRow>> Events(int limit, int64_t after_id);
+
+  // The A records last published in the platform zone (host name -> IPv4 address).
+  Result<std::map<std::string, std::string>> DnsRecords();
+  // Replaces them all, in one transaction.
+  Status SetDnsRecords(const std::map<std::string, std::string>& records);
 
  private:
   ControlStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}

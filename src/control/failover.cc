@@ -25,6 +25,7 @@ constexpr const char* kRaisingEpoch = "raising_epoch";
 constexpr const char* kWaitingLeases = "waiting_leases";
 constexpr const char* kRollingBack = "rolling_back";
 constexpr const char* kPromoting = "promoting";
+constexpr const char* kPublishingDns = "publishing_dns";
 constexpr const char* kRejoining = "rejoining";
 
 // "1.5 s", for sentences.
@@ -54,14 +55,16 @@ void Note(OperationRow& op, const std::string& sentence) {
 Failover::Failover(ControlStore* store, dr::Voter* voter, Clock* clock, FailoverOptions opts,
                    std::function<RegionLink*(const std::string&)> link,
                    std::function<std::optional<RegionView>(const std::string&)> last_view,
-                   std::function<void(const OperationRow&, const std::string&)> step)
+                   std::function<void(const OperationRow&, const std::string&)> step,
+                   std::function<Status(const std::string&)> publish_dns)
     : store_(store),
       voter_(voter),
       clock_(clock),
       opts_(opts),
       link_(std::move(link)),
       last_view_(std::move(last_view)),
-      step_(std::move(step)) {}
+      step_(std::move(step)),
+      publish_dns_(std::move(publish_dns)) {}
 
 int64_t Failover::WallMs() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -197,7 +200,9 @@ Result<FailoverOutcome> Failover::Resume(OperationRow op) {
   // The monotonic clock restarted with the process: measure the RTO from the wall-clock start.
   const MonoTime start =
       clock_->Now() - std::chrono::milliseconds(std::max<int64_t>(0, WallMs() - op.started_ms));
-  if (op.step == kPromoting || op.step == kRejoining) return Promote(op, from, to, start);
+  if (op.step == kPromoting || op.step == kPublishingDns || op.step == kRejoining) {
+    return Promote(op, from, to, start);
+  }
   if (op.mode == "planned" && !op.fall_through) {
     if (from == nullptr) return Finish(op, kFailed, "no link to region " + op.from);
     return RollBack(op, from, "the control plane restarted during the failover; rolled back");
@@ -419,6 +424,25 @@ Result<FailoverOutcome> Failover::Promote(OperationRow& op, RegionLink* from, Re
   pair.active = op.to;
   pair.standby = op.from;
   RETURN_IF_ERROR(store_->SetPair(pair));
+
+  if (publish_dns_) {
+    // Clients find the region by name: the names move before the operation reports success.
+    RETURN_IF_ERROR(Record(op, kPublishingDns, "pointing every host name of the pair at " + op.to));
+    const MonoTime dns_give_up = clock_->Now() + opts_.dns_timeout;
+    Backoff dns_backoff(opts_.poll, std::chrono::seconds(1));
+    Status published;
+    while (true) {
+      published = publish_dns_(op.to);
+      if (published.ok() || clock_->Now() >= dns_give_up) break;
+      if (step_) step_(op, "the DNS update failed (" + published.message() + "); retrying");
+      clock_->SleepFor(dns_backoff.Next());
+    }
+    if (!published.ok()) {
+      Note(op, "the host names still point at " + op.from + ": the DNS update failed for " +
+                   Seconds(opts_.dns_timeout) + " (" + published.message() +
+                   "); the control plane keeps retrying");
+    }
+  }
 
   RETURN_IF_ERROR(Record(op, kRejoining,
                          "asking " + op.from + " to rejoin as a replica of " + op.to));

@@ -9,6 +9,9 @@
 //                   neither renews a lease below e+1 any more.
 //   waiting_leases  until every lease either of them granted (to anyone but B) has expired.
 //   promoting       B.Promote(e+1); then the pair row says B active at e+1.
+//   publishing_dns  every host name of the pair is pointed at B in one signed DNS update
+//                   (retried for up to dns_timeout; after that the control plane goes on
+//                   retrying on its own and the operation says so).
 //   rejoining       A is asked to become B's replica (best effort: the control plane re-asks).
 // If it cannot reach "promoting" within planned_timeout it rolls back (A resumes, at e+1 when
 // the epoch was already raised) or, when asked to, falls through to a forced failover.
@@ -46,6 +49,8 @@ struct FailoverOptions {
   Duration lease = std::chrono::seconds(2);  // the longest lease any holder asks for
   // How long to keep asking the target to promote before the operation is marked failed.
   Duration promote_timeout = std::chrono::seconds(30);
+  // How long the publishing_dns step retries a DNS update that fails.
+  Duration dns_timeout = std::chrono::seconds(10);
   // A failback is refused while the original primary replays further behind than this.
   uint64_t failback_max_lag_bytes = uint64_t{16} << 20;
 };
@@ -69,11 +74,13 @@ class Failover {
   // for an unknown name). `last_view(name)` returns the control plane's latest health-check view
   // of a region (nullopt if never reached), used to estimate the loss of a forced failover.
   // `step(op, message)` is called for each step and at the end (op.state then says which), after
-  // the store has recorded it; the caller records events or prints.
+  // the store has recorded it; the caller records events or prints. `publish_dns(region)`, when
+  // set, points the pair's host names at `region` (the publishing_dns step).
   Failover(ControlStore* store, dr::Voter* voter, Clock* clock, FailoverOptions opts,
            std::function<RegionLink*(const std::string&)> link,
            std::function<std::optional<RegionView>(const std::string&)> last_view,
-           std::function<void(const OperationRow&, const std::string&)> step);
+           std::function<void(const OperationRow&, const std::string&)> step,
+           std::function<Status(const std::string&)> publish_dns = {});
 
   // Checks a request without changing anything. InvalidArgument for an unknown kind or mode (a
   // failback is always planned). FailedPrecondition with a sentence when an operation is
@@ -133,6 +140,7 @@ class Failover {
   const std::function<RegionLink*(const std::string&)> link_;
   const std::function<std::optional<RegionView>(const std::string&)> last_view_;
   const std::function<void(const OperationRow&, const std::string&)> step_;
+  const std::function<Status(const std::string&)> publish_dns_;
 };
 
 }  // namespace tandem::control

@@ -68,6 +68,9 @@ struct RegionView {
   // Deployed images the peer's registry does not hold yet (active only), and why.
   int64_t images_unreplicated = 0;
   std::string images_error;
+  // The namespaces of its deployments (active only; absent: not known), whose host names the
+  // control plane publishes.
+  std::optional<std::vector<std::string>> namespaces;
 };
 
 struct StepDownResult {

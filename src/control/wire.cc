@@ -43,6 +43,7 @@ std::string ViewToJson(const RegionView& v) {
               {"lag_p99_s", v.log_lag_p99_s},
               {"error", v.log_error}}},
             {"images", {{"unreplicated", v.images_unreplicated}, {"error", v.images_error}}}};
+  if (v.namespaces) j["namespaces"] = *v.namespaces;
   return j.dump();
 }
 
@@ -90,6 +91,7 @@ Result<RegionView> ViewFromJson(const std::string& text) {
       v.images_unreplicated = j["images"].at("unreplicated").get<int64_t>();
       v.images_error = j["images"].at("error").get<std::string>();
     }
+    if (j.contains("namespaces")) v.namespaces = j["namespaces"].get<std::vector<std::string>>();
   } catch (const Json::exception& e) {
     return InvalidArgument(std::string("a region's state is malformed: ") + e.what());
   }

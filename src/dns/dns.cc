@@ -195,7 +195,9 @@ Status SendUpdate(const Server& server, const TsigKey& key, const Update& update
   for (const std::string& name : update.remove) RETURN_IF_ERROR(remove_a(name));
   for (const auto& [name, address] : update.set) {
     if (!IsIpv4(address)) {
-      return InvalidArgument("the address of " + name + " (\"" + address + "\") is not IPv4");
+      std::string what = "the address of ";
+      what.append(name).append(" (\"").append(address).append("\") is not IPv4");
+      return InvalidArgument(what);
     }
     RETURN_IF_ERROR(remove_a(name));
     ldns_rr* rr = nullptr;

@@ -98,9 +98,10 @@ std::string KnotServer::ZoneFile(const KnotOptions& o,
        ttl + "\n";
   z += "@ NS ns." + origin + "\n";
   z += "ns A " + o.listen.address + "\n";
+  const std::string ns = "ns." + o.zone;
   for (const auto& [name, address] : records) {
-    if (name == "ns." + o.zone) continue;
-    z += name + ". A " + address + "\n";
+    if (name == ns) continue;
+    z.append(name).append(". A ").append(address).append("\n");
   }
   return z;
 }

@@ -280,6 +280,22 @@ Result<std::shared_ptr<void>> DrAgent::Admit(const api::Request& req) {
                      std::to_string(st_.epoch) + "); " + dr_.peer.name + " is");
 }
 
+Status DrAgent::ServesHostNames(const std::string& host) const {
+  std::lock_guard lock(mu_);
+  if (st_.role == "active" && holder_->Valid(st_.epoch)) return Status::Ok();
+  if (st_.role == "active") {
+    // Cut off from both voters, it cannot tell whether the peer was promoted meanwhile: its
+    // data may already be stale.
+    return Unavailable("region " + cfg_.name + " holds no lease right now, so it may no longer " +
+                       "be the active region for " + host + "; look the name up again (" +
+                       dr_.peer.name + " may have taken over)");
+  }
+  return Misdirected("region " + cfg_.name + " is not the active region for " + host + " (" +
+                     st_.role + ", epoch " + std::to_string(st_.epoch) + "); " + dr_.peer.name +
+                     " at " + dr_.peer.address + ":" + std::to_string(dr_.peer.http_port) +
+                     " is: look the name up again");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The lease.
 
@@ -441,6 +457,7 @@ void DrAgent::SampleOnce() {
   if (!pg_) return;
   Result<pg::ReplicationSample> s = pg_->Sample();
   std::optional<int64_t> running;
+  std::optional<std::vector<std::string>> namespaces;
   bool active;
   {
     std::lock_guard lock(mu_);
@@ -448,6 +465,7 @@ void DrAgent::SampleOnce() {
   }
   if (active && store_) {
     if (auto n = store_->CountActiveTasks(); n.ok()) running = *n;
+    if (auto ns = store_->Namespaces(); ns.ok()) namespaces = std::move(ns).value();
   }
   {
     std::lock_guard lock(mu_);
@@ -466,6 +484,7 @@ void DrAgent::SampleOnce() {
       }
     }
     if (running) sample_.running_tasks = *running;
+    if (namespaces) sample_.namespaces = std::move(namespaces);
   }
   if (active) ManageSync();
 }
@@ -563,7 +582,10 @@ control::RegionView DrAgent::View() const {
   if (st_.role == "standby" && v.resync_state.empty() && sample_.streaming) {
     v.resync_state = "streaming";
   }
-  if (st_.role != "active") v.running_tasks = 0;
+  if (st_.role != "active") {
+    v.running_tasks = 0;
+    v.namespaces.reset();
+  }
   if (logs_ != nullptr && st_.role == "active") {
     for (const LogSinkView& l : logs_->Views()) {
       if (l.sink != "peer") continue;

@@ -105,6 +105,12 @@ class DrAgent {
   // Admission of an API request (api::ServerOptions::admit): reads always; writes only while
   // active with a valid lease; the value is held while the write runs.
   Result<std::shared_ptr<void>> Admit(const api::Request& req);
+  // A request that names a deployment by host name is for the active region: OK while this
+  // region is active and holds its lease; Unavailable (503) while active without a lease (it
+  // may have been replaced); else Misdirected (HTTP 421) naming the active region and its
+  // address. A client that followed a stale DNS answer thus looks the name up again instead of
+  // reading a replica's data or having its write refused.
+  Status ServesHostNames(const std::string& host) const;
   // The internal DR API (/internal/v1/dr/...), for the control plane and the peer, and the
   // peer's task log chunks (/internal/v1/logs/chunks).
   void RegisterRoutes(api::Router& router);

@@ -45,6 +45,7 @@ class Parser {
   Status ParseRegions(const Entry& section, PairConfig& p);
   Result<RegionMarks> ParseRegion(const Entry& item, PairRegion& region);
   Status ParsePostgres(const Entry& section, const std::string& address, PairRegion& region);
+  Status ParseDns(const Entry& section, PairDns& dns);
 
   // Integer `name` of `m`, when written, into `out`.
   Status OptionalInt(const Map& m, std::string_view name, int min, int max, int& out) const;
@@ -55,7 +56,8 @@ class Parser {
 
 Status Parser::Parse(const YAML::Node& root, PairConfig& p) {
   Entry top{.name = "", .key = "", .key_node = root, .value = root};
-  ASSIGN_OR_RETURN(Map m, r_.ReadMap(top, {"pair", "control", "regions", "secrets", "platform"}));
+  ASSIGN_OR_RETURN(Map m,
+                   r_.ReadMap(top, {"pair", "control", "regions", "secrets", "platform", "dns"}));
   // Sections in the order the file gives them, so errors come roughly in file order.
   for (const Entry& section : m.entries) {
     if (section.name == "pair") {
@@ -68,10 +70,19 @@ Status Parser::Parse(const YAML::Node& root, PairConfig& p) {
       RETURN_IF_ERROR(yaml_util::ReadSecrets(r_, section, p.secret_key_file, p.secret_key));
     } else if (section.name == "platform") {
       RETURN_IF_ERROR(yaml_util::ReadPlatform(r_, section, p.zone));
+    } else if (section.name == "dns") {
+      RETURN_IF_ERROR(ParseDns(section, p.dns.emplace()));
     }
   }
   for (std::string_view required : {"pair", "control", "regions", "secrets"}) {
     if (m.Find(required) == nullptr) return r_.Missing(std::string(required));
+  }
+  if (p.dns && p.regions[0].http_port != p.regions[1].http_port) {
+    return r_.Error(m.Find("dns")->key_node.Mark(),
+                    "dns: the regions serve HTTP on different ports (" +
+                        std::to_string(p.regions[0].http_port) + ", " +
+                        std::to_string(p.regions[1].http_port) +
+                        "); host names carry no port, so both must listen on the same one");
   }
   return listeners_.Check(r_);
 }
@@ -153,6 +164,39 @@ Status Parser::ParseControl(const Entry& section, PairControl& control) {
   ASSIGN_OR_RETURN(const Entry* state_dir, r_.Required(m, section, "state_dir"));
   ASSIGN_OR_RETURN(control.state_dir, r_.Path(*state_dir));
   listeners_.Add(*http_port, control.address, control.http_port);
+  return Status::Ok();
+}
+
+Status Parser::ParseDns(const Entry& section, PairDns& dns) {
+  ASSIGN_OR_RETURN(
+      Map m, r_.ReadMap(section, {"address", "port", "managed", "ttl_seconds", "run_as", "tsig"}));
+  ASSIGN_OR_RETURN(const Entry* address, r_.Required(m, section, "address"));
+  ASSIGN_OR_RETURN(dns.address, r_.Ipv4(*address));
+  ASSIGN_OR_RETURN(const Entry* port, r_.Required(m, section, "port"));
+  ASSIGN_OR_RETURN(dns.port, r_.Int(*port, 1, kMaxPort));
+  if (const Entry* e = m.Find("managed")) {
+    ASSIGN_OR_RETURN(dns.managed, r_.Bool(*e));
+  }
+  RETURN_IF_ERROR(OptionalInt(m, "ttl_seconds", 1, 86400, dns.ttl_seconds));
+  if (const Entry* e = m.Find("run_as")) {
+    ASSIGN_OR_RETURN(dns.run_as, r_.NonEmpty(*e));
+  }
+  if (const Entry* e = m.Find("tsig")) {
+    ASSIGN_OR_RETURN(Map t, r_.ReadMap(*e, {"name", "algorithm", "secret_file"}));
+    if (const Entry* n = t.Find("name")) {
+      ASSIGN_OR_RETURN(dns.tsig_name, yaml_util::DnsName(r_, *n));
+    }
+    if (const Entry* a = t.Find("algorithm")) {
+      ASSIGN_OR_RETURN(dns.tsig_algorithm,
+                       r_.OneOf(*a, {"hmac-sha256", "hmac-sha384", "hmac-sha512"}));
+    }
+    ASSIGN_OR_RETURN(const Entry* secret, r_.Required(t, *e, "secret_file"));
+    ASSIGN_OR_RETURN(dns.tsig_secret_file, r_.Path(*secret));
+  } else if (!dns.managed) {
+    return r_.Error(section.key_node.Mark(), "dns.tsig: required when dns.managed is false");
+  }
+  // A managed server listens there; an external one is someone else's (it may share a host).
+  if (dns.managed) listeners_.Add(*port, dns.address, dns.port);
   return Status::Ok();
 }
 
@@ -290,6 +334,22 @@ std::string RenderPairConfig(const PairConfig& p) {
 
   yaml_util::EmitSecrets(out, p.secret_key_file, p.secret_key);
   yaml_util::EmitPlatform(out, p.zone);
+  if (p.dns) {
+    out << YAML::Key << "dns" << YAML::Value << YAML::BeginMap;
+    EmitString(out, "address", p.dns->address);
+    EmitInt(out, "port", p.dns->port);
+    yaml_util::EmitBool(out, "managed", p.dns->managed);
+    EmitInt(out, "ttl_seconds", p.dns->ttl_seconds);
+    if (!p.dns->run_as.empty()) EmitString(out, "run_as", p.dns->run_as);
+    if (!p.dns->tsig_secret_file.empty()) {
+      out << YAML::Key << "tsig" << YAML::Value << YAML::BeginMap;
+      EmitString(out, "name", p.dns->tsig_name);
+      EmitString(out, "algorithm", p.dns->tsig_algorithm);
+      EmitString(out, "secret_file", p.dns->tsig_secret_file);
+      out << YAML::EndMap;
+    }
+    out << YAML::EndMap;
+  }
 
   out << YAML::Key << "regions" << YAML::Value << YAML::BeginSeq;
   for (const PairRegion& r : p.regions) {

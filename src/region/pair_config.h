@@ -65,6 +65,23 @@ struct PairRegion {
   bool operator==(const PairRegion&) const = default;
 };
 
+// dns: the platform zone's DNS server, whose records the control plane keeps pointing at the
+// active region (optional: without it, clients address the regions directly).
+struct PairDns {
+  std::string address;  // dns.address, required; dotted IPv4: where the server answers
+  int port = 0;         // dns.port, required, 1..65535
+  bool managed = true;  // dns.managed: the control plane runs Knot DNS there (else: updates it)
+  int ttl_seconds = 5;  // dns.ttl_seconds, 1..86400: the records' TTL
+  std::string run_as;   // dns.run_as: the user knotd runs as when the control plane is root
+  // dns.tsig.{name, algorithm, secret_file}: the key updates are signed with. Optional when
+  // managed (derived from the pair's secret key), required otherwise.
+  std::string tsig_name = "tandem-update";
+  std::string tsig_algorithm = "hmac-sha256";  // hmac-sha256, hmac-sha384 or hmac-sha512
+  std::string tsig_secret_file;                // base64 secret; made absolute
+
+  bool operator==(const PairDns&) const = default;
+};
+
 // Plain data, constant once parsed; safe to copy and to read from any thread.
 struct PairConfig {
   std::string path;  // absolute path of the file it came from ("" when parsed from no file)
@@ -102,6 +119,7 @@ struct PairConfig {
   std::string secret_key;       // secrets.key (inline base64 text)
 
   std::string zone = "tandem.test";  // platform.zone: deployments' hostnames end in it
+  std::optional<PairDns> dns;        // dns, optional
 
   // regions, required: exactly two, in file order.
   std::array<PairRegion, 2> regions;
@@ -129,6 +147,9 @@ Result<PairConfig> LoadPairConfig(const std::string& path);
 //        pair.lease_renew_ms (<m>)"
 //   "<file>:<line>: pair.planned_timeout_seconds (<n>) must be more than
 //        pair.drain_timeout_seconds (<m>)"
+//   "<file>:<line>: dns: the regions serve HTTP on different ports (<n>, <m>); host names carry
+//        no port, so both must listen on the same one"
+//   "<file>:<line>: dns.tsig: required when dns.managed is false"
 // Lines are 1-based and point at the key the error is about.
 Result<PairConfig> ParsePairConfig(const std::string& yaml_text,
                                    const std::string& path_for_messages);

@@ -359,6 +359,9 @@ Result<std::string> Region::HostPrefix(const std::string& host) const {
       host.compare(host.size() - suffix.size(), suffix.size(), suffix) != 0) {
     return std::string();  // an address or another name: paths say what they want
   }
+  // By name, a client wants the active region; a standby (or a fenced old primary) says where
+  // that is rather than answer from its replica.
+  if (dr_) RETURN_IF_ERROR(dr_->ServesHostNames(host));
   std::string label = host.substr(0, host.size() - suffix.size());
   // <namespace>.<zone> serves the deployment's API; <namespace>-exec.<zone> its Execution API.
   const std::string exec = "-exec";

@@ -502,12 +502,16 @@ Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots
   return Status::Ok();
 }
 
+Result<std::string> DnsName(const Reader& r, const Entry& e) {
+  static const std::string kRule =
+      "a DNS name of lowercase labels (letters, digits, '-') separated by dots";
+  return Checked(r, e, kRule, IsDnsName);
+}
+
 Status ReadPlatform(const Reader& r, const Entry& section, std::string& zone) {
   ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"zone"}));
   if (const Entry* e = m.Find("zone")) {
-    static const std::string kRule =
-        "a DNS name of lowercase labels (letters, digits, '-') separated by dots";
-    ASSIGN_OR_RETURN(zone, Checked(r, *e, kRule, IsDnsName));
+    ASSIGN_OR_RETURN(zone, DnsName(r, *e));
   }
   return Status::Ok();
 }

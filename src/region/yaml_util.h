@@ -158,7 +158,9 @@ Status ReadHttp(const Reader& r, const Entry& section, int& threads);       // h
 // workers: local, slots, heartbeat_ms, task_nice.
 Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots,
                    int& heartbeat_ms, int& task_nice);
-Status ReadPlatform(const Reader& r, const Entry& section, std::string& zone);  // platform: zone
+Status ReadPlatform(const Reader& r, const Entry& section, std::string& zone);
+// A DNS name of lowercase labels separated by dots (as platform.zone).
+Result<std::string> DnsName(const Reader& r, const Entry& e);  // platform: zone
 // A managed PostgreSQL server's keys (port required; bin_dir, run_as, shared_buffers,
 // max_connections) from `m`, the already-read map of `section`, whose other keys are the
 // caller's.

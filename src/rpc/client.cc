@@ -83,6 +83,7 @@ Result<std::string> Client::CallOk(const std::string& method, const std::string&
     case 403: code = Code::kPermissionDenied; break;
     case 404: code = Code::kNotFound; break;
     case 422: code = Code::kInvalidArgument; break;
+    case 421: code = Code::kMisdirected; break;
     case 503: code = Code::kUnavailable; break;
     default: break;
   }

@@ -55,4 +55,14 @@ Result<int64_t> DrStore::CountRunningTasks() {
   return r.Int(0, 0);
 }
 
+Result<std::vector<std::string>> DrStore::Namespaces() {
+  ASSIGN_OR_RETURN(auto c, pool_->Acquire());
+  ASSIGN_OR_RETURN(pg::Rows r, c->Exec("SELECT namespace FROM deployments WHERE deleted_at IS "
+                                       "NULL ORDER BY namespace"));
+  std::vector<std::string> out;
+  out.reserve(static_cast<size_t>(r.size()));
+  for (int i = 0; i < r.size(); ++i) out.push_back(r.Text(i, 0));
+  return out;
+}
+
 }  // namespace tandem::store

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "pg/conn.h"
@@ -38,6 +39,9 @@ class DrStore {
   // Task instances running, over every deployment (a drain waits for these only: queued ones
   // start nowhere while the region drains).
   Result<int64_t> CountRunningTasks();
+  // The namespaces of the deployments that exist, in order: the control plane publishes their
+  // host names (<namespace>.<zone>, <namespace>-exec.<zone>).
+  Result<std::vector<std::string>> Namespaces();
 
  private:
   pg::Pool* const pool_;

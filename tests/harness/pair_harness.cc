@@ -24,9 +24,10 @@ Result<std::unique_ptr<PairProcess>> PairProcess::Create(Options o) {
   ASSIGN_OR_RETURN(TempDir tmp, TempDir::Create("tandem-test-pair"));
   p->dir_ = AbsolutePath(tmp.Release());
   chmod(p->dir_.c_str(), 0755);  // the PostgreSQL user must reach its data directory
-  // Seven distinct ports (a port just released may be handed out again).
+  if (o.dns && !o.own_addresses) return InvalidArgument("Options::dns needs own_addresses");
+  // Eight distinct ports (a port just released may be handed out again).
   std::set<int> ports;
-  while (ports.size() < 7) {
+  while (ports.size() < 8) {
     ASSIGN_OR_RETURN(int port, PickFreePort());
     ports.insert(port);
   }
@@ -46,6 +47,9 @@ Result<std::unique_ptr<PairProcess>> PairProcess::Create(Options o) {
     p->pg_ports_[name] = *next++;
     p->registry_ports_[name] = *next++;
   }
+  p->dns_port_ = *next++;
+  // Host names carry no port: with DNS both regions serve on one, each on its own address.
+  if (o.dns) p->http_ports_["region-b"] = p->http_ports_["region-a"];
   RETURN_IF_ERROR(WriteFileAtomic(p->dir_ + "/secret.key", NewSecretKeyBase64() + "\n", 0600));
   auto region = [&](const std::string& name, const std::string& role) {
     return "  - name: " + name + "\n    address: " + p->addresses_[name] + "\n    http_port: " +
@@ -76,6 +80,16 @@ Result<std::unique_ptr<PairProcess>> PairProcess::Create(Options o) {
       "\n  http_port: " + std::to_string(p->control_port_) +
       "\n  state_dir: control\nsecrets:\n  key_file: secret.key\nregions:\n" +
       region("region-a", "primary") + region("region-b", "standby");
+  if (o.dns) {
+    yaml += "dns:\n  address: " + p->addresses_["control"] +
+            "\n  port: " + std::to_string(p->dns_port_) +
+            "\n  managed: " + (o.dns_external ? "false" : "true") + "\n";
+    if (!RunAsUser().empty()) yaml += "  run_as: \"" + RunAsUser() + "\"\n";
+    if (o.dns_external) {
+      RETURN_IF_ERROR(WriteFileAtomic(p->dir_ + "/dns-tsig.key", o.dns_tsig_secret + "\n", 0600));
+      yaml += "  tsig:\n    name: tandem-update\n    secret_file: dns-tsig.key\n";
+    }
+  }
   RETURN_IF_ERROR(WriteFileAtomic(p->pair_file(), yaml));
   return p;
 }
@@ -95,6 +109,8 @@ PairProcess::~PairProcess() {
     // directory).
     if (!dir_.empty()) KillRegistries(region_dir(name));
   }
+  // The control plane stops its DNS server; one it left behind is stopped here.
+  if (!dir_.empty()) KillServers("knotd", dir_ + "/control");
   if (!dir_.empty()) (void)RemoveAll(dir_);
 }
 

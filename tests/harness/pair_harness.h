@@ -40,6 +40,14 @@ class PairProcess {
     // Each part on its own loopback address (127.N.M.1 control, .2 region-a, .3 region-b), so
     // that Cut() can drop the traffic between two of them; otherwise all on 127.0.0.1.
     bool own_addresses = false;
+    // A dns section: the control plane keeps the platform zone's names pointing at the active
+    // region, on a DNS server at the control plane's address. Needs own_addresses (host names
+    // carry no port, so both regions then serve HTTP on one port, each on its own address).
+    bool dns = false;
+    // dns.managed false: the test runs the DNS server itself (at dns_address():dns_port()), and
+    // the control plane signs its updates with this key (base64), written to a file.
+    bool dns_external = false;
+    std::string dns_tsig_secret;
   };
 
   static Result<std::unique_ptr<PairProcess>> Create(Options o);
@@ -75,6 +83,13 @@ class PairProcess {
   int registry_port(const std::string& name) const { return registry_ports_.at(name); }
   // "http://<address>:<registry port>" of region `name`.
   std::string registry_url(const std::string& name) const;
+  const std::string& address(const std::string& part) const { return addresses_.at(part); }
+  int http_port(const std::string& name) const { return http_ports_.at(name); }
+  // The DNS server of Options::dns: the control plane's address and a port of its own.
+  const std::string& dns_address() const { return addresses_.at("control"); }
+  int dns_port() const { return dns_port_; }
+  // Where the control plane keeps its Knot DNS (managed).
+  std::string dns_dir() const { return dir_ + "/control/dns"; }
 
   // GET /api/v1/dr/status (null when the control plane does not answer).
   nlohmann::json DrStatus();
@@ -89,6 +104,7 @@ class PairProcess {
   Options o_;
   std::string dir_;
   int control_port_ = 0;
+  int dns_port_ = 0;
   std::map<std::string, int> http_ports_, pg_ports_, registry_ports_;
   std::map<std::string, std::string> addresses_;  // control, region-a, region-b
   std::string nft_table_;                         // set while a cut is in place

@@ -57,26 +57,34 @@ CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds,
 }
 
 HttpReply Http(const std::string& base_url, const std::string& method, const std::string& path,
-               const std::string& body) {
+               const std::string& body,
+               const std::vector<std::pair<std::string, std::string>>& headers) {
   httplib::Client c(base_url);
   c.set_connection_timeout(5);
   c.set_read_timeout(30);
+  const httplib::Headers h(headers.begin(), headers.end());
   httplib::Result r(nullptr, httplib::Error::Unknown);
   if (method == "GET")
-    r = c.Get(path);
+    r = c.Get(path, h);
   else if (method == "POST")
-    r = c.Post(path, body, "application/json");
+    r = c.Post(path, h, body, "application/json");
   else if (method == "PUT")
-    r = c.Put(path, body, "application/json");
+    r = c.Put(path, h, body, "application/json");
   else if (method == "PATCH")
-    r = c.Patch(path, body, "application/json");
+    r = c.Patch(path, h, body, "application/json");
   else if (method == "DELETE")
-    r = c.Delete(path);
+    r = c.Delete(path, h);
   if (!r) return {};
   return {r->status, r->body};
 }
 
 std::vector<pid_t> RegistryPids(const std::string& state_dir) {
+  return ServerPids("docker-registry", state_dir);
+}
+
+void KillRegistries(const std::string& state_dir) { KillServers("docker-registry", state_dir); }
+
+std::vector<pid_t> ServerPids(const std::string& program, const std::string& state_dir) {
   std::vector<pid_t> pids;
   const std::string under = state_dir + "/";
   std::error_code ec;
@@ -88,8 +96,7 @@ std::vector<pid_t> RegistryPids(const std::string& state_dir) {
     if (!cmdline.ok()) continue;  // gone meanwhile, or not ours to read
     std::string args = *cmdline;
     std::replace(args.begin(), args.end(), '\0', ' ');
-    if (args.find("docker-registry") != std::string::npos &&
-        args.find(under) != std::string::npos) {
+    if (args.find(program) != std::string::npos && args.find(under) != std::string::npos) {
       const pid_t pid = static_cast<pid_t>(std::stol(name));
       if (pid != getpid()) pids.push_back(pid);
     }
@@ -97,8 +104,8 @@ std::vector<pid_t> RegistryPids(const std::string& state_dir) {
   return pids;
 }
 
-void KillRegistries(const std::string& state_dir) {
-  std::vector<pid_t> pids = RegistryPids(state_dir);
+void KillServers(const std::string& program, const std::string& state_dir) {
+  std::vector<pid_t> pids = ServerPids(program, state_dir);
   for (pid_t pid : pids) kill(pid, SIGTERM);
   for (pid_t pid : pids) {
     for (int i = 0; i < 100 && ProcessAlive(pid); ++i) std::this_thread::sleep_for(50ms);

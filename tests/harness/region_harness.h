@@ -41,8 +41,10 @@ struct CliRun {
 CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds = 60,
               const std::string& stdin_text = "");
 
+// `headers`: extra request headers, e.g. {{"Host", "etl-3f6c2a.tandem.test"}}.
 HttpReply Http(const std::string& base_url, const std::string& method, const std::string& path,
-               const std::string& body = "");
+               const std::string& body = "",
+               const std::vector<std::pair<std::string, std::string>>& headers = {});
 
 // The PIDs of the docker-registry processes whose command line names a path under
 // `state_dir` (a region's registry keeps its config there).
@@ -50,6 +52,10 @@ std::vector<pid_t> RegistryPids(const std::string& state_dir);
 // Stops, by PID, every docker-registry RegistryPids finds (SIGTERM, then SIGKILL): a region
 // that is gone must not leave its registry holding the port.
 void KillRegistries(const std::string& state_dir);
+// The same for any server program whose command line names `program` and a path under
+// `state_dir` (the control plane's knotd, say).
+std::vector<pid_t> ServerPids(const std::string& program, const std::string& state_dir);
+void KillServers(const std::string& program, const std::string& state_dir);
 
 class RegionProcess {
  public:

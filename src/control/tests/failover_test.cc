@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -181,7 +182,10 @@ class FailoverTest : public ::testing::Test {
           EXPECT_TRUE(store_->AddEvent(e).ok());
           steps_.push_back(op.state == "running" ? op.step : op.state);
           if (crash_at_ == op.step && op.state == "running") throw Crash{};
-        });
+        },
+        publish_ ? std::function<Status(const std::string&)>(
+                       [this](const std::string& region) { return publish_(region); })
+                 : nullptr);
   }
 
   OperationRow MustBegin(const std::string& kind, const std::string& mode,
@@ -223,6 +227,8 @@ class FailoverTest : public ::testing::Test {
   std::map<std::string, RegionView> last_views_;
   std::vector<std::string> steps_;
   std::string crash_at_;
+  // The publishing_dns step's callback; when set before OpenControlPlane, the step runs.
+  std::function<Status(const std::string&)> publish_;
   ControlStorePtr store_;
   std::unique_ptr<dr::Voter> voter_;
   std::unique_ptr<Failover> failover_;
@@ -279,6 +285,42 @@ TEST_F(FailoverTest, PlannedSucceeds) {
   EXPECT_EQ(events->front().kind, "failover.succeeded");
   EXPECT_EQ(events->back().kind, "failover.step");
   EXPECT_EQ(events->back().operation, op.id);
+}
+
+TEST_F(FailoverTest, TheHostNamesMoveAfterThePromotionAndBeforeTheOperationSucceeds) {
+  std::vector<std::string> published;
+  publish_ = [&](const std::string& region) {
+    published.push_back(region + " after " + calls_.back());
+    return Status::Ok();
+  };
+  OpenControlPlane(Duration::zero());
+  FailoverOutcome out = MustRun(MustBegin("failover", "planned"));
+  EXPECT_EQ(out.state, "succeeded") << out.detail;
+  EXPECT_EQ(published, std::vector<std::string>{"b after b.Promote 2"});
+  EXPECT_EQ(steps_, (std::vector<std::string>{"stepping_down", "catching_up", "raising_epoch",
+                                              "waiting_leases", "promoting", "publishing_dns",
+                                              "rejoining", "succeeded"}));
+  EXPECT_FALSE(Has(out.detail, "host names")) << out.detail;
+}
+
+TEST_F(FailoverTest, AFailingDnsUpdateIsRetriedThenReportedWithoutHoldingTheFailoverBack) {
+  int tries = 0;
+  publish_ = [&](const std::string&) {
+    ++tries;
+    return FailedPrecondition("the TSIG key tandem-update is not the one it has");
+  };
+  OpenControlPlane(Duration::zero());
+  const MonoTime start = clock_.Now();
+  OperationRow op = MustBegin("failover", "forced");
+  FailoverOutcome out = MustRun(op);
+  EXPECT_EQ(out.state, "succeeded") << out.detail;
+  EXPECT_EQ(out.active, "b");
+  EXPECT_GT(tries, 3);
+  EXPECT_GE(clock_.Now() - start, seconds(10));  // dns_timeout
+  EXPECT_TRUE(Has(out.detail, "the host names still point at a")) << out.detail;
+  EXPECT_TRUE(Has(out.detail, "TSIG key tandem-update")) << out.detail;
+  EXPECT_EQ(calls_.back(), "a.Rejoin 2 b");  // the rest of the operation went on
+  EXPECT_EQ(Actives(), 1);
 }
 
 TEST_F(FailoverTest, PlannedRollsBackWhenCatchUpTimesOut) {

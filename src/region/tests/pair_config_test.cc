@@ -650,6 +650,76 @@ TEST_F(PairConfigTest, PlannedTimeoutOutlastsTheDrain) {
       Load(InsertAfter(2, "  drain_timeout_seconds: 300\n  planned_timeout_seconds: 301")).ok());
 }
 
+TEST_F(PairConfigTest, DnsSection) {
+  auto none = Load(kMinimal);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->dns.has_value());
+
+  auto managed = Load(InsertAfter(23, "dns: {address: 127.0.0.10, port: 5353}"));
+  ASSERT_TRUE(managed.ok()) << managed.status().ToString();
+  ASSERT_TRUE(managed->dns.has_value());
+  EXPECT_EQ(managed->dns->address, "127.0.0.10");
+  EXPECT_EQ(managed->dns->port, 5353);
+  EXPECT_TRUE(managed->dns->managed);
+  EXPECT_EQ(managed->dns->ttl_seconds, 5);
+  EXPECT_EQ(managed->dns->tsig_name, "tandem-update");
+  EXPECT_EQ(managed->dns->tsig_algorithm, "hmac-sha256");
+  EXPECT_EQ(managed->dns->tsig_secret_file, "");
+
+  auto external = Load(
+      InsertAfter(23,
+                  "dns:\n  address: 10.0.0.53\n  port: 53\n  managed: false\n  ttl_seconds: 30\n"
+                  "  tsig: {name: ops-key, algorithm: hmac-sha512, secret_file: dns.key}"));
+  ASSERT_TRUE(external.ok()) << external.status().ToString();
+  EXPECT_FALSE(external->dns->managed);
+  EXPECT_EQ(external->dns->ttl_seconds, 30);
+  EXPECT_EQ(external->dns->tsig_name, "ops-key");
+  EXPECT_EQ(external->dns->tsig_algorithm, "hmac-sha512");
+  EXPECT_EQ(external->dns->tsig_secret_file, dir_->path() + "/dns.key");
+
+  PairConfig p = *external;
+  std::string text = RenderPairConfig(p);
+  auto back = ParsePairConfig(text, p.path);
+  ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << text;
+  EXPECT_EQ(*back, p) << text;
+  p = *managed;
+  p.dns->run_as = "tandem";
+  text = RenderPairConfig(p);
+  back = ParsePairConfig(text, p.path);
+  ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << text;
+  EXPECT_EQ(*back, p) << text;
+}
+
+TEST_F(PairConfigTest, DnsSectionMistakes) {
+  EXPECT_EQ(ErrorOf(InsertAfter(23, "dns: {port: 5353}")), path_ + ": dns.address is required");
+  EXPECT_EQ(ErrorOf(InsertAfter(23, "dns: {address: 127.0.0.10, port: 0}")),
+            At(24, "dns.port: expected an integer from 1 to 65535, got \"0\""));
+  EXPECT_EQ(ErrorOf(InsertAfter(23, "dns: {address: 127.0.0.10, port: 53, managed: false}")),
+            At(24, "dns.tsig: required when dns.managed is false"));
+  EXPECT_NE(ErrorOf(InsertAfter(23,
+                                "dns: {address: 127.0.0.10, port: 53, tsig: {name: Bad_Key, "
+                                "secret_file: k}}"))
+                .find("dns.tsig.name: expected a DNS name"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(InsertAfter(23,
+                                "dns: {address: 127.0.0.10, port: 53, tsig: {algorithm: "
+                                "hmac-md5, secret_file: k}}"))
+                .find("dns.tsig.algorithm"),
+            std::string::npos);
+  EXPECT_EQ(ErrorOf(InsertAfter(23, "dns: {address: 127.0.0.10, port: 53, tsig: {name: k}}")),
+            path_ + ": dns.tsig.secret_file is required");
+  // Names carry no port: both regions must serve HTTP on one.
+  EXPECT_EQ(
+      ErrorOf(Replace(19, "    http_port: 8081") + "dns: {address: 127.0.0.10, port: 5353}\n"),
+      At(24,
+         "dns: the regions serve HTTP on different ports (8080, 8081); host names "
+         "carry no port, so both must listen on the same one"));
+  // A managed server's port is a listener like the others.
+  EXPECT_NE(ErrorOf(InsertAfter(23, "dns: {address: 127.0.0.10, port: 8070}"))
+                .find("already taken by control.http_port"),
+            std::string::npos);
+}
+
 TEST_F(PairConfigTest, MissingFileIsNotFound) {
   auto p = LoadPairConfig(dir_->path() + "/absent.yaml");
   ASSERT_FALSE(p.ok());

@@ -1,0 +1,304 @@
+// Host names that follow the active region: the control plane's Knot DNS, asked with dig before
+// and after a failover and a failback; regions answering requests by name only while active;
+// the DNS server killed and restarted with the right records; a TSIG key the server refuses.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "base/fs.h"
+#include "base/process.h"
+#include "crypto/secret_box.h"
+#include "dns/knot_server.h"
+#include "harness/pair_harness.h"
+#include "harness/pg_harness.h"
+
+namespace tandem::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Json = nlohmann::json;
+
+constexpr char kZone[] = "tandem.test";
+
+Json Body(const HttpReply& r) {
+  Json j = Json::parse(r.body, nullptr, false);
+  return j.is_discarded() ? Json(nullptr) : j;
+}
+
+class DnsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!RunningAsRoot()) GTEST_SKIP() << "needs root (own loopback addresses, nftables)";
+    if (access("/usr/sbin/knotd", X_OK) != 0 || access("/usr/bin/dig", X_OK) != 0) {
+      GTEST_SKIP() << "no knotd or dig (scripts/setup.sh installs knot and bind9-dnsutils)";
+    }
+  }
+
+  void Create(PairProcess::Options o = {}) {
+    o.own_addresses = true;
+    o.dns = true;
+    auto p = PairProcess::Create(o);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    pair_ = std::move(p).value();
+  }
+  void Start(PairProcess::Options o = {}) {
+    Create(std::move(o));
+    if (HasFatalFailure()) return;
+    Status s = pair_->StartAll();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+
+  // `dig +short` for `name` at the pair's DNS server: the addresses it answers, one per line.
+  std::string Dig(const std::string& name) {
+    SpawnOptions so;
+    so.argv = {"/usr/bin/dig",
+               "+short",
+               "+time=1",
+               "+tries=1",
+               "-p",
+               std::to_string(pair_->dns_port()),
+               "@" + pair_->dns_address(),
+               name,
+               "A"};
+    auto r = RunCommand(so, 10s);
+    if (!r.ok()) return "dig: " + r.status().ToString();
+    std::string out = r->output;
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    return out;
+  }
+  // Polls Dig(name) until it answers `want`; the last answer otherwise.
+  std::string DigUntil(const std::string& name, const std::string& want,
+                       std::chrono::seconds timeout = 15s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string got;
+    while (std::chrono::steady_clock::now() < deadline) {
+      got = Dig(name);
+      if (got == want) break;
+      std::this_thread::sleep_for(100ms);
+    }
+    return got;
+  }
+
+  // Polls the pair's events until one holds `text`.
+  bool EventSeen(const std::string& text, std::chrono::seconds timeout = 15s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (pair_->Cli({"dr", "events", "--limit", "200"}).output.find(text) != std::string::npos) {
+        return true;
+      }
+      std::this_thread::sleep_for(200ms);
+    }
+    return false;
+  }
+
+  std::string Active() {
+    Json s = pair_->DrStatus();
+    return s.is_object() ? s.value("active", "") : "";
+  }
+
+  // Creates a deployment on the active region; its namespace.
+  std::string CreateDeployment(const std::string& name) {
+    HttpReply r = Http(pair_->region_url(Active()), "POST", "/api/v1/deployments",
+                       Json{{"name", name}}.dump());
+    EXPECT_EQ(r.status, 201) << r.body;
+    return Body(r).value("namespace", "");
+  }
+
+  // GET `path` of region `region`, naming the deployment by its API host name only.
+  HttpReply ByName(const std::string& region, const std::string& ns, const std::string& method,
+                   const std::string& path, const std::string& body = "") {
+    return Http(pair_->region_url(region), method, path, body,
+                {{"Host", ns + "." + kZone + ":" + std::to_string(pair_->http_port(region))}});
+  }
+
+  std::unique_ptr<PairProcess> pair_;
+};
+
+TEST_F(DnsTest, HostNamesFollowTheActiveRegionThroughAFailoverAndAFailback) {
+  Start();
+  const std::string a = pair_->address("region-a"), b = pair_->address("region-b");
+  const std::string ns = CreateDeployment("names");
+  ASSERT_FALSE(ns.empty());
+  const std::string api = ns + "." + kZone, exec = ns + "-exec." + kZone;
+  // A new deployment's names appear within a few health checks.
+  EXPECT_EQ(DigUntil(api, a), a) << pair_->Logs();
+  EXPECT_EQ(Dig(exec), a);
+  EXPECT_EQ(Dig(std::string("control.") + kZone), pair_->address("control"));
+  EXPECT_EQ(Dig(std::string("nobody-000000.") + kZone), "");
+
+  // By name, the active region answers; the standby says where to go, for reads and writes.
+  EXPECT_EQ(ByName("region-a", ns, "GET", "/api/v2/variables").status, 200);
+  HttpReply read_b = ByName("region-b", ns, "GET", "/api/v2/variables");
+  EXPECT_EQ(read_b.status, 421) << read_b.body;
+  EXPECT_NE(Body(read_b).value("detail", "").find("region-a at " + a), std::string::npos)
+      << read_b.body;
+  HttpReply write_b = ByName("region-b", ns, "POST", "/api/v2/variables",
+                             Json{{"key", "k"}, {"value", "v"}}.dump());
+  EXPECT_EQ(write_b.status, 421) << write_b.body;
+  // By address and path, the standby still answers reads (an operator's view of the replica).
+  Json depl = Body(Http(pair_->region_url("region-a"), "GET", "/api/v1/deployments"));
+  ASSERT_FALSE(depl["deployments"].empty());
+
+  Json st = pair_->DrStatus();
+  EXPECT_EQ(st["dns"]["current"], true) << st.dump(2);
+  EXPECT_EQ(st["dns"]["records"], 3) << st.dump(2);  // control, and the deployment's two
+
+  // A planned failover reports success only after the names moved: no waiting here.
+  CliRun f = pair_->Cli({"dr", "failover"});
+  ASSERT_EQ(f.exit_code, 0) << f.output << pair_->Logs();
+  EXPECT_EQ(Dig(api), b);
+  EXPECT_EQ(Dig(exec), b);
+  EXPECT_EQ(Dig(std::string("control.") + kZone), pair_->address("control"));
+  EXPECT_EQ(ByName("region-b", ns, "GET", "/api/v2/variables").status, 200);
+  HttpReply read_a = ByName("region-a", ns, "GET", "/api/v2/variables");
+  EXPECT_EQ(read_a.status, 421) << read_a.body;
+  EXPECT_NE(Body(read_a).value("detail", "").find("region-b at " + b), std::string::npos)
+      << read_a.body;
+
+  // Failback: the names come home the same way.
+  Status synced = pair_->WaitStatus([](const Json& s) { return s["sync"]["state"] == "syncing"; },
+                                    90s, "region-a to stream from region-b");
+  ASSERT_TRUE(synced.ok()) << synced.ToString();
+  CliRun back = pair_->Cli({"dr", "failback"});
+  ASSERT_EQ(back.exit_code, 0) << back.output << pair_->Logs();
+  EXPECT_EQ(Dig(api), a);
+  EXPECT_EQ(Dig(exec), a);
+  CliRun ev = pair_->Cli({"dr", "events", "--limit", "200"});
+  EXPECT_NE(ev.output.find("pointing every host name of the pair at region-b"), std::string::npos)
+      << ev.output;
+  EXPECT_NE(ev.output.find("pointing every host name of the pair at region-a"), std::string::npos)
+      << ev.output;
+}
+
+TEST_F(DnsTest, ADeletedDeploymentsNamesGo) {
+  Start();
+  const std::string ns = CreateDeployment("fleeting");
+  const std::string api = ns + "." + kZone;
+  ASSERT_EQ(DigUntil(api, pair_->address("region-a")), pair_->address("region-a"));
+  HttpReply del = Http(pair_->region_url("region-a"), "DELETE", "/api/v1/deployments/fleeting");
+  ASSERT_EQ(del.status / 100, 2) << del.body;
+  EXPECT_EQ(DigUntil(api, ""), "");
+  EXPECT_EQ(Dig(ns + "-exec." + kZone), "");
+}
+
+TEST_F(DnsTest, AKilledDnsServerIsRestartedWithTheRecordsOfTheActiveRegion) {
+  Start();
+  const std::string ns = CreateDeployment("sturdy");
+  const std::string api = ns + "." + kZone;
+  ASSERT_EQ(DigUntil(api, pair_->address("region-a")), pair_->address("region-a"));
+  CliRun f = pair_->Cli({"dr", "failover"});
+  ASSERT_EQ(f.exit_code, 0) << f.output << pair_->Logs();
+
+  std::vector<pid_t> knots = ServerPids("knotd", pair_->dns_dir());
+  ASSERT_EQ(knots.size(), 1u);
+  ASSERT_EQ(kill(knots[0], SIGKILL), 0);
+  // The control plane sees it gone and starts it again, its zone rebuilt from its own state.
+  std::vector<pid_t> now;
+  for (int i = 0; i < 200; ++i) {
+    now = ServerPids("knotd", pair_->dns_dir());
+    if (now.size() == 1 && now[0] != knots[0]) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(now.size(), 1u) << pair_->Log("control");
+  EXPECT_NE(now[0], knots[0]);
+  EXPECT_EQ(DigUntil(api, pair_->address("region-b"), 10s), pair_->address("region-b"));
+  EXPECT_EQ(Dig(ns + "-exec." + kZone), pair_->address("region-b"));
+  EXPECT_TRUE(EventSeen("dns_restarted")) << pair_->Log("control");
+}
+
+TEST_F(DnsTest, ACutOffOldPrimaryNeverAnswersByNameAfterAForcedFailover) {
+  Start();
+  const std::string ns = CreateDeployment("fenced");
+  ASSERT_EQ(DigUntil(ns + "." + kZone, pair_->address("region-a")), pair_->address("region-a"));
+  // region-a loses the control plane and region-b, but the test still reaches it.
+  ASSERT_TRUE(pair_->Cut("region-a", "control").ok());
+  ASSERT_TRUE(pair_->Cut("region-a", "region-b").ok());
+  // Once the control plane has lost region-a (the detection window), --forced promotes;
+  // before that it refuses, since a planned failover needs region-a to step down.
+  CliRun f;
+  for (int i = 0; i < 40; ++i) {
+    f = pair_->Cli({"dr", "failover", "--forced"});
+    if (f.exit_code == 0) break;
+    std::this_thread::sleep_for(500ms);
+  }
+  ASSERT_EQ(f.exit_code, 0) << f.output << pair_->Logs();
+  EXPECT_EQ(Dig(ns + "." + kZone), pair_->address("region-b"));
+  // Its lease ran out before region-b was promoted: by name it answers 421 or 503, never data.
+  for (const char* method : {"GET", "POST"}) {
+    HttpReply r =
+        ByName("region-a", ns, method, "/api/v2/variables",
+               std::string(method) == "POST" ? Json{{"key", "k"}, {"value", "v"}}.dump() : "");
+    EXPECT_TRUE(r.status == 421 || r.status == 503) << method << " " << r.status << " " << r.body;
+    EXPECT_FALSE(Body(r).value("detail", "").empty()) << r.body;
+  }
+  // Healed, it sees the higher epoch, stops acting, and answers 421 naming region-b.
+  pair_->Heal();
+  Status fenced = pair_->WaitStatus(
+      [](const Json& s) {
+        return s["regions"][0].value("role", "") != "active" &&
+               s["regions"][0].value("reachable", false);
+      },
+      60s, "region-a to stop acting as the primary");
+  ASSERT_TRUE(fenced.ok()) << fenced.ToString();
+  HttpReply r = ByName("region-a", ns, "GET", "/api/v2/variables");
+  EXPECT_EQ(r.status, 421) << r.body;
+  EXPECT_NE(Body(r).value("detail", "").find("region-b"), std::string::npos) << r.body;
+}
+
+TEST_F(DnsTest, AnUpdateWithTheWrongKeyIsRefusedReportedAndRetried) {
+  PairProcess::Options o;
+  o.dns_external = true;
+  o.dns_tsig_secret = NewSecretKeyBase64();  // the control plane's key; the server has another
+  Create(o);
+  ASSERT_NE(pair_, nullptr);
+  // The DNS server is the operator's: Knot with a key of its own.
+  dns::KnotOptions ko;
+  ko.state_dir = pair_->dir() + "/external-dns";
+  ko.listen = dns::Server{pair_->dns_address(), pair_->dns_port()};
+  ko.zone = kZone;
+  ko.key = dns::TsigKey{"tandem-update", "hmac-sha256", NewSecretKeyBase64()};
+  ko.run_as = RunAsUser();
+  auto knot = dns::KnotServer::Create(ko);
+  ASSERT_TRUE(knot.ok()) << knot.status().ToString();
+  ASSERT_TRUE((*knot)->Start({}, 10s).ok());
+  ASSERT_TRUE(pair_->StartAll().ok()) << pair_->Logs();
+
+  const std::string ns = CreateDeployment("refused");
+  Status reported = pair_->WaitStatus(
+      [](const Json& s) {
+        return s["dns"].is_object() &&
+               s["dns"]["error"].get<std::string>().find("TSIG") != std::string::npos;
+      },
+      20s, "the refused DNS update to be reported");
+  ASSERT_TRUE(reported.ok()) << reported.ToString();
+  Json st = pair_->DrStatus();
+  EXPECT_EQ(st["ready_for_failover"], false) << st.dump(2);
+  EXPECT_EQ(Dig(ns + "." + kZone), "");  // nothing was changed
+
+  // A failover still happens (the regions do not depend on DNS) and says the names lag.
+  CliRun f = pair_->Cli({"dr", "failover"});
+  ASSERT_EQ(f.exit_code, 0) << f.output << pair_->Logs();
+  EXPECT_TRUE(EventSeen("the DNS update failed"));
+  EXPECT_TRUE(EventSeen("dns_error"));
+  EXPECT_TRUE(EventSeen("the host names still point at region-a"));
+
+  // The operator gives the server the pair's key: the control plane's retries go through.
+  ASSERT_TRUE((*knot)->Stop().ok());
+  ko.key.secret = o.dns_tsig_secret;
+  auto fixed = dns::KnotServer::Create(ko);
+  ASSERT_TRUE(fixed.ok());
+  ASSERT_TRUE((*fixed)->Start({}, 10s).ok());
+  EXPECT_EQ(DigUntil(ns + "." + kZone, pair_->address("region-b"), 30s), pair_->address("region-b"))
+      << pair_->Log("control");
+  Status clean = pair_->WaitStatus(
+      [](const Json& s) { return s["dns"]["error"] == "" && s["dns"]["current"] == true; }, 20s,
+      "the DNS error to clear");
+  EXPECT_TRUE(clean.ok()) << clean.ToString();
+}
+
+}  // namespace
+}  // namespace tandem::testing
