@@ -489,8 +489,8 @@ void LogJournal::SyncLoop() {
   }
 }
 
-Status LogJournal::ReadRecords(const std::vector<uint64_t>& seqs,
-                               std::vector<JournalRecord>* out) const {
+Status LogJournal::PlanReads(const std::vector<uint64_t>& seqs,
+                             std::vector<ReadPlan>* plans) const {
   size_t i = 0;
   while (i < seqs.size()) {
     // The segment holding seqs[i], and the wanted seqs that share it.
@@ -498,93 +498,147 @@ Status LogJournal::ReadRecords(const std::vector<uint64_t>& seqs,
         segments_.begin(), segments_.end(), seqs[i],
         [](uint64_t seq, const std::shared_ptr<Segment>& s) { return seq < s->first_seq; });
     if (it == segments_.begin()) return Internal("seq " + std::to_string(seqs[i]) + " is trimmed");
-    const Segment& seg = **std::prev(it);
+    ReadPlan plan;
+    plan.seg = *std::prev(it);
     uint64_t next_first = it == segments_.end() ? UINT64_MAX : (*it)->first_seq;
     size_t j = i;
     while (j < seqs.size() && seqs[j] < next_first) ++j;
-    uint64_t from = Entry(seqs[i])->file_offset;
+    plan.from = Entry(seqs[i])->file_offset;
     const IndexEntry* after = Entry(seqs[j - 1] + 1);
-    uint64_t to = seqs[j - 1] + 1 < next_first && after != nullptr && after->origin != 0
-                      ? after->file_offset
-                      : seg.size;
-    std::string buf(to - from, '\0');
+    plan.to = seqs[j - 1] + 1 < next_first && after != nullptr && after->origin != 0
+                  ? after->file_offset
+                  : plan.seg->size;
+    plan.seqs.assign(seqs.begin() + static_cast<std::ptrdiff_t>(i),
+                     seqs.begin() + static_cast<std::ptrdiff_t>(j));
+    plans->push_back(std::move(plan));
+    i = j;
+  }
+  return Status::Ok();
+}
+
+Status LogJournal::ExecuteReads(const std::vector<ReadPlan>& plans,
+                                std::vector<JournalRecord>* out) {
+  for (const ReadPlan& plan : plans) {
+    const Segment& seg = *plan.seg;
+    std::string buf(plan.to - plan.from, '\0');
     size_t got = 0;
     while (got < buf.size()) {
-      ssize_t n = pread(seg.fd, buf.data() + got, buf.size() - got, static_cast<off_t>(from + got));
+      ssize_t n =
+          pread(seg.fd, buf.data() + got, buf.size() - got, static_cast<off_t>(plan.from + got));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return Errno(n < 0 ? errno : EIO, "cannot read " + seg.path);
       got += static_cast<size_t>(n);
     }
     size_t pos = 0;
-    while (i < j) {
+    size_t k = 0;
+    while (k < plan.seqs.size()) {
       JournalRecord r;
       size_t n = 0;
       if (!DecodeRecord(std::string_view(buf).substr(pos), &r, &n)) {
         return Internal("segment " + seg.path + " is damaged at byte " +
-                        std::to_string(from + pos));
+                        std::to_string(plan.from + pos));
       }
       pos += n;
-      if (r.seq == seqs[i]) {
+      if (r.seq == plan.seqs[k]) {
         out->push_back(std::move(r));
-        ++i;
+        ++k;
       }
     }
   }
   return Status::Ok();
 }
 
+Status LogJournal::ReadRecords(const std::vector<uint64_t>& seqs,
+                               std::vector<JournalRecord>* out) const {
+  std::vector<ReadPlan> plans;
+  RETURN_IF_ERROR(PlanReads(seqs, &plans));
+  return ExecuteReads(plans, out);
+}
+
 Result<PendingBatch> LogJournal::ReadPending(std::string_view cursor, size_t max_records,
                                              uint64_t max_bytes) const {
-  std::lock_guard lock(mu_);
-  const Cursor* c = FindCursor(cursor);
-  if (c == nullptr) return NotFound("no log replication cursor \"" + std::string(cursor) + "\"");
   PendingBatch batch;
-  batch.through_seq = std::max(c->acked, last_seq_);
-  if (c->first_pending == 0 || max_records == 0) {
-    if (max_records == 0) batch.through_seq = c->acked;
-    return batch;
+  std::vector<ReadPlan> plans;
+  {
+    std::lock_guard lock(mu_);
+    const Cursor* c = FindCursor(cursor);
+    if (c == nullptr) return NotFound("no log replication cursor \"" + std::string(cursor) + "\"");
+    batch.through_seq = std::max(c->acked, last_seq_);
+    if (c->first_pending == 0 || max_records == 0) {
+      if (max_records == 0) batch.through_seq = c->acked;
+      return batch;
+    }
+    std::vector<uint64_t> seqs;
+    uint64_t bytes = 0;
+    for (uint64_t seq = c->first_pending; seq <= last_seq_; ++seq) {
+      const IndexEntry* e = Entry(seq);
+      batch.through_seq = seq;
+      if (!Matches(*c, e->origin)) continue;
+      seqs.push_back(seq);
+      bytes += e->length;
+      if (seqs.size() >= max_records || bytes >= max_bytes) break;
+    }
+    RETURN_IF_ERROR(PlanReads(seqs, &plans));
   }
-  std::vector<uint64_t> seqs;
-  uint64_t bytes = 0;
-  for (uint64_t seq = c->first_pending; seq <= last_seq_; ++seq) {
-    const IndexEntry* e = Entry(seq);
-    batch.through_seq = seq;
-    if (!Matches(*c, e->origin)) continue;
-    seqs.push_back(seq);
-    bytes += e->length;
-    if (seqs.size() >= max_records || bytes >= max_bytes) break;
-  }
-  RETURN_IF_ERROR(ReadRecords(seqs, &batch.records));
+  // The records are read outside mu_ (the segments stay open while the plans hold them), so
+  // appends do not wait for the shipper's reads.
+  RETURN_IF_ERROR(ExecuteReads(plans, &batch.records));
   return batch;
 }
 
 Status LogJournal::Acknowledge(std::string_view cursor, uint64_t through_seq) {
-  std::lock_guard lock(mu_);
-  Cursor* c = FindCursor(cursor);
-  if (c == nullptr) return NotFound("no log replication cursor \"" + std::string(cursor) + "\"");
-  if (through_seq <= c->acked) return Status::Ok();
-  if (through_seq > last_seq_) {
-    return InvalidArgument("cannot acknowledge seq " + std::to_string(through_seq) +
-                           " for cursor " + c->options.name + ": the last record is " +
-                           std::to_string(last_seq_));
-  }
-  if (c->first_pending != 0) {
-    for (uint64_t seq = c->first_pending; seq <= through_seq; ++seq) {
-      const IndexEntry* e = Entry(seq);
-      if (!Matches(*c, e->origin)) continue;
-      --c->pending_chunks;
-      c->pending_bytes -= e->length;
+  std::string persist;  // a cursor whose file is due
+  Status trimmed;
+  {
+    std::lock_guard lock(mu_);
+    Cursor* c = FindCursor(cursor);
+    if (c == nullptr) return NotFound("no log replication cursor \"" + std::string(cursor) + "\"");
+    if (through_seq <= c->acked) return Status::Ok();
+    if (through_seq > last_seq_) {
+      return InvalidArgument("cannot acknowledge seq " + std::to_string(through_seq) +
+                             " for cursor " + c->options.name + ": the last record is " +
+                             std::to_string(last_seq_));
     }
-    if (c->first_pending <= through_seq) AdvanceFirstPending(*c, through_seq + 1);
+    if (c->first_pending != 0) {
+      for (uint64_t seq = c->first_pending; seq <= through_seq; ++seq) {
+        const IndexEntry* e = Entry(seq);
+        if (!Matches(*c, e->origin)) continue;
+        --c->pending_chunks;
+        c->pending_bytes -= e->length;
+      }
+      if (c->first_pending <= through_seq) AdvanceFirstPending(*c, through_seq + 1);
+    }
+    c->acked = through_seq;
+    if (clock_.Now() - c->persisted_at >= options_.cursor_sync_interval) {
+      persist = c->options.name;
+      c->persisted_at = clock_.Now();
+    }
+    trimmed = TrimLocked();
   }
-  c->acked = through_seq;
-  if (clock_.Now() - c->persisted_at >= options_.cursor_sync_interval) {
-    RETURN_IF_ERROR(PersistCursor(*c));
+  // The cursor file is written and fsynced outside mu_: appends do not wait for the disk.
+  if (!persist.empty()) RETURN_IF_ERROR(WriteCursorFile(persist));
+  return trimmed;
+}
+
+Status LogJournal::WriteCursorFile(const std::string& name) {
+  std::lock_guard files(cursor_files_mu_);
+  uint64_t acked = 0;
+  {
+    std::lock_guard lock(mu_);
+    const Cursor* c = FindCursor(name);
+    if (c == nullptr || c->persisted == c->acked) return Status::Ok();
+    acked = c->acked;  // the newest value: writers are serialised by cursor_files_mu_
   }
-  return TrimLocked();
+  const std::string path = dir_ + "/" + std::string(kCursorPrefix) + name;
+  RETURN_IF_ERROR(
+      WriteFileAtomic(path, std::string(kCursorMagic) + std::to_string(acked) + "\n", 0640));
+  std::lock_guard lock(mu_);
+  if (Cursor* c = FindCursor(name)) c->persisted = acked;
+  return Status::Ok();
 }
 
 Result<DiscardResult> LogJournal::DiscardPending(std::string_view cursor) {
+  std::lock_guard files(cursor_files_mu_);
   std::lock_guard lock(mu_);
   Cursor* c = FindCursor(cursor);
   if (c == nullptr) return NotFound("no log replication cursor \"" + std::string(cursor) + "\"");
@@ -641,6 +695,7 @@ std::vector<CursorStats> LogJournal::AllStats() const {
 }
 
 Status LogJournal::FlushCursors() {
+  std::lock_guard files(cursor_files_mu_);
   std::lock_guard lock(mu_);
   for (Cursor& c : cursors_) {
     if (c.persisted != c.acked) RETURN_IF_ERROR(PersistCursor(c));

@@ -12,10 +12,11 @@
 // loses nothing), and fsynced by the journal's own thread every sync_interval while something is
 // unsynced, so no append or shipper waits for the disk. A machine crash may therefore lose the
 // records of the last sync_interval (plus the time an fsync takes). With a zero sync_interval
-// every append is fsynced before it returns (no thread). A torn last record is cut off on reopen. Cursors are
-// written when cursor_sync_interval has passed (or by FlushCursors()); a lost cursor update only
-// means chunks are sent again, which the receiver ignores. DiscardPending writes its cursor at
-// once, because re-sending discarded chunks would not be harmless.
+// every append is fsynced before it returns (no thread). A torn last record is cut off on
+// reopen. Cursors are written (outside the lock appends take) when cursor_sync_interval has
+// passed, or by FlushCursors(); a lost cursor update only means chunks are sent again, which the
+// receiver ignores. DiscardPending writes its cursor at once, because re-sending discarded
+// chunks would not be harmless.
 //
 // Thread-safe. Listeners are called after every append, outside the journal's lock (mu_).
 #pragma once
@@ -182,13 +183,25 @@ class LogJournal {
   const IndexEntry* Entry(uint64_t seq) const;         // REQUIRES: mu_ held
   void RecountCursor(Cursor& c);                       // REQUIRES: mu_ held
   void AdvanceFirstPending(Cursor& c, uint64_t from);  // REQUIRES: mu_ held
-  Status PersistCursor(Cursor& c);                     // REQUIRES: mu_ held
+  Status PersistCursor(Cursor& c);  // REQUIRES: cursor_files_mu_ (after start) and mu_ held
+  // Writes the cursor's file with its acknowledged seq, outside mu_. REQUIRES: neither lock held.
+  Status WriteCursorFile(const std::string& name);
   Status TrimLocked();                                 // REQUIRES: mu_ held
   CursorStats StatsLocked(const Cursor& c) const;      // REQUIRES: mu_ held
   Cursor* FindCursor(std::string_view name);
   const Cursor* FindCursor(std::string_view name) const;
-  // Reads the records with these seqs (in order) from their segments.
-  // REQUIRES: mu_ held
+  // Where the records with these seqs (in order) lie: a byte range of a segment, held open by
+  // the plan, and the seqs in it.
+  struct ReadPlan {
+    std::shared_ptr<Segment> seg;
+    uint64_t from = 0, to = 0;
+    std::vector<uint64_t> seqs;
+  };
+  Status PlanReads(const std::vector<uint64_t>& seqs,
+                   std::vector<ReadPlan>* plans) const;  // REQUIRES: mu_ held
+  // Reads planned records; needs no lock (the bytes of planned records never change).
+  static Status ExecuteReads(const std::vector<ReadPlan>& plans, std::vector<JournalRecord>* out);
+  // Both, under mu_. REQUIRES: mu_ held
   Status ReadRecords(const std::vector<uint64_t>& seqs, std::vector<JournalRecord>* out) const;
 
   // Constant after construction.
@@ -210,6 +223,9 @@ class LogJournal {
   std::thread syncer_;
 
   std::mutex sync_mu_;  // serialises fsync calls; taken before mu_ when both are held
+  // Serialises writing cursor files (so an older value never overwrites a newer one); taken
+  // before mu_ when both are held.
+  std::mutex cursor_files_mu_;
 
   // Held while listeners run, so RemoveListener waits for a call in flight.
   std::mutex listeners_mu_;

@@ -404,6 +404,7 @@ TEST_F(LogJournalTest, SyncsFromManyThreadsCoverEveryAppend) {
   auto j = Open();
   ASSERT_NE(j, nullptr);
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&j, t] {
       for (uint64_t i = 0; i < 50; ++i) {
