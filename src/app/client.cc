@@ -4,8 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/clock.h"
 #include "base/fs.h"
 #include "base/text.h"
+#include "dns/dns.h"
 
 namespace tandem::app {
 
@@ -28,10 +30,20 @@ Result<nlohmann::json> ReadPlatform(const Target& target) {
   return j;
 }
 
+// The resolver for --dns (none without it).
+Result<std::shared_ptr<dns::Resolver>> ResolverFor(const Target& target) {
+  if (target.dns_server.empty()) return std::shared_ptr<dns::Resolver>();
+  ASSIGN_OR_RETURN(dns::Server server, dns::ParseServer(target.dns_server));
+  return std::make_shared<dns::Resolver>(server, std::chrono::seconds(2));
+}
+
 }  // namespace
 
 Result<Client> Client::Connect(const Target& target) {
-  if (!target.url.empty()) return Client(target.url);
+  if (!target.url.empty()) {
+    ASSIGN_OR_RETURN(auto resolver, ResolverFor(target));
+    return Client(target.url, resolver);
+  }
   ASSIGN_OR_RETURN(nlohmann::json j, ReadPlatform(target));
   std::string active;
   if (j.contains("control") && j["control"].is_string()) {
@@ -54,7 +66,10 @@ Result<Client> Client::Connect(const Target& target) {
 }
 
 Result<Client> Client::ConnectControl(const Target& target) {
-  if (!target.control_url.empty()) return Client(target.control_url);
+  if (!target.control_url.empty()) {
+    ASSIGN_OR_RETURN(auto resolver, ResolverFor(target));
+    return Client(target.control_url, resolver);
+  }
   ASSIGN_OR_RETURN(nlohmann::json j, ReadPlatform(target));
   if (!j.contains("control") || !j["control"].is_string()) {
     return Unavailable("the platform in " + target.state_dir +
@@ -65,7 +80,40 @@ Result<Client> Client::ConnectControl(const Target& target) {
 
 Result<HttpResult> Client::Send(const std::string& method, const std::string& path,
                                 const std::string& body, const Headers& headers) const {
+  if (!resolver_) {
+    bool connected = false;
+    return SendOnce(method, path, body, headers, "", &connected);
+  }
+  ASSIGN_OR_RETURN(dns::HostPort where, dns::ParseHttpUrl(base_));
+  const MonoTime deadline = RealClock().Now() + std::chrono::seconds(30);
+  Backoff backoff(std::chrono::milliseconds(200), std::chrono::seconds(2));
+  while (true) {
+    Result<std::string> address = dns::ConnectAddress(resolver_.get(), where.host);
+    Result<HttpResult> r = Unavailable("not sent");
+    bool connected = false;
+    if (address.ok()) {
+      r = SendOnce(method, path, body, headers, *address, &connected);
+    } else {
+      r = Unavailable("cannot look up " + where.host + ": " + address.status().message());
+    }
+    // Retried: a name that does not resolve (yet), a connection never made (nothing was sent),
+    // and a region's "not the active one" or "not now" (nothing was done).
+    const bool retry = !r.ok() ? !connected || method == "GET"
+                               : r->status == 421 || r->status == 503;
+    if (!retry || RealClock().Now() >= deadline) return r;
+    resolver_->Forget(where.host);
+    RealClock().SleepFor(backoff.Next());
+  }
+}
+
+Result<HttpResult> Client::SendOnce(const std::string& method, const std::string& path,
+                                    const std::string& body, const Headers& headers,
+                                    const std::string& address, bool* connected) const {
   httplib::Client cli(base_);
+  if (!address.empty()) {
+    auto where = dns::ParseHttpUrl(base_);
+    if (where.ok() && address != where->host) cli.set_hostname_addr_map({{where->host, address}});
+  }
   cli.set_connection_timeout(5);
   cli.set_read_timeout(read_timeout_s_);
   httplib::Headers h(headers.begin(), headers.end());
@@ -85,9 +133,11 @@ Result<HttpResult> Client::Send(const std::string& method, const std::string& pa
     return InvalidArgument("unsupported method " + method);
   }
   if (!r) {
+    *connected = r.error() != httplib::Error::Connection;
     return Unavailable("cannot reach the region at " + base_ + ": " +
                        httplib::to_string(r.error()));
   }
+  *connected = true;
   return HttpResult{r->status, r->body};
 }
 

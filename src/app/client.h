@@ -2,11 +2,16 @@
 // URL given outright) and sends requests. httplib stays in client.cc.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/status.h"
+
+namespace tandem::dns {
+class Resolver;
+}
 
 namespace tandem::app {
 
@@ -14,6 +19,9 @@ struct Target {
   std::string state_dir;    // where `tandem up` wrote platform.json
   std::string url;          // overrides state_dir when set
   std::string control_url;  // the control plane; overrides platform.json's for `tandem dr`
+  // "ADDRESS:PORT" of the pair's DNS server: host names in url and control_url are looked up
+  // there (env TANDEM_DNS); empty: the system's resolver.
+  std::string dns_server;
 };
 
 // Extra request headers, e.g. {{"Accept", "text/plain"}}.
@@ -32,6 +40,11 @@ class Client {
   // The control plane: `target.control_url`, else the one in platform.json.
   static Result<Client> ConnectControl(const Target& target);
   explicit Client(std::string base_url) : base_(std::move(base_url)) {}
+  // With a resolver, a host name in `base_url` is looked up through it: a request that cannot
+  // connect, or is answered 421 or 503 (a failover moved the name or is under way), looks the
+  // name up again and is retried with backoff for up to 30 s.
+  Client(std::string base_url, std::shared_ptr<dns::Resolver> resolver)
+      : base_(std::move(base_url)), resolver_(std::move(resolver)) {}
 
   // kUnavailable when the region cannot be reached; any HTTP answer is a result.
   Result<HttpResult> Send(const std::string& method, const std::string& path,
@@ -40,7 +53,12 @@ class Client {
   void set_read_timeout_seconds(int s) { read_timeout_s_ = s; }
 
  private:
+  Result<HttpResult> SendOnce(const std::string& method, const std::string& path,
+                              const std::string& body, const Headers& headers,
+                              const std::string& address, bool* connected) const;
+
   std::string base_;
+  std::shared_ptr<dns::Resolver> resolver_;
   int read_timeout_s_ = 60;
 };
 

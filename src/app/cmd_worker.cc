@@ -67,8 +67,10 @@ void AddWorkerCommands(CLI::App& app, Globals& g, Run* run) {
                   "`tandem worker-token` prints it)");
   cmd->add_option("--grace-ms", *grace_ms,
                   "On SIGTERM/SIGINT, how long running tasks may finish before they are killed");
-  cmd->callback([opts, grace_ms, token_file, run] {
-    *run = [opts, grace_ms, token_file]() -> int {
+  cmd->callback([&g, opts, grace_ms, token_file, run] {
+    *run = [&g, opts, grace_ms, token_file]() -> int {
+      // --api's host name is looked up at the pair's DNS server (the global --dns).
+      opts->dns_server = g.target.dns_server;
       if (!token_file->empty()) {
         auto text = ReadFile(*token_file);
         if (!text.ok()) return Fail(text.status().WithContext("--token-file"));

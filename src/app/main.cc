@@ -17,11 +17,16 @@ int main(int argc, char** argv) {
   g.target.state_dir = env_dir && *env_dir ? env_dir : "./.tandem";
   if (const char* url = std::getenv("TANDEM_URL")) g.target.url = url;
   if (const char* url = std::getenv("TANDEM_CONTROL_URL")) g.target.control_url = url;
+  if (const char* dns = std::getenv("TANDEM_DNS")) g.target.dns_server = dns;
   app.add_option("--state-dir", g.target.state_dir,
                  "State directory of the platform (env TANDEM_STATE_DIR; default ./.tandem)");
   app.add_option("--url", g.target.url, "Talk to the region at this URL (env TANDEM_URL)");
   app.add_option("--control", g.target.control_url,
                  "Talk to the control plane at this URL (env TANDEM_CONTROL_URL)");
+  app.add_option("--dns", g.target.dns_server,
+                 "ADDRESS:PORT of the pair's DNS server: host names in --url, --control and a "
+                 "worker's --api are looked up there and followed through a failover (env "
+                 "TANDEM_DNS)");
   app.add_option("-o,--output", g.output, "Output format")->check(CLI::IsMember({"table", "json"}));
 
   Run run;

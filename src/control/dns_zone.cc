@@ -44,6 +44,7 @@ std::map<std::string, std::string> DnsZone::Desired(const std::string& active,
   out[ControlHost()] = s_.control_address;
   auto it = s_.region_addresses.find(active);
   if (it == s_.region_addresses.end()) return out;
+  out[RegionApiHost()] = it->second;
   for (const std::string& ns : namespaces) {
     out[ApiHost(ns)] = it->second;
     out[ExecHost(ns)] = it->second;
@@ -60,7 +61,9 @@ std::set<std::string> DnsZone::PublishedNamespaces() {
   std::set<std::string> out;
   const std::string suffix = "." + s_.zone;
   for (const auto& [name, address] : Published()) {
-    if (name == ControlHost() || name.size() <= suffix.size()) continue;
+    if (name == ControlHost() || name == RegionApiHost() || name.size() <= suffix.size()) {
+      continue;
+    }
     std::string label = name.substr(0, name.size() - suffix.size());
     if (label.size() > sizeof kExecSuffix - 1 &&
         label.compare(label.size() - (sizeof kExecSuffix - 1), std::string::npos, kExecSuffix) ==

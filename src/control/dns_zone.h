@@ -2,8 +2,9 @@
 // server it runs for them (Knot, when managed), and the signed updates that move every name to
 // the active region at once.
 //
-// Names (docs/api.md, "Host names"): for each deployment <namespace>.<zone> (its API) and
-// <namespace>-exec.<zone> (its Execution API), both at the active region's address;
+// Names (docs/api.md, "Choosing a deployment by host name"): for each deployment
+// <namespace>.<zone> (its API) and <namespace>-exec.<zone> (its Execution API), and api.<zone>
+// (the region's own API: deployments, every path), all at the active region's address;
 // control.<zone> at the control plane's address; ns.<zone> at the DNS server's.
 //
 // What was last published is kept in the ControlStore (dns_records), so a restarted control
@@ -75,6 +76,7 @@ class DnsZone {
 
   const DnsSettings& settings() const { return s_; }
   std::string ControlHost() const { return "control." + s_.zone; }
+  std::string RegionApiHost() const { return "api." + s_.zone; }
   std::string ApiHost(const std::string& ns) const { return ns + "." + s_.zone; }
   std::string ExecHost(const std::string& ns) const { return ns + "-exec." + s_.zone; }
 

@@ -247,6 +247,33 @@ Status SendUpdate(const Server& server, const TsigKey& key, const Update& update
   return Status::Ok();
 }
 
+bool IsIpv4Address(const std::string& host) { return IsIpv4(host); }
+
+Result<std::string> ConnectAddress(Resolver* resolver, const std::string& host) {
+  if (resolver == nullptr || IsIpv4(host)) return host;
+  return resolver->Resolve(host);
+}
+
+Result<HostPort> ParseHttpUrl(const std::string& url) {
+  const std::string scheme = "http://";
+  if (url.rfind(scheme, 0) != 0) return InvalidArgument("expected an http:// URL, got '" + url + "'");
+  std::string authority = url.substr(scheme.size());
+  authority = authority.substr(0, authority.find('/'));
+  HostPort hp;
+  const size_t colon = authority.rfind(':');
+  hp.host = authority.substr(0, colon);
+  if (colon != std::string::npos) {
+    const std::string port = authority.substr(colon + 1);
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), hp.port);
+    if (port.empty() || ec != std::errc() || end != port.data() + port.size() || hp.port < 1 ||
+        hp.port > 65535) {
+      return InvalidArgument("the port of '" + url + "' must be 1-65535");
+    }
+  }
+  if (hp.host.empty()) return InvalidArgument("'" + url + "' names no host");
+  return hp;
+}
+
 Resolver::Resolver(Server server, Duration timeout, Clock& clock)
     : server_(std::move(server)), timeout_(timeout), clock_(clock) {}
 

@@ -84,4 +84,18 @@ class Resolver {
   std::map<std::string, Entry> cache_;  // guarded by mu_
 };
 
+// True for a dotted IPv4 address (a host that needs no lookup).
+bool IsIpv4Address(const std::string& host);
+
+// Where a client connects for `host`: `host` itself when it is an IPv4 address or there is no
+// resolver, else the address `resolver` has for it.
+Result<std::string> ConnectAddress(Resolver* resolver, const std::string& host);
+
+// The host and port of an http:// URL ("http://host:port/path..."); port 80 when absent.
+struct HostPort {
+  std::string host;
+  int port = 80;
+};
+Result<HostPort> ParseHttpUrl(const std::string& url);
+
 }  // namespace tandem::dns

@@ -363,6 +363,9 @@ Result<std::string> Region::HostPrefix(const std::string& host) const {
   // that is rather than answer from its replica.
   if (dr_) RETURN_IF_ERROR(dr_->ServesHostNames(host));
   std::string label = host.substr(0, host.size() - suffix.size());
+  // api.<zone>: the active region's own API, every path as sent (namespaces always end in a
+  // "-" and six hex digits, so no deployment has this name).
+  if (label == "api") return std::string();
   // <namespace>.<zone> serves the deployment's API; <namespace>-exec.<zone> its Execution API.
   const std::string exec = "-exec";
   if (label.size() > exec.size() &&

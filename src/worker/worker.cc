@@ -10,12 +10,14 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
 
 #include "base/clock.h"
 #include "base/random.h"
+#include "dns/dns.h"
 #include "worker/runner.h"
 
 namespace tandem::worker {
@@ -31,6 +33,7 @@ constexpr size_t kMaxLogBatchBytes = 1 << 20;
 struct Endpoint {
   std::string host_port;  // scheme://host:port
   std::string prefix;     // path before /execution/v1, "" or /deployments/NAME
+  dns::HostPort where;    // host (a name or an address) and port
 };
 
 Result<Endpoint> ParseUrl(const std::string& url) {
@@ -44,8 +47,56 @@ Result<Endpoint> ParseUrl(const std::string& url) {
   if (path != std::string::npos) e.prefix = url.substr(path);
   while (!e.prefix.empty() && e.prefix.back() == '/') e.prefix.pop_back();
   if (e.host_port.size() <= scheme + 3) return InvalidArgument("--api has no host: '" + url + "'");
+  ASSIGN_OR_RETURN(e.where, dns::ParseHttpUrl(url));
   return e;
 }
+
+// One connection to the Execution API. With a resolver (WorkerOptions::dns_server) and a host
+// that is a name, it connects to the address the DNS server gives for the name (kept for its
+// TTL) and sends the name as Host; after a connection error or a 421/503 the caller calls
+// Forget(), and the next call looks the name up again and reconnects when the address moved —
+// so a worker follows a failover without waiting out the TTL. Post() and Forget() are for one
+// thread; Stop() may come from any.
+class ApiClient {
+ public:
+  ApiClient(const Endpoint& e, dns::Resolver* resolver, std::chrono::seconds read_timeout)
+      : e_(e), resolver_(resolver), read_timeout_(read_timeout) {}
+
+  Result<httplib::Result> Post(const std::string& path, const httplib::Headers& headers,
+                               const std::string& body) {
+    ASSIGN_OR_RETURN(std::string address, dns::ConnectAddress(resolver_, e_.where.host));
+    httplib::Client* cli = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) return Unavailable("the worker is stopping");
+      if (!client_ || address != address_) {
+        client_ = std::make_unique<httplib::Client>(e_.where.host, e_.where.port);
+        if (address != e_.where.host) client_->set_hostname_addr_map({{e_.where.host, address}});
+        client_->set_read_timeout(read_timeout_);
+        address_ = address;
+      }
+      cli = client_.get();
+    }
+    return cli->Post(path, headers, body, "application/json");
+  }
+  void Forget() {
+    if (resolver_ != nullptr) resolver_->Forget(e_.where.host);
+  }
+  void Stop() {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    if (client_) client_->stop();
+  }
+
+ private:
+  const Endpoint& e_;
+  dns::Resolver* const resolver_;
+  const std::chrono::seconds read_timeout_;
+  std::mutex mu_;
+  std::unique_ptr<httplib::Client> client_;  // guarded by mu_; replaced only by its own thread
+  std::string address_;                      // guarded by mu_
+  bool stopped_ = false;                     // guarded by mu_
+};
 
 std::string NewUuid() {
   std::string b = RandomBytes(16);
@@ -91,10 +142,11 @@ struct Task {
 struct Worker::Impl {
   WorkerOptions options;
   Endpoint endpoint;
+  std::unique_ptr<dns::Resolver> resolver;  // set when options.dns_server is
   std::string id = NewUuid();
   std::atomic<bool> stopping{false};
   std::atomic<int> heartbeat_ms{1000};
-  httplib::Client* claim_client = nullptr;  // guarded by mu; cut on Stop() to end a long poll
+  ApiClient* claim_client = nullptr;  // guarded by mu; cut on Stop() to end a long poll
   Status fatal;                             // guarded by mu: why the worker gave up, if it did
 
   std::mutex mu;
@@ -116,14 +168,22 @@ struct Worker::Impl {
   Json finish_batch = Json::array();
   std::vector<std::string> finished_ids;  // their slots free once the finish is sent
 
-  Result<Json> Post(httplib::Client& cli, const std::string& path, const Json& body) {
+  Result<Json> Post(ApiClient& cli, const std::string& path, const Json& body) {
     httplib::Headers headers = {{"Authorization", "Bearer " + options.credential}};
-    httplib::Result r = cli.Post(endpoint.prefix + "/execution/v1/" + path, headers, body.dump(),
-                                 "application/json");
+    Result<httplib::Result> sent =
+        cli.Post(endpoint.prefix + "/execution/v1/" + path, headers, body.dump());
+    if (!sent.ok()) {
+      // The name does not resolve (the DNS server is down, or the name is not published yet).
+      return Unavailable("cannot look up the Execution API's host " + endpoint.where.host + ": " +
+                         sent.status().message());
+    }
+    httplib::Result& r = *sent;
     if (!r) {
+      cli.Forget();
       return Unavailable("cannot reach the Execution API at " + options.api_url + ": " +
                          httplib::to_string(r.error()));
     }
+    if (r->status == 421 || r->status == 503) cli.Forget();  // a failover moved it, or is under way
     if (r->status == 204) return Json::object();
     Json j = Json::parse(r->body, nullptr, false);
     if (r->status >= 400) {
@@ -132,6 +192,7 @@ struct Worker::Impl {
                   : r->status == 403 ? Code::kPermissionDenied
                   : r->status == 404 ? Code::kNotFound
                   : r->status == 503 ? Code::kUnavailable
+                  : r->status == 421 ? Code::kUnavailable  // not active: retried like a 503
                   : r->status >= 500 ? Code::kInternal
                                      : Code::kInvalidArgument;
       return Status(code, "Execution API answered " + std::to_string(r->status) + ": " + detail);
@@ -145,9 +206,9 @@ struct Worker::Impl {
   }
 
   void ClaimLoop() {
-    httplib::Client cli(endpoint.host_port);
-    cli.set_read_timeout(std::chrono::duration_cast<std::chrono::seconds>(options.claim_wait) +
-                         std::chrono::seconds(10));
+    ApiClient cli(endpoint, resolver.get(),
+                  std::chrono::duration_cast<std::chrono::seconds>(options.claim_wait) +
+                      std::chrono::seconds(10));
     {
       std::lock_guard lock(mu);
       claim_client = &cli;
@@ -157,7 +218,7 @@ struct Worker::Impl {
     claim_client = nullptr;
   }
 
-  void ClaimUntilStopped(httplib::Client& cli) {
+  void ClaimUntilStopped(ApiClient& cli) {
     Backoff backoff(milliseconds(100), std::chrono::seconds(5));
     while (!stopping) {
       int free = 0;
@@ -289,7 +350,7 @@ struct Worker::Impl {
   }
 
   // Sends logs, then finishes (a finished try's log is complete before its state says so).
-  void Flush(httplib::Client& cli) {
+  void Flush(ApiClient& cli) {
     while (!log_batch.empty()) {
       Json chunks = Json::array();
       size_t bytes = 0, n = 0;
@@ -328,8 +389,7 @@ struct Worker::Impl {
 
   // The heartbeat thread: every heartbeat_ms, the tokens the loop last published.
   void HeartbeatLoop() {
-    httplib::Client cli(endpoint.host_port);
-    cli.set_read_timeout(std::chrono::seconds(30));
+    ApiClient cli(endpoint, resolver.get(), std::chrono::seconds(30));
     while (true) {
       std::vector<std::string> tokens;
       {
@@ -381,8 +441,7 @@ struct Worker::Impl {
   }
 
   Status Loop() {
-    httplib::Client cli(endpoint.host_port);
-    cli.set_read_timeout(std::chrono::seconds(30));
+    ApiClient cli(endpoint, resolver.get(), std::chrono::seconds(30));
     Runner runner;
     auto last_flush = Steady::now();
     std::optional<Steady::time_point> stop_deadline;
@@ -423,6 +482,10 @@ Worker::Worker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Worker::~Worker() { Stop(); }
 
 Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
+  std::optional<dns::Server> dns_server;
+  if (!options.dns_server.empty()) {
+    ASSIGN_OR_RETURN(dns_server, dns::ParseServer(options.dns_server));
+  }
   if (options.credential.empty()) {
     return InvalidArgument(
         "the worker needs the region's worker credential (--token-file, or TANDEM_WORKER_TOKEN; "
@@ -441,6 +504,7 @@ Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
     options.hostname = host;
   }
   auto impl = std::make_unique<Impl>();
+  if (dns_server) impl->resolver = std::make_unique<dns::Resolver>(*dns_server, std::chrono::seconds(2));
   impl->options = std::move(options);
   impl->endpoint = std::move(e);
   return std::unique_ptr<Worker>(new Worker(std::move(impl)));
@@ -470,7 +534,7 @@ void Worker::Stop() {
   impl_->stopping = true;
   {
     std::lock_guard lock(impl_->mu);
-    if (impl_->claim_client != nullptr) impl_->claim_client->stop();
+    if (impl_->claim_client != nullptr) impl_->claim_client->Stop();
   }
   impl_->cv.notify_all();
 }

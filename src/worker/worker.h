@@ -30,6 +30,9 @@ struct WorkerOptions {
   std::string api_url;
   int slots = 16;
   std::string hostname;  // default: this machine's
+  // "ADDRESS:PORT" of the DNS server the API's host name is looked up at (the pair's: not the
+  // system's resolver); empty: the system's resolver, as for any URL.
+  std::string dns_server;
   std::string shim;      // the tandem-task-exec binary; "" runs tasks directly (tests only)
   // Niceness of the tasks (0..19, through the shim): tasks yield the CPU to the worker and the
   // platform beside them.

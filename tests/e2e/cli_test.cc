@@ -126,6 +126,16 @@ TEST_F(CliTest, BadInputExitsNonZeroWithAMessage) {
   CliRun nothing = RunCli({"--state-dir", region_->dir() + "/no-platform", "deployment", "list"});
   EXPECT_EQ(nothing.exit_code, 3);
   Contains(nothing.output, "no running platform found");
+  // --dns must name a DNS server's IPv4 address and port.
+  CliRun dns = RunCli({"--url", "http://api.tandem.test:8080", "--dns", "dns.example:53",
+                       "deployment", "list"});
+  EXPECT_EQ(dns.exit_code, 2) << dns.output;
+  Contains(dns.output, "expected ADDRESS:PORT with an IPv4 address");
+  CliRun worker = RunCli({"worker", "--api", "http://x-000000-exec.tandem.test:8080", "--dns",
+                          "127.0.0.1:0"},
+                         10, "");
+  EXPECT_EQ(worker.exit_code, 2) << worker.output;
+  Contains(worker.output, "the port must be 1-65535");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -145,7 +146,8 @@ TEST_F(DnsTest, HostNamesFollowTheActiveRegionThroughAFailoverAndAFailback) {
 
   Json st = pair_->DrStatus();
   EXPECT_EQ(st["dns"]["current"], true) << st.dump(2);
-  EXPECT_EQ(st["dns"]["records"], 3) << st.dump(2);  // control, and the deployment's two
+  EXPECT_EQ(st["dns"]["records"], 4) << st.dump(2);  // control, api, the deployment's two
+  EXPECT_EQ(Dig(std::string("api.") + kZone), a);
 
   // A planned failover reports success only after the names moved: no waiting here.
   CliRun f = pair_->Cli({"dr", "failover"});
@@ -154,6 +156,23 @@ TEST_F(DnsTest, HostNamesFollowTheActiveRegionThroughAFailoverAndAFailback) {
   EXPECT_EQ(Dig(exec), b);
   EXPECT_EQ(Dig(std::string("control.") + kZone), pair_->address("control"));
   EXPECT_EQ(ByName("region-b", ns, "GET", "/api/v2/variables").status, 200);
+  // The CLI, given only names and the DNS server, reaches the new active region.
+  const std::string port = std::to_string(pair_->http_port("region-a"));
+  const std::string dns = pair_->dns_address() + ":" + std::to_string(pair_->dns_port());
+  CliRun list = RunCli({"--url", std::string("http://api.") + kZone + ":" + port, "--dns", dns,
+                        "-o", "json", "deployment", "list"});
+  EXPECT_EQ(list.exit_code, 0) << list.output;
+  EXPECT_NE(list.output.find("\"names\""), std::string::npos) << list.output;
+  CliRun status = RunCli({"--control",
+                          std::string("http://control.") + kZone + ":" +
+                              std::to_string(pair_->control_port()),
+                          "--dns", dns, "dr", "status"});
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find("Active: region-b"), std::string::npos) << status.output;
+  EXPECT_EQ(Http(pair_->region_url("region-a"), "GET", "/api/v1/deployments", "",
+                 {{"Host", std::string("api.") + kZone}})
+                .status,
+            421);
   HttpReply read_a = ByName("region-a", ns, "GET", "/api/v2/variables");
   EXPECT_EQ(read_a.status, 421) << read_a.body;
   EXPECT_NE(Body(read_a).value("detail", "").find("region-b at " + b), std::string::npos)
@@ -298,6 +317,152 @@ TEST_F(DnsTest, AnUpdateWithTheWrongKeyIsRefusedReportedAndRetried) {
       [](const Json& s) { return s["dns"]["error"] == "" && s["dns"]["current"] == true; }, 20s,
       "the DNS error to clear");
   EXPECT_TRUE(clean.ok()) << clean.ToString();
+}
+
+// A worker started outside both regions, knowing only a deployment's Execution API host name
+// and the pair's DNS server, keeps claiming and running tasks through a forced failover and a
+// failback: no restart, no change to its configuration, no try number used twice.
+TEST_F(DnsTest, ARemoteWorkerRidesThroughAForcedFailoverAndAFailbackByName) {
+  PairProcess::Options o;
+  o.local_workers = 0;  // the remote worker is the only one
+  Start(o);
+  const std::string ns = CreateDeployment("remote");
+  const std::string id = Body(Http(pair_->region_url("region-a"), "GET",
+                                   "/api/v1/deployments/remote"))
+                             .value("id", "");
+  ASSERT_FALSE(id.empty());
+  const std::string exec = ns + "-exec." + kZone;
+  ASSERT_EQ(DigUntil(exec, pair_->address("region-a")), pair_->address("region-a"));
+  const std::string root = "/deployments/" + id + "/api/v2";
+  const std::string bundle = R"(
+slow:
+  schedule: null
+  tasks:
+    sleeper:
+      operator: bash
+      retries: 2
+      retry_delay: 1s
+      bash_command: |
+        if [ "$AIRFLOW_CTX_TRY_NUMBER" = 1 ]; then sleep 300; fi
+        echo "try $AIRFLOW_CTX_TRY_NUMBER done"
+quick:
+  schedule: null
+  tasks:
+    hello:
+      operator: bash
+      bash_command: echo hello
+)";
+  auto on_active = [&](const std::string& method, const std::string& path, const Json& body) {
+    return Http(pair_->region_url(Active()), method, path, body.is_null() ? "" : body.dump());
+  };
+  ASSERT_EQ(on_active("POST", "/api/v1/deployments/" + id + "/bundle",
+                      {{"files", {{"dags.yaml", bundle}}}})
+                .status,
+            200);
+  for (const char* dag : {"slow", "quick"}) {
+    ASSERT_EQ(on_active("PATCH", root + "/dags/" + dag, {{"is_paused", false}}).status, 200);
+  }
+
+  // The worker: its own process, its own token file, a host name and the DNS server.
+  CliRun token = RunCli({"worker-token", "--key-file", pair_->dir() + "/secret.key"});
+  ASSERT_EQ(token.exit_code, 0) << token.output;
+  ASSERT_TRUE(WriteFileAtomic(pair_->dir() + "/worker.token", token.output, 0600).ok());
+  SpawnOptions so;
+  so.argv = {TandemBin(), "worker", "--api",
+             "http://" + exec + ":" + std::to_string(pair_->http_port("region-a")), "--dns",
+             pair_->dns_address() + ":" + std::to_string(pair_->dns_port()), "--token-file",
+             pair_->dir() + "/worker.token", "--slots", "8", "--hostname", "remote-1"};
+  so.output_path = pair_->dir() + "/remote-worker.log";
+  so.death_signal = SIGKILL;
+  auto spawned = Child::Spawn(so);
+  ASSERT_TRUE(spawned.ok()) << spawned.status().ToString();
+  struct Stopper {
+    ChildPtr child;
+    ~Stopper() {
+      if (child) child->Stop(SIGTERM, std::chrono::milliseconds(15000));
+    }
+  } worker{std::move(spawned).value()};
+  auto worker_log = [&] {
+    auto l = ReadFile(pair_->dir() + "/remote-worker.log");
+    return l.ok() ? *l : std::string();
+  };
+
+  // Runs `quick` on whichever region is active and waits for the remote worker to run it.
+  auto run_quick = [&](const std::string& where) {
+    HttpReply t = on_active("POST", root + "/dags/quick/dagRuns",
+                            {{"logical_date", nullptr}, {"conf", Json::object()}});
+    ASSERT_EQ(t.status, 200) << t.body;
+    const std::string ti =
+        root + "/dags/quick/dagRuns/" + Body(t)["dag_run_id"].get<std::string>() +
+        "/taskInstances/hello";
+    Status done = pair_->WaitStatus(
+        [&](const Json&) {
+          Json j = Body(on_active("GET", ti, nullptr));
+          return j.value("state", Json()).is_string() && j["state"] == "success";
+        },
+        90s, "quick to run on " + where);
+    ASSERT_TRUE(done.ok()) << done.ToString() << "\n" << worker_log();
+    EXPECT_EQ(Body(on_active("GET", ti, nullptr)).value("hostname", ""), "remote-1");
+  };
+  run_quick("region-a");
+
+  HttpReply t = on_active("POST", root + "/dags/slow/dagRuns",
+                          {{"logical_date", nullptr}, {"conf", Json::object()}});
+  ASSERT_EQ(t.status, 200) << t.body;
+  const std::string sleeper =
+      root + "/dags/slow/dagRuns/" + Body(t)["dag_run_id"].get<std::string>() +
+      "/taskInstances/sleeper";
+  Status running = pair_->WaitStatus(
+      [&](const Json& s) {
+        Json j = Body(on_active("GET", sleeper, nullptr));
+        return j.value("state", Json()) == "running" && s["lag"]["bytes"] == 0;
+      },
+      60s, "try 1 to run on the remote worker, replicated");
+  ASSERT_TRUE(running.ok()) << running.ToString() << "\n" << worker_log();
+
+  // region-a is lost whole; the control plane fails over by force.
+  pair_->KillRegion("region-a", SIGKILL);
+  CliRun f;
+  for (int i = 0; i < 40; ++i) {
+    f = pair_->Cli({"dr", "failover", "--forced"});
+    if (f.exit_code == 0) break;
+    std::this_thread::sleep_for(500ms);
+  }
+  ASSERT_EQ(f.exit_code, 0) << f.output << pair_->Logs();
+  EXPECT_EQ(Dig(exec), pair_->address("region-b"));
+  // Try 1 died with its region (the worker is told to stop it); try 2 runs on the same worker.
+  Status retried = pair_->WaitStatus(
+      [&](const Json&) {
+        Json j = Body(on_active("GET", sleeper, nullptr));
+        return j.value("state", Json()) == "success" && j.value("try_number", 0) == 2;
+      },
+      120s, "try 2 to succeed on the remote worker in region-b");
+  ASSERT_TRUE(retried.ok()) << retried.ToString() << "\n" << worker_log();
+  EXPECT_EQ(Body(on_active("GET", sleeper, nullptr)).value("hostname", ""), "remote-1");
+  run_quick("region-b");
+
+  // The old region returns, rejoins, and the pair fails back; the worker follows again.
+  ASSERT_TRUE(pair_->StartRegion("region-a").ok()) << pair_->Logs();
+  Status synced = pair_->WaitStatus(
+      [](const Json& s) {
+        return s["sync"]["state"] == "syncing" && s["regions"][0]["role"] == "standby";
+      },
+      120s, "region-a to rejoin as a replica");
+  ASSERT_TRUE(synced.ok()) << synced.ToString();
+  CliRun back = pair_->Cli({"dr", "failback"});
+  ASSERT_EQ(back.exit_code, 0) << back.output << pair_->Logs();
+  EXPECT_EQ(Dig(exec), pair_->address("region-a"));
+  run_quick("region-a again");
+
+  // One process all along, and every try number used once.
+  EXPECT_TRUE(ProcessAlive(worker.child->pid()));
+  EXPECT_FALSE(worker.child->Poll().has_value()) << worker_log();
+  Json tries = Body(on_active("GET", sleeper + "/tries", nullptr));
+  std::set<int> numbers;
+  for (const Json& x : tries["task_instances"]) {
+    EXPECT_TRUE(numbers.insert(x.value("try_number", 0)).second) << tries.dump(2);
+  }
+  EXPECT_EQ(numbers, (std::set<int>{1, 2})) << tries.dump(2);
 }
 
 }  // namespace

@@ -85,6 +85,7 @@ class PairProcess {
   std::string registry_url(const std::string& name) const;
   const std::string& address(const std::string& part) const { return addresses_.at(part); }
   int http_port(const std::string& name) const { return http_ports_.at(name); }
+  int control_port() const { return control_port_; }
   // The DNS server of Options::dns: the control plane's address and a port of its own.
   const std::string& dns_address() const { return addresses_.at("control"); }
   int dns_port() const { return dns_port_; }

@@ -60,6 +60,25 @@ TEST(DnsTest, RefusesBadUpdatesBeforeSendingThem) {
   EXPECT_TRUE(SendUpdate(nowhere, key, u, 1s).ok());
 }
 
+TEST(DnsTest, ParsesHttpUrlsAndKnowsAddressesFromNames) {
+  auto hp = ParseHttpUrl("http://etl-3f6c2a-exec.tandem.test:8080/deployments/etl");
+  ASSERT_TRUE(hp.ok()) << hp.status().ToString();
+  EXPECT_EQ(hp->host, "etl-3f6c2a-exec.tandem.test");
+  EXPECT_EQ(hp->port, 8080);
+  EXPECT_EQ(ParseHttpUrl("http://127.0.0.11")->port, 80);
+  for (const char* bad : {"https://a.test", "a.test:80", "http://:80", "http://a.test:0",
+                          "http://a.test:x/"}) {
+    EXPECT_EQ(ParseHttpUrl(bad).status().code(), Code::kInvalidArgument) << bad;
+  }
+  EXPECT_TRUE(IsIpv4Address("127.0.0.11"));
+  EXPECT_FALSE(IsIpv4Address("api.tandem.test"));
+  // Without a resolver, or for an address, nothing is looked up.
+  EXPECT_EQ(ConnectAddress(nullptr, "api.tandem.test").value(), "api.tandem.test");
+  Resolver nowhere(Server{"127.0.0.1", PickFreePort().value()}, 200ms);
+  EXPECT_EQ(ConnectAddress(&nowhere, "127.0.0.12").value(), "127.0.0.12");
+  EXPECT_EQ(ConnectAddress(&nowhere, "api.tandem.test").status().code(), Code::kUnavailable);
+}
+
 TEST(DnsTest, ALookUpOfAServerThatIsNotThereIsUnavailable) {
   Server nowhere{"127.0.0.1", PickFreePort().value()};
   auto r = LookUp(nowhere, "a.tandem.test", 300ms);
