@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -155,6 +156,7 @@ Status KnotServer::Start(const std::map<std::string, std::string>& records, Dura
   RETURN_IF_ERROR(WriteFileAtomicAs(zone_path(), ZoneFile(o_, records, serial), 0640, uid, gid));
   RETURN_IF_ERROR(
       WriteFileAtomicAs(config_path(), Config(o_, rundir, dbdir, zone_path()), 0600, uid, gid));
+  StopLeftover(rundir + "/knot.pid");
   Status port = CheckPortFree(o_.listen.address, o_.listen.port);
   if (!port.ok()) {
     return Unavailable("the DNS server cannot listen on " + o_.listen.ToString() + ": " +
@@ -189,6 +191,31 @@ Status KnotServer::Start(const std::map<std::string, std::string>& records, Dura
   spdlog::info("DNS server (knotd) serving {} on {} (pid {}), {} records", o_.zone,
                o_.listen.ToString(), child_->pid(), records.size());
   return Status::Ok();
+}
+
+void KnotServer::StopLeftover(const std::string& pidfile) const {
+  auto text = ReadFile(pidfile);
+  if (!text.ok()) return;
+  // knotd refuses to start while the pid in its pidfile exists — a zombie not yet reaped, or
+  // another process that took the number, included. This directory is ours alone: once a live
+  // knotd of this configuration is stopped, the file goes.
+  struct Unlink {
+    const std::string& path;
+    ~Unlink() { unlink(path.c_str()); }
+  } unlink_after{pidfile};
+  const pid_t pid = static_cast<pid_t>(std::atol(text->c_str()));
+  if (pid <= 0 || !ProcessAlive(pid)) return;
+  // Only a knotd of this configuration: the pid may have been reused since.
+  auto cmdline = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+  if (!cmdline.ok() || cmdline->find(config_path()) == std::string::npos) return;
+  spdlog::warn("a DNS server from an earlier start (pid {}) still runs; stopping it", pid);
+  kill(pid, SIGTERM);
+  const MonoTime deadline = RealClock().Now() + o_.stop_grace;
+  while (ProcessAlive(pid) && RealClock().Now() < deadline) std::this_thread::sleep_for(20ms);
+  if (ProcessAlive(pid)) {
+    kill(pid, SIGKILL);
+    for (int i = 0; i < 250 && ProcessAlive(pid); ++i) std::this_thread::sleep_for(20ms);
+  }
 }
 
 Status KnotServer::Stop() {

@@ -6,7 +6,8 @@
 //   <zone>.zone    the zone file, written at every start from the records the caller gives
 //                  (the control plane's own state): the zone is rebuilt, never loaded from
 //                  whatever Knot kept, so a restarted server answers what the control plane knows
-//   run/           Knot's rundir (its control socket)
+//   run/           Knot's rundir (its control socket and knot.pid, by which a knotd left behind
+//                  by a crashed control plane is found and stopped at the next start)
 //   db/            Knot's databases (its journal holds nothing: journal-content none)
 //   knot.log       knotd's stdout and stderr
 //
@@ -80,6 +81,9 @@ class KnotServer {
  private:
   explicit KnotServer(KnotOptions o) : o_(std::move(o)) {}
   Status StopLocked();
+  // Stops a knotd of this configuration that an earlier process left running (it crashed, or
+  // was killed), found by Knot's pidfile: it would hold the port and the databases.
+  void StopLeftover(const std::string& pidfile) const;
   std::string LogSince(long offset) const;
 
   const KnotOptions o_;

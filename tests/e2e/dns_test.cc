@@ -229,6 +229,36 @@ TEST_F(DnsTest, AKilledDnsServerIsRestartedWithTheRecordsOfTheActiveRegion) {
   EXPECT_TRUE(EventSeen("dns_restarted")) << pair_->Log("control");
 }
 
+// The control plane dies at the publishing_dns step (after the promotion, before the names
+// moved): restarted, it finishes the operation, and its DNS server answers with the new region.
+TEST_F(DnsTest, AControlPlaneKilledBeforeTheNamesMovedFinishesTheJobWhenRestarted) {
+  Start();
+  const std::string ns = CreateDeployment("resumed");
+  ASSERT_EQ(DigUntil(ns + "." + kZone, pair_->address("region-a")), pair_->address("region-a"));
+  pair_->KillControl(SIGTERM);
+  ASSERT_TRUE(pair_->StartControl("publishing_dns").ok()) << pair_->Logs();
+  ASSERT_TRUE(pair_
+                  ->WaitStatus([](const Json& s) { return s["sync"]["state"] == "syncing"; },
+                               30s, "syncing")
+                  .ok());
+  CliRun f = pair_->Cli({"dr", "failover", "--no-wait"});
+  ASSERT_EQ(f.exit_code, 0) << f.output;
+  for (int i = 0; i < 300 && pair_->ControlRunning(); ++i) std::this_thread::sleep_for(100ms);
+  ASSERT_FALSE(pair_->ControlRunning()) << "the failpoint did not stop the control plane"
+                                        << pair_->Logs();
+  ASSERT_TRUE(pair_->StartControl().ok()) << pair_->Logs();
+  Status done = pair_->WaitStatus(
+      [](const Json& s) {
+        return s["operation"].is_null() && s["active"] == "region-b" && s["dns"]["current"] == true;
+      },
+      60s, "the failover to finish after the restart");
+  ASSERT_TRUE(done.ok()) << done.ToString();
+  EXPECT_EQ(Dig(ns + "." + kZone), pair_->address("region-b"));
+  EXPECT_EQ(Dig(ns + "-exec." + kZone), pair_->address("region-b"));
+  Json ops = Body(Http(pair_->control_url(), "GET", "/api/v1/dr/operations"));
+  EXPECT_EQ(ops["operations"][0]["state"], "succeeded") << ops.dump(2);
+}
+
 TEST_F(DnsTest, ACutOffOldPrimaryNeverAnswersByNameAfterAForcedFailover) {
   Start();
   const std::string ns = CreateDeployment("fenced");
