@@ -4,7 +4,9 @@
 //
 //   - RTO: from the failure to the moment every deployment's API answers from the new active
 //     region (a DAG run triggered there is accepted) and its scheduler starts tasks (that run's
-//     task is running or done). Forced: the failure is the SIGKILL of every process of the
+//     task is running or done), reached the way a client reaches it: through the deployment's
+//     host name, looked up at the pair's DNS server before every attempt (resolve, then
+//     request; an old region answers 421 by name, so only the new one counts). Forced: the failure is the SIGKILL of every process of the
 //     primary region, PostgreSQL included, and the control plane detects it by itself
 //     (automatic failover), so detection is inside the figure. Planned: the failure is the
 //     moment the old primary stopped taking writes (the end of its step-down, from the event
@@ -38,6 +40,7 @@
 
 #include "base/status.h"
 #include "dag/timetable.h"
+#include "dns/dns.h"
 #include "bench/bench_util.h"
 #include "harness/pair_harness.h"
 #include "pg/conn.h"
@@ -166,6 +169,9 @@ class Bench {
     o.planned_timeout_seconds = f_.drain_seconds + 60;
     o.local_workers = f_.workers;
     o.worker_slots = f_.slots;
+    // Clients reach the deployments by host name: each region on its own address, one port.
+    o.own_addresses = true;
+    o.dns = true;
     ASSIGN_OR_RETURN(pair_, PairProcess::Create(o));
     RETURN_IF_ERROR(pair_->StartAll());
     RETURN_IF_ERROR(SetUp());
@@ -191,6 +197,7 @@ class Bench {
     const std::string url = pair_->region_url("region-a");
     const int per = (f_.tasks + f_.deployments - 1) / f_.deployments;
     deployments_.clear();
+    hosts_.clear();
     for (int d = 0; d < f_.deployments; ++d) {
       HoldDeployment h;
       h.name = fmt::format("bench-{:03d}", d);
@@ -201,6 +208,9 @@ class Bench {
       h.unpause = {"hold", "probe"};
       ASSIGN_OR_RETURN(std::string id, SetUpHoldDeployment(url, h));
       deployments_.push_back(id);
+      const std::string ns = Str(Body(Http(url, "GET", "/api/v1/deployments/" + id)), "namespace");
+      if (ns.empty()) return Internal("deployment " + id + " has no namespace");
+      hosts_.push_back(ns + ".tandem.test");
     }
     fmt::print("  {} deployments set up, {} sleepers triggered\n", f_.deployments, f_.tasks);
     return Status::Ok();
@@ -231,20 +241,32 @@ class Bench {
                        pair_->Logs());
   }
 
-  // Every deployment: trigger a probe run in `region` until accepted (its API answers), then
-  // wait until its task runs (its scheduler starts tasks). Seconds since `from`, the worst.
-  std::pair<double, double> Probe(const std::string& region, Steady::time_point from) {
+  // A request to deployment `i` by its host name: looked up at the pair's DNS server first
+  // (no cache: resolve, then request), sent to that address with the name as Host.
+  HttpReply ByName(size_t i, const std::string& method, const std::string& path,
+                   const std::string& body = "") {
+    const dns::Server server{pair_->dns_address(), pair_->dns_port()};
+    auto a = dns::LookUp(server, hosts_[i], 1s);
+    if (!a.ok()) return {};
+    const std::string port = std::to_string(pair_->http_port("region-a"));
+    return Http("http://" + a->addresses.front() + ":" + port, method, path, body,
+                {{"Host", hosts_[i] + ":" + port}});
+  }
+
+  // Every deployment: trigger a probe run until one is accepted through its host name (the new
+  // active region's API answers), then wait until its task runs (its scheduler starts tasks).
+  // Seconds since `from`, the worst. The names decide where it lands: a region that is not
+  // active answers 421 by name, so only the new active region counts.
+  std::pair<double, double> Probe(Steady::time_point from) {
     std::atomic<size_t> next{0};
     std::mutex mu;
     double worst_api = 0, worst = 0;
-    const std::string url = pair_->region_url(region);
     auto work = [&] {
       for (size_t i; (i = next++) < deployments_.size();) {
-        const std::string& id = deployments_[i];
         std::string run;
         while (!g_interrupted) {
-          HttpReply t = Http(url, "POST", Root(id) + "/dags/probe/dagRuns",
-                             Json{{"logical_date", nullptr}, {"conf", Json::object()}}.dump());
+          HttpReply t = ByName(i, "POST", "/api/v2/dags/probe/dagRuns",
+                               Json{{"logical_date", nullptr}, {"conf", Json::object()}}.dump());
           if (t.status == 200) {
             run = Str(Body(t), "dag_run_id");
             break;
@@ -253,9 +275,10 @@ class Bench {
         }
         const double api = Secs(Steady::now() - from);
         bool told = false;
+        const std::string& id = deployments_[i];
         while (!g_interrupted) {
-          Json ti = Body(Http(url, "GET",
-                              Root(id) + "/dags/probe/dagRuns/" + run + "/taskInstances/ping"));
+          Json ti =
+              Body(ByName(i, "GET", "/api/v2/dags/probe/dagRuns/" + run + "/taskInstances/ping"));
           std::string state = Str(ti, "state");
           if (state == "running" || state == "success") break;
           if (!told && Secs(Steady::now() - from) > 30) {
@@ -313,7 +336,7 @@ class Bench {
     const Wall::time_point failed_wall = Wall::now();
     const Steady::time_point failed = Steady::now();
     pair_->KillRegion(from, SIGKILL);
-    auto [api, all] = Probe(to, failed);
+    auto [api, all] = Probe(failed);
     r.rto_api = api;
     r.rto = all;
     std::this_thread::sleep_for(500ms);
@@ -336,24 +359,31 @@ class Bench {
                        R"({"mode":"planned"})");
     if (f.status != 202) return Internal("failover: " + f.body);
     const int64_t op = Body(f)["operation"]["id"];
-    auto [api, all] = Probe(to, asked);
-    std::this_thread::sleep_for(500ms);
-    w.Stop();
-    // When the old primary stopped taking writes: the end of its step-down.
-    Json events = Body(Http(pair_->control_url(), "GET", "/api/v1/dr/events?limit=200"));
+    // When the old primary stopped taking writes: the end of its step-down. Until then it is
+    // still the active region, and by name it takes the probe's triggers (while it drains), so
+    // the probe starts once the step-down is over.
     std::optional<Wall::time_point> stopped;
-    for (const Json& e : events["events"]) {
-      if (e.value("operation", Json()) == op &&
-          Str(e, "message").rfind("waiting for " + to + " to replay", 0) == 0) {
-        // "2026-11-25T22:32:03.876Z": seconds by ParseTime, then the milliseconds.
-        const std::string at = Str(e, "at");
-        auto t = dag::ParseTime(at.substr(0, 19) + "Z");
-        if (t.ok() && at.size() >= 23) {
-          stopped = Wall::time_point(*t) + std::chrono::milliseconds(std::stoi(at.substr(20, 3)));
+    Json events;
+    for (auto deadline = Steady::now() + 120s; !stopped && Steady::now() < deadline;) {
+      events = Body(Http(pair_->control_url(), "GET", "/api/v1/dr/events?limit=200"));
+      for (const Json& e : events["events"]) {
+        if (e.value("operation", Json()) == op &&
+            Str(e, "message").rfind("waiting for " + to + " to replay", 0) == 0) {
+          // "2026-11-25T22:32:03.876Z": seconds by ParseTime, then the milliseconds.
+          const std::string at = Str(e, "at");
+          auto t = dag::ParseTime(at.substr(0, 19) + "Z");
+          if (t.ok() && at.size() >= 23) {
+            stopped =
+                Wall::time_point(*t) + std::chrono::milliseconds(std::stoi(at.substr(20, 3)));
+          }
         }
       }
+      if (!stopped) std::this_thread::sleep_for(20ms);
     }
     if (!stopped) return Internal("no catch-up step in the events: " + events.dump());
+    auto [api, all] = Probe(asked);
+    std::this_thread::sleep_for(500ms);
+    w.Stop();
     const double drain = std::chrono::duration<double>(*stopped - asked_wall).count();
     r.drain = drain;
     r.rto_api = api - drain;
@@ -367,6 +397,7 @@ class Bench {
   Flags f_;
   std::unique_ptr<PairProcess> pair_;
   std::vector<std::string> deployments_;
+  std::vector<std::string> hosts_;  // each deployment's API host name
 };
 
 int Main(int argc, char** argv) {
