@@ -229,6 +229,22 @@ Result<UserIds> LookupUser(const std::string& name) {
 
 bool RunningAsRoot() { return geteuid() == 0; }
 
+Result<std::optional<UserIds>> ServerUser(const std::string& what, const std::string& run_as) {
+  if (run_as.empty()) {
+    if (RunningAsRoot()) {
+      return FailedPrecondition(what + " is not run as root: name an unprivileged system user " +
+                                "for it to run as");
+    }
+    return std::optional<UserIds>();
+  }
+  auto ids = LookupUser(run_as);
+  if (!ids.ok()) {
+    return FailedPrecondition("cannot run " + what + " as user '" + run_as +
+                              "': " + ids.status().message());
+  }
+  return std::optional<UserIds>(*ids);
+}
+
 bool ProcessAlive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
 
 }  // namespace tandem

@@ -69,6 +69,11 @@ struct UserIds {
 Result<UserIds> LookupUser(const std::string& name);
 bool RunningAsRoot();
 
+// The user a server this process runs (a registry, a DNS server) runs as: `run_as` looked up,
+// or none — this process's own user — when `run_as` is empty, which is refused as root. Errors
+// are FailedPrecondition naming `what` ("the registry").
+Result<std::optional<UserIds>> ServerUser(const std::string& what, const std::string& run_as);
+
 // True if a process with this pid exists (signal 0).
 bool ProcessAlive(pid_t pid);
 

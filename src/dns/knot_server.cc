@@ -120,18 +120,7 @@ Status KnotServer::Start(const std::map<std::string, std::string>& records, Dura
     return FailedPrecondition("cannot run the DNS server: " + o_.binary +
                               " is missing or not executable (install Debian's knot package)");
   }
-  std::optional<UserIds> ids;
-  if (!o_.run_as.empty()) {
-    auto found = LookupUser(o_.run_as);
-    if (!found.ok()) {
-      return FailedPrecondition("cannot run the DNS server as user '" + o_.run_as +
-                                "': " + found.status().message());
-    }
-    ids = *found;
-  } else if (RunningAsRoot()) {
-    return FailedPrecondition(
-        "the DNS server is not run as root: name an unprivileged system user for it to run as");
-  }
+  ASSIGN_OR_RETURN(std::optional<UserIds> ids, ServerUser("the DNS server", o_.run_as));
   RETURN_IF_ERROR(EnsureWritableDir(o_.state_dir));
   const std::string rundir = o_.state_dir + "/run";
   const std::string dbdir = o_.state_dir + "/db";

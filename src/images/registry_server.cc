@@ -95,17 +95,7 @@ Status RegistryServer::PrepareLocked() {
                               "package)");
   }
   ids_.reset();
-  if (!o_.run_as.empty()) {
-    auto ids = LookupUser(o_.run_as);
-    if (!ids.ok()) {
-      return FailedPrecondition("cannot run the registry as user '" + o_.run_as +
-                                "': " + ids.status().message());
-    }
-    ids_ = *ids;
-  } else if (RunningAsRoot()) {
-    return FailedPrecondition(
-        "the registry is not run as root: name an unprivileged system user for it to run as");
-  }
+  ASSIGN_OR_RETURN(ids_, ServerUser("the registry", o_.run_as));
   RETURN_IF_ERROR(EnsureWritableDir(o_.state_dir));
   RETURN_IF_ERROR(MakeDirs(data_dir(), 0750));
   uid_t uid = ids_ ? ids_->uid : geteuid();

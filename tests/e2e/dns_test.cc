@@ -96,6 +96,18 @@ class DnsTest : public ::testing::Test {
     return false;
   }
 
+  // `dr failover --forced`, retried until the control plane has lost the primary (before the
+  // detection window it refuses: a planned failover needs the primary to step down).
+  CliRun ForcedFailover() {
+    CliRun f;
+    for (int i = 0; i < 40; ++i) {
+      f = pair_->Cli({"dr", "failover", "--forced"});
+      if (f.exit_code == 0) break;
+      std::this_thread::sleep_for(500ms);
+    }
+    return f;
+  }
+
   std::string Active() {
     Json s = pair_->DrStatus();
     return s.is_object() ? s.value("active", "") : "";
@@ -235,18 +247,8 @@ TEST_F(DnsTest, AControlPlaneKilledBeforeTheNamesMovedFinishesTheJobWhenRestarte
   Start();
   const std::string ns = CreateDeployment("resumed");
   ASSERT_EQ(DigUntil(ns + "." + kZone, pair_->address("region-a")), pair_->address("region-a"));
-  pair_->KillControl(SIGTERM);
-  ASSERT_TRUE(pair_->StartControl("publishing_dns").ok()) << pair_->Logs();
-  ASSERT_TRUE(pair_
-                  ->WaitStatus([](const Json& s) { return s["sync"]["state"] == "syncing"; },
-                               30s, "syncing")
-                  .ok());
-  CliRun f = pair_->Cli({"dr", "failover", "--no-wait"});
-  ASSERT_EQ(f.exit_code, 0) << f.output;
-  for (int i = 0; i < 300 && pair_->ControlRunning(); ++i) std::this_thread::sleep_for(100ms);
-  ASSERT_FALSE(pair_->ControlRunning()) << "the failpoint did not stop the control plane"
-                                        << pair_->Logs();
-  ASSERT_TRUE(pair_->StartControl().ok()) << pair_->Logs();
+  Status stopped = pair_->FailoverStoppingAt("publishing_dns");
+  ASSERT_TRUE(stopped.ok()) << stopped.ToString() << pair_->Logs();
   Status done = pair_->WaitStatus(
       [](const Json& s) {
         return s["operation"].is_null() && s["active"] == "region-b" && s["dns"]["current"] == true;
@@ -266,14 +268,7 @@ TEST_F(DnsTest, ACutOffOldPrimaryNeverAnswersByNameAfterAForcedFailover) {
   // region-a loses the control plane and region-b, but the test still reaches it.
   ASSERT_TRUE(pair_->Cut("region-a", "control").ok());
   ASSERT_TRUE(pair_->Cut("region-a", "region-b").ok());
-  // Once the control plane has lost region-a (the detection window), --forced promotes;
-  // before that it refuses, since a planned failover needs region-a to step down.
-  CliRun f;
-  for (int i = 0; i < 40; ++i) {
-    f = pair_->Cli({"dr", "failover", "--forced"});
-    if (f.exit_code == 0) break;
-    std::this_thread::sleep_for(500ms);
-  }
+  CliRun f = ForcedFailover();
   ASSERT_EQ(f.exit_code, 0) << f.output << pair_->Logs();
   EXPECT_EQ(Dig(ns + "." + kZone), pair_->address("region-b"));
   // Its lease ran out before region-b was promoted: by name it answers 421 or 503, never data.
@@ -452,12 +447,7 @@ quick:
 
   // region-a is lost whole; the control plane fails over by force.
   pair_->KillRegion("region-a", SIGKILL);
-  CliRun f;
-  for (int i = 0; i < 40; ++i) {
-    f = pair_->Cli({"dr", "failover", "--forced"});
-    if (f.exit_code == 0) break;
-    std::this_thread::sleep_for(500ms);
-  }
+  CliRun f = ForcedFailover();
   ASSERT_EQ(f.exit_code, 0) << f.output << pair_->Logs();
   EXPECT_EQ(Dig(exec), pair_->address("region-b"));
   // Try 1 died with its region (the worker is told to stop it); try 2 runs on the same worker.

@@ -384,18 +384,8 @@ TEST_F(PairTest, ControlPlaneKilledDuringFailoverRollsBackOrCompletes) {
   for (const Case& c : {Case{"catching_up", "rolled_back", "region-a"},
                         Case{"promoting", "succeeded", "region-b"}}) {
     SCOPED_TRACE(c.failpoint);
-    pair_->KillControl(SIGTERM);
-    ASSERT_TRUE(pair_->StartControl(c.failpoint).ok()) << pair_->Logs();
-    ASSERT_TRUE(pair_
-                    ->WaitStatus([](const Json& s) { return s["sync"]["state"] == "syncing"; },
-                                 30s, "syncing")
-                    .ok());
-    CliRun f = pair_->Cli({"dr", "failover", "--no-wait"});
-    ASSERT_EQ(f.exit_code, 0) << f.output;
-    for (int i = 0; i < 300 && pair_->ControlRunning(); ++i) std::this_thread::sleep_for(100ms);
-    ASSERT_FALSE(pair_->ControlRunning()) << "the failpoint did not stop the control plane"
-                                          << pair_->Logs();
-    ASSERT_TRUE(pair_->StartControl().ok()) << pair_->Logs();
+    Status stopped = pair_->FailoverStoppingAt(c.failpoint);
+    ASSERT_TRUE(stopped.ok()) << stopped.ToString() << pair_->Logs();
     Status done = pair_->WaitStatus(
         [&](const Json& s) {
           if (!s["operation"].is_null()) return false;

@@ -277,6 +277,20 @@ Status PairProcess::StartAll() {
       60s, "the pair to be syncing with region-a holding the lease");
 }
 
+Status PairProcess::FailoverStoppingAt(const std::string& failpoint) {
+  KillControl(SIGTERM);
+  RETURN_IF_ERROR(StartControl(failpoint));
+  RETURN_IF_ERROR(
+      WaitStatus([](const Json& s) { return s["sync"]["state"] == "syncing"; }, 30s, "syncing"));
+  CliRun f = Cli({"dr", "failover", "--no-wait"});
+  if (f.exit_code != 0) return Internal("dr failover: " + f.output);
+  for (int i = 0; i < 300 && ControlRunning(); ++i) std::this_thread::sleep_for(100ms);
+  if (ControlRunning()) {
+    return Internal("the failpoint " + failpoint + " did not stop the control plane" + Logs());
+  }
+  return StartControl();
+}
+
 Json PairProcess::DrStatus() {
   HttpReply r = Http(control_url(), "GET", "/api/v1/dr/status");
   if (r.status != 200) return nullptr;

@@ -99,6 +99,9 @@ class PairProcess {
                             std::chrono::milliseconds timeout, const std::string& what);
   // `tandem --control URL ARGS...`
   CliRun Cli(const std::vector<std::string>& args, int timeout_seconds = 120);
+  // Restarts the control plane with `failpoint`, starts a planned failover once the pair is
+  // syncing, waits for the control plane to exit at that step, and starts it again (without).
+  Status FailoverStoppingAt(const std::string& failpoint);
 
  private:
   PairProcess() = default;
