@@ -73,6 +73,9 @@ class ApiClient {
         client_ = std::make_unique<httplib::Client>(e_.where.host, e_.where.port);
         if (address != e_.where.host) client_->set_hostname_addr_map({{e_.where.host, address}});
         client_->set_read_timeout(read_timeout_);
+        // A region that is gone may not refuse the connection (a lost host, a dropped route):
+        // give up soon and look the name up again rather than wait minutes.
+        client_->set_connection_timeout(std::chrono::seconds(5));
         address_ = address;
       }
       cli = client_.get();
