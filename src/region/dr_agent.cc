@@ -484,7 +484,10 @@ void DrAgent::SampleOnce() {
       }
     }
     if (running) sample_.running_tasks = *running;
-    if (namespaces) sample_.namespaces = std::move(namespaces);
+    // Only a list read while active stands: one kept from an earlier time as the active region
+    // would hide the deployments created since, and the control plane would take their names
+    // away until the next sample.
+    if (namespaces || !active) sample_.namespaces = std::move(namespaces);
   }
   if (active) ManageSync();
 }
