@@ -1,11 +1,11 @@
 #include "bench/bench_util.h"
 
 #include <fmt/core.h>
-
 #include <signal.h>
-#include <sys/resource.h>
 
 #include <algorithm>
+
+#include "base/process.h"
 
 namespace tandem::bench {
 
@@ -17,11 +17,7 @@ void SetUpProcess(void (*handler)(int)) {
   sa.sa_handler = handler;
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
-  rlimit lim{};
-  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-    lim.rlim_cur = lim.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &lim);
-  }
+  RaiseFileLimit();
 }
 
 double Secs(std::chrono::steady_clock::duration d) {

@@ -51,6 +51,7 @@ int WaitStopSignal(const sigset_t& set, std::chrono::milliseconds timeout) {
 
 int RunRegion(const std::string& config_path, const std::string& pair_path,
               const std::string& name) {
+  RaiseFileLimit();  // the log store keeps running tasks' logs open
   Result<region::RegionConfig> cfg = InvalidArgument("give --config FILE, or --pair FILE --name NAME");
   if (!config_path.empty() && pair_path.empty()) {
     cfg = region::LoadRegionConfig(config_path);

@@ -1,6 +1,5 @@
 // `tandem worker`: a task worker for a region's Execution API (see worker/worker.h).
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -10,24 +9,13 @@
 
 #include "app/commands.h"
 #include "base/fs.h"
+#include "base/process.h"
 #include "base/text.h"
 #include "crypto/secret_box.h"
 #include "crypto/token.h"
 #include "worker/worker.h"
 
 namespace tandem::app {
-namespace {
-
-// Each task holds two pipes: lift the open-file limit to what the system allows.
-void RaiseFileLimit() {
-  rlimit lim{};
-  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-    lim.rlim_cur = lim.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &lim);
-  }
-}
-
-}  // namespace
 
 void AddWorkerCommands(CLI::App& app, Globals& g, Run* run) {
   auto* tok = app.add_subcommand(

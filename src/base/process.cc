@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -228,6 +229,14 @@ Result<UserIds> LookupUser(const std::string& name) {
 }
 
 bool RunningAsRoot() { return geteuid() == 0; }
+
+void RaiseFileLimit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
 
 Result<std::optional<UserIds>> ServerUser(const std::string& what, const std::string& run_as) {
   if (run_as.empty()) {

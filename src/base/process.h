@@ -74,6 +74,10 @@ bool RunningAsRoot();
 // are FailedPrecondition naming `what` ("the registry").
 Result<std::optional<UserIds>> ServerUser(const std::string& what, const std::string& run_as);
 
+// Lifts this process's soft limit on open files to its hard limit (a worker's tasks each hold
+// pipes; a region keeps task logs open).
+void RaiseFileLimit();
+
 // True if a process with this pid exists (signal 0).
 bool ProcessAlive(pid_t pid);
 
