@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -17,12 +18,43 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "base/fs.h"
 
 namespace tandem::logs {
+
+// Owns a file descriptor (the directory store keeps some open; see log_store.h).
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      Reset();
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { Reset(); }
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+
+ private:
+  void Reset() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+  int fd_;
+};
+
 namespace {
 
 constexpr size_t kMaxIdLength = 250;
@@ -75,32 +107,6 @@ Status KeyErrno(int err, std::string_view what, std::string_view key) {
       return Internal(msg);
   }
 }
-
-// Owns a file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      Reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { Reset(); }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-
- private:
-  void Reset() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-  int fd_;
-};
 
 std::vector<std::string_view> Split(std::string_view key) {
   std::vector<std::string_view> parts;
@@ -243,7 +249,69 @@ Result<std::string> TaskLogKey(std::string_view deployment_id, std::string_view 
   return key;
 }
 
-Result<std::unique_ptr<DirLogStore>> DirLogStore::Open(std::string root) {
+// The logs kept open, least recently used last. Thread-safe; a caller holds its file through
+// the shared_ptr, so a file evicted meanwhile is closed only when its last user is done.
+struct DirLogStore::OpenFiles {
+  explicit OpenFiles(size_t cap) : capacity(cap) {}
+
+  std::shared_ptr<Fd> Find(std::string_view key) {
+    std::lock_guard lock(mu);
+    auto it = by_key.find(std::string(key));
+    if (it == by_key.end()) return nullptr;
+    lru.splice(lru.begin(), lru, it->second.at);
+    return it->second.fd;
+  }
+  void Put(std::string_view key, std::shared_ptr<Fd> fd) {
+    if (capacity == 0) return;
+    std::lock_guard lock(mu);
+    std::string k(key);
+    if (auto it = by_key.find(k); it != by_key.end()) {
+      it->second.fd = std::move(fd);
+      lru.splice(lru.begin(), lru, it->second.at);
+      return;
+    }
+    lru.push_front(k);
+    by_key.emplace(std::move(k), Entry{std::move(fd), lru.begin()});
+    while (by_key.size() > capacity) {
+      by_key.erase(lru.back());
+      lru.pop_back();
+    }
+  }
+  void Drop(std::string_view key) {
+    std::lock_guard lock(mu);
+    auto it = by_key.find(std::string(key));
+    if (it == by_key.end()) return;
+    lru.erase(it->second.at);
+    by_key.erase(it);
+  }
+
+  struct Entry {
+    std::shared_ptr<Fd> fd;
+    std::list<std::string>::iterator at;
+  };
+  const size_t capacity;
+  std::mutex mu;
+  std::list<std::string> lru;                     // guarded by mu; most recent first
+  std::unordered_map<std::string, Entry> by_key;  // guarded by mu
+};
+
+DirLogStore::DirLogStore(int root_fd, size_t open_files)
+    : root_fd_(root_fd), files_(std::make_unique<OpenFiles>(open_files)) {}
+
+Result<std::shared_ptr<Fd>> DirLogStore::OpenKept(std::string_view key, bool create) {
+  if (std::shared_ptr<Fd> fd = files_->Find(key)) {
+    struct stat st;
+    if (fstat(fd->get(), &st) == 0 && st.st_nlink > 0) return fd;
+    files_->Drop(key);  // removed behind the store's back: open what the path names now
+  }
+  ASSIGN_OR_RETURN(Fd fd,
+                   OpenObject(root_fd_, key, O_RDWR | O_APPEND | (create ? O_CREAT : 0), create));
+  auto shared = std::make_shared<Fd>(std::move(fd));
+  files_->Put(key, shared);
+  return shared;
+}
+
+Result<std::unique_ptr<DirLogStore>> DirLogStore::Open(std::string root, size_t open_files) {
   if (root.empty()) return InvalidArgument("the log root is empty");
   root = AbsolutePath(root);
   RETURN_IF_ERROR(MakeDirs(root, 0750));
@@ -252,19 +320,24 @@ Result<std::unique_ptr<DirLogStore>> DirLogStore::Open(std::string root) {
     int err = errno;
     return Internal("cannot open the log root " + root + ": " + strerror(err));
   }
-  return std::unique_ptr<DirLogStore>(new DirLogStore(fd));
+  // Leave most of the process's descriptors to everything else.
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY) {
+    open_files = std::min<size_t>(open_files, lim.rlim_cur / 4);
+  }
+  return std::unique_ptr<DirLogStore>(new DirLogStore(fd, open_files));
 }
 
 DirLogStore::~DirLogStore() { close(root_fd_); }
 
 Status DirLogStore::Append(std::string_view key, std::string_view data) {
   RETURN_IF_ERROR(CheckKey(key));
-  ASSIGN_OR_RETURN(Fd fd, OpenObject(root_fd_, key, O_WRONLY | O_APPEND | O_CREAT, true));
+  ASSIGN_OR_RETURN(std::shared_ptr<Fd> fd, OpenKept(key, true));
   // One write() for the whole chunk, so concurrent appends to one key do not interleave; the
   // loop only continues after a partial write (a full disk, a signal).
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = write(fd.get(), data.data() + done, data.size() - done);
+    ssize_t n = write(fd->get(), data.data() + done, data.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
       int err = errno;
@@ -277,9 +350,9 @@ Status DirLogStore::Append(std::string_view key, std::string_view data) {
 
 Result<LogChunk> DirLogStore::Read(std::string_view key, uint64_t offset, uint64_t max_bytes) {
   RETURN_IF_ERROR(CheckKey(key));
-  ASSIGN_OR_RETURN(Fd fd, OpenObject(root_fd_, key, O_RDONLY, false));
+  ASSIGN_OR_RETURN(std::shared_ptr<Fd> fd, OpenKept(key, false));
   struct stat st;
-  if (fstat(fd.get(), &st) != 0) {
+  if (fstat(fd->get(), &st) != 0) {
     int err = errno;
     return KeyErrno(err, "cannot stat", key);
   }
@@ -291,7 +364,7 @@ Result<LogChunk> DirLogStore::Read(std::string_view key, uint64_t offset, uint64
   uint64_t got = 0;
   while (got < want) {
     ssize_t n =
-        pread(fd.get(), chunk.data.data() + got, want - got, static_cast<off_t>(offset + got));
+        pread(fd->get(), chunk.data.data() + got, want - got, static_cast<off_t>(offset + got));
     if (n < 0) {
       if (errno == EINTR) continue;
       int err = errno;
@@ -307,6 +380,7 @@ Result<LogChunk> DirLogStore::Read(std::string_view key, uint64_t offset, uint64
 
 Status DirLogStore::Remove(std::string_view key) {
   RETURN_IF_ERROR(CheckKey(key));
+  files_->Drop(key);
   std::string name;
   auto dir = OpenParent(root_fd_, key, false, &name);
   if (!dir.ok()) {

@@ -48,10 +48,15 @@ Status CheckKey(std::string_view key);
 // kernel lacks it; this forces that path). Process-wide.
 void SetOpenat2ForTesting(bool use);
 
-// Files under `root`, which is created when absent (mode 0750).
+class Fd;
+
+// Files under `root`, which is created when absent (mode 0750). Logs recently appended to or
+// read are kept open (at most `open_files`, least recently used closed first): a running task's
+// log is appended to at every worker flush and read back by the replication shipper, and opening
+// it walks its path each time. A kept file found unlinked (pruned by hand) is opened again.
 class DirLogStore final : public LogStore {
  public:
-  static Result<std::unique_ptr<DirLogStore>> Open(std::string root);
+  static Result<std::unique_ptr<DirLogStore>> Open(std::string root, size_t open_files = 4096);
   ~DirLogStore() override;
   DirLogStore(const DirLogStore&) = delete;
   DirLogStore& operator=(const DirLogStore&) = delete;
@@ -61,8 +66,13 @@ class DirLogStore final : public LogStore {
   Status Remove(std::string_view key) override;
 
  private:
-  explicit DirLogStore(int root_fd) : root_fd_(root_fd) {}
+  struct OpenFiles;
+  DirLogStore(int root_fd, size_t open_files);
+  // The file of `key` from the kept ones, or opened (read-write, appending; created with
+  // `create`) and kept.
+  Result<std::shared_ptr<Fd>> OpenKept(std::string_view key, bool create);
   const int root_fd_;  // the root, opened once; objects are opened beneath it
+  const std::unique_ptr<OpenFiles> files_;
 };
 
 }  // namespace tandem::logs

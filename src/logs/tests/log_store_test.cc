@@ -148,6 +148,38 @@ TEST_F(DirLogStoreTest, RefusesWhatIsNotAFile) {
   EXPECT_FALSE(store_->Append("dir/x.log/y", "x").ok());
 }
 
+TEST_F(DirLogStoreTest, AKeptFileRemovedBehindItsBackIsOpenedAgain) {
+  ASSERT_TRUE(store_->Append("d/run/a.log", "one\n").ok());
+  EXPECT_EQ(ReadAll("d/run/a.log"), "one\n");
+  // Pruned by hand while the store holds it open: the next append creates the file again
+  // rather than writing into the removed one.
+  ASSERT_EQ(unlink((root_ + "/d/run/a.log").c_str()), 0);
+  EXPECT_EQ(store_->Read("d/run/a.log", 0, 10).status().code(), Code::kNotFound);
+  ASSERT_TRUE(store_->Append("d/run/a.log", "two\n").ok());
+  EXPECT_EQ(ReadAll("d/run/a.log"), "two\n");
+  auto on_disk = ReadFile(root_ + "/d/run/a.log");
+  ASSERT_TRUE(on_disk.ok());
+  EXPECT_EQ(*on_disk, "two\n");
+  // Remove() forgets the kept file too.
+  ASSERT_TRUE(store_->Remove("d/run/a.log").ok());
+  EXPECT_EQ(store_->Read("d/run/a.log", 0, 10).status().code(), Code::kNotFound);
+}
+
+TEST_F(DirLogStoreTest, MoreLogsThanItKeepsOpenAllStayWhole) {
+  auto small = DirLogStore::Open(root_ + "/small", 2);
+  ASSERT_TRUE(small.ok()) << small.status().ToString();
+  for (int round = 0; round < 3; ++round) {
+    for (int k = 0; k < 5; ++k) {
+      ASSERT_TRUE((*small)->Append("k" + std::to_string(k) + ".log", std::to_string(round)).ok());
+    }
+  }
+  for (int k = 0; k < 5; ++k) {
+    auto c = (*small)->Read("k" + std::to_string(k) + ".log", 0, 100);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    EXPECT_EQ(c->data, "012");
+  }
+}
+
 // The LogStore contract against files under a temporary directory.
 class DirBackend final : public test::ContractBackend {
  public:
