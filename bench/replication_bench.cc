@@ -16,9 +16,10 @@
 //     logs in both regions' state directories (<state_dir>/logs/<key>); each time a primary log
 //     is seen to grow to S bytes, its lag is the time until the standby's copy holds S bytes
 //     (resolution: the sampling interval); and the age of the oldest missing tail at each sample;
-//   - bytes/s (Δ tandem_log_replication_bytes_total) and chunks/s (Δ the peer cursor of
+//   - bytes/s (Δ tandem_log_replication_bytes_total) and records/s (Δ the peer cursor of
 //     region-a's journal, <state_dir>/log-journal/cursor-peer: journal records acknowledged)
-//     replicated, and the largest backlog seen (/metrics, every second);
+//     replicated, the requests sent to the standby and the chunks in each (Δ ..._batches_total,
+//     ..._chunks_sent_total), and the largest backlog seen (/metrics, every second);
 //   - the primary's cost: CPU seconds (utime+stime from /proc) of region-a's `tandem region`
 //     process, its workers and its PostgreSQL over the window; task throughput, as short tasks
 //     completed per second by a closed loop (--short-concurrency clients, each triggering a run of
@@ -553,7 +554,9 @@ struct Window {
   double lines_per_s = 0;  // written by the long tasks (bytes appended / line size)
   int64_t running = 0;     // long tasks running at the end
   // Replication.
-  double bytes_per_s = 0, chunks_per_s = 0;
+  double bytes_per_s = 0, records_per_s = 0;
+  // Requests to the standby, and the chunks each carried (records of one log merge).
+  double batches_per_s = 0, chunks_per_batch = 0;
   // From the region's tandem_log_replication_acked_within_total, this window only: bounds
   // (0.1, 0.25, 0.5, 1, 2.5 ... 60 s) that hold half and 99 % of the acknowledged chunks.
   double region_p50 = -1, region_p99 = -1, region_within_1s = -1, region_acked = 0;
@@ -871,9 +874,16 @@ class LogBench {
     w->running = running.ok() ? *running : -1;
     w->bytes_per_s = (m1["tandem_log_replication_bytes_total"] -
                       m0["tandem_log_replication_bytes_total"]) / w->seconds;
+    const double batches =
+        m1["tandem_log_replication_batches_total"] - m0["tandem_log_replication_batches_total"];
+    w->batches_per_s = batches / w->seconds;
+    w->chunks_per_batch = batches > 0 ? (m1["tandem_log_replication_chunks_sent_total"] -
+                                         m0["tandem_log_replication_chunks_sent_total"]) /
+                                            batches
+                                      : 0;
     // The cursor file is written every second: read it again a little later for the end.
     std::this_thread::sleep_for(1100ms);
-    w->chunks_per_s =
+    w->records_per_s =
         static_cast<double>(PeerCursor(dir_a) - std::min(cursor0, PeerCursor(dir_a))) /
         (w->seconds + 1.1);
     // The window's own lag: the chunks acknowledged between the two scrapes, by bound. A
@@ -913,10 +923,10 @@ class LogBench {
         active_, w.cpu_region, 100 * w.cpu_region / w.seconds, w.cpu_workers, w.cpu_postgres,
         w.cpu_standby, 100 * w.machine_busy);
     fmt::print(
-        "        replicated {:.0f} KiB/s, {:.0f} chunks/s; backlog max {:.0f} chunks, {:.0f} KiB, "
-        "oldest {:.2f} s\n",
-        w.bytes_per_s / 1024, w.chunks_per_s, w.backlog.chunks, w.backlog.bytes / 1024,
-        w.backlog.oldest_s);
+        "        replicated {:.0f} KiB/s, {:.0f} records/s in {:.1f} batches/s of {:.0f} chunks; "
+        "backlog max {:.0f} chunks, {:.0f} KiB, oldest {:.2f} s\n",
+        w.bytes_per_s / 1024, w.records_per_s, w.batches_per_s, w.chunks_per_batch,
+        w.backlog.chunks, w.backlog.bytes / 1024, w.backlog.oldest_s);
     if (w.replication) {
       fmt::print(
           "        lag: region's counters p50 <= {} s p99 <= {} s ({:.2f} % of {:.0f} chunks "
@@ -1046,8 +1056,8 @@ int Main(int argc, char** argv) {
 
   fmt::print("\nmedians\n");
   if (!windows.empty()) {
-    std::vector<double> on_short, off_short, on_lines, off_lines, on_cpu, off_cpu, p50, p99,
-        s50, s99, bps, cps, backlog_chunks, backlog_bytes, tail, busy_on, busy_off;
+    std::vector<double> on_short, off_short, on_lines, off_lines, on_cpu, off_cpu, p50, p99, s50,
+        s99, bps, cps, batches, backlog_chunks, backlog_bytes, tail, busy_on, busy_off;
     for (const Window& w : windows) {
       (w.replication ? on_short : off_short).push_back(w.short_per_s);
       (w.replication ? on_lines : off_lines).push_back(w.lines_per_s);
@@ -1059,7 +1069,8 @@ int Main(int argc, char** argv) {
       s50.push_back(w.sampled_p50);
       s99.push_back(w.sampled_p99);
       bps.push_back(w.bytes_per_s);
-      cps.push_back(w.chunks_per_s);
+      cps.push_back(w.records_per_s);
+      batches.push_back(w.batches_per_s);
       backlog_chunks.push_back(w.backlog.chunks);
       backlog_bytes.push_back(w.backlog.bytes);
       tail.push_back(w.tail_age_max);
@@ -1074,10 +1085,11 @@ int Main(int argc, char** argv) {
                "s: {}); oldest missing tail {:.3f} s\n",
                Median(s50), Median(s99), kLagP99Target,
                MetOrMissed(Median(s99) >= 0 && Median(s99) <= kLagP99Target), Median(tail));
-    fmt::print("  replicated  {:.0f} KiB/s  {:.0f} chunks/s; backlog max {:.0f} chunks, {:.0f} "
-               "KiB\n",
-               Median(bps) / 1024, Median(cps), Median(backlog_chunks),
-               Median(backlog_bytes) / 1024);
+    fmt::print(
+        "  replicated  {:.0f} KiB/s  {:.0f} records/s in {:.1f} batches/s; backlog max "
+        "{:.0f} chunks, {:.0f} KiB\n",
+        Median(bps) / 1024, Median(cps), Median(batches), Median(backlog_chunks),
+        Median(backlog_bytes) / 1024);
     const double short_ratio = Median(on_short) / Median(off_short);
     const double lines_ratio = Median(on_lines) / Median(off_lines);
     fmt::print("  task throughput (short tasks/s)  on {:.2f}  off {:.2f}  on/off {:.3f}: cost "

@@ -161,6 +161,8 @@ LogSinkView ViewOf(const replication::ShipperStats& s) {
   v.lag_p99_s = Secs(s.lag_p99);
   v.lag_samples = s.lag_samples;
   v.bytes_shipped = s.bytes_shipped;
+  v.batches_sent = s.batches_sent;
+  v.chunks_sent = s.chunks_sent;
   if (s.consecutive_failures > 0) v.last_error = s.last_error;
   return v;
 }
@@ -245,6 +247,11 @@ Result<std::unique_ptr<TaskLogs>> TaskLogs::Open(const RegionConfig& cfg,
                       "Time from a chunk's append to the sink's acknowledgement (quantiles).");
     metrics->Describe("tandem_log_replication_bytes_total", "counter",
                       "Task log bytes a sink acknowledged.");
+    metrics->Describe("tandem_log_replication_batches_total", "counter",
+                      "Requests a sink was sent (each a batch of chunks).");
+    metrics->Describe("tandem_log_replication_chunks_sent_total", "counter",
+                      "Chunks a sink was sent, resends included (the records of one log that "
+                      "follow each other go as one chunk).");
     metrics->Describe("tandem_log_replication_acked_within_total", "counter",
                       "Task log chunks a sink acknowledged within `within` seconds of their "
                       "append (cumulative, like a histogram's buckets: two scrapes give the lag "
@@ -266,6 +273,10 @@ Result<std::unique_ptr<TaskLogs>> TaskLogs::Open(const RegionConfig& cfg,
                      {{"sink", v.sink}, {"quantile", "0.99"}}, v.lag_p99_s);
         metrics->Set("tandem_log_replication_bytes_total", l,
                      static_cast<double>(v.bytes_shipped));
+        metrics->Set("tandem_log_replication_batches_total", l,
+                     static_cast<double>(v.batches_sent));
+        metrics->Set("tandem_log_replication_chunks_sent_total", l,
+                     static_cast<double>(v.chunks_sent));
         for (const auto& [label, ms] : kLagBounds) {
           const auto n =
               ms < 0 ? s->lag().count() : s->lag().CountAtMost(std::chrono::milliseconds(ms));

@@ -44,6 +44,8 @@ struct LogSinkView {
   double lag_p99_s = 0;
   uint64_t lag_samples = 0;
   uint64_t bytes_shipped = 0;
+  uint64_t batches_sent = 0;  // requests to the sink
+  uint64_t chunks_sent = 0;   // chunks in them
   std::string last_error;  // empty when the last attempt succeeded
 };
 

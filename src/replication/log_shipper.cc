@@ -184,6 +184,12 @@ void LogShipper::Loop() {
   }
 }
 
+void LogShipper::CountSent(size_t chunks) {
+  std::lock_guard lock(mu_);
+  ++counters_.batches_sent;
+  counters_.chunks_sent += chunks;
+}
+
 void LogShipper::NoteError(const std::string& message) {
   std::lock_guard lock(mu_);
   counters_.last_error = message;
@@ -301,6 +307,7 @@ Result<LogShipper::Round> LogShipper::ShipBatch() {
     std::vector<Chunk> chunks;
     chunks.reserve(outgoing.size());
     for (const Outgoing& o : outgoing) chunks.push_back(o.chunk);
+    CountSent(chunks.size());
     ASSIGN_OR_RETURN(std::vector<ApplyResult> results, sink_->Apply(chunks));
     for (size_t i = 0; i < outgoing.size(); ++i) {
       const Chunk& c = outgoing[i].chunk;
@@ -376,6 +383,7 @@ Result<LogShipper::Round> LogShipper::FillGap() {
     return Round{0, true};
   }
   Chunk chunk = MakeChunk(key, fill.from, std::move(data).value());
+  CountSent(1);
   ASSIGN_OR_RETURN(std::vector<ApplyResult> results, sink_->Apply({chunk}));
   if (results.empty()) return Unavailable("the sink did not apply the chunk");
   const ApplyResult& r = results[0];

@@ -101,6 +101,8 @@ struct ShipperStats {
   // Since this shipper was created.
   uint64_t records_shipped = 0;
   uint64_t bytes_shipped = 0;
+  uint64_t batches_sent = 0;  // requests to the sink, gap fills included, answered or not
+  uint64_t chunks_sent = 0;   // chunks in them (records of one object that follow merge)
   uint64_t gaps_filled = 0;
   uint64_t records_unreadable = 0;  // bytes gone from the local store: not sent
   uint64_t records_corrupt = 0;     // bytes no longer matching their checksum: not sent
@@ -180,6 +182,7 @@ class LogShipper {
   Status BuildChunks(const PendingBatch& batch, std::vector<Outgoing>* out,
                      std::vector<Skipped>* skipped);
   void NoteError(const std::string& message);
+  void CountSent(size_t chunks);
   Result<std::string> ReadLocal(const std::string& key, uint64_t offset, uint64_t length);
 
   // Constant after construction.

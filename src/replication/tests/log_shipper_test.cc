@@ -140,6 +140,8 @@ TEST_F(LogShipperTest, ShipsEveryObjectAndMeasuresTheLag) {
   EXPECT_EQ(s.records_shipped, 10u);
   EXPECT_EQ(s.bytes_shipped, before.bytes_behind);
   EXPECT_EQ(sink_->calls, 1);  // one batch, one chunk per object
+  EXPECT_EQ(s.batches_sent, 1u);
+  EXPECT_EQ(s.chunks_sent, 2u);
   EXPECT_TRUE(s.last_success_at.has_value());
   EXPECT_TRUE(s.last_error.empty()) << s.last_error;
   EXPECT_EQ(s.lag_samples, 10u);
@@ -183,6 +185,7 @@ TEST_F(LogShipperTest, AFaultySinkLosesAndDuplicatesNothing) {
   EXPECT_EQ(s.consecutive_failures, 0u);
   EXPECT_FALSE(shipper_->retry_at().has_value());
   EXPECT_EQ(s.records_shipped, 11u);
+  EXPECT_EQ(s.batches_sent, static_cast<uint64_t>(sink_->calls));
 }
 
 TEST_F(LogShipperTest, ResumesAfterTheSourceRestartsMidStream) {
