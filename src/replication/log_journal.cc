@@ -339,6 +339,12 @@ bool LogJournal::Matches(const Cursor& c, uint8_t origin) {
   return !c.options.local_only || origin == static_cast<uint8_t>(Origin::kLocal);
 }
 
+bool LogJournal::Wants(Origin origin) const {
+  // Cursors are fixed when the journal opens.
+  return std::any_of(cursors_.begin(), cursors_.end(),
+                     [&](const Cursor& c) { return Matches(c, static_cast<uint8_t>(origin)); });
+}
+
 const LogJournal::IndexEntry* LogJournal::Entry(uint64_t seq) const {
   if (seq < index_first_seq_ || seq - index_first_seq_ >= index_.size()) return nullptr;
   return &index_[seq - index_first_seq_];

@@ -149,6 +149,10 @@ class LogJournal {
   int AddListener(std::function<void()> fn);
   void RemoveListener(int id);
 
+  // Whether any cursor takes records of `origin`: a record no cursor would send need not be
+  // journaled (a standby without an object store journals nothing it receives).
+  bool Wants(Origin origin) const;
+
   uint64_t last_seq() const;
   // The last seq known to be on disk (fsynced).
   uint64_t synced_seq() const;

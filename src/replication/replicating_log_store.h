@@ -30,7 +30,8 @@ struct ReplicatingLogStoreOptions {
 // Wraps `inner` (the region's log store) and `journal`, both of which must outlive it.
 // Append writes to `inner`, then journals {key, offset = size before, length, checksum} with
 // origin local; Read and Remove pass through. replica_view() is the same store seen by the
-// receiver of the peer's chunks: its appends are journaled with origin replicated.
+// receiver of the peer's chunks: its appends are journaled with origin replicated. An append
+// that no cursor of the journal would send (LogJournal::Wants) is written but not journaled.
 //
 // Thread-safe. Appends to one key are serialised (the journaled offsets must match the bytes),
 // appends to different keys run in parallel. Every write must go through this object: a write

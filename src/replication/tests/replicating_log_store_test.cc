@@ -136,6 +136,28 @@ TEST_F(ReplicatingLogStoreTest, TheReplicaViewJournalsReplicatedChunks) {
   EXPECT_EQ(store.Append("d/u.log", "x").code(), Code::kUnavailable);
 }
 
+TEST_F(ReplicatingLogStoreTest, WhatNoCursorWouldSendIsNotJournaled) {
+  // A standby without an object store: its only cursor, the peer's, is local-only.
+  JournalOptions jo;
+  jo.cursors = {{"peer", true}};
+  auto journal = LogJournal::Open(dir_->path() + "/peer-only", jo, clock_);
+  ASSERT_TRUE(journal.ok()) << journal.status().ToString();
+  EXPECT_TRUE((*journal)->Wants(Origin::kLocal));
+  EXPECT_FALSE((*journal)->Wants(Origin::kReplicated));
+  ReplicatingLogStore store(*inner_, **journal);
+  ApplyResult r = store.ApplyReplicated(MakeChunk("d/t.log", 0, "from the peer\n"));
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  r = ApplyChunk(store.replica_view(), MakeChunk("d/t.log", 14, "more\n"));
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ((*journal)->last_seq(), 0u);
+  auto all = inner_->Read("d/t.log", 0, 100);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->data, "from the peer\nmore\n");
+  // Its own appends are journaled as before.
+  ASSERT_TRUE(store.Append("d/t.log", "local\n").ok());
+  EXPECT_EQ((*journal)->last_seq(), 1u);
+}
+
 TEST_F(ReplicatingLogStoreTest, ApplyReplicatedAppendsInOrderAndComparesEverythingElse) {
   ReplicatingLogStore store(*inner_, *journal_);
   // In order: appended (without reading back) and journaled as replicated.
