@@ -5,12 +5,17 @@
 //
 //   POST claim      {worker_id, hostname, slots, capacity, wait_ms}
 //                   -> {heartbeat_ms, tasks: [{token, ti_id, try_number, deployment_id, dag_id,
-//                       run_id, task_id, argv, env: {NAME: value}, cwd, timeout_ms}]}
+//                       run_id, task_id, argv, env: {NAME: value}, cwd, timeout_ms}],
+//                       claims_through}
 //                   When nothing is queued, waits up to wait_ms (at most 30 s) for work and
 //                   answers empty: the worker claims again at once. (Claiming after the wait
 //                   could hand tasks to a worker that died while it waited.)
-//   POST heartbeat  {worker_id, hostname, slots, capacity, tokens: [token...]}
+//                   claims_through: the database's clock (µs) after this claim; the worker
+//                   sends the latest it has started the tasks of with its heartbeats.
+//   POST heartbeat  {worker_id, hostname, slots, capacity, tokens: [token...], claims_through?}
 //                   -> {stop: [ti_id...]}   tries the worker must kill (cleared, reaped, marked)
+//                   A running try of the worker's it does not list is failed as lost once
+//                   claimed over two heartbeats ago — and, with claims_through, by then.
 //   POST logs       {chunks: [{token, data}]} -> 204; appended to each try's log in order
 //   POST finish     {worker_id, results: [{token, state: success|failed|skipped,
 //                   return_value?: JSON}]} -> {results: [{ti_id, applied}]}
@@ -144,23 +149,34 @@ void RegisterUnder(Router& r, const ApiContext& ctx, const std::string& root) {
             return InvalidArgument("wait_ms must be between 0 and " + std::to_string(kMaxWaitMs));
           }
           ASSIGN_OR_RETURN(
-              std::vector<scheduler::TaskToRun> tasks,
+              scheduler::Dispatcher::ClaimAnswer answer,
               ctx.dispatcher->Claim(w.worker, slots, std::chrono::milliseconds(wait_ms)));
           Json out = Json::array();
-          for (const scheduler::TaskToRun& t : tasks) out.push_back(TaskJson(t));
-          return JsonResponse(
-              200, {{"heartbeat_ms", ctx.dispatcher->options().heartbeat_ms}, {"tasks", out}});
+          for (const scheduler::TaskToRun& t : answer.tasks) out.push_back(TaskJson(t));
+          return JsonResponse(200, {{"heartbeat_ms", ctx.dispatcher->options().heartbeat_ms},
+                                    {"tasks", out},
+                                    {"claims_through", answer.claims_through_us}});
         }));
 
   r.Add("POST", root + "/heartbeat", Wrap([ctx](const Request& req) -> Result<Response> {
-          ASSIGN_OR_RETURN(
-              WorkerRequest w,
-              ReadWorkerRequest(ctx, req, {"worker_id", "hostname", "slots", "capacity", "tokens"},
-                                {"worker_id", "hostname", "capacity", "tokens"}));
+          ASSIGN_OR_RETURN(WorkerRequest w,
+                           ReadWorkerRequest(ctx, req,
+                                             {"worker_id", "hostname", "slots", "capacity",
+                                              "tokens", "claims_through"},
+                                             {"worker_id", "hostname", "capacity", "tokens"}));
+          std::optional<int64_t> claims_through;
+          if (w.body.contains("claims_through")) {
+            const Json& c = w.body["claims_through"];
+            if (!c.is_number_integer() || c.get<int64_t>() < 0) {
+              return InvalidArgument(
+                  "claims_through must be a claim answer's claims_through (an integer >= 0)");
+            }
+            claims_through = c.get<int64_t>();
+          }
           ASSIGN_OR_RETURN(std::vector<std::string> tokens, ReadTokens(w.body["tokens"], "tokens"));
           ASSIGN_OR_RETURN(std::vector<TaskClaims> held, VerifyAll(ctx, tokens, w.scope));
           ASSIGN_OR_RETURN(std::vector<std::string> stop,
-                           ctx.dispatcher->Heartbeat(w.worker, held));
+                           ctx.dispatcher->Heartbeat(w.worker, held, claims_through));
           return JsonResponse(200, {{"stop", stop}});
         }));
 

@@ -122,8 +122,8 @@ void Dispatcher::NotifyWork() {
   work_cv_.notify_all();
 }
 
-Result<std::vector<TaskToRun>> Dispatcher::Claim(const store::WorkerInfo& w, int n,
-                                                 std::chrono::milliseconds wait) {
+Result<Dispatcher::ClaimAnswer> Dispatcher::Claim(const store::WorkerInfo& w, int n,
+                                                  std::chrono::milliseconds wait) {
   uint64_t generation;
   {
     std::lock_guard lock(mu_);
@@ -134,7 +134,9 @@ Result<std::vector<TaskToRun>> Dispatcher::Claim(const store::WorkerInfo& w, int
     // worker does not spin, and let it ask again.
     std::unique_lock lock(mu_);
     work_cv_.wait_for(lock, wait, [&] { return work_generation_ != generation; });
-    return std::vector<TaskToRun>{};
+    ClaimAnswer answer;
+    ASSIGN_OR_RETURN(answer.claims_through_us, execution_->NowMicros());
+    return answer;
   }
   ASSIGN_OR_RETURN(std::vector<store::ClaimedTask> claimed, execution_->Claim(w, n));
   if (claimed.empty() && wait.count() > 0) {
@@ -145,7 +147,11 @@ Result<std::vector<TaskToRun>> Dispatcher::Claim(const store::WorkerInfo& w, int
     work_cv_.wait_for(lock, wait, [&] { return work_generation_ != generation; });
   }
   std::map<std::string, DeploymentData> data;
-  std::vector<TaskToRun> out;
+  ClaimAnswer answer;
+  // Taken after the claim: every try this worker was handed so far has a start_date at or
+  // before it.
+  ASSIGN_OR_RETURN(answer.claims_through_us, execution_->NowMicros());
+  std::vector<TaskToRun>& out = answer.tasks;
   std::vector<store::TryOutcome> failed;
   for (const store::ClaimedTask& t : claimed) {
     Result<TaskToRun> r = Render(t, data[t.deployment.value()]);
@@ -159,7 +165,7 @@ Result<std::vector<TaskToRun>> Dispatcher::Claim(const store::WorkerInfo& w, int
     failed.push_back({{t.ti_id, t.try_number}, "failed", std::nullopt});
   }
   if (!failed.empty()) RETURN_IF_ERROR(Finish(w.id, failed).status());
-  return out;
+  return answer;
 }
 
 Result<TaskToRun> Dispatcher::Render(const store::ClaimedTask& t, DeploymentData& data) {
@@ -255,13 +261,15 @@ Result<TaskClaims> Dispatcher::Verify(std::string_view token) const {
 }
 
 Result<std::vector<std::string>> Dispatcher::Heartbeat(const store::WorkerInfo& w,
-                                                       const std::vector<TaskClaims>& held) {
+                                                       const std::vector<TaskClaims>& held,
+                                                       std::optional<int64_t> claims_through_us) {
   std::vector<store::TryRef> refs;
   refs.reserve(held.size());
   for (const TaskClaims& c : held) refs.push_back({c.ti_id, c.try_number});
   // A try claimed in the last two heartbeats may not be in the worker's list yet.
-  ASSIGN_OR_RETURN(std::vector<std::string> stop,
-                   execution_->Reconcile(w, refs, 2 * options_.heartbeat_ms + 1000));
+  ASSIGN_OR_RETURN(
+      std::vector<std::string> stop,
+      execution_->Reconcile(w, refs, 2 * options_.heartbeat_ms + 1000, claims_through_us));
   return stop;
 }
 

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -60,10 +61,16 @@ class Dispatcher {
 
   const DispatcherOptions& options() const { return options_; }
 
+  struct ClaimAnswer {
+    std::vector<TaskToRun> tasks;
+    // The database's clock (µs since the epoch) once every try of this answer — and of the
+    // worker's earlier claims — had been claimed: a heartbeat that says it has seen the claims
+    // through this time lists each of those it still runs (see Heartbeat).
+    int64_t claims_through_us = 0;
+  };
   // Claims up to `n` task instances for worker `w`. When none are queued, waits up to `wait`
   // for the scheduler to queue some and answers empty, for the worker to claim again at once.
-  Result<std::vector<TaskToRun>> Claim(const store::WorkerInfo& w, int n,
-                                       std::chrono::milliseconds wait);
+  Result<ClaimAnswer> Claim(const store::WorkerInfo& w, int n, std::chrono::milliseconds wait);
   // Called by the scheduler when it queued task instances.
   void NotifyWork();
 
@@ -73,8 +80,13 @@ class Dispatcher {
   // Checks a token: Unauthenticated when it is forged, malformed or expired.
   Result<TaskClaims> Verify(std::string_view token) const;
 
+  // The tries of `held` the worker must stop; running tries of the worker's it left out are
+  // failed as lost once claimed over two heartbeats ago and, when the worker sends
+  // `claims_through_us` (a ClaimAnswer's, the latest it had started from), only those claimed
+  // by then: a claim answer that took long to reach the worker loses none of its tries.
   Result<std::vector<std::string>> Heartbeat(const store::WorkerInfo& w,
-                                             const std::vector<TaskClaims>& held);
+                                             const std::vector<TaskClaims>& held,
+                                             std::optional<int64_t> claims_through_us);
   Status AppendLog(const TaskClaims& claims, std::string_view data);
   Result<std::vector<bool>> Finish(const std::string& worker_id,
                                    const std::vector<store::TryOutcome>& outcomes);

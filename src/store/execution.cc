@@ -81,9 +81,17 @@ Result<std::vector<ClaimedTask>> Execution::Claim(const WorkerInfo& w, int n) {
   return out;
 }
 
+Result<int64_t> Execution::NowMicros() {
+  ASSIGN_OR_RETURN(auto c, pool_->Acquire());
+  // Rounded down, so that every try claimed before this statement has a start_date at or
+  // before it.
+  ASSIGN_OR_RETURN(Rows r, c->Exec("SELECT floor(extract(epoch FROM now()) * 1000000)::bigint"));
+  return r.Int(0, 0);
+}
+
 Result<std::vector<std::string>> Execution::Reconcile(const WorkerInfo& w,
-                                                      const std::vector<TryRef>& held,
-                                                      int grace_ms) {
+                                                      const std::vector<TryRef>& held, int grace_ms,
+                                                      std::optional<int64_t> claims_through_us) {
   Json tries = Json::array();
   for (const TryRef& t : held) tries.push_back({{"id", t.ti_id}, {"try", t.try_number}});
   std::vector<std::string> stop;
@@ -100,7 +108,9 @@ Result<std::vector<std::string>> Execution::Reconcile(const WorkerInfo& w,
     return c
         .Exec(std::string("WITH lost AS (UPDATE task_instances ti SET ") + sql::kFailTry +
                   " WHERE ti.state = 'running' AND ti.worker_id = $1 AND ti.start_date < now() - "
-                  "$3 * interval '1 millisecond' AND ti.id NOT IN (SELECT x.id FROM "
+                  "$3 * interval '1 millisecond' AND ($4::bigint IS NULL OR ti.start_date <= "
+                  "timestamptz 'epoch' + $4::bigint * interval '1 microsecond') AND ti.id NOT IN "
+                  "(SELECT x.id FROM "
                   "jsonb_to_recordset($2::jsonb) AS x(id uuid, try int)) RETURNING ti.*) "
                   "INSERT INTO task_instance_history (" +
                   sql::kHistoryColumns +
@@ -108,7 +118,8 @@ Result<std::vector<std::string>> Execution::Reconcile(const WorkerInfo& w,
                   "try_number, max_tries, pool, pool_slots, priority_weight, operator, "
                   "queued_when, scheduled_when, start_date, end_date, hostname, unixname, pid, "
                   "dag_version_id FROM lost ON CONFLICT (ti_id, try_number) DO NOTHING",
-              {w.id, tries.dump(), std::to_string(grace_ms)})
+              {w.id, tries.dump(), std::to_string(grace_ms),
+               claims_through_us ? pg::Param(std::to_string(*claims_through_us)) : std::nullopt})
         .status();
   });
   if (!s.ok()) return s;

@@ -61,11 +61,17 @@ class Execution {
   Status Heartbeat(const WorkerInfo& w);
   // Up to `n` queued task instances become running on worker `w`, highest priority first.
   Result<std::vector<ClaimedTask>> Claim(const WorkerInfo& w, int n);
+  // The database's clock, in microseconds since the Unix epoch (what start_date is set from).
+  Result<int64_t> NowMicros();
   // Of the tries a worker says it runs, those it must stop: no longer running on it at that
   // try (cleared, reaped, marked by a person). Running tries assigned to it that it did not
-  // list and that it claimed more than `grace_ms` ago are ended as failed (it lost them).
+  // list, that it claimed more than `grace_ms` ago and — when the worker says which claims it
+  // had seen (`claims_through_us`, a claim answer's NowMicros) — no later than that, are ended
+  // as failed (it lost them). A try handed out by a claim the worker had not seen yet is not
+  // judged, however long the claim took to reach it.
   Result<std::vector<std::string>> Reconcile(const WorkerInfo& w, const std::vector<TryRef>& held,
-                                             int grace_ms);
+                                             int grace_ms,
+                                             std::optional<int64_t> claims_through_us);
   // Ends tries; returns, per outcome, whether it applied (false: stale). A failed try goes to
   // up_for_retry while retries remain. Every ended try is recorded in the history.
   Result<std::vector<bool>> Finish(const std::string& worker_id,

@@ -155,6 +155,11 @@ struct Worker::Impl {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Json> claimed;  // guarded by mu: claimed, not yet started
+  // Guarded by mu: the claims_through of the latest claim answer, taken by the loop with
+  // `claimed`, and the value of the last answer whose tasks live_tokens holds (sent with the
+  // heartbeat, so the region judges only tries of claims the worker had started).
+  std::optional<int64_t> claims_through;
+  std::optional<int64_t> live_claims_through;
   int busy = 0;              // guarded by mu: claimed + running
   // The heartbeat has its own thread, so a slow log flush never makes the worker look quiet
   // (the region reaps the tries of a worker it has not heard from in three heartbeats).
@@ -166,6 +171,7 @@ struct Worker::Impl {
   // Owned by the loop thread.
   std::map<std::string, Task> running;                         // by ti_id
   bool running_changed = true;                                 // live_tokens is out of date
+  std::optional<int64_t> started_claims_through;  // the claims whose tasks `running` holds
   std::vector<std::pair<std::string, std::string>> log_batch;  // (token, data)
   size_t log_bytes = 0;
   Json finish_batch = Json::array();
@@ -259,6 +265,9 @@ struct Worker::Impl {
         claimed.push_back(t);
         ++busy;
       }
+      if (r->contains("claims_through") && (*r)["claims_through"].is_number_integer()) {
+        claims_through = (*r)["claims_through"].get<int64_t>();
+      }
     }
   }
 
@@ -267,6 +276,10 @@ struct Worker::Impl {
     {
       std::lock_guard lock(mu);
       batch.swap(claimed);
+      if (claims_through != started_claims_through) {
+        started_claims_through = claims_through;
+        running_changed = true;
+      }
     }
     for (const Json& t : batch) {
       Task task;
@@ -395,14 +408,17 @@ struct Worker::Impl {
     ApiClient cli(endpoint, resolver.get(), std::chrono::seconds(30));
     while (true) {
       std::vector<std::string> tokens;
+      std::optional<int64_t> through;
       {
         std::unique_lock lock(mu);
         cv.wait_for(lock, milliseconds(heartbeat_ms.load()), [&] { return loop_done; });
         if (loop_done) return;
         tokens = live_tokens;
+        through = live_claims_through;
       }
       Json body = WorkerBody();
       body["tokens"] = tokens;
+      if (through) body["claims_through"] = *through;
       Result<Json> r = Post(cli, "heartbeat", body);
       if (!r.ok()) {
         spdlog::warn("worker {}: heartbeat failed: {}", id, r.status().message());
@@ -440,6 +456,7 @@ struct Worker::Impl {
     for (const auto& [ti, task] : running) tokens.push_back(task.token);
     std::lock_guard lock(mu);
     live_tokens.swap(tokens);
+    live_claims_through = started_claims_through;
     running_changed = false;
   }
 

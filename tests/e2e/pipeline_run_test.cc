@@ -525,6 +525,62 @@ TEST_F(PipelineRunTest, ForgedOrForeignTokensChangeNothing) {
   EXPECT_EQ(Ti("t", run, "a")["state"], "success");
 }
 
+// A claim answer can take seconds to reach its worker (hundreds of tasks rendered on a busy
+// region), and a heartbeat taken before it arrived does not list its tries: the worker says
+// which claims it had started (claims_through), and only their tries are judged lost.
+TEST_F(PipelineRunTest, AHeartbeatJudgesOnlyTheClaimsTheWorkerHadSeen) {
+  StartRegion(0);
+  CreateDeployment("seen");
+  Deploy({{"s.yaml", "s:\n  tasks:\n    a: {operator: bash, bash_command: 'sleep 30'}\n"}});
+  Unpause("s");
+  Json worker = {
+      {"worker_id", "00000000-0000-4000-8000-000000000003"}, {"hostname", "test"}, {"capacity", 1}};
+  Json claim = worker;
+  claim["slots"] = 1;
+  // A claim before anything is queued: its claims_through predates the try.
+  auto before = Exec("/execution/v1/claim", claim);
+  ASSERT_EQ(before.status, 200) << before.body;
+  ASSERT_TRUE(Parse(before)["claims_through"].is_number_integer()) << before.body;
+  const int64_t earlier = Parse(before)["claims_through"];
+  std::string run = Trigger("s");
+  Json tasks = Json::array();
+  int64_t through = 0;
+  claim["wait_ms"] = 10000;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Exec("/execution/v1/claim", claim);
+        EXPECT_EQ(r.status, 200) << r.body;
+        tasks = Parse(r).value("tasks", Json::array());
+        through = Parse(r).value("claims_through", int64_t{0});
+        return !tasks.empty();
+      },
+      30s));
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_GT(through, earlier);
+  // Past the grace of two heartbeats (0.5 s each) and a second.
+  std::this_thread::sleep_for(2500ms);
+
+  Json beat = worker;
+  beat["tokens"] = Json::array();
+  // Bad values change nothing.
+  for (const Json& bad : {Json("1"), Json(-1), Json(1.5), Json(nullptr)}) {
+    beat["claims_through"] = bad;
+    auto r = Exec("/execution/v1/heartbeat", beat);
+    EXPECT_EQ(r.status, 422) << bad.dump() << ": " << r.body;
+    EXPECT_NE(Parse(r).value("detail", "").find("claims_through"), std::string::npos) << r.body;
+  }
+  // A heartbeat of a worker that had not seen the claim yet: the try is not judged.
+  beat["claims_through"] = earlier;
+  auto early = Exec("/execution/v1/heartbeat", beat);
+  ASSERT_EQ(early.status, 200) << early.body;
+  EXPECT_EQ(Ti("s", run, "a")["state"], "running");
+  // Once the worker had seen it and still does not list it, the try is lost.
+  beat["claims_through"] = through;
+  auto late = Exec("/execution/v1/heartbeat", beat);
+  ASSERT_EQ(late.status, 200) << late.body;
+  EXPECT_NE(Ti("s", run, "a")["state"], "running");
+}
+
 TEST_F(PipelineRunTest, TheHostHeaderSelectsTheDeployment) {
   StartRegion(0);
   CreateDeployment("hosted");
