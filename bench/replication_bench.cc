@@ -551,6 +551,10 @@ struct Window {
   // Throughput.
   int short_done = 0;
   double short_per_s = 0, short_latency_s = -1;
+  // Where a short task's time went (medians, s, from the database's timestamps): the run's
+  // creation to its task being scheduled, scheduled to queued, queued to started (a worker's
+  // claim and the spawn), started to ended.
+  double stage_schedule = -1, stage_queue = -1, stage_claim = -1, stage_run = -1;
   double lines_per_s = 0;  // written by the long tasks (bytes appended / line size)
   int64_t running = 0;     // long tasks running at the end
   // Replication.
@@ -568,6 +572,7 @@ struct Window {
   double cpu_region = 0, cpu_workers = 0, cpu_postgres = 0, cpu_standby = 0, machine_busy = 0;
   // After an "off" window: the backlog's drain.
   double catchup_s = -1, catchup_bytes = 0;
+  double sync_s = -1;  // the sync(2) after the drain
 };
 
 // The bash command of a long task: `lines` lines a second of `bytes` bytes each, on a schedule
@@ -620,9 +625,11 @@ class LogBench {
     std::fflush(stdout);
     Nap(std::chrono::seconds(f_.settle_seconds));
     RETURN_IF_ERROR(WaitCaughtUp(nullptr));
-    for (int run = 1; run <= f_.runs && !g_interrupted; ++run) {
+    // Pairs of windows (on, off), then one more "on" window, so that every "off" window has an
+    // "on" window on either side (see the medians).
+    for (int run = 1; run <= f_.runs + 1 && !g_interrupted; ++run) {
       for (bool on : {true, false}) {
-        if (g_interrupted) break;
+        if (g_interrupted || (run > f_.runs && !on)) break;
         Window w;
         w.replication = on;
         if (!on) RETURN_IF_ERROR(shipping.Off());
@@ -631,9 +638,14 @@ class LogBench {
         if (!on) {
           RETURN_IF_ERROR(shipping.On());
           RETURN_IF_ERROR(WaitCaughtUp(&w));
-          // As before the first window: the next one starts from the steady state, not from
-          // the tail of a drain.
-          if (run < f_.runs) Nap(std::chrono::seconds(f_.settle_seconds));
+          // The drained bytes are written back to disk now rather than during the next window
+          // (the kernel writes dirty pages back after 30 s, which would put the drain's disk
+          // writes under the next "on" window's commits); then, as before the first window,
+          // the next one starts from the steady state, not from the tail of a drain.
+          const auto synced = Steady::now();
+          sync();
+          w.sync_s = Secs(Steady::now() - synced);
+          Nap(std::chrono::seconds(f_.settle_seconds));
         }
         Print(run, w);
         out->push_back(w);
@@ -744,6 +756,41 @@ class LogBench {
     return r.Int(0, 0);
   }
 
+  Result<std::string> DbNow() {
+    ASSIGN_OR_RETURN(pg::ConnPtr c, pg::Conn::Connect(pair_->Dsn(active_)));
+    ASSIGN_OR_RETURN(pg::Rows r, c->Exec("SELECT now()::text"));
+    return r.Text(0, 0);
+  }
+
+  // The medians of a short task's stages for the tasks that ended in [from, to) (database
+  // time).
+  Status ShortStages(const std::string& from, const std::string& to, Window* w) {
+    ASSIGN_OR_RETURN(pg::ConnPtr c, pg::Conn::Connect(pair_->Dsn(active_)));
+    auto median = [](const char* a, const char* b) {
+      return fmt::format("percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM {} - {}))",
+                         b, a);
+    };
+    ASSIGN_OR_RETURN(
+        pg::Rows r,
+        c->Exec("SELECT " + median("dr.start_date", "ti.scheduled_when") + "::text, " +
+                    median("ti.scheduled_when", "ti.queued_when") + "::text, " +
+                    median("ti.queued_when", "ti.start_date") + "::text, " +
+                    median("ti.start_date", "ti.end_date") +
+                    "::text FROM task_instances ti JOIN dag_runs dr ON dr.id = ti.run_pk "
+                    "WHERE ti.dag_id = 'quick' AND ti.state = 'success' AND ti.end_date >= "
+                    "$1::timestamptz AND ti.end_date < $2::timestamptz",
+                {from, to}));
+    if (r.size() != 1) return Status::Ok();
+    auto num = [&](int col) {
+      return r.IsNull(0, col) ? -1.0 : std::strtod(r.Text(0, col).c_str(), nullptr);
+    };
+    w->stage_schedule = num(0);
+    w->stage_queue = num(1);
+    w->stage_claim = num(2);
+    w->stage_run = num(3);
+    return Status::Ok();
+  }
+
   Status WaitRunning() {
     const auto start = Steady::now();
     const auto deadline = start + 300s;
@@ -840,6 +887,7 @@ class LogBench {
     const int64_t bytes0 = hold_bytes(sizes0);
     auto m0 = PeerMetrics(url);
     const uint64_t cursor0 = PeerCursor(dir_a);
+    ASSIGN_OR_RETURN(const std::string db0, DbNow());
     const auto t0 = Steady::now();
     const CpuSample c0 = SampleCpu(a, b);
     if (w->replication) sampler.Begin(SampleKeys(sizes0));
@@ -849,6 +897,7 @@ class LogBench {
 
     const auto t1 = Steady::now();
     const CpuSample c1 = SampleCpu(a, b);
+    ASSIGN_OR_RETURN(const std::string db1, DbNow());
     w->backlog = backlog.End();
     if (w->replication) {
       LagSampler::Result s = sampler.End();
@@ -870,6 +919,7 @@ class LogBench {
     w->short_per_s = done / w->seconds;
     w->short_latency_s = latency;
     w->lines_per_s = static_cast<double>(bytes1 - bytes0) / f_.line_bytes / w->seconds;
+    RETURN_IF_ERROR(ShortStages(db0, db1, w));
     auto running = RunningTasks();
     w->running = running.ok() ? *running : -1;
     w->bytes_per_s = (m1["tandem_log_replication_bytes_total"] -
@@ -918,6 +968,10 @@ class LogBench {
         run, w.replication ? "on" : "off", w.seconds, w.short_per_s, w.short_done,
         w.short_latency_s, w.lines_per_s, offered, 100 * w.lines_per_s / offered, w.running);
     fmt::print(
+        "        a short task's stages (medians): run to scheduled {:.3f} s, to queued {:.3f} s, "
+        "to started {:.3f} s, to ended {:.3f} s\n",
+        w.stage_schedule, w.stage_queue, w.stage_claim, w.stage_run);
+    fmt::print(
         "        CPU s: active {} {:.1f} ({:.0f} % of a core), its workers {:.1f}, its PostgreSQL "
         "{:.1f}, standby {:.1f}; machine busy {:.0f} %\n",
         active_, w.cpu_region, 100 * w.cpu_region / w.seconds, w.cpu_workers, w.cpu_postgres,
@@ -938,8 +992,10 @@ class LogBench {
           w.sampled_p99, w.sampled_max, w.sampled_n, w.sampled_keys, f_.sample_ms,
           w.sampled_pending, w.tail_age_max);
     } else {
-      fmt::print("        after it: {:.0f} KiB of backlog drained in {:.1f} s\n",
-                 w.catchup_bytes / 1024, w.catchup_s);
+      fmt::print(
+          "        after it: {:.0f} KiB of backlog drained in {:.1f} s, then sync(2) "
+          "took {:.1f} s\n",
+          w.catchup_bytes / 1024, w.catchup_s, w.sync_s);
     }
     std::fflush(stdout);
   }
@@ -1000,7 +1056,8 @@ int Main(int argc, char** argv) {
   app.add_option("--deployments", f.deployments, "Deployments");
   app.add_option("--tasks", f.tasks, "Long-running log-writing tasks in all");
   app.add_option("--seconds", f.seconds, "Length of each measurement window");
-  app.add_option("--runs", f.runs, "Pairs of windows (replication on, then off)");
+  app.add_option("--runs", f.runs,
+                 "Pairs of windows (replication on, then off); one more on window ends the run");
   app.add_option("--lines-per-second", f.lines_per_second, "Lines each task writes a second");
   app.add_option("--line-bytes", f.line_bytes, "Bytes per line, newline included");
   app.add_option("--sample-logs", f.sample_logs, "Logs the lag sampler watches");
@@ -1021,7 +1078,9 @@ int Main(int argc, char** argv) {
 
   fmt::print(
       "replication bench: {} deployments, {} log-writing tasks x {} lines/s x {} bytes = {:.0f} "
-      "lines/s, {:.0f} KiB/s offered; windows of {} s, {} run(s) of (replication on, off)\n"
+      "lines/s, {:.0f} KiB/s offered; windows of {} s, {} run(s) of (replication on, off) and a "
+      "last "
+      "on window\n"
       "settings: asynchronous pair on loopback (own 127.x addresses), {} local workers x {} "
       "slots per region, task_logs.chunk_bytes 65536 (default), worker log flush 200 ms, peer "
       "batches <= 1 MiB; short-task load: {} clients over {} deployments; lag sampler: {} logs "
@@ -1097,6 +1156,34 @@ int Main(int argc, char** argv) {
                Median(on_short), Median(off_short), short_ratio, 100 * (1 - short_ratio),
                100 * kThroughputCostTarget,
                MetOrMissed(1 - short_ratio <= kThroughputCostTarget));
+    // Each pair's own cost (its "on" window against the "off" window that follows it): how
+    // far one pair of windows is from the next says how much a single figure can be trusted.
+    std::string pairs;
+    for (size_t i = 0; i + 1 < windows.size(); i += 2) {
+      if (!windows[i].replication || windows[i + 1].replication) continue;
+      if (!pairs.empty()) pairs += ", ";
+      pairs +=
+          fmt::format("{:.1f} %", 100 * (1 - windows[i].short_per_s / windows[i + 1].short_per_s));
+    }
+    // The load drifts over a run (the database grows with every short task), and an "off"
+    // window always follows its "on" window: each "off" window is also compared with the mean
+    // of the "on" windows on either side of it, which cancels a steady drift.
+    std::string bracketed;
+    std::vector<double> bracketed_costs;
+    for (size_t i = 1; i + 1 < windows.size(); i += 2) {
+      if (windows[i].replication || !windows[i - 1].replication || !windows[i + 1].replication) {
+        continue;
+      }
+      const double on = (windows[i - 1].short_per_s + windows[i + 1].short_per_s) / 2;
+      bracketed_costs.push_back(1 - on / windows[i].short_per_s);
+      if (!bracketed.empty()) bracketed += ", ";
+      bracketed += fmt::format("{:.1f} %", 100 * bracketed_costs.back());
+    }
+    fmt::print(
+        "  short-task cost by pair of windows: {}; each \"off\" window against the \"on\" "
+        "windows either side: {} (median {})\n",
+        pairs, bracketed.empty() ? "-" : bracketed,
+        bracketed_costs.empty() ? "-" : fmt::format("{:.1f} %", 100 * Median(bracketed_costs)));
     fmt::print("  log lines written/s  on {:.0f}  off {:.0f} of {:.0f} offered  on/off {:.3f}: "
                "cost {:.1f} % (target <= {:.0f} %: {}){}\n",
                Median(on_lines), Median(off_lines), offered, lines_ratio, 100 * (1 - lines_ratio),
