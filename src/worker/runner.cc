@@ -8,9 +8,10 @@
 //    found with waitid(WNOWAIT), which leaves the process a zombie: while it is unreaped its pid
 //    (and so its process group id) cannot be reused, so killpg() can never reach a stranger.
 //    Because nothing wakes poll(2) when a process exits while a grandchild holds its pipes open,
-//    each wait is cut into steps of at most kExitCheckInterval; and since a process closes its
-//    pipes a moment before it becomes a zombie, steps are kExitSoonInterval for a while after
-//    both of its pipes reached end-of-file.
+//    each wait is cut into steps of at most kExitCheckInterval, and a process whose pipes are
+//    open is asked about once per kExitCheckInterval; since a process closes its pipes a moment
+//    before it becomes a zombie, one whose pipes both reached end-of-file is asked at every step,
+//    and steps are kExitSoonInterval for a while after that.
 // 3. Report: once the process has exited and its pipes reach end-of-file (or kExitDrainGrace
 //    after the exit, when something else still holds them), whatever is left in its group is
 //    killed, the pipes are drained and closed, the zombie is reaped, its temporary working
@@ -168,6 +169,8 @@ struct Runner::Proc {
   std::optional<Clock::time_point> exited_at;  // seen by waitid(WNOWAIT); still a zombie
   bool reaped_elsewhere = false;  // someone else waited for it (SIGCHLD ignored, waitpid(-1))
   std::optional<Clock::time_point> pipes_closed_at;  // both reached end-of-file
+  // When waitid is next asked about it while its pipes are open (see Poll).
+  Clock::time_point next_exit_check{};
   LastLine last_line;
 
   bool pipes_open() const { return out_fd >= 0 || err_fd >= 0; }
@@ -330,7 +333,7 @@ void Runner::Poll(milliseconds timeout, std::vector<Output>* output, std::vector
     for (auto& [key, p] : procs_) {
       if (!p->exited_at) {
         bool soon = p->pipes_closed_at && now < *p->pipes_closed_at + kExitSoonFor;
-        wake = std::min(wake, now + (soon ? kExitSoonInterval : kExitCheckInterval));
+        wake = std::min(wake, soon ? now + kExitSoonInterval : std::max(now, p->next_exit_check));
       }
       if (p->exited_at) wake = std::min(wake, *p->exited_at + kExitDrainGrace);
       if (p->deadline && !p->kill_at) wake = std::min(wake, *p->deadline);
@@ -354,7 +357,12 @@ void Runner::Poll(milliseconds timeout, std::vector<Output>* output, std::vector
 
     std::vector<std::string> done;
     for (auto& [key, p] : procs_) {
-      if (!p->exited_at) {
+      // A process whose pipes are open is asked about every kExitCheckInterval (a grandchild
+      // may hold them after it exited), one whose pipes closed at every step: with hundreds of
+      // tasks writing, steps come for every line, and a waitid per task per step cost more
+      // than the lines.
+      if (!p->exited_at && (p->pipes_closed_at || now >= p->next_exit_check)) {
+        p->next_exit_check = now + kExitCheckInterval;
         siginfo_t info{};
         int r = waitid(P_PID, static_cast<id_t>(p->pid), &info, WEXITED | WNOHANG | WNOWAIT);
         if (r == 0 && info.si_pid == p->pid) {
