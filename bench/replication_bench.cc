@@ -97,6 +97,7 @@ struct Flags {
   int catchup_timeout = 120;
   int image_mib = 50;
   int image_runs = 5;
+  int standby_nice = 0;
   bool logs = true;
   bool images = true;
 };
@@ -606,6 +607,7 @@ class LogBench {
     RETURN_IF_ERROR(ShippingOrFailover());
     RETURN_IF_ERROR(SetUp());
     RETURN_IF_ERROR(WaitRunning());
+    if (f_.standby_nice > 0) NiceStandby();
     const std::string url_a = pair_->region_url(active_);
     const std::string logs_a = pair_->region_dir(active_) + "/logs";
     const std::string logs_b = pair_->region_dir(standby_) + "/logs";
@@ -754,6 +756,31 @@ class LogBench {
     ASSIGN_OR_RETURN(pg::Rows r, c->Exec("SELECT count(*) FROM task_instances WHERE state = "
                                          "'running' AND dag_id = 'hold'"));
     return r.Int(0, 0);
+  }
+
+  // Every thread of the standby's region, workers and PostgreSQL at --standby-nice: here the
+  // standby shares the primary's two cores, where in a pair it has machines of its own. Threads
+  // and PostgreSQL backends started later inherit it.
+  void NiceStandby() {
+    const RegionPids b = FindRegion(*pair_, standby_);
+    std::vector<pid_t> pids = b.workers;
+    pids.push_back(b.region);
+    pids.insert(pids.end(), b.postgres.begin(), b.postgres.end());
+    int threads = 0;
+    for (pid_t pid : pids) {
+      if (pid <= 0) continue;
+      const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+      DIR* d = opendir(dir.c_str());
+      if (d == nullptr) continue;
+      while (dirent* e = readdir(d)) {
+        const auto tid = static_cast<id_t>(atol(e->d_name));
+        if (tid > 0 && setpriority(PRIO_PROCESS, tid, f_.standby_nice) == 0) ++threads;
+      }
+      closedir(d);
+    }
+    fmt::print("  {}'s region, workers and PostgreSQL at niceness {} ({} threads)\n", standby_,
+               f_.standby_nice, threads);
+    std::fflush(stdout);
   }
 
   Result<std::string> DbNow() {
@@ -1071,6 +1098,10 @@ int Main(int argc, char** argv) {
   app.add_option("--catchup-timeout", f.catchup_timeout, "Bound on a backlog's drain (s)");
   app.add_option("--image-mib", f.image_mib, "Image size (MiB of random bytes)");
   app.add_option("--image-runs", f.image_runs, "Image copies (medians over them)");
+  app.add_option("--standby-nice", f.standby_nice,
+                 "Niceness of the standby's processes (0: as started; here the standby shares "
+                 "the primary's cores, where in a pair it has machines of its own)")
+      ->check(CLI::Range(0, 19));
   app.add_flag("!--no-logs", f.logs, "Skip the log benchmark");
   app.add_flag("!--no-images", f.images, "Skip the image benchmark");
   CLI11_PARSE(app, argc, argv);
