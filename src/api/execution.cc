@@ -10,8 +10,9 @@
 //                   When nothing is queued, waits up to wait_ms (at most 30 s) for work and
 //                   answers empty: the worker claims again at once. (Claiming after the wait
 //                   could hand tasks to a worker that died while it waited.)
-//                   claims_through: the database's clock (µs) after this claim; the worker
-//                   sends the latest it has started the tasks of with its heartbeats.
+//                   claims_through: the database's clock (µs) after this claim (absent when
+//                   the region starts nothing); the worker sends the latest it has started the
+//                   tasks of with its heartbeats.
 //   POST heartbeat  {worker_id, hostname, slots, capacity, tokens: [token...], claims_through?}
 //                   -> {stop: [ti_id...]}   tries the worker must kill (cleared, reaped, marked)
 //                   A running try of the worker's it does not list is failed as lost once
@@ -153,9 +154,9 @@ void RegisterUnder(Router& r, const ApiContext& ctx, const std::string& root) {
               ctx.dispatcher->Claim(w.worker, slots, std::chrono::milliseconds(wait_ms)));
           Json out = Json::array();
           for (const scheduler::TaskToRun& t : answer.tasks) out.push_back(TaskJson(t));
-          return JsonResponse(200, {{"heartbeat_ms", ctx.dispatcher->options().heartbeat_ms},
-                                    {"tasks", out},
-                                    {"claims_through", answer.claims_through_us}});
+          Json body = {{"heartbeat_ms", ctx.dispatcher->options().heartbeat_ms}, {"tasks", out}};
+          if (answer.claims_through_us) body["claims_through"] = *answer.claims_through_us;
+          return JsonResponse(200, body);
         }));
 
   r.Add("POST", root + "/heartbeat", Wrap([ctx](const Request& req) -> Result<Response> {

@@ -65,8 +65,9 @@ class Dispatcher {
     std::vector<TaskToRun> tasks;
     // The database's clock (µs since the epoch) once every try of this answer — and of the
     // worker's earlier claims — had been claimed: a heartbeat that says it has seen the claims
-    // through this time lists each of those it still runs (see Heartbeat).
-    int64_t claims_through_us = 0;
+    // through this time lists each of those it still runs (see Heartbeat). Unset when the
+    // region handed out nothing because it may not start tasks, or could not read the clock.
+    std::optional<int64_t> claims_through_us;
   };
   // Claims up to `n` task instances for worker `w`. When none are queued, waits up to `wait`
   // for the scheduler to queue some and answers empty, for the worker to claim again at once.
