@@ -463,11 +463,7 @@ quick:
 
   // The old region returns, rejoins, and the pair fails back; the worker follows again.
   ASSERT_TRUE(pair_->StartRegion("region-a").ok()) << pair_->Logs();
-  Status synced = pair_->WaitStatus(
-      [](const Json& s) {
-        return s["sync"]["state"] == "syncing" && s["regions"][0]["role"] == "standby";
-      },
-      120s, "region-a to rejoin as a replica");
+  Status synced = pair_->WaitRejoined(120s);
   ASSERT_TRUE(synced.ok()) << synced.ToString();
   CliRun back = pair_->Cli({"dr", "failback"});
   ASSERT_EQ(back.exit_code, 0) << back.output << pair_->Logs();

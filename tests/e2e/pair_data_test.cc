@@ -407,11 +407,7 @@ TEST_F(PairDataTest, LogsAfterAForcedFailover) {
 
   // region-a returns: it rejoins, and says what it did with the chunks region-b lacks.
   ASSERT_TRUE(pair_->StartRegion("region-a").ok()) << pair_->Logs();
-  Status rejoined = pair_->WaitStatus(
-      [](const Json& s) {
-        return s["sync"]["state"] == "syncing" && s["regions"][0]["role"] == "standby";
-      },
-      90s, "region-a to rejoin as a replica");
+  Status rejoined = pair_->WaitRejoined(90s);
   ASSERT_TRUE(rejoined.ok()) << rejoined.ToString();
   std::string said;
   ASSERT_TRUE(Eventually(

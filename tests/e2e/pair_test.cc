@@ -253,11 +253,7 @@ TEST_F(PairTest, SwitchoverUnderWritesLosesNothingAndFailbackReturns) {
   CheckInvariants();
 
   // The old primary rejoins as a replica; then failback returns, again losing nothing.
-  Status synced = pair_->WaitStatus(
-      [](const Json& s) {
-        return s["sync"]["state"] == "syncing" && s["regions"][0]["role"] == "standby";
-      },
-      60s, "region-a to rejoin as a replica");
+  Status synced = pair_->WaitRejoined(60s);
   ASSERT_TRUE(synced.ok()) << synced.ToString();
   CliRun back = pair_->Cli({"dr", "failback"});
   ASSERT_EQ(back.exit_code, 0) << back.output << pair_->Logs();
@@ -306,11 +302,7 @@ TEST_F(PairTest, ForcedFailoverAfterRegionLossThenRewindAndFailback) {
 
   // The old primary comes back: it sees the higher epoch and rejoins, its writes discarded.
   ASSERT_TRUE(pair_->StartRegion("region-a").ok()) << pair_->Logs();
-  Status synced = pair_->WaitStatus(
-      [](const Json& s) {
-        return s["sync"]["state"] == "syncing" && s["regions"][0]["role"] == "standby";
-      },
-      90s, "region-a to rejoin as a replica");
+  Status synced = pair_->WaitRejoined(90s);
   ASSERT_TRUE(synced.ok()) << synced.ToString();
   std::set<std::string> on_a = VariableKeys(pair_->region_url("region-a"), id);
   for (int i = 0; i < 5; ++i) EXPECT_FALSE(on_a.count("lost" + std::to_string(i)));
@@ -646,11 +638,7 @@ TEST_F(PartitionTest, PrimaryCutOffFromBothStopsBeforeTheStandbyIsPromoted) {
   // region-a still refuses (it holds no lease; it cannot learn of the new epoch yet).
   EXPECT_FALSE(WriteToA(id, "still-cut"));
   pair_->Heal();
-  Status rejoined = pair_->WaitStatus(
-      [](const Json& s) {
-        return s["sync"]["state"] == "syncing" && s["regions"][0]["role"] == "standby";
-      },
-      60s, "region-a to rejoin as a replica");
+  Status rejoined = pair_->WaitRejoined(60s);
   ASSERT_TRUE(rejoined.ok()) << rejoined.ToString();
   EXPECT_EQ(Http(pair_->region_url("region-b"), "GET", Root(id) + "/variables/before").status,
             200);

@@ -311,6 +311,14 @@ Status PairProcess::WaitStatus(const std::function<bool(const Json&)>& ok,
   return Unavailable("timed out waiting for " + what + "; last status: " + last.dump(2) + Logs());
 }
 
+Status PairProcess::WaitRejoined(std::chrono::milliseconds timeout) {
+  return WaitStatus(
+      [](const Json& s) {
+        return s["sync"]["state"] == "syncing" && s["regions"][0]["role"] == "standby";
+      },
+      timeout, "region-a to rejoin as a replica");
+}
+
 CliRun PairProcess::Cli(const std::vector<std::string>& args, int timeout_seconds) {
   std::vector<std::string> all = {"--control", control_url()};
   all.insert(all.end(), args.begin(), args.end());

@@ -97,6 +97,9 @@ class PairProcess {
   // Polls the status until `ok(status)` or the timeout; the last status in the error.
   Status WaitStatus(const std::function<bool(const nlohmann::json&)>& ok,
                             std::chrono::milliseconds timeout, const std::string& what);
+  // Until region-a (the pair's first region) is a standby again and the pair is syncing: an old
+  // primary that came back and rejoined as a replica.
+  Status WaitRejoined(std::chrono::milliseconds timeout);
   // `tandem --control URL ARGS...`
   CliRun Cli(const std::vector<std::string>& args, int timeout_seconds = 120);
   // Restarts the control plane with `failpoint`, starts a planned failover once the pair is
