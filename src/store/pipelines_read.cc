@@ -84,7 +84,9 @@ class Cond {
     And(null ? "(" + col + " IS NULL OR " + c + ")" : c);
   }
   // Picks the DAG `dag_id` and the run `run_id` of deployment `d` ("~": any) over `alias`, a
-  // table with deployment_id, dag_id and run_id columns.
+  // table with deployment_id, dag_id and run_id columns. Rows of a run are picked over the run
+  // (dag_runs, joined as r), whose unique key indexes these columns, and not over their copies in
+  // task_instances or xcoms, which no index covers: those were a scan of the whole table.
   void Scope(const DeploymentId& d, std::string_view dag_id, std::string_view run_id,
              const std::string& alias) {
     And(alias + ".deployment_id = " + Param(d.value()));
@@ -369,8 +371,8 @@ Result<TaskInstance> GetTiIn(Conn& c, const DeploymentId& d, std::string_view da
                              std::string_view run_id, std::string_view task_id) {
   ASSIGN_OR_RETURN(
       Rows r, c.Exec("SELECT " + kTis.columns + " FROM " + kTis.table +
-                         " WHERE ti.deployment_id = $1 AND ti.dag_id = $2 AND "
-                         "ti.run_id = $3 AND ti.task_id = $4",
+                         " WHERE r.deployment_id = $1 AND r.dag_id = $2 AND "
+                         "r.run_id = $3 AND ti.task_id = $4",
                      {d.value(), std::string(dag_id), std::string(run_id), std::string(task_id)}));
   if (r.size() == 0) return TiNotFound(dag_id, run_id, task_id);
   return TryFromRow(r, 0);
@@ -669,7 +671,7 @@ Result<Page<TaskInstance>> Pipelines::ListTaskInstances(const DeploymentId& d,
                                                         std::string_view run_id,
                                                         const TiFilter& filter) {
   Cond w;
-  w.Scope(d, dag_id, run_id, "ti");
+  w.Scope(d, dag_id, run_id, "r");
   if (!filter.states.empty()) w.In("ti.state", filter.states, "none");
   ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
   RETURN_IF_ERROR(CheckScope(*c, d, dag_id, run_id));
@@ -731,7 +733,7 @@ Result<Page<XCom>> Pipelines::ListXComs(const DeploymentId& d, std::string_view 
                                         std::string_view run_id, std::string_view task_id,
                                         const PageRequest& page) {
   Cond w;
-  w.Scope(d, dag_id, run_id, "x");
+  w.Scope(d, dag_id, run_id, "r");
   if (task_id != kAny) w.And("x.task_id = " + w.Param(std::string(task_id)));
   ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
   RETURN_IF_ERROR(CheckScope(*c, d, dag_id, run_id));
@@ -746,8 +748,8 @@ Result<XCom> Pipelines::GetXCom(const DeploymentId& d, std::string_view dag_id,
                                 std::string_view key) {
   ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
   ASSIGN_OR_RETURN(Rows r, c->Exec("SELECT " + kXComs.columns + " FROM " + kXComs.table +
-                                       " WHERE x.deployment_id = $1 AND x.dag_id = $2 AND "
-                                       "x.run_id = $3 AND x.task_id = $4 AND x.key = $5",
+                                       " WHERE r.deployment_id = $1 AND r.dag_id = $2 AND "
+                                       "r.run_id = $3 AND x.task_id = $4 AND x.key = $5",
                                    {d.value(), std::string(dag_id), std::string(run_id),
                                     std::string(task_id), std::string(key)}));
   if (r.size() == 0) return NotFound("XCom entry with key: " + Quote(key) + " not found");
