@@ -175,11 +175,26 @@ void LogShipper::Loop() {
         continue;
       }
     }
+    if (next_round_) {
+      MonoTime now = clock_.Now();
+      if (now < *next_round_) {
+        // Appends do not cut the batch interval short either: they join the next batch.
+        Duration wait = std::min<Duration>(*next_round_ - now, kMaxRealWait);
+        cv_.wait_for(lock, wait, [&] { return stop_ || paused_; });
+        continue;
+      }
+      next_round_.reset();
+    }
     woken_ = false;
+    const MonoTime started = clock_.Now();
     lock.unlock();
     Result<Round> round = RunOnce();
     lock.lock();
     if (!round.ok() || round->more) continue;
+    // After a round that sent something; appends after an idle spell go at once.
+    if (options_.batch_interval > Duration::zero() && round->records_acked > 0) {
+      next_round_ = started + options_.batch_interval;
+    }
     cv_.wait_for(lock, options_.idle_poll, [&] { return stop_ || paused_ || woken_; });
   }
 }

@@ -10,7 +10,8 @@
 // it first. A conflict (the copies diverged) is counted, reported and passed over: it cannot be
 // settled by sending again. A record whose bytes are gone from the local store or no longer
 // match their checksum is counted, reported and passed over too, never sent. Failures back off
-// exponentially up to a cap; new appends wake an idle shipper.
+// exponentially up to a cap; new appends wake an idle shipper, which waits out batch_interval
+// from the start of its previous round first, so that appends arriving together go together.
 #pragma once
 
 #include <condition_variable>
@@ -87,6 +88,11 @@ struct ShipperOptions {
   Duration max_backoff = std::chrono::seconds(10);
   // How long an idle shipper waits for an append before it looks anyway.
   Duration idle_poll = std::chrono::seconds(1);
+  // The least time from the start of a round that sent something and left the sink caught up to
+  // the start of the next: what is appended meanwhile goes in one batch (fewer, larger requests,
+  // for at most this much more lag). A round that leaves more behind is followed at once, and
+  // the first append after an idle round goes at once. Zero: no wait.
+  Duration batch_interval = Duration::zero();
   bool start_paused = false;
 };
 
@@ -206,6 +212,7 @@ class LogShipper {
   bool woken_ = false;                // guarded by mu_
   bool running_ = false;              // guarded by mu_
   std::optional<MonoTime> retry_at_;  // guarded by mu_
+  std::optional<MonoTime> next_round_;  // guarded by mu_; see ShipperOptions::batch_interval
   Backoff backoff_;                   // guarded by mu_
   ShipperStats counters_;             // guarded by mu_ (the journal's and lag fields unused)
   std::thread thread_;

@@ -317,6 +317,40 @@ TEST_F(LogShipperTest, TheThreadShipsOnAppendAndRetriesAfterItsBackoff) {
   EXPECT_FALSE(shipper_->stats().running);
 }
 
+TEST_F(LogShipperTest, AppendsWithinTheBatchIntervalGoInOneBatchAndABacklogGoesAtOnce) {
+  shipper_options_.idle_poll = std::chrono::hours(1);
+  shipper_options_.batch_interval = milliseconds(100);
+  shipper_options_.max_batch_records = 1;
+  OpenSource();
+  shipper_->Start();
+  Write("d/a.log", 1);  // the first round goes at once
+  ASSERT_TRUE(WaitFor([&] { return shipper_->stats().chunks_behind == 0; }));
+  const int calls = sink_->calls;
+
+  // Within the interval (the fake clock stands still): appends wait, and wake nothing.
+  Write("d/b.log", 1);
+  std::this_thread::sleep_for(milliseconds(150));
+  EXPECT_EQ(sink_->calls, calls);
+  EXPECT_EQ(shipper_->stats().chunks_behind, 1u);
+  clock_.Advance(milliseconds(100));
+  ASSERT_TRUE(WaitFor([&] { return shipper_->stats().chunks_behind == 0; }));
+  EXPECT_EQ(sink_->calls, calls + 1);
+
+  // A backlog (three records, one a batch) is sent round after round, not one an interval.
+  clock_.Advance(milliseconds(100));
+  shipper_->Pause();
+  Write("d/a.log", 1);
+  Write("d/b.log", 1);
+  Write("d/c.log", 1);
+  shipper_->Resume();
+  EXPECT_TRUE(WaitFor([&] { return shipper_->stats().chunks_behind == 0; }));
+  EXPECT_EQ(sink_->calls, calls + 4);
+  for (const char* key : {"d/a.log", "d/b.log", "d/c.log"}) {
+    EXPECT_EQ(Contents(*dest_, key), Contents(*source_, key)) << key;
+  }
+  shipper_->Stop();
+}
+
 TEST(LagHistogramTest, QuantilesAreWithinABucket) {
   LagHistogram h;
   EXPECT_EQ(h.Quantile(0.5), Duration::zero());
