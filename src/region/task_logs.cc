@@ -320,7 +320,7 @@ bool TaskLogs::FlushToPeer(Duration timeout) {
   if (!impl_->peer_shipper) return true;
   const MonoTime until = RealClock().Now() + timeout;
   while (true) {
-    impl_->peer_shipper->Wake();
+    impl_->peer_shipper->Hurry();
     if (impl_->peer_shipper->stats().chunks_behind == 0) return true;
     if (RealClock().Now() >= until) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -1,5 +1,7 @@
 #include "replication/log_shipper.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -121,6 +123,8 @@ void LogShipper::Start() {
   stop_ = false;
   running_ = true;
   thread_ = std::thread([this] { Loop(); });
+  // "ship-peer", "ship-s3": the thread's name in top -H and /proc/PID/task/TID/comm.
+  pthread_setname_np(thread_.native_handle(), ("ship-" + cursor_).substr(0, 15).c_str());
 }
 
 void LogShipper::Stop() {
@@ -150,7 +154,17 @@ void LogShipper::Resume() {
 
 void LogShipper::Wake() {
   std::lock_guard lock(mu_);
+  if (woken_) return;  // the thread has yet to see the last one
   woken_ = true;
+  // Only a thread waiting for appends is woken: one waiting out a backoff or a batch interval
+  // would only go back to sleep, a switch for every append.
+  if (idle_) cv_.notify_all();
+}
+
+void LogShipper::Hurry() {
+  std::lock_guard lock(mu_);
+  woken_ = true;
+  next_round_.reset();
   cv_.notify_all();
 }
 
@@ -180,7 +194,7 @@ void LogShipper::Loop() {
       if (now < *next_round_) {
         // Appends do not cut the batch interval short either: they join the next batch.
         Duration wait = std::min<Duration>(*next_round_ - now, kMaxRealWait);
-        cv_.wait_for(lock, wait, [&] { return stop_ || paused_; });
+        cv_.wait_for(lock, wait, [&] { return stop_ || paused_ || !next_round_; });
         continue;
       }
       next_round_.reset();
@@ -195,7 +209,9 @@ void LogShipper::Loop() {
     if (options_.batch_interval > Duration::zero() && round->records_acked > 0) {
       next_round_ = started + options_.batch_interval;
     }
+    idle_ = true;
     cv_.wait_for(lock, options_.idle_poll, [&] { return stop_ || paused_ || woken_; });
+    idle_ = false;
   }
 }
 

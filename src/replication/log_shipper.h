@@ -145,6 +145,9 @@ class LogShipper {
   void Resume();
   // Wakes an idle thread (the journal's listener calls this on every append).
   void Wake();
+  // Wakes the thread and cuts a batch interval short: for a flush that is being waited for (a
+  // planned failover's drain).
+  void Hurry();
 
   struct Round {
     uint64_t records_acked = 0;  // records the cursor moved past
@@ -210,6 +213,7 @@ class LogShipper {
   bool stop_ = false;                 // guarded by mu_
   bool paused_ = false;               // guarded by mu_
   bool woken_ = false;                // guarded by mu_
+  bool idle_ = false;                 // guarded by mu_; waiting for an append
   bool running_ = false;              // guarded by mu_
   std::optional<MonoTime> retry_at_;  // guarded by mu_
   std::optional<MonoTime> next_round_;  // guarded by mu_; see ShipperOptions::batch_interval

@@ -317,7 +317,7 @@ TEST_F(LogShipperTest, TheThreadShipsOnAppendAndRetriesAfterItsBackoff) {
   EXPECT_FALSE(shipper_->stats().running);
 }
 
-TEST_F(LogShipperTest, AppendsWithinTheBatchIntervalGoInOneBatchAndABacklogGoesAtOnce) {
+TEST_F(LogShipperTest, AppendsWithinTheBatchIntervalGoInOneBatchButABacklogOrAFlushGoesAtOnce) {
   shipper_options_.idle_poll = std::chrono::hours(1);
   shipper_options_.batch_interval = milliseconds(100);
   shipper_options_.max_batch_records = 1;
@@ -336,6 +336,14 @@ TEST_F(LogShipperTest, AppendsWithinTheBatchIntervalGoInOneBatchAndABacklogGoesA
   ASSERT_TRUE(WaitFor([&] { return shipper_->stats().chunks_behind == 0; }));
   EXPECT_EQ(sink_->calls, calls + 1);
 
+  // A flush being waited for does not wait out the interval.
+  Write("d/c.log", 1);
+  std::this_thread::sleep_for(milliseconds(60));
+  EXPECT_EQ(sink_->calls, calls + 1);
+  shipper_->Hurry();
+  ASSERT_TRUE(WaitFor([&] { return shipper_->stats().chunks_behind == 0; }));
+  EXPECT_EQ(sink_->calls, calls + 2);
+
   // A backlog (three records, one a batch) is sent round after round, not one an interval.
   clock_.Advance(milliseconds(100));
   shipper_->Pause();
@@ -344,7 +352,7 @@ TEST_F(LogShipperTest, AppendsWithinTheBatchIntervalGoInOneBatchAndABacklogGoesA
   Write("d/c.log", 1);
   shipper_->Resume();
   EXPECT_TRUE(WaitFor([&] { return shipper_->stats().chunks_behind == 0; }));
-  EXPECT_EQ(sink_->calls, calls + 4);
+  EXPECT_EQ(sink_->calls, calls + 5);
   for (const char* key : {"d/a.log", "d/b.log", "d/c.log"}) {
     EXPECT_EQ(Contents(*dest_, key), Contents(*source_, key)) << key;
   }
