@@ -397,7 +397,7 @@ const LogJournal::Cursor* LogJournal::FindCursor(std::string_view name) const {
 }
 
 Result<uint64_t> LogJournal::Append(std::string_view key, uint64_t offset, uint64_t length,
-                                    uint32_t checksum, Origin origin) {
+                                    uint32_t checksum, Origin origin, std::string_view data) {
   if (key.empty() || key.size() > kMaxKeyBytes) {
     return InvalidArgument("a journaled log key must be 1 to " + std::to_string(kMaxKeyBytes) +
                            " bytes");
@@ -438,6 +438,19 @@ Result<uint64_t> LogJournal::Append(std::string_view key, uint64_t offset, uint6
                                 static_cast<uint8_t>(origin)});
     seg.size += bytes.size();
     last_seq_ = seq;
+    if (options_.memory_bytes > 0 && data.size() == length) {
+      if (held_.empty()) held_first_seq_ = seq;
+      held_.push_back(Held{std::string(key), offset, checksum, std::string(data)});
+      held_bytes_ += length;
+      while (held_bytes_ > options_.memory_bytes) {
+        held_bytes_ -= held_.front().data.size();
+        held_.pop_front();
+        ++held_first_seq_;
+      }
+    } else if (!held_.empty()) {
+      held_.clear();  // what is held follows each other up to the last record
+      held_bytes_ = 0;
+    }
     for (Cursor& c : cursors_) {
       if (!Matches(c, static_cast<uint8_t>(origin))) continue;
       if (c.first_pending == 0) c.first_pending = seq;
@@ -565,6 +578,7 @@ Result<PendingBatch> LogJournal::ReadPending(std::string_view cursor, size_t max
                                              uint64_t max_bytes) const {
   PendingBatch batch;
   std::vector<ReadPlan> plans;
+  std::vector<JournalRecord> held;  // newer than what the plans read
   {
     std::lock_guard lock(mu_);
     const Cursor* c = FindCursor(cursor);
@@ -584,11 +598,24 @@ Result<PendingBatch> LogJournal::ReadPending(std::string_view cursor, size_t max
       bytes += e->length;
       if (seqs.size() >= max_records || bytes >= max_bytes) break;
     }
+    // The newest records are held in memory with their bytes; only older ones are read from
+    // the segments.
+    const auto held_from =
+        held_.empty() ? seqs.end() : std::lower_bound(seqs.begin(), seqs.end(), held_first_seq_);
+    for (auto it = held_from; it != seqs.end(); ++it) {
+      const Held& h = held_[*it - held_first_seq_];
+      const IndexEntry* e = Entry(*it);
+      held.push_back(JournalRecord{*it, h.key, h.offset, e->length, h.checksum, e->written_at_ms,
+                                   static_cast<Origin>(e->origin), h.data});
+    }
+    seqs.erase(held_from, seqs.end());
     RETURN_IF_ERROR(PlanReads(seqs, &plans));
   }
   // The records are read outside mu_ (the segments stay open while the plans hold them), so
   // appends do not wait for the shipper's reads.
   RETURN_IF_ERROR(ExecuteReads(plans, &batch.records));
+  batch.records.insert(batch.records.end(), std::make_move_iterator(held.begin()),
+                       std::make_move_iterator(held.end()));
   return batch;
 }
 
@@ -714,11 +741,20 @@ Status LogJournal::Trim() {
   return TrimLocked();
 }
 
+void LogJournal::ForgetBelow(uint64_t seq) {
+  while (!held_.empty() && held_first_seq_ < seq) {
+    held_bytes_ -= held_.front().data.size();
+    held_.pop_front();
+    ++held_first_seq_;
+  }
+}
+
 Status LogJournal::TrimLocked() {
   uint64_t keep_from = last_seq_ + 1;
   for (const Cursor& c : cursors_) {
     if (c.first_pending != 0) keep_from = std::min(keep_from, c.first_pending);
   }
+  ForgetBelow(keep_from);
   while (segments_.size() > 1 && segments_[1]->first_seq <= keep_from) {
     const Segment& old = *segments_.front();
     if (unlink(old.path.c_str()) != 0 && errno != ENOENT) {
@@ -742,6 +778,11 @@ int LogJournal::AddListener(std::function<void()> fn) {
 void LogJournal::RemoveListener(int id) {
   std::lock_guard lock(listeners_mu_);
   listeners_.erase(id);
+}
+
+uint64_t LogJournal::memory_bytes_held() const {
+  std::lock_guard lock(mu_);
+  return held_bytes_;
 }
 
 uint64_t LogJournal::last_seq() const {

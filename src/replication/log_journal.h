@@ -52,6 +52,9 @@ struct JournalRecord {
   uint32_t checksum = 0;      // Crc32c of the chunk's bytes
   int64_t written_at_ms = 0;  // wall clock, Unix milliseconds
   Origin origin = Origin::kLocal;
+  // The chunk's bytes, from ReadPending when the journal still held them in memory (see
+  // JournalOptions::memory_bytes); otherwise they are read back from the log store.
+  std::optional<std::string> data;
 };
 
 struct CursorOptions {
@@ -68,6 +71,11 @@ struct JournalOptions {
   Duration sync_interval = std::chrono::milliseconds(100);
   Duration cursor_sync_interval = std::chrono::seconds(1);
   uint64_t segment_bytes = uint64_t{16} << 20;
+  // Keeps the bytes of the latest appends in memory, up to about this many, until every cursor
+  // has passed them (the oldest go first when it is full), so that a shipper keeping up sends
+  // them without reading them back from the log store. Zero keeps none. Nothing of it is on
+  // disk: after a restart every pending chunk is read back from the store.
+  uint64_t memory_bytes = 0;
 };
 
 // What one sink has not acknowledged yet.
@@ -115,8 +123,10 @@ class LogJournal {
   // Records a chunk of `length` bytes at `offset` of `key`; returns its seq. The record is
   // written before this returns and synced within the durability window (see above). An error
   // of the sync thread's last fsync is returned by the next append (its record is written).
+  // `data`, the chunk's bytes, is kept in memory when it is `length` bytes long and
+  // memory_bytes allows.
   Result<uint64_t> Append(std::string_view key, uint64_t offset, uint64_t length, uint32_t checksum,
-                          Origin origin);
+                          Origin origin, std::string_view data = {});
 
   // fsyncs what has been appended. Callers that arrive while another fsync runs wait for it,
   // and return without an fsync of their own when it covered what they need.
@@ -152,6 +162,9 @@ class LogJournal {
   // Whether any cursor takes records of `origin`: a record no cursor would send need not be
   // journaled (a standby without an object store journals nothing it receives).
   bool Wants(Origin origin) const;
+
+  // The chunk bytes held in memory (JournalOptions::memory_bytes).
+  uint64_t memory_bytes_held() const;
 
   uint64_t last_seq() const;
   // The last seq known to be on disk (fsynced).
@@ -191,6 +204,7 @@ class LogJournal {
   // Writes the cursor's file with its acknowledged seq, outside mu_. REQUIRES: neither lock held.
   Status WriteCursorFile(const std::string& name);
   Status TrimLocked();                                 // REQUIRES: mu_ held
+  void ForgetBelow(uint64_t seq);  // drops held bytes of older seqs; REQUIRES: mu_ held
   CursorStats StatsLocked(const Cursor& c) const;      // REQUIRES: mu_ held
   Cursor* FindCursor(std::string_view name);
   const Cursor* FindCursor(std::string_view name) const;
@@ -221,6 +235,16 @@ class LogJournal {
   uint64_t last_seq_ = 0;
   uint64_t synced_seq_ = 0;
   std::vector<Cursor> cursors_;
+  // The bytes of seqs held_first_seq_ .. last_seq_ (see JournalOptions::memory_bytes).
+  struct Held {
+    std::string key;
+    uint64_t offset = 0;
+    uint32_t checksum = 0;
+    std::string data;
+  };
+  std::deque<Held> held_;
+  uint64_t held_first_seq_ = 1;
+  uint64_t held_bytes_ = 0;
   Status sync_error_;    // the sync thread's last failure, for the next Append
   bool closing_ = false;  // the sync thread stops
   std::condition_variable sync_cv_;  // wakes the sync thread on closing

@@ -24,6 +24,13 @@ std::string RangeText(uint64_t from, uint64_t to) {
   return "[" + std::to_string(from) + ", " + std::to_string(to) + ")";
 }
 
+// The held bytes of records[i, j), records that follow each other in one object.
+std::string Joined(const std::vector<const JournalRecord*>& records, size_t i, size_t j) {
+  std::string out;
+  for (size_t k = i; k < j; ++k) out += *records[k]->data;
+  return out;
+}
+
 }  // namespace
 
 Result<std::vector<ApplyResult>> StoreSink::Apply(const std::vector<Chunk>& chunks) {
@@ -283,7 +290,11 @@ Status LogShipper::BuildChunks(const PendingBatch& batch, std::vector<Outgoing>*
       }
       uint64_t start = records[i]->offset;
       uint64_t length = records[j - 1]->offset + records[j - 1]->length - start;
-      Result<std::string> data = ReadLocal(key, start, length);
+      // The journal hands over the bytes it still held in memory; the rest is read back.
+      const bool held = std::all_of(records.begin() + static_cast<std::ptrdiff_t>(i),
+                                    records.begin() + static_cast<std::ptrdiff_t>(j),
+                                    [](const JournalRecord* r) { return r->data.has_value(); });
+      Result<std::string> data = held ? Joined(records, i, j) : ReadLocal(key, start, length);
       if (!data.ok() && data.status().code() != Code::kNotFound) return data.status();
       std::string_view bytes = data.ok() ? std::string_view(*data) : std::string_view();
       Outgoing* current = nullptr;

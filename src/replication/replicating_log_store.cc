@@ -69,7 +69,7 @@ Status ReplicatingLogStore::AppendLocked(const std::string& key, std::string_vie
   }
   RETURN_IF_ERROR(appended);
   if (!journal_.Wants(origin)) return Status::Ok();
-  auto seq = journal_.Append(key, offset, data.size(), Crc32c(data), origin);
+  auto seq = journal_.Append(key, offset, data.size(), Crc32c(data), origin, data);
   if (!seq.ok()) {
     // The bytes are in the store but not in the journal: a later append to this key leaves a
     // gap at the receiver, which is filled from this store.

@@ -114,6 +114,61 @@ TEST_F(LogJournalTest, ReadsPendingRecordsPerCursorAndOrigin) {
   EXPECT_EQ(j->ReadPending("nope", 1, 1).status().code(), Code::kNotFound);
 }
 
+// The bytes of the latest appends come with their records, the oldest dropped when the memory
+// is full; the rest are for the shipper to read back.
+TEST_F(LogJournalTest, HoldsTheLatestChunksBytesUntilEveryCursorHasPassedThem) {
+  options_.memory_bytes = 10;
+  auto j = Open();
+  ASSERT_NE(j, nullptr);
+  auto append = [&](const std::string& key, uint64_t offset, const std::string& data) {
+    auto seq = j->Append(key, offset, data.size(), 7, Origin::kLocal, data);
+    EXPECT_TRUE(seq.ok()) << seq.status().ToString();
+  };
+  append("d/a.log", 0, "aaaa");  // 1
+  append("d/b.log", 0, "bbbb");  // 2
+  append("d/a.log", 4, "cccc");  // 3: 12 bytes held, over 10: seq 1 is dropped
+  EXPECT_EQ(j->memory_bytes_held(), 8u);
+  auto held = [&](const std::string& cursor) {
+    std::vector<std::string> out;  // "seq:data", "seq:-" for one to read back
+    auto b = j->ReadPending(cursor, 100, 1 << 20);
+    EXPECT_TRUE(b.ok()) << b.status().ToString();
+    if (!b.ok()) return out;
+    for (const JournalRecord& r : b->records) {
+      out.push_back(std::to_string(r.seq) + ":" + r.data.value_or("-"));
+    }
+    return out;
+  };
+  EXPECT_EQ(held("peer"), (std::vector<std::string>{"1:-", "2:bbbb", "3:cccc"}));
+  auto b = j->ReadPending("peer", 100, 1 << 20);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->records[2].key, "d/a.log");
+  EXPECT_EQ(b->records[2].offset, 4u);
+  EXPECT_EQ(b->records[2].length, 4u);
+  EXPECT_EQ(b->records[2].checksum, 7u);
+
+  // Held until every cursor has passed them.
+  ASSERT_TRUE(j->Acknowledge("peer", 3).ok());
+  EXPECT_EQ(j->memory_bytes_held(), 8u);
+  ASSERT_TRUE(j->Acknowledge("s3", 2).ok());
+  EXPECT_EQ(j->memory_bytes_held(), 4u);
+  EXPECT_EQ(held("s3"), (std::vector<std::string>{"3:cccc"}));
+
+  // An append without its bytes ends what is held (held records follow each other to the last).
+  ASSERT_TRUE(j->Append("d/c.log", 0, 3, 7, Origin::kLocal).ok());  // 4
+  EXPECT_EQ(j->memory_bytes_held(), 0u);
+  append("d/c.log", 3, "dd");  // 5
+  EXPECT_EQ(held("s3"), (std::vector<std::string>{"3:-", "4:-", "5:dd"}));
+
+  // Nothing is held across a reopen.
+  j.reset();
+  j = Open();
+  ASSERT_NE(j, nullptr);
+  EXPECT_EQ(j->memory_bytes_held(), 0u);
+  EXPECT_EQ(held("s3"), (std::vector<std::string>{"3:-", "4:-", "5:-"}));
+  append("d/c.log", 5, "ee");  // 6
+  EXPECT_EQ(held("s3"), (std::vector<std::string>{"3:-", "4:-", "5:-", "6:ee"}));
+}
+
 TEST_F(LogJournalTest, AcknowledgingMovesTheCursor) {
   auto j = Open();
   ASSERT_NE(j, nullptr);

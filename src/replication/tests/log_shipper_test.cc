@@ -75,6 +75,7 @@ class LogShipperTest : public ::testing::Test {
     JournalOptions jo;
     jo.cursors = {{"peer", true}};
     jo.segment_bytes = 4096;
+    jo.memory_bytes = journal_memory_bytes_;
     auto journal = LogJournal::Open(dir_->path() + "/journal", jo, clock_);
     ASSERT_TRUE(journal.ok()) << journal.status().ToString();
     journal_ = std::move(journal).value();
@@ -119,6 +120,7 @@ class LogShipperTest : public ::testing::Test {
   std::optional<TempDir> dir_;
   FakeClock clock_;
   ShipperOptions shipper_options_;
+  uint64_t journal_memory_bytes_ = 0;
   std::unique_ptr<logs::DirLogStore> source_, dest_;
   LogJournalPtr journal_;
   std::unique_ptr<ReplicatingLogStore> store_;
@@ -280,6 +282,34 @@ TEST_F(LogShipperTest, DiscardPendingDropsWhatThePeerNeverGot) {
   ASSERT_TRUE(Drain().ok());
   EXPECT_EQ(sink_->calls, 1);  // nothing more was sent
   EXPECT_EQ(dest_->Read("d/b.log", 0, 1).status().code(), Code::kNotFound);
+}
+
+TEST_F(LogShipperTest, SendsTheBytesTheJournalHeldWithoutReadingThemBack) {
+  journal_memory_bytes_ = 1 << 20;
+  OpenSource();
+  Write("d/a.log", 3);
+  Write("d/b.log", 2);
+  const std::string a = Contents(*source_, "d/a.log");
+  // Gone from the store before it was shipped: the journal still held every byte.
+  ASSERT_TRUE(source_->Remove("d/a.log").ok());
+  ASSERT_TRUE(Drain().ok());
+  EXPECT_EQ(Contents(*dest_, "d/a.log"), a);
+  EXPECT_EQ(Contents(*dest_, "d/b.log"), Contents(*source_, "d/b.log"));
+  EXPECT_EQ(shipper_->stats().records_unreadable, 0u);
+  EXPECT_EQ(shipper_->stats().chunks_behind, 0u);
+  EXPECT_EQ(journal_->memory_bytes_held(), 0u);  // every cursor passed them
+
+  // When the memory is full the older chunks are read back from the store, the newer sent from
+  // memory, in order.
+  journal_memory_bytes_ = 40;  // about two lines
+  OpenSource();
+  Write("d/c.log", 6);
+  Write("d/b.log", 3);
+  EXPECT_GT(journal_->memory_bytes_held(), 0u);
+  EXPECT_LE(journal_->memory_bytes_held(), 40u);
+  ASSERT_TRUE(Drain().ok());
+  ExpectReplicated({"d/b.log", "d/c.log"});
+  EXPECT_EQ(journal_->memory_bytes_held(), 0u);
 }
 
 // Waits (bounded) until `done` holds; the assertion is on `done`, not on the time.
