@@ -32,10 +32,11 @@ constexpr uint64_t kMaxBatchBytes = uint64_t{1} << 20;
 // 1,250 tasks writing, sending whatever had arrived as soon as the answer came made ~30 requests
 // a second of ~100 chunks each, and each request costs both regions the same whatever its size.
 constexpr Duration kBatchInterval = std::chrono::milliseconds(100);
-// The latest chunks' bytes the journal keeps in memory for the shipper, so that one keeping up
-// never reads them back from the log files (an open-file lookup, two fstats and a pread a
-// record were a third of its CPU with 1,250 tasks writing); at 1.2 MiB/s this is the last
-// ~13 s. Older ones, a backlog after an outage, are read back.
+// The latest chunks the journal keeps in memory for the shipper (bytes and keys), so that one
+// keeping up never reads them back from the log files (an open-file lookup, two fstats and a
+// pread a record were a third of its CPU with 1,250 tasks writing); with those tasks' 1.2 MiB/s
+// of lines and their keys this is the last ~10 s. Older ones, a backlog after an outage, are
+// read back.
 constexpr uint64_t kJournalMemoryBytes = uint64_t{16} << 20;
 // Threads that apply a received batch (by log, see Receive).
 constexpr size_t kReceiveThreads = 2;

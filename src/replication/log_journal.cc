@@ -441,9 +441,9 @@ Result<uint64_t> LogJournal::Append(std::string_view key, uint64_t offset, uint6
     if (options_.memory_bytes > 0 && data.size() == length) {
       if (held_.empty()) held_first_seq_ = seq;
       held_.push_back(Held{std::string(key), offset, checksum, std::string(data)});
-      held_bytes_ += length;
+      held_bytes_ += key.size() + length;
       while (held_bytes_ > options_.memory_bytes) {
-        held_bytes_ -= held_.front().data.size();
+        held_bytes_ -= held_.front().key.size() + held_.front().data.size();
         held_.pop_front();
         ++held_first_seq_;
       }
@@ -743,7 +743,7 @@ Status LogJournal::Trim() {
 
 void LogJournal::ForgetBelow(uint64_t seq) {
   while (!held_.empty() && held_first_seq_ < seq) {
-    held_bytes_ -= held_.front().data.size();
+    held_bytes_ -= held_.front().key.size() + held_.front().data.size();
     held_.pop_front();
     ++held_first_seq_;
   }

@@ -71,10 +71,10 @@ struct JournalOptions {
   Duration sync_interval = std::chrono::milliseconds(100);
   Duration cursor_sync_interval = std::chrono::seconds(1);
   uint64_t segment_bytes = uint64_t{16} << 20;
-  // Keeps the bytes of the latest appends in memory, up to about this many, until every cursor
-  // has passed them (the oldest go first when it is full), so that a shipper keeping up sends
-  // them without reading them back from the log store. Zero keeps none. Nothing of it is on
-  // disk: after a restart every pending chunk is read back from the store.
+  // Keeps the bytes of the latest appends in memory, up to this many (chunks and their keys
+  // counted), until every cursor has passed them (the oldest go first when it is full), so that
+  // a shipper keeping up sends them without reading them back from the log store. Zero keeps
+  // none. Nothing of it is on disk: after a restart every pending chunk is read back.
   uint64_t memory_bytes = 0;
 };
 
@@ -163,7 +163,7 @@ class LogJournal {
   // journaled (a standby without an object store journals nothing it receives).
   bool Wants(Origin origin) const;
 
-  // The chunk bytes held in memory (JournalOptions::memory_bytes).
+  // The bytes held in memory, chunks and their keys (JournalOptions::memory_bytes).
   uint64_t memory_bytes_held() const;
 
   uint64_t last_seq() const;

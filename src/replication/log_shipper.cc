@@ -180,6 +180,15 @@ std::optional<MonoTime> LogShipper::retry_at() const {
   return retry_at_;
 }
 
+bool LogShipper::WaitOut(std::unique_lock<std::mutex>& lock, const std::optional<MonoTime>& until) {
+  if (!until) return false;
+  const MonoTime now = clock_.Now();
+  if (now >= *until) return false;
+  cv_.wait_for(lock, std::min<Duration>(*until - now, kMaxRealWait),
+               [&] { return stop_ || paused_ || !until; });
+  return true;
+}
+
 void LogShipper::Loop() {
   std::unique_lock lock(mu_);
   while (!stop_) {
@@ -187,25 +196,10 @@ void LogShipper::Loop() {
       cv_.wait(lock, [&] { return stop_ || !paused_; });
       continue;
     }
-    if (retry_at_) {
-      MonoTime now = clock_.Now();
-      if (now < *retry_at_) {
-        // Appends do not cut a backoff short; Resume and Stop do.
-        Duration wait = std::min<Duration>(*retry_at_ - now, kMaxRealWait);
-        cv_.wait_for(lock, wait, [&] { return stop_ || paused_ || !retry_at_; });
-        continue;
-      }
-    }
-    if (next_round_) {
-      MonoTime now = clock_.Now();
-      if (now < *next_round_) {
-        // Appends do not cut the batch interval short either: they join the next batch.
-        Duration wait = std::min<Duration>(*next_round_ - now, kMaxRealWait);
-        cv_.wait_for(lock, wait, [&] { return stop_ || paused_ || !next_round_; });
-        continue;
-      }
-      next_round_.reset();
-    }
+    // Appends cut neither a backoff nor a batch interval short (they join the next batch);
+    // Resume, Stop and Hurry do.
+    if (WaitOut(lock, retry_at_) || WaitOut(lock, next_round_)) continue;
+    next_round_.reset();
     woken_ = false;
     const MonoTime started = clock_.Now();
     lock.unlock();

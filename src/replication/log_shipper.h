@@ -180,6 +180,10 @@ class LogShipper {
   };
 
   void Loop();
+  // Waits a slice of the time left until `until` (the clock may be simulated: at most
+  // kMaxRealWait of real time at once), waking early on Stop, Pause or `until` being cleared;
+  // false, at once, when `until` is unset or has passed. REQUIRES: `lock` holds mu_.
+  bool WaitOut(std::unique_lock<std::mutex>& lock, const std::optional<MonoTime>& until);
   Result<Round> FillGap();    // REQUIRES: run_mu_ held
   Result<Round> ShipBatch();  // REQUIRES: run_mu_ held
   // A record passed over because its local bytes are gone or changed.

@@ -117,7 +117,7 @@ TEST_F(LogJournalTest, ReadsPendingRecordsPerCursorAndOrigin) {
 // The bytes of the latest appends come with their records, the oldest dropped when the memory
 // is full; the rest are for the shipper to read back.
 TEST_F(LogJournalTest, HoldsTheLatestChunksBytesUntilEveryCursorHasPassedThem) {
-  options_.memory_bytes = 10;
+  options_.memory_bytes = 30;  // each record below holds a 7-byte key and 2 to 4 bytes
   auto j = Open();
   ASSERT_NE(j, nullptr);
   auto append = [&](const std::string& key, uint64_t offset, const std::string& data) {
@@ -126,8 +126,8 @@ TEST_F(LogJournalTest, HoldsTheLatestChunksBytesUntilEveryCursorHasPassedThem) {
   };
   append("d/a.log", 0, "aaaa");  // 1
   append("d/b.log", 0, "bbbb");  // 2
-  append("d/a.log", 4, "cccc");  // 3: 12 bytes held, over 10: seq 1 is dropped
-  EXPECT_EQ(j->memory_bytes_held(), 8u);
+  append("d/a.log", 4, "cccc");  // 3: 33 bytes held, over 30: seq 1 is dropped
+  EXPECT_EQ(j->memory_bytes_held(), 22u);
   auto held = [&](const std::string& cursor) {
     std::vector<std::string> out;  // "seq:data", "seq:-" for one to read back
     auto b = j->ReadPending(cursor, 100, 1 << 20);
@@ -148,9 +148,9 @@ TEST_F(LogJournalTest, HoldsTheLatestChunksBytesUntilEveryCursorHasPassedThem) {
 
   // Held until every cursor has passed them.
   ASSERT_TRUE(j->Acknowledge("peer", 3).ok());
-  EXPECT_EQ(j->memory_bytes_held(), 8u);
+  EXPECT_EQ(j->memory_bytes_held(), 22u);
   ASSERT_TRUE(j->Acknowledge("s3", 2).ok());
-  EXPECT_EQ(j->memory_bytes_held(), 4u);
+  EXPECT_EQ(j->memory_bytes_held(), 11u);
   EXPECT_EQ(held("s3"), (std::vector<std::string>{"3:cccc"}));
 
   // An append without its bytes ends what is held (held records follow each other to the last).
