@@ -35,7 +35,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/core.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -44,6 +46,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -98,6 +101,9 @@ struct Flags {
   int image_mib = 50;
   int image_runs = 5;
   int standby_nice = 0;
+  int standby_cpus = 1;                // the last CPUs, the standby's own; 0: it shares every CPU
+  std::string standby_disk = "tmpfs";  // the standby's state directory: "tmpfs" or "shared"
+  std::string writer = "native";       // the log-writing tasks: "native" or "bash"
   bool logs = true;
   bool images = true;
 };
@@ -146,8 +152,9 @@ struct ProcInfo {
   double cpu_s = 0;  // utime + stime
 };
 
-std::optional<ProcInfo> ReadProc(pid_t pid) {
-  auto text = ReadProcFile("/proc/" + std::to_string(pid) + "/stat");
+// A process's (or, under /proc/PID/task/TID, a thread's) stat file.
+std::optional<ProcInfo> ReadProcStat(pid_t pid, const std::string& path) {
+  auto text = ReadProcFile(path);
   if (!text) return std::nullopt;
   const std::string& line = *text;
   // "pid (comm) state ppid ...": comm may hold spaces; the fields after the last ')' count
@@ -166,6 +173,28 @@ std::optional<ProcInfo> ReadProc(pid_t pid) {
       std::strtoull(f[11].c_str(), nullptr, 10) + std::strtoull(f[12].c_str(), nullptr, 10);
   p.cpu_s = static_cast<double>(ticks) / kTick;
   return p;
+}
+
+std::optional<ProcInfo> ReadProc(pid_t pid) {
+  return ReadProcStat(pid, "/proc/" + std::to_string(pid) + "/stat");
+}
+
+// The CPU seconds of the threads of `pid` named `comm` (pthread_setname_np).
+double ThreadCpu(pid_t pid, const std::string& comm) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  double s = 0;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return 0;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string t = dir + "/" + e->d_name;
+    std::string name = ReadProcFile(t + "/comm").value_or("");
+    while (!name.empty() && name.back() == '\n') name.pop_back();
+    if (name != comm) continue;
+    if (auto i = ReadProcStat(pid, t + "/stat")) s += i->cpu_s;
+  }
+  closedir(d);
+  return s;
 }
 
 std::string Cmdline(pid_t pid) {
@@ -222,12 +251,14 @@ double CpuOf(const std::vector<pid_t>& pids) {
 
 struct CpuSample {
   double region = 0, workers = 0, postgres = 0, standby = 0;
+  double shipper = 0;  // the region's peer log shipper thread ("ship-peer"), in `region`
   double machine_busy = 0, machine_total = 0;  // jiffies, all CPUs, from /proc/stat
 };
 
 CpuSample SampleCpu(const RegionPids& a, const RegionPids& b) {
   CpuSample s;
   s.region = CpuOf({a.region});
+  s.shipper = ThreadCpu(a.region, "ship-peer");
   s.workers = CpuOf(a.workers);
   s.postgres = CpuOf(a.postgres);
   s.standby = CpuOf({b.region});
@@ -298,6 +329,32 @@ void WalkLogs(const std::string& root, const std::string& rel, std::map<std::str
     }
   }
   closedir(d);
+}
+
+// The long tasks' logs (`<deployment>/dag_id=hold/...`; the short tasks write theirs too, and a
+// walk through thousands of those took seconds), and when the walk was half done.
+struct HoldLogs {
+  std::map<std::string, int64_t> sizes;
+  Steady::time_point at;
+  int64_t bytes() const {
+    int64_t n = 0;
+    for (const auto& [k, size] : sizes) n += size;
+    return n;
+  }
+};
+
+HoldLogs WalkHoldLogs(const std::string& root) {
+  HoldLogs h;
+  const auto start = Steady::now();
+  if (DIR* d = opendir(root.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const std::string name = e->d_name;
+      if (name != "." && name != "..") WalkLogs(root, name + "/dag_id=hold", &h.sizes);
+    }
+    closedir(d);
+  }
+  h.at = start + (Steady::now() - start) / 2;
+  return h;
 }
 
 int64_t FileSize(const std::string& path) {
@@ -570,16 +627,63 @@ struct Window {
   int sampled_keys = 0, sampled_pending = 0;
   BacklogWatch::Max backlog;
   // Cost.
+  double cpu_shipper = 0;
   double cpu_region = 0, cpu_workers = 0, cpu_postgres = 0, cpu_standby = 0, machine_busy = 0;
   // After an "off" window: the backlog's drain.
   double catchup_s = -1, catchup_bytes = 0;
   double sync_s = -1;  // the sync(2) after the drain
 };
 
+int CpuCount() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+int StandbyFirstCpu(int standby_cpus) { return CpuCount() - standby_cpus; }
+
+// CPUs [from, to).
+cpu_set_t CpuRange(int from, int to) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c = from; c < to; ++c) CPU_SET(c, &set);
+  return set;
+}
+
+// A tmpfs on a directory, for the standby's state: on one machine both regions' writes share one
+// disk and one ext4 journal, so every fsync of the primary's PostgreSQL also commits the metadata
+// of the standby's log appends; in a pair the standby has a disk of its own. Unmounted (lazily),
+// and the pair's directory above it removed, by Unmount or the destructor, once the pair has
+// stopped.
+class TmpfsMount {
+ public:
+  TmpfsMount() = default;
+  TmpfsMount(const TmpfsMount&) = delete;
+  TmpfsMount& operator=(const TmpfsMount&) = delete;
+  ~TmpfsMount() { Unmount(); }
+
+  Status Mount(const std::string& dir) {
+    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      return Internal("cannot create " + dir + ": " + strerror(errno));
+    }
+    if (mount("tandem-bench", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=8g,mode=0755") !=
+        0) {
+      return Internal("cannot mount a tmpfs on " + dir + ": " + strerror(errno));
+    }
+    path_ = dir;
+    return Status::Ok();
+  }
+  void Unmount() {
+    if (path_.empty()) return;
+    (void)umount2(path_.c_str(), MNT_DETACH);
+    // The pair's directory: its removal stopped at the mount. REQUIRES: the pair has stopped.
+    (void)RemoveAll(path_.substr(0, path_.rfind('/')));
+    path_.clear();
+  }
+
+ private:
+  std::string path_;
+};
+
 // The bash command of a long task: `lines` lines a second of `bytes` bytes each, on a schedule
 // that does not drift (when it falls behind it starts again from now: what it wrote is what the
 // machine let it write). Builtins only; `read -t` on a pipe nobody writes to is the sleep.
-std::string WriterCommand(int lines, int bytes) {
+std::string BashWriterCommand(int lines, int bytes) {
   const int step_us = 1000000 / std::max(1, lines);
   return fmt::format(
       "exec 3<> <(:); n=0; next=${{EPOCHREALTIME/./}}; while :; do n=$((n+1)); "
@@ -588,6 +692,14 @@ std::string WriterCommand(int lines, int bytes) {
       "printf -v s '%d.%06d' $((d/1000000)) $((d%1000000)); read -t $s -u 3; "
       "else next=${{EPOCHREALTIME/./}}; fi; done",
       std::max(1, bytes - 1), step_us);
+}
+
+// The command of a long task: tandem-bench-log-writer (built with the bench, see log_writer.cc),
+// or with `--writer bash` the same lines from bash's builtins, which took ~74 µs of CPU a line and
+// saturated a 2-core machine on their own.
+std::string WriterCommand(const std::string& writer, int lines, int bytes) {
+  if (writer == "bash") return BashWriterCommand(lines, bytes);
+  return fmt::format("exec '{}' {} {}", TANDEM_LOG_WRITER_DEFAULT, lines, bytes);
 }
 
 class LogBench {
@@ -601,12 +713,21 @@ class LogBench {
     o.worker_slots = f_.slots;
     o.own_addresses = true;  // so that only region-a -> region-b's HTTP port can be cut
     ASSIGN_OR_RETURN(pair_, PairProcess::Create(o));
+    if (f_.standby_disk == "tmpfs")
+      RETURN_IF_ERROR(standby_disk_.Mount(pair_->region_dir(standby_)));
     fmt::print("  pair in {} (logs: region-a.log, region-b.log there)\n", pair_->dir());
     std::fflush(stdout);
     RETURN_IF_ERROR(pair_->StartAll());
     RETURN_IF_ERROR(ShippingOrFailover());
+    if (standby_ != "region-b" && (f_.standby_cpus > 0 || f_.standby_disk == "tmpfs")) {
+      // The CPUs are set after this, but the tmpfs is region-b's from the start.
+      return Unavailable(
+          "region-b became the active region before the first window (see the "
+          "FINDING above): its state is on the standby's tmpfs; run again");
+    }
     RETURN_IF_ERROR(SetUp());
     RETURN_IF_ERROR(WaitRunning());
+    if (f_.standby_cpus > 0) PinStandby();
     if (f_.standby_nice > 0) NiceStandby();
     const std::string url_a = pair_->region_url(active_);
     const std::string logs_a = pair_->region_dir(active_) + "/logs";
@@ -658,7 +779,10 @@ class LogBench {
     return Status::Ok();
   }
 
-  void Stop() { pair_.reset(); }
+  void Stop() {
+    pair_.reset();  // its processes stop, and what it can remove of its directory goes
+    standby_disk_.Unmount();
+  }
 
  private:
   // Whether the active region ships its logs: a probe task writes a line and the peer sink's
@@ -731,7 +855,8 @@ class LogBench {
   Status SetUp() {
     const std::string url = pair_->region_url(active_);
     const int per = (f_.tasks + f_.deployments - 1) / f_.deployments;
-    const std::string cmd = Json(WriterCommand(f_.lines_per_second, f_.line_bytes)).dump();
+    const std::string cmd =
+        Json(WriterCommand(f_.writer, f_.lines_per_second, f_.line_bytes)).dump();
     for (int d = 0; d < f_.deployments && !g_interrupted; ++d) {
       HoldDeployment h;
       h.name = fmt::format("bench-{:03d}", d);
@@ -758,10 +883,10 @@ class LogBench {
     return r.Int(0, 0);
   }
 
-  // Every thread of the standby's region, workers and PostgreSQL at --standby-nice: here the
-  // standby shares the primary's two cores, where in a pair it has machines of its own. Threads
-  // and PostgreSQL backends started later inherit it.
-  void NiceStandby() {
+  // Calls `fn` with every thread of the standby's region, workers and PostgreSQL; returns how
+  // many it returned true for. Threads and PostgreSQL backends started later inherit what their
+  // creator has (niceness, CPU affinity).
+  int ForEachStandbyThread(const std::function<bool(pid_t)>& fn) {
     const RegionPids b = FindRegion(*pair_, standby_);
     std::vector<pid_t> pids = b.workers;
     pids.push_back(b.region);
@@ -773,11 +898,35 @@ class LogBench {
       DIR* d = opendir(dir.c_str());
       if (d == nullptr) continue;
       while (dirent* e = readdir(d)) {
-        const auto tid = static_cast<id_t>(atol(e->d_name));
-        if (tid > 0 && setpriority(PRIO_PROCESS, tid, f_.standby_nice) == 0) ++threads;
+        const auto tid = static_cast<pid_t>(atol(e->d_name));
+        if (tid > 0 && fn(tid)) ++threads;
       }
       closedir(d);
     }
+    return threads;
+  }
+
+  // The standby on CPUs of its own (--standby-cpus, the last ones; the bench and everything it
+  // started run on the others, see Main): in a pair the standby has machines of its own, and its
+  // apply work is no cost of the primary's.
+  void PinStandby() {
+    const cpu_set_t set = CpuRange(StandbyFirstCpu(f_.standby_cpus), CpuCount());
+    const int threads = ForEachStandbyThread(
+        [&](pid_t tid) { return sched_setaffinity(tid, sizeof set, &set) == 0; });
+    fmt::print(
+        "  {}'s region, workers and PostgreSQL on CPUs {}-{} ({} threads), the rest on "
+        "CPUs 0-{}\n",
+        standby_, StandbyFirstCpu(f_.standby_cpus), CpuCount() - 1, threads,
+        StandbyFirstCpu(f_.standby_cpus) - 1);
+    std::fflush(stdout);
+  }
+
+  // Every thread of the standby's region, workers and PostgreSQL at --standby-nice: an
+  // experiment from before --standby-cpus, when the standby shared the primary's cores.
+  void NiceStandby() {
+    const int threads = ForEachStandbyThread([&](pid_t tid) {
+      return setpriority(PRIO_PROCESS, static_cast<id_t>(tid), f_.standby_nice) == 0;
+    });
     fmt::print("  {}'s region, workers and PostgreSQL at niceness {} ({} threads)\n", standby_,
                f_.standby_nice, threads);
     std::fflush(stdout);
@@ -901,23 +1050,13 @@ class LogBench {
     const RegionPids a = FindRegion(*pair_, active_);
     const RegionPids b = FindRegion(*pair_, standby_);
     if (a.region == 0) return Internal(active_ + "'s process was not found in /proc");
-    std::map<std::string, int64_t> sizes0;
-    WalkLogs(dir_a + "/logs", "", &sizes0);
-    // The long tasks' logs only (the short tasks write theirs too).
-    auto hold_bytes = [](const std::map<std::string, int64_t>& sizes) {
-      int64_t n = 0;
-      for (const auto& [k, size] : sizes) {
-        if (k.find("/dag_id=hold/") != std::string::npos) n += size;
-      }
-      return n;
-    };
-    const int64_t bytes0 = hold_bytes(sizes0);
+    const HoldLogs logs0 = WalkHoldLogs(dir_a + "/logs");
     auto m0 = PeerMetrics(url);
     const uint64_t cursor0 = PeerCursor(dir_a);
     ASSIGN_OR_RETURN(const std::string db0, DbNow());
     const auto t0 = Steady::now();
     const CpuSample c0 = SampleCpu(a, b);
-    if (w->replication) sampler.Begin(SampleKeys(sizes0));
+    if (w->replication) sampler.Begin(SampleKeys(logs0.sizes));
     backlog.Begin();
 
     Nap(std::chrono::seconds(f_.seconds));
@@ -937,15 +1076,15 @@ class LogBench {
       w->sampled_pending = s.pending;
     }
     auto m1 = PeerMetrics(url);
-    std::map<std::string, int64_t> sizes1;
-    WalkLogs(dir_a + "/logs", "", &sizes1);
-    const int64_t bytes1 = hold_bytes(sizes1);
+    const HoldLogs logs1 = WalkHoldLogs(dir_a + "/logs");
     w->seconds = Secs(t1 - t0);
     auto [done, latency] = load.Count(t0, t1);
     w->short_done = done;
     w->short_per_s = done / w->seconds;
     w->short_latency_s = latency;
-    w->lines_per_s = static_cast<double>(bytes1 - bytes0) / f_.line_bytes / w->seconds;
+    // Over the time between the walks' midpoints: the logs grew while they were walked.
+    w->lines_per_s = static_cast<double>(logs1.bytes() - logs0.bytes()) / f_.line_bytes /
+                     Secs(logs1.at - logs0.at);
     RETURN_IF_ERROR(ShortStages(db0, db1, w));
     auto running = RunningTasks();
     w->running = running.ok() ? *running : -1;
@@ -979,6 +1118,7 @@ class LogBench {
     w->region_p99 = quantile(0.99);
     w->region_within_1s = all > 0 ? (m1[within + "1"] - m0[within + "1"]) / all : -1;
     w->cpu_region = c1.region - c0.region;
+    w->cpu_shipper = c1.shipper - c0.shipper;
     w->cpu_workers = c1.workers - c0.workers;
     w->cpu_postgres = c1.postgres - c0.postgres;
     w->cpu_standby = c1.standby - c0.standby;
@@ -999,10 +1139,10 @@ class LogBench {
         "to started {:.3f} s, to ended {:.3f} s\n",
         w.stage_schedule, w.stage_queue, w.stage_claim, w.stage_run);
     fmt::print(
-        "        CPU s: active {} {:.1f} ({:.0f} % of a core), its workers {:.1f}, its PostgreSQL "
-        "{:.1f}, standby {:.1f}; machine busy {:.0f} %\n",
-        active_, w.cpu_region, 100 * w.cpu_region / w.seconds, w.cpu_workers, w.cpu_postgres,
-        w.cpu_standby, 100 * w.machine_busy);
+        "        CPU s: active {} {:.1f} ({:.0f} % of a core; its log shipper {:.2f}), its workers "
+        "{:.1f}, its PostgreSQL {:.1f}, standby {:.1f}; machine busy {:.0f} %\n",
+        active_, w.cpu_region, 100 * w.cpu_region / w.seconds, w.cpu_shipper, w.cpu_workers,
+        w.cpu_postgres, w.cpu_standby, 100 * w.machine_busy);
     fmt::print(
         "        replicated {:.0f} KiB/s, {:.0f} records/s in {:.1f} batches/s of {:.0f} chunks; "
         "backlog max {:.0f} chunks, {:.0f} KiB, oldest {:.2f} s\n",
@@ -1028,6 +1168,8 @@ class LogBench {
   }
 
   const Flags& f_;
+  // Declared before pair_, so destroyed after it: the mount outlives the processes using it.
+  TmpfsMount standby_disk_;
   std::unique_ptr<PairProcess> pair_;
   std::string active_ = "region-a", standby_ = "region-b";
   std::vector<std::string> deployments_;
@@ -1102,9 +1244,38 @@ int Main(int argc, char** argv) {
                  "Niceness of the standby's processes (0: as started; here the standby shares "
                  "the primary's cores, where in a pair it has machines of its own)")
       ->check(CLI::Range(0, 19));
+  app.add_option("--standby-cpus", f.standby_cpus,
+                 "CPUs of the standby's own, the last ones (its region, workers and PostgreSQL; "
+                 "everything else runs on the others, as if the standby had a machine of its "
+                 "own); 0: the standby shares every CPU")
+      ->check(CLI::Range(0, 1024));
+  app.add_option("--standby-disk", f.standby_disk,
+                 "The standby's state directory: tmpfs (a disk of its own, as in a pair; the "
+                 "primary's fsyncs then commit none of the standby's writes) or shared (the "
+                 "primary's filesystem)")
+      ->check(CLI::IsMember({"tmpfs", "shared"}));
+  app.add_option("--writer", f.writer,
+                 "The log-writing tasks: native (tandem-bench-log-writer, a few µs of CPU a "
+                 "line) or bash (builtins, ~74 µs a line: the writers alone saturate 2 cores)")
+      ->check(CLI::IsMember({"native", "bash"}));
   app.add_flag("!--no-logs", f.logs, "Skip the log benchmark");
   app.add_flag("!--no-images", f.images, "Skip the image benchmark");
   CLI11_PARSE(app, argc, argv);
+  if (f.standby_cpus >= CpuCount()) {
+    fmt::print(stderr, "error: --standby-cpus {} leaves the primary no CPU of the {} here\n",
+               f.standby_cpus, CpuCount());
+    return 2;
+  }
+  if (f.standby_cpus > 0) {
+    // Before any thread or process starts, so that everything the bench starts inherits it; the
+    // standby is moved to its own CPUs once it runs (LogBench::PinStandby).
+    const cpu_set_t rest = CpuRange(0, StandbyFirstCpu(f.standby_cpus));
+    if (sched_setaffinity(0, sizeof rest, &rest) != 0) {
+      fmt::print(stderr, "error: cannot keep the bench to CPUs 0-{}: {}\n",
+                 StandbyFirstCpu(f.standby_cpus) - 1, strerror(errno));
+      return 1;
+    }
+  }
   SetUpProcess(OnSignal);
 
   fmt::print(
@@ -1112,15 +1283,22 @@ int Main(int argc, char** argv) {
       "lines/s, {:.0f} KiB/s offered; windows of {} s, {} run(s) of (replication on, off) and a "
       "last "
       "on window\n"
-      "settings: asynchronous pair on loopback (own 127.x addresses), {} local workers x {} "
-      "slots per region, task_logs.chunk_bytes 65536 (default), worker log flush 200 ms, peer "
+      "settings: asynchronous pair on loopback (own 127.x addresses), standby's CPUs: {}, "
+      "standby's disk: {}, writers: {}, {} local workers x {} slots per region, "
+      "task_logs.chunk_bytes 65536 (default), "
+      "worker log flush 200 ms, peer "
       "batches <= 1 MiB; short-task load: {} clients over {} deployments; lag sampler: {} logs "
       "every {} ms; images: {} MiB x {} runs; {} CPUs\n",
       f.deployments, f.tasks, f.lines_per_second, f.line_bytes,
       static_cast<double>(f.tasks) * f.lines_per_second,
       static_cast<double>(f.tasks) * f.lines_per_second * f.line_bytes / 1024, f.seconds, f.runs,
-      f.workers, f.slots, f.short_concurrency, f.short_deployments, f.sample_logs, f.sample_ms,
-      f.image_mib, f.image_runs, std::thread::hardware_concurrency());
+      f.standby_cpus == 0
+          ? std::string("shared with the primary")
+          : fmt::format("{} of {} (the others the primary's)", f.standby_cpus, CpuCount()),
+      f.standby_disk == "tmpfs" ? "a tmpfs of its own" : "shared with the primary",
+      f.writer == "bash" ? "bash builtins" : "tandem-bench-log-writer", f.workers, f.slots,
+      f.short_concurrency, f.short_deployments, f.sample_logs, f.sample_ms, f.image_mib,
+      f.image_runs, std::thread::hardware_concurrency());
   std::fflush(stdout);
 
   std::vector<Window> windows;
@@ -1136,6 +1314,9 @@ int Main(int argc, char** argv) {
   }
   std::vector<double> image_times;
   if (f.images && !g_interrupted) {
+    // Both regions' registries on every CPU again: the image copy is measured as before.
+    const cpu_set_t all = CpuRange(0, CpuCount());
+    (void)sched_setaffinity(0, sizeof all, &all);
     fmt::print("\nimages\n");
     Status s = ImageBench(f, &image_times);
     if (!s.ok()) {
@@ -1147,13 +1328,14 @@ int Main(int argc, char** argv) {
   fmt::print("\nmedians\n");
   if (!windows.empty()) {
     std::vector<double> on_short, off_short, on_lines, off_lines, on_cpu, off_cpu, p50, p99, s50,
-        s99, bps, cps, batches, backlog_chunks, backlog_bytes, tail, busy_on, busy_off;
+        s99, bps, cps, batches, backlog_chunks, backlog_bytes, tail, busy_on, busy_off, shipper;
     for (const Window& w : windows) {
       (w.replication ? on_short : off_short).push_back(w.short_per_s);
       (w.replication ? on_lines : off_lines).push_back(w.lines_per_s);
       (w.replication ? on_cpu : off_cpu).push_back(w.cpu_region / w.seconds);
       (w.replication ? busy_on : busy_off).push_back(w.machine_busy);
       if (!w.replication) continue;
+      shipper.push_back(w.cpu_shipper / w.seconds);
       p50.push_back(w.region_p50);
       p99.push_back(w.region_p99);
       s50.push_back(w.sampled_p50);
@@ -1229,6 +1411,10 @@ int Main(int argc, char** argv) {
                Median(on_cpu), Median(off_cpu), Median(on_cpu) - Median(off_cpu),
                100 * (Median(on_cpu) / Median(off_cpu) - 1), 100 * Median(busy_on),
                100 * Median(busy_off));
+    fmt::print(
+        "  the active region's log shipper (its ship-peer thread) with replication on: "
+        "{:.3f} cores, {:.1f} ms of CPU per MiB replicated\n",
+        Median(shipper), 1000 * Median(shipper) / (Median(bps) / (1 << 20)));
   }
   if (!image_times.empty()) {
     fmt::print("  image {} MiB replicated in {:.2f} s (target <= {:.0f} s: {}) [{} runs]\n",
