@@ -301,6 +301,13 @@ CREATE INDEX bundle_versions_unreplicated ON bundle_versions (created_at)
   WHERE image_digest IS NOT NULL AND image_replicated_at IS NULL;
 )sql";
 
+const char* kV5 = R"sql(
+-- The task instances not finished yet, by run: a scheduler pass ends the runs that have none.
+-- Without it that statement read the whole table, every pass, however many runs were done.
+CREATE INDEX task_instances_unfinished ON task_instances (run_pk)
+  WHERE state IS NULL OR state IN ('scheduled', 'queued', 'running', 'up_for_retry');
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -309,6 +316,7 @@ const std::vector<Migration>& Migrations() {
       {2, "bundles, DAGs, runs, task instances, XComs, import errors, workers", kV2},
       {3, "the pair's epoch and heartbeat", kV3},
       {4, "deployed images of bundle versions", kV4},
+      {5, "an index of unfinished task instances by run", kV5},
   };
   return kAll;
 }
