@@ -24,13 +24,6 @@ std::string RangeText(uint64_t from, uint64_t to) {
   return "[" + std::to_string(from) + ", " + std::to_string(to) + ")";
 }
 
-// The held bytes of records[i, j), records that follow each other in one object.
-std::string Joined(const std::vector<const JournalRecord*>& records, size_t i, size_t j) {
-  std::string out;
-  for (size_t k = i; k < j; ++k) out += *records[k]->data;
-  return out;
-}
-
 }  // namespace
 
 Result<std::vector<ApplyResult>> StoreSink::Apply(const std::vector<Chunk>& chunks) {
@@ -288,14 +281,16 @@ Status LogShipper::BuildChunks(const PendingBatch& batch, std::vector<Outgoing>*
       const bool held = std::all_of(records.begin() + static_cast<std::ptrdiff_t>(i),
                                     records.begin() + static_cast<std::ptrdiff_t>(j),
                                     [](const JournalRecord* r) { return r->data.has_value(); });
-      Result<std::string> data = held ? Joined(records, i, j) : ReadLocal(key, start, length);
+      Result<std::string> data = held ? std::string() : ReadLocal(key, start, length);
       if (!data.ok() && data.status().code() != Code::kNotFound) return data.status();
       std::string_view bytes = data.ok() ? std::string_view(*data) : std::string_view();
       Outgoing* current = nullptr;
       for (size_t k = i; k < j; ++k) {
         const JournalRecord& r = *records[k];
         uint64_t at = r.offset - start;
-        std::string_view slice = at < bytes.size() ? bytes.substr(at, r.length) : "";
+        std::string_view slice = held                ? std::string_view(*r.data)
+                                 : at < bytes.size() ? bytes.substr(at, r.length)
+                                                     : "";
         bool gone = slice.size() < r.length;
         if (gone || Crc32c(slice) != r.checksum) {
           skipped->push_back(
