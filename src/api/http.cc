@@ -3,8 +3,11 @@
 #include <fcntl.h>
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "api/errors.h"
@@ -64,6 +67,9 @@ Response Router::Dispatch(Request& req) const {
   return ErrorResponse(404, "Not Found");
 }
 
+// How many connections the kernel holds for the server before it accepts them.
+constexpr int kListenBacklog = 1024;
+
 struct HttpServer::Impl {
   httplib::Server server;
   std::thread thread;
@@ -100,10 +106,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o, co
   });
   // SO_REUSEADDR (not httplib's default SO_REUSEPORT, which would let a second server bind the
   // same port silently), and close-on-exec so processes we spawn do not inherit the socket.
-  srv.set_socket_options([](socket_t sock) {
+  srv.set_socket_options([listening = &s->listening_fd_](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     fcntl(sock, F_SETFD, FD_CLOEXEC);
+    *listening = sock;
   });
   metrics->Describe("tandem_http_requests_total", "counter", "HTTP requests served, by status.");
   metrics->Describe("tandem_http_request_seconds_total", "counter",
@@ -189,6 +196,16 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o, co
   }
   if (s->port_ <= 0) {
     return Unavailable("cannot listen on " + o.address + ":" + std::to_string(o.port));
+  }
+  // httplib (Debian's is a compiled library) listens with a backlog of 5. When a region becomes
+  // active, every client — each deployment's users, the workers, the peer — connects at once:
+  // the kernel dropped the connections beyond five, and each of those clients waited out TCP's
+  // one-second retransmission (the failover benchmark saw triggers answered after 1.05 and
+  // 2.11 s). Listening again on the bound socket only raises the backlog (Linux caps it at
+  // net.core.somaxconn).
+  if (s->listening_fd_ >= 0 && ::listen(s->listening_fd_, kListenBacklog) != 0) {
+    spdlog::warn("the HTTP server on {}:{} keeps httplib's listen backlog of 5: {}", o.address,
+                 s->port_, std::strerror(errno));
   }
   s->impl_->thread = std::thread([&srv] { srv.listen_after_bind(); });
   // httplib's stop() does nothing until the listening thread has started: wait for it, so a

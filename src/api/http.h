@@ -81,6 +81,7 @@ class HttpServer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   int port_ = 0;
+  int listening_fd_ = -1;  // the listening socket httplib made (set while it binds)
 };
 
 }  // namespace tandem::api
