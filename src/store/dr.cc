@@ -32,12 +32,10 @@ Status DrStore::Heartbeat() {
 Result<int64_t> DrStore::Reconcile(bool forced) {
   ASSIGN_OR_RETURN(auto c, pool_->Acquire());
   const std::string states = forced ? "('running', 'queued')" : "('running')";
-  ASSIGN_OR_RETURN(
-      pg::Rows r,
-      c->Exec(std::string("WITH lost AS (UPDATE task_instances ti SET ") + sql::kFailTry +
-              " WHERE ti.state IN " + states +
-              " RETURNING ti.*), rec AS (" + sql::RecordTries("lost") +
-              ") SELECT count(*) FROM lost"));
+  ASSIGN_OR_RETURN(pg::Rows r, c->Exec(std::string("WITH lost AS (UPDATE task_instances ti SET ") +
+                                       sql::kFailTry + sql::kMarkRecovered + " WHERE ti.state IN " +
+                                       states + " RETURNING ti.*), rec AS (" +
+                                       sql::RecordTries("lost") + ") SELECT count(*) FROM lost"));
   return r.Int(0, 0);
 }
 

@@ -45,14 +45,16 @@ Result<std::vector<ClaimedTask>> Execution::Claim(const WorkerInfo& w, int n) {
               "now() RETURNING id), "
               "pick AS (SELECT ti.id FROM task_instances ti JOIN deployments dp ON dp.id = "
               "ti.deployment_id AND dp.deleted_at IS NULL WHERE ti.state = 'queued' AND ($4::uuid "
-              "IS NULL OR ti.deployment_id = $4::uuid) ORDER BY ti.priority_weight DESC, "
-              "ti.queued_when, ti.id LIMIT $6 FOR UPDATE OF ti SKIP LOCKED), "
-              "up AS (UPDATE task_instances ti SET state = 'running', worker_id = (SELECT id FROM "
-              "w), start_date = now(), end_date = NULL, hostname = $2 FROM pick WHERE ti.id = "
-              "pick.id RETURNING ti.id, ti.deployment_id, ti.run_pk, ti.dag_id, ti.run_id, "
-              "ti.task_id, ti.try_number, ti.timeout_s) "
-              "SELECT up.id, up.deployment_id, up.run_pk, up.dag_id, up.run_id, up.task_id, "
-              "up.try_number, up.timeout_s, r.bundle_version, " +
+              "IS NULL OR ti.deployment_id = $4::uuid) " +
+                  sql::AdmissionOrder("ti", "queued_when") +
+                  " LIMIT $6 FOR UPDATE OF ti SKIP LOCKED), "
+                  "up AS (UPDATE task_instances ti SET state = 'running', worker_id = (SELECT id "
+                  "FROM w), start_date = now(), end_date = NULL, hostname = $2, recovered_at = "
+                  "NULL FROM pick WHERE ti.id = "
+                  "pick.id RETURNING ti.id, ti.deployment_id, ti.run_pk, ti.dag_id, ti.run_id, "
+                  "ti.task_id, ti.try_number, ti.timeout_s) "
+                  "SELECT up.id, up.deployment_id, up.run_pk, up.dag_id, up.run_id, up.task_id, "
+                  "up.try_number, up.timeout_s, r.bundle_version, " +
                   // A run without a logical date (a manual one) renders its dates as the
                   // moment it was triggered, as Airflow 2 did.
                   TsOrEmpty("coalesce(r.logical_date, r.run_after)") + ", " +
@@ -107,6 +109,7 @@ Result<std::vector<std::string>> Execution::Reconcile(const WorkerInfo& w,
     for (int i = 0; i < gone.size(); ++i) stop.push_back(gone.Text(i, 0));
     return c
         .Exec(std::string("WITH lost AS (UPDATE task_instances ti SET ") + sql::kFailTry +
+                  sql::kMarkRecovered +
                   " WHERE ti.state = 'running' AND ti.worker_id = $1 AND ti.start_date < now() - "
                   "$3 * interval '1 millisecond' AND ($4::bigint IS NULL OR ti.start_date <= "
                   "timestamptz 'epoch' + $4::bigint * interval '1 microsecond') AND ti.id NOT IN "

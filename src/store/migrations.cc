@@ -308,6 +308,14 @@ CREATE INDEX task_instances_unfinished ON task_instances (run_pk)
   WHERE state IS NULL OR state IN ('scheduled', 'queued', 'running', 'up_for_retry');
 )sql";
 
+const char* kV6 = R"sql(
+-- When a try was put back to be retried because its worker or its region was lost (a lost
+-- worker reaped, a failover's reconciliation): for a while such tries are admitted after fresh
+-- work of the same priority weight, so that a region taking over hundreds of them still starts
+-- what its users trigger at once. Cleared when the try is claimed.
+ALTER TABLE task_instances ADD COLUMN recovered_at timestamptz;
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -317,6 +325,7 @@ const std::vector<Migration>& Migrations() {
       {3, "the pair's epoch and heartbeat", kV3},
       {4, "deployed images of bundle versions", kV4},
       {5, "an index of unfinished task instances by run", kV5},
+      {6, "when a try was put back after its worker or region was lost", kV6},
   };
   return kAll;
 }

@@ -32,12 +32,30 @@ Result<std::optional<int64_t>> InsertRun(pg::Conn& c, const NewRun& run, bool sk
 
 // The SET list that ends the current try of task instances as failed: up_for_retry while
 // retries remain (Airflow: try_number <= max_tries), else failed. Used by every path that
-// fails a try (a worker's report, a dead worker, a timeout).
+// fails a try the worker did not report (a lost worker, a timeout, a failover's
+// reconciliation); a worker's own report has the same rule in Execution::Finish.
 inline constexpr const char* kFailTry =
     "state = CASE WHEN ti.try_number <= ti.max_tries THEN 'up_for_retry' ELSE 'failed' END, "
     "next_retry_at = CASE WHEN ti.try_number <= ti.max_tries "
     "THEN now() + make_interval(secs => ti.retry_delay_s) END, "
     "end_date = now(), worker_id = NULL";
+
+// Added to kFailTry where the try was lost with its worker or its region rather than failed by
+// its task: its retry is marked as recovered (see AdmissionOrder).
+inline constexpr const char* kMarkRecovered =
+    ", recovered_at = CASE WHEN ti.try_number <= ti.max_tries THEN now() END";
+
+// The order in which task instances of alias `t` are admitted — queued within the limits, then
+// claimed by workers: highest priority weight first (Airflow's rule); then fresh work before
+// tries put back in the last minute because their worker or region was lost; then first come
+// (`since`, the column that says when each was scheduled or queued). So a region that takes
+// over 1,250 running tries in a failover starts what its users trigger at once, and the retries
+// right after — never later than a minute's worth of fresh work.
+inline std::string AdmissionOrder(const std::string& t, const std::string& since) {
+  return "ORDER BY " + t + ".priority_weight DESC, coalesce(" + t +
+         ".recovered_at > now() - interval '1 minute', false), " + t + "." + since + ", " + t +
+         ".id";
+}
 
 // Columns of task_instances copied into task_instance_history when a try ends; the same list
 // works as the SELECT list from a RETURNING row set.

@@ -202,9 +202,7 @@ Result<int> Scheduling::QueueTasks() {
   // then the deployment's worker slots — each ranking only what passed the one before, highest
   // priority weight first. So a full run never holds back another run's tasks, and no limit is
   // ever exceeded.
-  auto order = [](const std::string& t) {
-    return "ORDER BY " + t + ".priority_weight DESC, " + t + ".scheduled_when, " + t + ".id";
-  };
+  auto order = [](const std::string& t) { return sql::AdmissionOrder(t, "scheduled_when"); };
   ASSIGN_OR_RETURN(
       Rows r,
       c->Exec(std::string(
@@ -215,7 +213,8 @@ Result<int> Scheduling::QueueTasks() {
                   "run_busy AS (SELECT run_pk, count(*) AS n FROM busy GROUP BY 1), "
                   "dep_busy AS (SELECT deployment_id, count(*) AS n FROM busy GROUP BY 1), "
                   "c1 AS (SELECT ti.id, ti.deployment_id, ti.pool, ti.run_pk, ti.priority_weight, "
-                  "ti.scheduled_when, g.max_active_tasks, row_number() OVER (PARTITION BY "
+                  "ti.recovered_at, ti.scheduled_when, g.max_active_tasks, row_number() OVER "
+                  "(PARTITION BY "
                   "ti.run_pk ") +
               order("ti") +
               ") AS run_rank FROM task_instances ti JOIN dag_runs r ON r.id = ti.run_pk AND "
@@ -263,12 +262,16 @@ Result<int> Scheduling::ReapLost(int grace_seconds) {
   ASSIGN_OR_RETURN(
       Rows r,
       c->Exec(std::string("WITH lost AS (UPDATE task_instances ti SET ") + sql::kFailTry +
-                  " FROM (SELECT t.id FROM task_instances t LEFT JOIN workers w ON w.id = "
-                  "t.worker_id WHERE t.state = 'running' AND (w.id IS NULL OR w.last_heartbeat "
-                  "< now() - 3 * w.heartbeat_ms * interval '1 millisecond' OR (t.timeout_s IS "
-                  "NOT NULL AND t.start_date < now() - make_interval(secs => t.timeout_s + $1))) "
-                  "FOR UPDATE OF t SKIP LOCKED) AS z WHERE ti.id = z.id AND ti.state = "
-                  "'running' RETURNING ti.*), rec AS (" +
+                  // A try whose worker went quiet is recovered; one past its timeout failed.
+                  ", recovered_at = CASE WHEN z.worker_lost AND ti.try_number <= ti.max_tries "
+                  "THEN now() END FROM (SELECT t.id, (w.id IS NULL OR w.last_heartbeat < now() "
+                  "- 3 * w.heartbeat_ms * interval '1 millisecond') AS worker_lost FROM "
+                  "task_instances t LEFT JOIN workers w ON w.id = t.worker_id WHERE t.state = "
+                  "'running' AND (w.id IS NULL OR w.last_heartbeat < now() - 3 * w.heartbeat_ms "
+                  "* interval '1 millisecond' OR (t.timeout_s IS NOT NULL AND t.start_date < "
+                  "now() - make_interval(secs => t.timeout_s + $1))) FOR UPDATE OF t SKIP "
+                  "LOCKED) AS z WHERE ti.id = z.id AND ti.state = 'running' RETURNING ti.*), "
+                  "rec AS (" +
                   sql::RecordTries("lost") + ") SELECT count(*) FROM lost",
               {std::to_string(grace_seconds)}));
   return static_cast<int>(r.Int(0, 0));

@@ -246,6 +246,72 @@ TEST_F(SchedulerTest, ALostWorkersTriesAreRetriedOrFailed) {
             1);
 }
 
+// A try put back because its worker (or region) was lost is admitted after fresh work of the
+// same priority weight for a minute — queued within the limits and claimed after it — and in
+// its turn again once the minute is over. A region taking over hundreds of tries in a failover
+// thereby starts what its users trigger at once.
+TEST_F(SchedulerTest, FreshWorkIsAdmittedBeforeRecoveredRetries) {
+  DeploymentId d = Deployment("recover", /*worker_slots=*/1);
+  Deploy(d,
+         "held:\n  tasks:\n    long: {operator: bash, bash_command: 'true', retries: 1, "
+         "retry_delay: 0}\nfresh:\n  tasks:\n    ping: {operator: bash, bash_command: 'true'}\n");
+  Trigger(d, "held");
+  Settle();
+  store::WorkerInfo w{"00000000-0000-4000-8000-00000000000c", "h", 4, std::nullopt, 100};
+  auto claimed = execution_->Claim(w, 4);
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // the worker went quiet
+  ASSERT_EQ(*scheduling_->ReapLost(30), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE task_id = 'long' AND state = "
+                  "'up_for_retry' AND recovered_at IS NOT NULL"),
+            1);
+  // The retry is due and scheduled first; the fresh task after it, in the same pass. One slot:
+  // the fresh task takes it.
+  Trigger(d, "fresh");
+  clock_.Advance(std::chrono::seconds(1));
+  Settle();
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE task_id = 'ping' AND state = "
+                  "'queued'"),
+            1);
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE task_id = 'long' AND state = "
+                  "'scheduled'"),
+            1);
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances t JOIN task_instances u ON u.task_id = "
+                  "'ping' WHERE t.task_id = 'long' AND t.scheduled_when <= u.scheduled_when"),
+            1);
+
+  // Claims take the same order: the recovered try queued first is claimed after the fresh one.
+  auto c = pool_->Acquire();
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->Exec("UPDATE task_instances SET state = 'queued', queued_when = now() - "
+                         "interval '1 second', try_number = try_number + 1 WHERE task_id = 'long'")
+                  .ok());
+  store::WorkerInfo v{"00000000-0000-4000-8000-00000000000d", "h", 4, std::nullopt, 1000};
+  auto first = execution_->Claim(v, 1);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 1u);
+  EXPECT_EQ((*first)[0].task_id, "ping");
+  // A claimed try is no longer marked: if it fails by itself, its retry is ordinary.
+  auto second = execution_->Claim(v, 1);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->size(), 1u);
+  EXPECT_EQ((*second)[0].task_id, "long");
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE recovered_at IS NOT NULL"), 0);
+
+  // A minute after it was put back, a recovered try waits in line like any other.
+  ASSERT_TRUE((*c)->ExecScript("UPDATE task_instances SET state = 'queued', queued_when = now() - "
+                               "interval '1 second', recovered_at = now() - interval '61 seconds' "
+                               "WHERE task_id = 'long'; UPDATE task_instances SET state = "
+                               "'queued', queued_when = now() WHERE task_id = 'ping'")
+                  .ok());
+  store::WorkerInfo x{"00000000-0000-4000-8000-00000000000e", "h", 4, std::nullopt, 1000};
+  auto later = execution_->Claim(x, 1);
+  ASSERT_TRUE(later.ok());
+  ASSERT_EQ(later->size(), 1u);
+  EXPECT_EQ((*later)[0].task_id, "long");
+}
+
 // A region that has just started acting (or whose statements just waited) gives workers time
 // to heartbeat before it declares any of them lost.
 TEST_F(SchedulerTest, NoTryIsReapedUntilWorkersCouldHeartbeat) {
