@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "base/process.h"
 
@@ -36,7 +37,11 @@ std::string Str(const Json& j, const char* key) {
 }
 
 double Quantile(std::vector<double> v, double q) {
-  if (v.empty()) return -1;
+  // No figure from nothing, and none from a list with a hole in it: a verdict compared with
+  // NaN is never met.
+  if (v.empty() || std::any_of(v.begin(), v.end(), [](double x) { return std::isnan(x); })) {
+    return NAN;
+  }
   std::sort(v.begin(), v.end());
   const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
   return v[i];

@@ -21,7 +21,7 @@ Json Body(const testing::HttpReply& r);
 std::string Root(const std::string& d);
 // j[key] when it is a string, else "".
 std::string Str(const Json& j, const char* key);
-// The q-quantile (nearest rank) of `v`; -1 when empty.
+// The q-quantile (nearest rank) of `v`; NaN when it is empty or holds a NaN.
 double Quantile(std::vector<double> v, double q);
 double Median(const std::vector<double>& v);
 

@@ -6,21 +6,34 @@
 //     region (a DAG run triggered there is accepted) and its scheduler starts tasks (that run's
 //     task is running or done), reached the way a client reaches it: through the deployment's
 //     host name, looked up at the pair's DNS server before every attempt (resolve, then
-//     request; an old region answers 421 by name, so only the new one counts). Forced: the failure is the SIGKILL of every process of the
-//     primary region, PostgreSQL included, and the control plane detects it by itself
-//     (automatic failover), so detection is inside the figure. Planned: the failure is the
-//     moment the old primary stopped taking writes (the end of its step-down, from the event
-//     log); the drain before it is printed apart, since the platform serves while it drains.
+//     request; an old region answers 421 by name, so only the new one counts). Each
+//     deployment is probed on its own (one thread sweeps a few of them), so a deployment whose
+//     task waits does not hold back the next one's trigger. Forced: the failure is the SIGKILL
+//     of every process of the primary region, PostgreSQL included, and the control plane
+//     detects it by itself (automatic failover), so detection is inside the figure. Planned:
+//     the failure is the moment the old primary stopped taking writes (the end of its
+//     step-down, from the event log); the drain before it is printed apart, since the
+//     platform serves while it drains.
+//   - where the time went, per failover: when each step of the control plane began (its
+//     events), the promotion as the promoted region logged it (PostgreSQL's part, the tries
+//     reconciled), each deployment's API and task times (first, median, last), a probe task's
+//     time from its run's creation to scheduled, queued and claimed (the new region's
+//     database), and when the old region's long tasks all ran again.
 //   - RPO: a client commits a timestamped change (a variable) every 10 ms through the API of
 //     whichever region is active and records what was acknowledged; afterwards, the age at the
-//     moment of the failure of the oldest acknowledged change that is missing (0 when none is).
+//     moment of the failure of the oldest acknowledged change that is missing (0 when none is),
+//     and how many missing changes were acknowledged after the failure (never allowed).
 //   - the writer's gap: the longest time between two acknowledged writes around the failover.
+//
+// A target is "met" only when every run asked for was measured, and an RPO target of zero only
+// when no acknowledged write is missing at all. With --planned-limit / --forced-limit (the
+// test suite's guard) it exits 2 when a median RTO is above its limit or an RPO is missed.
 //
 // Each configuration (planned or forced, asynchronous or synchronous) gets its own pair; the
 // runs of one configuration fail over back and forth (the old primary rejoins as a replica and
 // catches up before the next run). Everything started is stopped by PID at the end, however it
-// ends. Not a test: it exits 0 whether or not the targets are met; non-zero only when it could
-// not measure.
+// ends. Without the limits it exits 0 whether or not the targets are met, and 1 when it could
+// not measure (or was interrupted).
 #include <fmt/core.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -29,6 +42,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -39,9 +54,9 @@
 #include <vector>
 
 #include "base/status.h"
+#include "bench/bench_util.h"
 #include "dag/timetable.h"
 #include "dns/dns.h"
-#include "bench/bench_util.h"
 #include "harness/pair_harness.h"
 #include "pg/conn.h"
 
@@ -74,11 +89,15 @@ struct Flags {
   int lease_renew_ms = 500;
   int lease_margin_ms = 500;
   int drain_seconds = 2;
-  int probe_threads = 16;
+  // One prober per deployment by default, so no deployment's wait delays another's figure.
+  int probe_threads = 80;
   // After every task is running again, before the next failover: the new region has started
   // 1,250 processes and the old one has rejoined; a failover in the middle of that measures
   // back-to-back failovers, not a failover of a running pair.
   int settle_seconds = 5;
+  // The suite's guard: exit 2 when a median RTO is above these (seconds; 0: no limit).
+  double planned_limit = 0;
+  double forced_limit = 0;
 };
 
 volatile sig_atomic_t g_interrupted = 0;
@@ -145,16 +164,76 @@ class RpoWriter {
   std::thread thread_;
 };
 
-struct RunResult {
-  double rto = -1, rto_api = -1, rpo = -1, gap = -1, drain = -1, control_rto = -1;
-  int missing = 0, acked = 0;
+// The times of one failover's stages, in seconds from the failure (negative: before it).
+struct Stages {
+  // From the control plane's events: when each step began, and when the operation ended.
+  std::map<std::string, double> steps;
+  double finished = NAN;
+  // From the promoted region's log: the promotion's whole time and PostgreSQL's part of it, and
+  // how many task instances reconciliation moved to retry.
+  double promote_s = NAN, pg_promote_s = NAN;
+  int64_t reconciled = -1;
+  // From the probe: each deployment's API first accepting a trigger by name, and the triggered
+  // task running; and, from the new region's database, where a probe task's time went.
+  std::vector<double> api, task;
+  int lookup_failures = 0;           // the probe's DNS lookups that failed (each costs up to 1 s)
+  std::vector<double> trigger_took;  // how long each accepted trigger request took
+  std::string refused;               // the answers of the triggers not accepted, by status
+  std::vector<double> decide_ms, queue_ms, claim_ms;  // run queued → scheduled → queued → running
+  // The old region's long tasks: how many run again when the probe ended, and when the last
+  // of them started in the new region (NAN: not within the wait).
+  int64_t retries_at_probe_end = -1;
+  double retries_all_running = NAN;
 };
+
+struct RunResult {
+  double rto = NAN, rto_api = NAN, rpo = NAN, gap = NAN, drain = NAN;
+  int missing = 0, acked = 0;
+  // Of the missing writes, those acknowledged after the failure: the region that acknowledged
+  // them was the new active one (or a fenced old one that still took writes) — never allowed.
+  int lost_after = 0;
+  Stages stages;
+};
+
+// "2026-11-25T22:32:03.876Z" as a wall time.
+std::optional<Wall::time_point> ParseIsoMs(const std::string& at) {
+  auto t = dag::ParseTime(at.substr(0, 19) + "Z");
+  if (!t.ok() || at.size() < 23) return std::nullopt;
+  return Wall::time_point(*t) + std::chrono::milliseconds(std::stoi(at.substr(20, 3)));
+}
+
+double Since(Wall::time_point from, Wall::time_point t) {
+  return std::chrono::duration<double>(t - from).count();
+}
+
+std::string Fixed(double v, int precision = 2) {
+  return std::isnan(v) ? "-" : fmt::format("{:.{}f}", v, precision);
+}
+
+// The step names of docs/disaster-recovery.md, from the messages their events carry
+// (control/failover.cc): the event log has the message, the operation only its latest step.
+std::string StepOf(const std::string& message, const std::string& to) {
+  auto starts = [&](const std::string& p) { return message.rfind(p, 0) == 0; };
+  if (starts("asking ") && message.find(" to step down") != std::string::npos) {
+    return "stepping_down";
+  }
+  if (starts("waiting for " + to + " to replay")) return "catching_up";
+  if (starts("the control plane and " + to + " promise epoch")) return "raising_epoch";
+  if (starts("waiting ") && message.find("for every lease") != std::string::npos) {
+    return "waiting_leases";
+  }
+  if (starts("promoting ")) return "promoting";
+  if (starts("pointing every host name")) return "publishing_dns";
+  if (starts("asking ") && message.find(" to rejoin") != std::string::npos) return "rejoining";
+  return "";
+}
 
 class Bench {
  public:
   explicit Bench(Flags f) : f_(std::move(f)) {}
 
-  // One configuration: a fresh pair, set up, then `runs` failovers.
+  // One configuration: a fresh pair, set up, then `runs` failovers. A run that could not be
+  // measured to its end (an interrupt) is not added to `out`.
   Status RunConfig(const std::string& mode, const std::string& replication,
                    std::vector<RunResult>* out) {
     PairProcess::Options o;
@@ -177,12 +256,17 @@ class Bench {
     RETURN_IF_ERROR(SetUp());
     for (int run = 1; run <= f_.runs && !g_interrupted; ++run) {
       RETURN_IF_ERROR(WaitReady());
+      if (g_interrupted) break;
       auto r = mode == "forced" ? Forced(run) : Planned(run);
       if (!r.ok()) return r.status().WithContext("run " + std::to_string(run));
-      fmt::print("  run {}: RTO {:.2f} s (API {:.2f} s), RPO {:.3f} s ({} of {} acknowledged "
-                 "writes missing), writer's gap {:.2f} s{}\n",
-                 run, r->rto, r->rto_api, r->rpo, r->missing, r->acked, r->gap,
-                 r->drain >= 0 ? fmt::format(", drain {:.2f} s", r->drain) : "");
+      if (g_interrupted) break;  // the probe stopped halfway: its times are not an RTO
+      fmt::print(
+          "  run {}: RTO {:.2f} s (API {:.2f} s), RPO {:.3f} s ({} of {} acknowledged "
+          "writes missing, {} of them acknowledged after the failure), writer's gap "
+          "{:.2f} s{}\n",
+          run, r->rto, r->rto_api, r->rpo, r->missing, r->acked, r->lost_after, r->gap,
+          std::isnan(r->drain) ? "" : fmt::format(", drain {:.2f} s", r->drain));
+      PrintStages(mode, r->stages);
       std::fflush(stdout);
       out->push_back(*r);
     }
@@ -216,10 +300,16 @@ class Bench {
     return Status::Ok();
   }
 
-  Result<int64_t> RunningTasks(const std::string& region) {
+  Result<pg::Rows> Query(const std::string& region, const std::string& sql,
+                         const std::vector<pg::Param>& params = {}) {
     ASSIGN_OR_RETURN(pg::ConnPtr c, pg::Conn::Connect(pair_->Dsn(region)));
-    ASSIGN_OR_RETURN(pg::Rows r, c->Exec("SELECT count(*) FROM task_instances WHERE state = "
-                                         "'running' AND task_id LIKE 's%'"));
+    return c->Exec(sql, params);
+  }
+
+  Result<int64_t> RunningTasks(const std::string& region) {
+    ASSIGN_OR_RETURN(pg::Rows r, Query(region,
+                                       "SELECT count(*) FROM task_instances WHERE state "
+                                       "= 'running' AND task_id LIKE 's%'"));
     return r.Int(0, 0);
   }
 
@@ -237,6 +327,7 @@ class Bench {
       }
       std::this_thread::sleep_for(200ms);
     }
+    if (g_interrupted) return Status::Ok();
     return Unavailable("the pair did not get back to syncing with every task running" +
                        pair_->Logs());
   }
@@ -247,61 +338,218 @@ class Bench {
                    const std::string& body = "") {
     const dns::Server server{pair_->dns_address(), pair_->dns_port()};
     auto a = dns::LookUp(server, hosts_[i], 1s);
-    if (!a.ok()) return {};
+    if (!a.ok()) {
+      ++lookup_failures_;
+      return {};
+    }
     const std::string port = std::to_string(pair_->http_port("region-a"));
     return Http("http://" + a->addresses.front() + ":" + port, method, path, body,
                 {{"Host", hosts_[i] + ":" + port}});
   }
 
-  // Every deployment: trigger a probe run until one is accepted through its host name (the new
-  // active region's API answers), then wait until its task runs (its scheduler starts tasks).
-  // Seconds since `from`, the worst. The names decide where it lands: a region that is not
-  // active answers 421 by name, so only the new active region counts.
-  std::pair<double, double> Probe(Steady::time_point from) {
-    std::atomic<size_t> next{0};
+  // Every deployment, independently: trigger a probe run until one is accepted through its
+  // host name (the new active region's API answers), then poll until its task runs (its
+  // scheduler starts tasks). The names decide where a request lands: a region that is not
+  // active answers 421 by name, so only the new active region counts. Each thread owns every
+  // probe_threads-th deployment (by default, one) and sweeps them, so one deployment's wait
+  // never holds back another's trigger. Triggers are retried every 20 ms, states polled every
+  // 50 ms. Fills `st->api` and `st->task` with each deployment's seconds since `from`; false
+  // when interrupted.
+  bool Probe(Steady::time_point from, Stages* st) {
+    lookup_failures_ = 0;
+    const size_t n = deployments_.size();
+    std::vector<double> api(n, NAN), task(n, NAN);
+    std::vector<std::string> runs(n);
     std::mutex mu;
-    double worst_api = 0, worst = 0;
-    auto work = [&] {
-      for (size_t i; (i = next++) < deployments_.size();) {
-        std::string run;
-        while (!g_interrupted) {
-          HttpReply t = ByName(i, "POST", "/api/v2/dags/probe/dagRuns",
-                               Json{{"logical_date", nullptr}, {"conf", Json::object()}}.dump());
-          if (t.status == 200) {
-            run = Str(Body(t), "dag_run_id");
-            break;
-          }
-          std::this_thread::sleep_for(20ms);
-        }
-        const double api = Secs(Steady::now() - from);
-        bool told = false;
-        const std::string& id = deployments_[i];
-        while (!g_interrupted) {
-          Json ti =
-              Body(ByName(i, "GET", "/api/v2/dags/probe/dagRuns/" + run + "/taskInstances/ping"));
-          std::string state = Str(ti, "state");
-          if (state == "running" || state == "success") break;
-          if (!told && Secs(Steady::now() - from) > 30) {
-            // A stalled probe says what it is waiting for, once.
-            told = true;
-            fmt::print(stderr, "  probe of {} still {} after 30 s: {}\n", id, state, ti.dump());
-          }
-          std::this_thread::sleep_for(20ms);
-        }
-        const double all = Secs(Steady::now() - from);
-        std::lock_guard lock(mu);
-        worst_api = std::max(worst_api, api);
-        worst = std::max(worst, all);
-      }
-    };
+    std::vector<double> accepted_took;              // guarded by mu
+    std::map<int, std::pair<int, double>> refused;  // guarded by mu: status -> count, longest
     std::vector<std::thread> threads;
-    threads.reserve(f_.probe_threads);
-    for (int t = 0; t < f_.probe_threads; ++t) threads.emplace_back(work);
-    for (auto& t : threads) t.join();
-    return {worst_api, worst};
+    const size_t stride = static_cast<size_t>(std::max(1, f_.probe_threads));
+    for (size_t t = 0; t < stride && t < n; ++t) {
+      threads.emplace_back([&, t] {
+        bool told = false;
+        while (!g_interrupted) {
+          bool pending = false;
+          for (size_t i = t; i < n; i += stride) {
+            if (!std::isnan(task[i])) continue;
+            pending = true;
+            if (runs[i].empty()) {
+              const auto sent = Steady::now();
+              HttpReply r =
+                  ByName(i, "POST", "/api/v2/dags/probe/dagRuns",
+                         Json{{"logical_date", nullptr}, {"conf", Json::object()}}.dump());
+              const double took = Secs(Steady::now() - sent);
+              std::lock_guard lock(mu);
+              if (r.status == 200) {
+                runs[i] = Str(Body(r), "dag_run_id");
+                api[i] = Secs(Steady::now() - from);
+                accepted_took.push_back(took);
+              } else {
+                // Why a trigger was not accepted, and how long the answer took.
+                auto& [count, longest] = refused[r.status];
+                ++count;
+                longest = std::max(longest, took);
+              }
+              continue;
+            }
+            Json ti = Body(
+                ByName(i, "GET", "/api/v2/dags/probe/dagRuns/" + runs[i] + "/taskInstances/ping"));
+            const std::string state = Str(ti, "state");
+            if (state == "running" || state == "success") {
+              task[i] = Secs(Steady::now() - from);
+            } else if (!told && Secs(Steady::now() - from) > 30) {
+              // A stalled probe says what it is waiting for, once.
+              told = true;
+              fmt::print(stderr, "  probe of {} still {} after 30 s: {}\n", deployments_[i], state,
+                         ti.dump());
+            }
+          }
+          if (!pending) return;
+          bool triggered = true;
+          for (size_t i = t; i < n; i += stride) triggered = triggered && !runs[i].empty();
+          std::this_thread::sleep_for(triggered ? 50ms : 20ms);
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    if (g_interrupted) return false;
+    st->api = api;
+    st->task = task;
+    st->lookup_failures = lookup_failures_;
+    st->trigger_took = accepted_took;
+    for (const auto& [status, what] : refused) {
+      st->refused += fmt::format("{}{} x{} (longest {:.2f} s)", st->refused.empty() ? "" : ", ",
+                                 status == 0 ? std::string("no answer") : std::to_string(status),
+                                 what.first, what.second);
+    }
+    return true;
   }
 
-  // RPO: the age at the failure of the oldest acknowledged write missing on `region`.
+  // What the probe's own tasks spent where, on the new region's clock: its runs created after
+  // `failed_at`.
+  void ProbeBreakdown(const std::string& region, Wall::time_point failed_at, Stages* st) {
+    const double at = std::chrono::duration<double>(failed_at.time_since_epoch()).count();
+    auto r = Query(region,
+                   "SELECT extract(epoch FROM ti.scheduled_when - r.queued_at) * 1000, "
+                   "extract(epoch FROM ti.queued_when - ti.scheduled_when) * 1000, "
+                   "extract(epoch FROM ti.start_date - ti.queued_when) * 1000 "
+                   "FROM task_instances ti JOIN dag_runs r ON r.id = ti.run_pk "
+                   "WHERE r.dag_id = 'probe' AND r.queued_at >= to_timestamp($1) AND "
+                   "ti.start_date IS NOT NULL",
+                   {fmt::format("{:.3f}", at)});
+    if (!r.ok()) return;
+    for (int i = 0; i < r->size(); ++i) {
+      st->decide_ms.push_back(std::stod(r->Text(i, 0)));
+      st->queue_ms.push_back(std::stod(r->Text(i, 1)));
+      st->claim_ms.push_back(std::stod(r->Text(i, 2)));
+    }
+  }
+
+  // The old region's long tasks in the new one: how many run when the probe ended, then (up to
+  // 60 s) when the last of them started.
+  void Retries(const std::string& region, Wall::time_point failed_at, Stages* st) {
+    auto n = RunningTasks(region);
+    if (n.ok()) st->retries_at_probe_end = *n;
+    const auto deadline = Steady::now() + 60s;
+    while (Steady::now() < deadline && !g_interrupted) {
+      n = RunningTasks(region);
+      if (n.ok() && *n >= f_.tasks) break;
+      std::this_thread::sleep_for(100ms);
+    }
+    if (!n.ok() || *n < f_.tasks) return;
+    auto r = Query(region,
+                   "SELECT extract(epoch FROM max(start_date)) FROM task_instances WHERE state = "
+                   "'running' AND task_id LIKE 's%'");
+    if (!r.ok() || r->IsNull(0, 0)) return;
+    st->retries_all_running = std::stod(r->Text(0, 0)) -
+                              std::chrono::duration<double>(failed_at.time_since_epoch()).count();
+  }
+
+  // The control plane's steps of operation `op` and the promoted region's own account.
+  void Steps(int64_t op, const std::string& to, Wall::time_point failed_at, Stages* st) {
+    Json events = Body(Http(pair_->control_url(), "GET", "/api/v1/dr/events?limit=1000"));
+    if (events.is_object()) {
+      for (const Json& e : events["events"]) {
+        if (e.value("operation", Json()) != op) continue;
+        const std::string step = StepOf(Str(e, "message"), to);
+        auto t = ParseIsoMs(Str(e, "at"));
+        if (step.empty() || !t) continue;
+        // Newest first: the earliest event of a step (a retried DNS update records more) wins.
+        st->steps[step] = Since(failed_at, *t);
+      }
+      for (const Json& e : events["events"]) {
+        if (Str(e, "kind") != "automatic_failover") continue;
+        auto t = ParseIsoMs(Str(e, "at"));
+        if (t && *t >= failed_at && Since(failed_at, *t) < 60) {
+          st->steps["detected"] = Since(failed_at, *t);
+        }
+      }
+    }
+    Json o = Body(Http(pair_->control_url(), "GET", "/api/v1/dr/operations/" + std::to_string(op)));
+    if (auto t = ParseIsoMs(Str(o, "finished_at"))) st->finished = Since(failed_at, *t);
+    // "promoted at epoch 3 in 0.61 s (PostgreSQL 0.20 s); 1250 task instances reconciled"
+    const std::string log = pair_->Log(to);
+    const std::string needle =
+        "promoted at epoch " + std::to_string(o.value("epoch_to", int64_t{0})) + " in ";
+    if (size_t at = log.rfind(needle); at != std::string::npos) {
+      double total = 0, pg = 0;
+      long long reconciled = 0;
+      if (sscanf(log.c_str() + at + needle.size(), "%lf s (PostgreSQL %lf s); %lld", &total, &pg,
+                 &reconciled) == 3) {
+        st->promote_s = total;
+        st->pg_promote_s = pg;
+        st->reconciled = reconciled;
+      }
+    }
+  }
+
+  void PrintStages(const std::string& mode, const Stages& st) {
+    std::string line = "    stages (s from the failure):";
+    auto step = [&](const char* name, const char* label) {
+      auto it = st.steps.find(name);
+      if (it != st.steps.end()) line += fmt::format(" {} {:+.2f},", label, it->second);
+    };
+    if (mode == "planned") step("stepping_down", "step-down");
+    step("detected", "detected");
+    step("raising_epoch", "epoch");
+    step("waiting_leases", "leases");
+    step("promoting", "promote");
+    step("publishing_dns", "dns");
+    step("rejoining", "rejoin");
+    line += fmt::format(" done {};",
+                        std::isnan(st.finished) ? "-" : fmt::format("{:+.2f}", st.finished));
+    line += fmt::format(" promotion {} s (PostgreSQL {} s, {} tries reconciled)",
+                        Fixed(st.promote_s), Fixed(st.pg_promote_s), st.reconciled);
+    fmt::print("{}\n", line);
+    auto range = [](const std::vector<double>& v) {
+      return v.empty() ? std::string("-")
+                       : fmt::format("{:.2f} / {:.2f} / {:.2f}", Quantile(v, 0), Median(v),
+                                     Quantile(v, 1));
+    };
+    std::vector<double> wait;
+    for (size_t i = 0; i < st.api.size() && i < st.task.size(); ++i) {
+      wait.push_back(st.task[i] - st.api[i]);
+    }
+    fmt::print(
+        "    probe (first / median / last deployment): API answers {} s; task running {} s; "
+        "trigger -> running {} s; {} DNS lookups failed\n"
+        "    the accepted trigger requests took {} s; triggers not accepted: {}\n",
+        range(st.api), range(st.task), range(wait), st.lookup_failures, range(st.trigger_took),
+        st.refused.empty() ? "none" : st.refused);
+    auto ms = [](const std::vector<double>& v) {
+      return v.empty() ? std::string("-")
+                       : fmt::format("{:.0f} / {:.0f} ms", Median(v), Quantile(v, 1));
+    };
+    fmt::print(
+        "    a probe task (median / max): run -> scheduled {}, scheduled -> queued {}, queued "
+        "-> claimed {}; the old region's {} tasks: {} running at the probe's end, all at {} s\n",
+        ms(st.decide_ms), ms(st.queue_ms), ms(st.claim_ms), f_.tasks, st.retries_at_probe_end,
+        std::isnan(st.retries_all_running) ? std::string("(not within 60 s)")
+                                           : fmt::format("{:+.2f}", st.retries_all_running));
+  }
+
+  // RPO: the age at the failure of the oldest acknowledged write missing on `region`; the
+  // missing writes acknowledged after the failure are counted apart (lost_after).
   void Rpo(RpoWriter& w, const std::string& prefix, const std::string& region,
            Wall::time_point failed_at, RunResult* r) {
     std::set<std::string> present;
@@ -319,11 +567,23 @@ class Bench {
     for (const auto& [key, at] : acked) {
       if (present.count(key)) continue;
       ++r->missing;
+      if (at > failed_at) ++r->lost_after;
       if (!oldest || at < *oldest) oldest = at;
     }
     r->rpo = oldest ? std::max(0.0, std::chrono::duration<double>(failed_at - *oldest).count())
                     : 0.0;
     r->gap = w.gap();
+  }
+
+  // The newest operation toward `to`: the one a failure started.
+  int64_t LatestOperation(const std::string& to) {
+    Json ops = Body(Http(pair_->control_url(), "GET", "/api/v1/dr/operations"));
+    if (!ops.is_object()) return 0;
+    int64_t best = 0;
+    for (const Json& o : ops["operations"]) {
+      if (Str(o, "to") == to) best = std::max(best, o.value("id", int64_t{0}));
+    }
+    return best;
   }
 
   Result<RunResult> Forced(int run) {
@@ -336,12 +596,15 @@ class Bench {
     const Wall::time_point failed_wall = Wall::now();
     const Steady::time_point failed = Steady::now();
     pair_->KillRegion(from, SIGKILL);
-    auto [api, all] = Probe(failed);
-    r.rto_api = api;
-    r.rto = all;
+    if (!Probe(failed, &r.stages)) return r;
+    r.rto_api = Quantile(r.stages.api, 1);
+    r.rto = Quantile(r.stages.task, 1);
     std::this_thread::sleep_for(500ms);
     w.Stop();
     Rpo(w, prefix, to, failed_wall, &r);
+    ProbeBreakdown(to, failed_wall, &r.stages);
+    Steps(LatestOperation(to), to, failed_wall, &r.stages);
+    Retries(to, failed_wall, &r.stages);
     RETURN_IF_ERROR(pair_->StartRegion(from));  // it rejoins as a replica
     return r;
   }
@@ -367,28 +630,27 @@ class Bench {
     for (auto deadline = Steady::now() + 120s; !stopped && Steady::now() < deadline;) {
       events = Body(Http(pair_->control_url(), "GET", "/api/v1/dr/events?limit=200"));
       for (const Json& e : events["events"]) {
-        if (e.value("operation", Json()) == op &&
-            Str(e, "message").rfind("waiting for " + to + " to replay", 0) == 0) {
-          // "2026-11-25T22:32:03.876Z": seconds by ParseTime, then the milliseconds.
-          const std::string at = Str(e, "at");
-          auto t = dag::ParseTime(at.substr(0, 19) + "Z");
-          if (t.ok() && at.size() >= 23) {
-            stopped =
-                Wall::time_point(*t) + std::chrono::milliseconds(std::stoi(at.substr(20, 3)));
-          }
+        if (e.value("operation", Json()) == op && StepOf(Str(e, "message"), to) == "catching_up") {
+          stopped = ParseIsoMs(Str(e, "at"));
         }
       }
       if (!stopped) std::this_thread::sleep_for(20ms);
     }
     if (!stopped) return Internal("no catch-up step in the events: " + events.dump());
-    auto [api, all] = Probe(asked);
+    if (!Probe(asked, &r.stages)) return r;
     std::this_thread::sleep_for(500ms);
     w.Stop();
-    const double drain = std::chrono::duration<double>(*stopped - asked_wall).count();
+    // The probe counted from the request; the RTO counts from the end of the drain.
+    const double drain = Since(asked_wall, *stopped);
     r.drain = drain;
-    r.rto_api = api - drain;
-    r.rto = all - drain;
+    for (double& t : r.stages.api) t -= drain;
+    for (double& t : r.stages.task) t -= drain;
+    r.rto_api = Quantile(r.stages.api, 1);
+    r.rto = Quantile(r.stages.task, 1);
     Rpo(w, prefix, to, *stopped, &r);
+    ProbeBreakdown(to, *stopped, &r.stages);
+    Steps(op, to, *stopped, &r.stages);
+    Retries(to, *stopped, &r.stages);
     Json o = Body(Http(pair_->control_url(), "GET", "/api/v1/dr/operations/" + std::to_string(op)));
     if (o.value("state", "") != "succeeded") return Internal("planned failover: " + o.dump());
     return r;
@@ -398,6 +660,7 @@ class Bench {
   std::unique_ptr<PairProcess> pair_;
   std::vector<std::string> deployments_;
   std::vector<std::string> hosts_;  // each deployment's API host name
+  std::atomic<int> lookup_failures_{0};  // of the probe's DNS lookups, since the run began
 };
 
 int Main(int argc, char** argv) {
@@ -418,6 +681,14 @@ int Main(int argc, char** argv) {
   app.add_option("--settle-seconds", f.settle_seconds,
                  "Wait after every task runs again, before the next failover");
   app.add_option("--drain-seconds", f.drain_seconds, "Planned failover drain timeout");
+  app.add_option("--probe-threads", f.probe_threads,
+                 "Threads probing the deployments after a failure (each sweeps its share)");
+  app.add_option("--planned-limit", f.planned_limit,
+                 "Exit 2 if the planned RTO median exceeds this many seconds, or any RPO is "
+                 "missed (0: never; the suite's guard)");
+  app.add_option("--forced-limit", f.forced_limit,
+                 "Exit 2 if the forced RTO median exceeds this many seconds, or any RPO is "
+                 "missed (0: never; the suite's guard)");
   CLI11_PARSE(app, argc, argv);
   SetUpProcess(OnSignal);
 
@@ -428,7 +699,7 @@ int Main(int argc, char** argv) {
              f.deployments, f.tasks, f.runs, f.health_interval_ms, f.detection_misses,
              f.health_interval_ms * f.detection_misses / 1000.0, f.lease_ms, f.lease_renew_ms,
              f.lease_margin_ms, f.drain_seconds, f.workers, f.slots, f.settle_seconds);
-  std::vector<std::string> summary;
+  std::vector<std::string> summary, guard_failures;
   for (const std::string& replication : f.replication) {
     for (const std::string& mode : f.modes) {
       if (g_interrupted) break;
@@ -442,25 +713,59 @@ int Main(int argc, char** argv) {
         return 1;
       }
       std::vector<double> rto, api, rpo, gap;
+      int missing = 0, lost_after = 0;
       for (const RunResult& r : runs) {
         rto.push_back(r.rto);
         api.push_back(r.rto_api);
         rpo.push_back(r.rpo);
         gap.push_back(r.gap);
+        missing += r.missing;
+        lost_after += r.lost_after;
       }
+      // A verdict needs a measurement of every run asked for: medians over fewer (an
+      // interrupt) are printed but judge nothing.
+      const bool complete = !runs.empty() && static_cast<int>(runs.size()) == f.runs;
       const double target_rto = mode == "forced" ? kForcedRtoTarget : kPlannedRtoTarget;
       const double target_rpo =
           mode == "planned" || replication == "synchronous" ? 0.0 : kAsyncRpoTarget;
+      const bool rto_met = complete && Median(rto) <= target_rto;
+      // Where the target is zero, no acknowledged write may be missing at all; anywhere, none
+      // acknowledged after the failure may be (that would be a write taken by a region that
+      // was not the only active one).
+      const bool rpo_met = complete && lost_after == 0 &&
+                           (target_rpo == 0 ? missing == 0 : Median(rpo) <= target_rpo);
+      auto verdict = [&](bool met) { return !complete ? "NOT MEASURED" : met ? "met" : "MISSED"; };
       summary.push_back(fmt::format(
           "{:<8} {:<13} RTO median {:5.2f} s (target <= {:.0f} s: {})  API {:5.2f} s  "
-          "RPO median {:6.3f} s (target {}: {})  writer's gap {:5.2f} s  [{} runs]",
-          mode, replication, Median(rto), target_rto, Median(rto) <= target_rto ? "met" : "MISSED",
-          Median(api), Median(rpo), target_rpo == 0 ? "0" : fmt::format("<= {:.0f} s", target_rpo),
-          Median(rpo) <= target_rpo ? "met" : "MISSED", Median(gap), runs.size()));
+          "RPO median {:6.3f} s (target {}: {}; {} acknowledged writes missing, {} of them "
+          "acknowledged after the failure)  writer's gap {:5.2f} s  [{} of {} runs]",
+          mode, replication, Median(rto), target_rto, verdict(rto_met), Median(api), Median(rpo),
+          target_rpo == 0 ? "0" : fmt::format("<= {:.0f} s", target_rpo), verdict(rpo_met), missing,
+          lost_after, Median(gap), runs.size(), f.runs));
+      const double limit = mode == "forced" ? f.forced_limit : f.planned_limit;
+      if (limit > 0 && (!complete || Median(rto) > limit)) {
+        guard_failures.push_back(fmt::format("{} {}: RTO median {} s, limit {:.1f} s", mode,
+                                             replication, complete ? Fixed(Median(rto)) : "-",
+                                             limit));
+      }
+      if ((f.planned_limit > 0 || f.forced_limit > 0) && !rpo_met) {
+        guard_failures.push_back(
+            fmt::format("{} {}: RPO not met ({} missing, {} after the "
+                        "failure)",
+                        mode, replication, missing, lost_after));
+      }
     }
   }
   fmt::print("\nmedians\n");
   for (const std::string& line : summary) fmt::print("  {}\n", line);
+  if (g_interrupted) {
+    fmt::print(stderr, "interrupted: the figures above are not a measurement\n");
+    return 1;
+  }
+  if (!guard_failures.empty()) {
+    for (const std::string& g : guard_failures) fmt::print(stderr, "FAILED: {}\n", g);
+    return 2;
+  }
   return 0;
 }
 
