@@ -95,6 +95,9 @@ struct Flags {
   // 1,250 processes and the old one has rejoined; a failover in the middle of that measures
   // back-to-back failovers, not a failover of a running pair.
   int settle_seconds = 5;
+  // A busier machine: this many threads of the bench spin at full speed (niceness 0) while it
+  // runs, taking CPU from the pair as other work on a shared machine would.
+  int load_threads = 0;
   // The suite's guard: exit 2 when a median RTO is above these (seconds; 0: no limit).
   double planned_limit = 0;
   double forced_limit = 0;
@@ -681,6 +684,8 @@ int Main(int argc, char** argv) {
   app.add_option("--settle-seconds", f.settle_seconds,
                  "Wait after every task runs again, before the next failover");
   app.add_option("--drain-seconds", f.drain_seconds, "Planned failover drain timeout");
+  app.add_option("--load-threads", f.load_threads,
+                 "Threads that spin while the bench runs: a busier machine");
   app.add_option("--probe-threads", f.probe_threads,
                  "Threads probing the deployments after a failure (each sweeps its share)");
   app.add_option("--planned-limit", f.planned_limit,
@@ -695,10 +700,27 @@ int Main(int argc, char** argv) {
   fmt::print("failover bench: {} deployments, {} running tasks, {} runs per configuration\n"
              "settings: health checks every {} ms, lost after {} misses ({:.2f} s), lease {} ms "
              "renewed every {} ms (margin {} ms), drain {} s; {} workers x {} slots per region; "
-             "{} s settle after every task runs again\n",
+             "{} s settle after every task runs again; {} spinning threads\n",
              f.deployments, f.tasks, f.runs, f.health_interval_ms, f.detection_misses,
              f.health_interval_ms * f.detection_misses / 1000.0, f.lease_ms, f.lease_renew_ms,
-             f.lease_margin_ms, f.drain_seconds, f.workers, f.slots, f.settle_seconds);
+             f.lease_margin_ms, f.drain_seconds, f.workers, f.slots, f.settle_seconds,
+             f.load_threads);
+  std::atomic<bool> done{false};
+  std::vector<std::thread> load;
+  for (int i = 0; i < f.load_threads; ++i) {
+    load.emplace_back([&done] {
+      volatile uint64_t x = 0;
+      while (!done.load(std::memory_order_relaxed)) x = x + 1;
+    });
+  }
+  struct StopLoad {
+    std::atomic<bool>* done;
+    std::vector<std::thread>* load;
+    ~StopLoad() {
+      *done = true;
+      for (std::thread& t : *load) t.join();
+    }
+  } stop_load{&done, &load};
   std::vector<std::string> summary, guard_failures;
   for (const std::string& replication : f.replication) {
     for (const std::string& mode : f.modes) {
