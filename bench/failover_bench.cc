@@ -174,7 +174,7 @@ struct Stages {
   double finished = NAN;
   // From the promoted region's log: the promotion's whole time and PostgreSQL's part of it, and
   // how many task instances reconciliation moved to retry.
-  double promote_s = NAN, pg_promote_s = NAN;
+  double promote_s = NAN, pg_promote_s = NAN, reconcile_s = NAN, lease_s = NAN;
   int64_t reconciled = -1;
   // From the probe: each deployment's API first accepting a trigger by name, and the triggered
   // task running; and, from the new region's database, where a probe task's time went.
@@ -490,18 +490,26 @@ class Bench {
     }
     Json o = Body(Http(pair_->control_url(), "GET", "/api/v1/dr/operations/" + std::to_string(op)));
     if (auto t = ParseIsoMs(Str(o, "finished_at"))) st->finished = Since(failed_at, *t);
-    // "promoted at epoch 3 in 0.61 s (PostgreSQL 0.20 s); 1250 task instances reconciled"
+    // "promoted at epoch 3 in 0.61 s (PostgreSQL 0.20 s); 1250 task instances reconciled in
+    // 0.21 s; the lease taken in 0.05 s"
     const std::string log = pair_->Log(to);
     const std::string needle =
         "promoted at epoch " + std::to_string(o.value("epoch_to", int64_t{0})) + " in ";
     if (size_t at = log.rfind(needle); at != std::string::npos) {
-      double total = 0, pg = 0;
+      double total = 0, pg = 0, reconcile = 0, lease = 0;
       long long reconciled = 0;
-      if (sscanf(log.c_str() + at + needle.size(), "%lf s (PostgreSQL %lf s); %lld", &total, &pg,
-                 &reconciled) == 3) {
+      const int n = sscanf(log.c_str() + at + needle.size(),
+                           "%lf s (PostgreSQL %lf s); %lld task instances reconciled in %lf s; "
+                           "the lease taken in %lf s",
+                           &total, &pg, &reconciled, &reconcile, &lease);
+      if (n >= 3) {
         st->promote_s = total;
         st->pg_promote_s = pg;
         st->reconciled = reconciled;
+      }
+      if (n == 5) {
+        st->reconcile_s = reconcile;
+        st->lease_s = lease;
       }
     }
   }
@@ -521,8 +529,10 @@ class Bench {
     step("rejoining", "rejoin");
     line += fmt::format(" done {};",
                         std::isnan(st.finished) ? "-" : fmt::format("{:+.2f}", st.finished));
-    line += fmt::format(" promotion {} s (PostgreSQL {} s, {} tries reconciled)",
-                        Fixed(st.promote_s), Fixed(st.pg_promote_s), st.reconciled);
+    line += fmt::format(
+        " promotion {} s (PostgreSQL {} s, {} tries reconciled in {} s, the lease in {} s)",
+        Fixed(st.promote_s), Fixed(st.pg_promote_s), st.reconciled, Fixed(st.reconcile_s),
+        Fixed(st.lease_s));
     fmt::print("{}\n", line);
     auto range = [](const std::vector<double>& v) {
       return v.empty() ? std::string("-")

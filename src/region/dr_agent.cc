@@ -978,7 +978,9 @@ Result<std::string> DrAgent::HandlePromote(const std::string& body) {
   ASSIGN_OR_RETURN(pg::PromoteInfo p, pg_->Promote(std::chrono::seconds(60)));
   RETURN_IF_ERROR(store_->RecordEpoch(epoch, cfg_.name));
   RETURN_IF_ERROR(pg_->EnsureSlot(SlotFor(dr_.peer.name)));
+  const MonoTime reconcile_from = RealClock().Now();
   ASSIGN_OR_RETURN(int64_t reconciled, store_->Reconcile(forced));
+  const double reconcile_s = Seconds(RealClock().Now() - reconcile_from);
   {
     std::lock_guard lock(mu_);
     resync_state_.clear();
@@ -989,7 +991,8 @@ Result<std::string> DrAgent::HandlePromote(const std::string& body) {
   }
   // Act as soon as a majority grants the lease (the peer is fenced or gone; the control plane
   // promised this epoch, so it grants).
-  const MonoTime until = RealClock().Now() + std::chrono::milliseconds(dr_.lease_ms * 2);
+  const MonoTime lease_from = RealClock().Now();
+  const MonoTime until = lease_from + std::chrono::milliseconds(dr_.lease_ms * 2);
   while (!RenewOnce()) {
     if (RealClock().Now() >= until) {
       return Unavailable("promoted at epoch " + std::to_string(epoch) +
@@ -997,12 +1000,14 @@ Result<std::string> DrAgent::HandlePromote(const std::string& body) {
     }
     if (!WaitStop(50ms)) return Unavailable("stopping");
   }
+  const double lease_s = Seconds(RealClock().Now() - lease_from);
   SetActing(true);
   const double secs = Seconds(RealClock().Now() - t0);
+  // The failover benchmark reads this line for its stages: keep its start as it is.
   spdlog::info(
       "promoted at epoch {} in {:.2f} s (PostgreSQL {:.2f} s); {} task instances "
-      "reconciled",
-      epoch, secs, p.seconds, reconciled);
+      "reconciled in {:.2f} s; the lease taken in {:.2f} s",
+      epoch, secs, p.seconds, reconciled, reconcile_s, lease_s);
   return Json{{"reconciled", reconciled}, {"seconds", secs}}.dump();
 }
 
