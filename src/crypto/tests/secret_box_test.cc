@@ -35,6 +35,26 @@ TEST(SecretBoxTest, RejectsBadKeys) {
   EXPECT_TRUE(SecretBox::FromBase64("  " + NewSecretKeyBase64() + "\n").ok());
 }
 
+// RFC 4648, section 10: a round trip alone would pass an encoding that is wrong both ways
+// (another alphabet, no padding).
+TEST(Base64Test, MatchesTheRfc4648TestVectors) {
+  const std::vector<std::pair<std::string, std::string>> vectors = {{"", ""},
+                                                                    {"f", "Zg=="},
+                                                                    {"fo", "Zm8="},
+                                                                    {"foo", "Zm9v"},
+                                                                    {"foob", "Zm9vYg=="},
+                                                                    {"fooba", "Zm9vYmE="},
+                                                                    {"foobar", "Zm9vYmFy"}};
+  for (const auto& [plain, encoded] : vectors) {
+    EXPECT_EQ(Base64Encode(plain), encoded) << plain;
+    auto decoded = Base64Decode(encoded);
+    ASSERT_TRUE(decoded.ok()) << encoded;
+    EXPECT_EQ(*decoded, plain) << encoded;
+  }
+  // The standard alphabet's last two characters, not the URL-safe ones.
+  EXPECT_EQ(Base64Encode(std::string("\xfb\xff", 2)), "+/8=");
+}
+
 TEST(Base64Test, RoundTrips) {
   for (const std::string& s :
        std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff", 2)}) {

@@ -100,10 +100,11 @@ TEST(OciImageTest, ManifestAndConfigFollowTheImageSpec) {
   Image image = BuildImage(Bundle()).value();
   json m = json::parse(image.manifest);
   EXPECT_EQ(m["schemaVersion"], 2);
-  EXPECT_EQ(m["mediaType"], kOciManifestType);
-  EXPECT_EQ(m["config"]["mediaType"], kOciConfigType);
+  // The OCI image spec's media types, as the spec spells them (not the code's constants).
+  EXPECT_EQ(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+  EXPECT_EQ(m["config"]["mediaType"], "application/vnd.oci.image.config.v1+json");
   ASSERT_EQ(m["layers"].size(), 1u);
-  EXPECT_EQ(m["layers"][0]["mediaType"], kOciLayerGzipType);
+  EXPECT_EQ(m["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
   for (const json& d : {m["config"], m["layers"][0]}) {
     const std::string& blob = image.blobs.at(d["digest"].get<std::string>());
     EXPECT_EQ(d["size"].get<size_t>(), blob.size());
