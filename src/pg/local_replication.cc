@@ -1,6 +1,6 @@
 // LocalServer's replication: base backup, synchronous mode, promotion, slots, rejoin, sampling.
 //
-// How a rejoin works (DESIGN.md "Fencing and roles"):
+// How a rejoin works (docs/disaster-recovery.md, "When the old region returns: reverse sync"):
 //   1. Stop the server. If it was not shut down cleanly (killed), single-user crash recovery
 //      brings it to a clean shutdown first: PostgreSQL 15's pg_rewind does that itself, but not
 //      with --dry-run, which then refuses the cluster.

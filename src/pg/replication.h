@@ -1,7 +1,7 @@
 // Physical replication between the two PostgreSQL servers of a region pair: the values that
 // travel through Server's replication methods, and LSN text.
 //
-// The protocol, as the region agents drive it (DESIGN.md "Fencing and roles"):
+// The protocol, as the region agents drive it (docs/disaster-recovery.md, "Roles"):
 //   - The secondary takes a base backup of the primary through a physical slot named for it
 //     (InitReplica) and streams from that slot (Start with an upstream).
 //   - A planned or forced failover promotes the secondary (Promote); it creates a slot for its

@@ -1,5 +1,5 @@
 // The region agent's part in the pair: its role, its lease, and the failover steps the control
-// plane asks of it (DESIGN.md, "Fencing and roles"; docs/disaster-recovery.md).
+// plane asks of it (docs/disaster-recovery.md, "Roles" and "Fencing: epochs and leases").
 //
 // Roles:
 //   active        the primary: its PostgreSQL takes writes; it schedules runs, starts tasks and

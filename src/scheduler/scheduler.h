@@ -47,7 +47,8 @@ struct SchedulerOptions {
   Duration stall = std::chrono::seconds(1);
   Duration reap_hold = std::chrono::seconds(5);
   // Asked before every pass: in a region pair only the region that holds the lease for the
-  // current epoch schedules anything (DESIGN.md, "Fencing and roles"). Unset: always.
+  // current epoch schedules anything (docs/disaster-recovery.md, "Fencing: epochs and leases").
+  // Unset: always.
   std::function<bool()> may_act;
 };
 

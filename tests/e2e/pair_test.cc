@@ -1,6 +1,6 @@
 // The region pair end to end: a control plane and two regions, real PostgreSQL streaming
 // replication, real processes killed for real. Every test ends with the same invariant checks
-// (DESIGN.md, "Testing failover"): no acknowledged write lost where the mode promises it, no
+// (the promises of docs/disaster-recovery.md): no acknowledged write lost where the mode promises it, no
 // duplicate DAG run, no task instance left running, every deployment's resources as before.
 #include <gtest/gtest.h>
 #include <signal.h>
