@@ -72,6 +72,15 @@ class SchedulerTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return static_cast<int>(r->Int(0, 0));
   }
+  // Worker `id` (a heartbeat every 100 ms) claims up to 10 queued task instances, then stays
+  // silent for more than three heartbeats, so its tries count as lost. What it claimed.
+  std::vector<store::ClaimedTask> ClaimAndGoQuiet(const std::string& id) {
+    store::WorkerInfo w{id, "h", 10, std::nullopt, 100};
+    auto claimed = execution_->Claim(w, 10);
+    EXPECT_TRUE(claimed.ok()) << claimed.status().ToString();
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    return claimed.ok() ? *claimed : std::vector<store::ClaimedTask>{};
+  }
   std::string Trigger(const DeploymentId& d, const std::string& dag) {
     auto r = pipelines_->Trigger(d, dag, {});
     EXPECT_TRUE(r.ok()) << r.status().ToString();
@@ -221,12 +230,10 @@ TEST_F(SchedulerTest, ALostWorkersTriesAreRetriedOrFailed) {
          "retry_delay: 0}\n    once: {operator: bash, bash_command: 'true'}\n");
   Trigger(d, "l");
   Settle();
-  store::WorkerInfo w{"00000000-0000-4000-8000-00000000000a", "h", 2, std::nullopt, 100};
-  auto claimed = execution_->Claim(w, 10);
-  ASSERT_TRUE(claimed.ok());
-  ASSERT_EQ(claimed->size(), 2u);
+  const std::string worker = "00000000-0000-4000-8000-00000000000a";
   // The worker goes quiet: three heartbeats (300 ms here) later its tries are lost.
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  const std::vector<store::ClaimedTask> claimed = ClaimAndGoQuiet(worker);
+  ASSERT_EQ(claimed.size(), 2u);
   ASSERT_EQ(*scheduling_->ReapLost(30), 2);
   EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE task_id = 'again' AND state = "
                   "'up_for_retry'"),
@@ -236,7 +243,7 @@ TEST_F(SchedulerTest, ALostWorkersTriesAreRetriedOrFailed) {
             1);
   EXPECT_EQ(Count("SELECT count(*) FROM task_instance_history WHERE state = 'failed'"), 2);
   // Its late report changes nothing.
-  auto late = execution_->Finish(w.id, {{{(*claimed)[0].ti_id, 1}, "success", std::nullopt}});
+  auto late = execution_->Finish(worker, {{{claimed[0].ti_id, 1}, "success", std::nullopt}});
   ASSERT_TRUE(late.ok());
   EXPECT_FALSE((*late)[0]);
   clock_.Advance(std::chrono::seconds(1));  // retries are looked for every 250 ms
@@ -257,11 +264,7 @@ TEST_F(SchedulerTest, FreshWorkIsAdmittedBeforeRecoveredRetries) {
          "retry_delay: 0}\nfresh:\n  tasks:\n    ping: {operator: bash, bash_command: 'true'}\n");
   Trigger(d, "held");
   Settle();
-  store::WorkerInfo w{"00000000-0000-4000-8000-00000000000c", "h", 4, std::nullopt, 100};
-  auto claimed = execution_->Claim(w, 4);
-  ASSERT_TRUE(claimed.ok());
-  ASSERT_EQ(claimed->size(), 1u);
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // the worker went quiet
+  ASSERT_EQ(ClaimAndGoQuiet("00000000-0000-4000-8000-00000000000c").size(), 1u);
   ASSERT_EQ(*scheduling_->ReapLost(30), 1);
   EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE task_id = 'long' AND state = "
                   "'up_for_retry' AND recovered_at IS NOT NULL"),
@@ -319,11 +322,7 @@ TEST_F(SchedulerTest, NoTryIsReapedUntilWorkersCouldHeartbeat) {
   Deploy(d, "h:\n  tasks:\n    t: {operator: bash, bash_command: 'true'}\n");
   Trigger(d, "h");
   Settle();
-  store::WorkerInfo w{"00000000-0000-4000-8000-00000000000b", "h", 2, std::nullopt, 100};
-  auto claimed = execution_->Claim(w, 10);
-  ASSERT_TRUE(claimed.ok());
-  ASSERT_EQ(claimed->size(), 1u);
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // silent for 3+ heartbeats
+  ASSERT_EQ(ClaimAndGoQuiet("00000000-0000-4000-8000-00000000000b").size(), 1u);
   bool acting = false;
   SchedulerOptions o;
   o.may_act = [&acting] { return acting; };
