@@ -172,8 +172,8 @@ struct Stages {
   // From the control plane's events: when each step began, and when the operation ended.
   std::map<std::string, double> steps;
   double finished = NAN;
-  // From the promoted region's log: the promotion's whole time and PostgreSQL's part of it, and
-  // how many task instances reconciliation moved to retry.
+  // From the promoted region's log: the promotion's whole time, and of it PostgreSQL's promotion,
+  // reconciliation (and how many task instances it moved to retry) and taking the lease.
   double promote_s = NAN, pg_promote_s = NAN, reconcile_s = NAN, lease_s = NAN;
   int64_t reconciled = -1;
   // From the probe: each deployment's API first accepting a trigger by name, and the triggered
