@@ -55,6 +55,7 @@
 
 #include "base/status.h"
 #include "bench/bench_util.h"
+#include "bench/verdict.h"
 #include "dag/timetable.h"
 #include "dns/dns.h"
 #include "harness/pair_harness.h"
@@ -755,25 +756,21 @@ int Main(int argc, char** argv) {
         lost_after += r.lost_after;
       }
       // A verdict needs a measurement of every run asked for: medians over fewer (an
-      // interrupt) are printed but judge nothing.
+      // interrupt) are printed but judge nothing (bench/verdict.h).
       const bool complete = !runs.empty() && static_cast<int>(runs.size()) == f.runs;
       const double target_rto = mode == "forced" ? kForcedRtoTarget : kPlannedRtoTarget;
       const double target_rpo =
           mode == "planned" || replication == "synchronous" ? 0.0 : kAsyncRpoTarget;
-      const bool rto_met = complete && Median(rto) <= target_rto;
-      // Where the target is zero, no acknowledged write may be missing at all; anywhere, none
-      // acknowledged after the failure may be (that would be a write taken by a region that
-      // was not the only active one).
-      const bool rpo_met = complete && lost_after == 0 &&
-                           (target_rpo == 0 ? missing == 0 : Median(rpo) <= target_rpo);
-      auto verdict = [&](bool met) { return !complete ? "NOT MEASURED" : met ? "met" : "MISSED"; };
+      const Verdict rto_verdict = JudgeMedian(rto, f.runs, target_rto);
+      const Verdict rpo_verdict = JudgeLoss(rpo, f.runs, target_rpo, missing, lost_after);
+      const bool rpo_met = rpo_verdict == Verdict::kMet;
       summary.push_back(fmt::format(
           "{:<8} {:<13} RTO median {:5.2f} s (target <= {:.0f} s: {})  API {:5.2f} s  "
           "RPO median {:6.3f} s (target {}: {}; {} acknowledged writes missing, {} of them "
           "acknowledged after the failure)  writer's gap {:5.2f} s  [{} of {} runs]",
-          mode, replication, Median(rto), target_rto, verdict(rto_met), Median(api), Median(rpo),
-          target_rpo == 0 ? "0" : fmt::format("<= {:.0f} s", target_rpo), verdict(rpo_met), missing,
-          lost_after, Median(gap), runs.size(), f.runs));
+          mode, replication, Median(rto), target_rto, VerdictName(rto_verdict), Median(api),
+          Median(rpo), target_rpo == 0 ? "0" : fmt::format("<= {:.0f} s", target_rpo),
+          VerdictName(rpo_verdict), missing, lost_after, Median(gap), runs.size(), f.runs));
       const double limit = mode == "forced" ? f.forced_limit : f.planned_limit;
       if (limit > 0 && (!complete || Median(rto) > limit)) {
         guard_failures.push_back(fmt::format("{} {}: RTO median {} s, limit {:.1f} s", mode,

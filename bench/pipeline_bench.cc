@@ -44,6 +44,7 @@
 
 #include "base/fs.h"
 #include "base/status.h"
+#include "bench/verdict.h"
 #include "harness/region_harness.h"
 #include "pg/conn.h"
 
@@ -366,6 +367,8 @@ struct RoundFigures {
   ShimMemory shims;            // when all sleepers ran: their tandem-task-exec helpers
 };
 
+// The median of the rounds that measured a figure (NaN when none did): what the summary prints;
+// its verdicts need every round (JudgeMedian).
 double Median(std::vector<double> v) {
   std::erase_if(v, [](double x) { return std::isnan(x); });
   if (v.empty()) return NAN;
@@ -867,19 +870,23 @@ void PipelineBench::PrintSummary() const {
     fmt::print("{:<44} {:>9}  {:<10} {}\n", figure, value, target, verdict);
   };
   // A figure with a target: "<= t" (or "< t" when `strict`), and whether the median met it.
-  // A verdict needs the figure from every round asked for: a round that could not measure it
-  // (a ramp that timed out) makes it a MISS, not a median over the rounds that did.
+  // A verdict needs the figure from every round asked for (bench/verdict.h): a round that could
+  // not measure it (a ramp that timed out) makes it a MISS, not a median over the rounds that
+  // did.
   auto target_row = [&](const std::string& figure, double RoundFigures::*field, int decimals,
                         double target, bool strict) {
-    const double x = med(field);
+    std::vector<double> per_round;
     int measured = 0;
-    for (const RoundFigures& r : rounds_) measured += std::isnan(r.*field) ? 0 : 1;
-    const bool every = measured == f_.rounds;
-    const bool met = every && !std::isnan(x) && (strict ? x < target : x <= target);
-    row(figure, Num(x, decimals), fmt::format("{} {:.0f}", strict ? "<" : "<=", target),
-        met     ? std::string("PASS")
-        : every ? std::string("MISS")
-                : fmt::format("MISS ({} of {} rounds measured)", measured, f_.rounds));
+    for (const RoundFigures& r : rounds_) {
+      per_round.push_back(r.*field);
+      measured += std::isnan(r.*field) ? 0 : 1;
+    }
+    const Verdict v = JudgeMedian(per_round, f_.rounds, target, strict);
+    row(figure, Num(med(field), decimals), fmt::format("{} {:.0f}", strict ? "<" : "<=", target),
+        v == Verdict::kMet ? std::string("PASS")
+        : v == Verdict::kMissed
+            ? std::string("MISS")
+            : fmt::format("MISS ({} of {} rounds measured)", measured, f_.rounds));
   };
   fmt::print("\nmedians over {} of {} rounds\n", rounds_.size(), f_.rounds);
   row("figure", "median", "target", "");
