@@ -36,6 +36,7 @@ struct Deployment {
   DeploymentId id;   // generated once, never reused
   std::string name;  // unique among live deployments; may be renamed
   std::string ns;    // namespace: derived from name and id at creation; never changes
+  std::string workspace_id;  // the workspace it belongs to (uuid); `default` unless chosen
   std::string description;
   DeploymentConfig config;
   MetricsExport metrics;

@@ -316,6 +316,58 @@ const char* kV6 = R"sql(
 ALTER TABLE task_instances ADD COLUMN recovered_at timestamptz;
 )sql";
 
+const char* kV7 = R"sql(
+-- Who may do what (docs/security.md). Workspaces group deployments; every deployment is in one,
+-- `default` when nothing else was said. Users and API tokens are principals; their roles live
+-- here, in the metadata, so that the region left after a failover checks requests exactly as
+-- the lost one did. Tokens are kept as the SHA-256 of their secret, never the secret.
+CREATE TABLE workspaces (
+  id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  name        text NOT NULL UNIQUE,
+  description text NOT NULL DEFAULT '',
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO workspaces (name, description)
+  VALUES ('default', 'The deployments not placed in another workspace.');
+ALTER TABLE deployments ADD COLUMN workspace_id uuid REFERENCES workspaces (id);
+UPDATE deployments SET workspace_id = (SELECT id FROM workspaces WHERE name = 'default');
+ALTER TABLE deployments ALTER COLUMN workspace_id SET NOT NULL;
+
+CREATE TABLE users (
+  id                   uuid PRIMARY KEY,
+  name                 text NOT NULL UNIQUE,
+  password_hash        text,          -- argon2id in libsodium's encoding; NULL: no password
+  disabled_at          timestamptz,
+  sessions_valid_after timestamptz NOT NULL DEFAULT now(),
+  created_at           timestamptz NOT NULL DEFAULT now()
+);
+
+-- A user's roles; scope_id is '' for the platform.
+CREATE TABLE role_bindings (
+  user_id  uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  scope    text NOT NULL CHECK (scope IN ('platform', 'workspace', 'deployment')),
+  scope_id text NOT NULL DEFAULT '',
+  role     text NOT NULL,
+  PRIMARY KEY (user_id, scope, scope_id)
+);
+
+-- An API token has exactly one role, on the scope it was made for.
+CREATE TABLE api_tokens (
+  id            text PRIMARY KEY,     -- the token's public part
+  name          text NOT NULL,
+  description   text NOT NULL DEFAULT '',
+  secret_sha256 text NOT NULL,
+  scope         text NOT NULL CHECK (scope IN ('platform', 'workspace', 'deployment')),
+  scope_id      text NOT NULL DEFAULT '',
+  role          text NOT NULL,
+  created_by    text NOT NULL,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  expires_at    timestamptz,
+  revoked_at    timestamptz
+);
+CREATE INDEX api_tokens_scope ON api_tokens (scope, scope_id);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -326,6 +378,7 @@ const std::vector<Migration>& Migrations() {
       {4, "deployed images of bundle versions", kV4},
       {5, "an index of unfinished task instances by run", kV5},
       {6, "when a try was put back after its worker or region was lost", kV6},
+      {7, "workspaces, users, role bindings and API tokens", kV7},
   };
   return kAll;
 }

@@ -38,7 +38,7 @@ const std::string kDeploymentColumns =
     Ts("d.created_at") + ", " + Ts("d.updated_at") +
     ", "
     "coalesce((SELECT slots FROM pools p WHERE p.deployment_id = d.id AND p.name = "
-    "'default_pool'), 0)";
+    "'default_pool'), 0), d.workspace_id";
 
 Deployment DeploymentFromRow(const Rows& r, int i) {
   Deployment d;
@@ -57,6 +57,7 @@ Deployment DeploymentFromRow(const Rows& r, int i) {
   d.created_at = r.Text(i, 12);
   d.updated_at = r.Text(i, 13);
   d.config.default_pool_slots = static_cast<int>(r.Int(i, 14));
+  d.workspace_id = r.Text(i, 15);
   return d;
 }
 
@@ -155,11 +156,13 @@ Result<Deployment> Store::CreateDeployment(Deployment d) {
     auto ins = c.Exec(
         "INSERT INTO deployments (id, name, namespace, description, worker_slots, catchup, "
         "max_active_runs, max_active_tasks, metrics_enabled, metrics_format, metrics_endpoint, "
-        "metrics_interval) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        "metrics_interval, workspace_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+        "$12, coalesce($13::uuid, (SELECT id FROM workspaces WHERE name = 'default')))",
         {d.id.value(), d.name, d.ns, d.description, N(d.config.worker_slots),
          B(d.config.schedule.catchup), N(d.config.schedule.max_active_runs),
          N(d.config.schedule.max_active_tasks), B(d.metrics.enabled), d.metrics.format,
-         d.metrics.endpoint, N(d.metrics.interval_seconds)});
+         d.metrics.endpoint, N(d.metrics.interval_seconds),
+         Opt(d.workspace_id.empty() ? std::nullopt : std::optional(d.workspace_id))});
     if (ins.status().code() == Code::kAlreadyExists) {
       return AlreadyExists("a deployment named " + Quote(d.name) + " already exists");
     }

@@ -1,0 +1,185 @@
+#include "store/identities.h"
+
+#include "store/sql.h"
+
+namespace tandem::store {
+namespace {
+
+using pg::Rows;
+
+const std::string kTokenColumns = "id, name, description, scope, scope_id, role, created_by, " +
+                                  sql::Ts("created_at") + ", " + sql::Ts("expires_at") + ", " +
+                                  sql::Ts("revoked_at");
+
+Result<ApiToken> TokenFromRow(const Rows& r, int i) {
+  ApiToken t;
+  t.id = r.Text(i, 0);
+  t.name = r.Text(i, 1);
+  t.description = r.Text(i, 2);
+  ASSIGN_OR_RETURN(t.binding.scope, auth::ParseScope(r.Text(i, 3)));
+  t.binding.scope_id = r.Text(i, 4);
+  ASSIGN_OR_RETURN(t.binding.role, auth::ParseRole(t.binding.scope, r.Text(i, 5)));
+  t.created_by = r.Text(i, 6);
+  t.created_at = r.Text(i, 7);
+  if (!r.IsNull(i, 8)) t.expires_at = r.Text(i, 8);
+  if (!r.IsNull(i, 9)) t.revoked_at = r.Text(i, 9);
+  return t;
+}
+
+Workspace WorkspaceFromRow(const Rows& r, int i) {
+  return {r.Text(i, 0), r.Text(i, 1), r.Text(i, 2), r.Text(i, 3)};
+}
+
+const std::string kWorkspaceColumns = "id, name, description, " + sql::Ts("created_at");
+
+bool ValidName(const std::string& n) {
+  if (n.empty() || n.size() > 64) return false;
+  for (size_t i = 0; i < n.size(); ++i) {
+    const char c = n[i];
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (!alnum && (i == 0 || (c != '-' && c != '_'))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<Workspace> Identities::CreateWorkspace(const std::string& name,
+                                              const std::string& description) {
+  if (!ValidName(name)) {
+    return InvalidArgument(
+        "a workspace name is 1 to 64 of a-z, 0-9, '-' and '_', starting with "
+        "a letter or digit");
+  }
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  Result<Rows> r = c->Exec(
+      "INSERT INTO workspaces (name, description) VALUES ($1, $2) RETURNING " + kWorkspaceColumns,
+      {name, description});
+  if (r.status().code() == Code::kAlreadyExists) {
+    return AlreadyExists("a workspace named `" + name + "` already exists");
+  }
+  RETURN_IF_ERROR(r.status());
+  return WorkspaceFromRow(*r, 0);
+}
+
+Result<std::vector<Workspace>> Identities::ListWorkspaces() {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(Rows r,
+                   c->Exec("SELECT " + kWorkspaceColumns + " FROM workspaces ORDER BY name"));
+  std::vector<Workspace> out;
+  out.reserve(r.size());
+  for (int i = 0; i < r.size(); ++i) out.push_back(WorkspaceFromRow(r, i));
+  return out;
+}
+
+Result<Workspace> Identities::GetWorkspace(std::string_view ref) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(Rows r, c->Exec("SELECT " + kWorkspaceColumns +
+                                       " FROM workspaces WHERE name = $1 OR id::text = lower($1)",
+                                   {std::string(ref)}));
+  if (r.size() == 0) return NotFound("no workspace named or with id `" + std::string(ref) + "`");
+  return WorkspaceFromRow(r, 0);
+}
+
+Result<ApiToken> Identities::CreateToken(ApiToken t, const std::string& secret_hash,
+                                         std::optional<int64_t> expires_in_seconds) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(
+      Rows r,
+      c->Exec(
+          "INSERT INTO api_tokens (id, name, description, secret_sha256, scope, scope_id, "
+          "role, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+          "now() + make_interval(secs => $9::bigint)) RETURNING " +
+              kTokenColumns,
+          {t.id, t.name, t.description, secret_hash, std::string(auth::ScopeName(t.binding.scope)),
+           t.binding.scope_id, std::string(auth::RoleName(t.binding.role)), t.created_by,
+           sql::Opt(expires_in_seconds ? std::optional(std::to_string(*expires_in_seconds))
+                                       : std::nullopt)}));
+  return TokenFromRow(r, 0);
+}
+
+Result<std::vector<ApiToken>> Identities::ListTokens(auth::Scope scope,
+                                                     const std::string& scope_id) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(Rows r, c->Exec("SELECT " + kTokenColumns +
+                                       " FROM api_tokens WHERE scope = $1 AND scope_id = $2 "
+                                       "ORDER BY created_at DESC, id",
+                                   {std::string(auth::ScopeName(scope)), scope_id}));
+  std::vector<ApiToken> out;
+  for (int i = 0; i < r.size(); ++i) {
+    ASSIGN_OR_RETURN(ApiToken t, TokenFromRow(r, i));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+Result<ApiToken> Identities::RevokeToken(auth::Scope scope, const std::string& scope_id,
+                                         const std::string& id) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(Rows r,
+                   c->Exec("UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE "
+                           "scope = $1 AND scope_id = $2 AND id = $3 RETURNING " +
+                               kTokenColumns,
+                           {std::string(auth::ScopeName(scope)), scope_id, id}));
+  if (r.size() == 0)
+    return NotFound("no token `" + id + "` on this " + std::string(auth::ScopeName(scope)));
+  return TokenFromRow(r, 0);
+}
+
+Result<auth::Principal> Identities::AuthenticateToken(const auth::TokenParts& t) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(Rows r, c->Exec("SELECT secret_sha256, revoked_at IS NOT NULL, "
+                                   "coalesce(expires_at <= now(), false), name, scope, scope_id, "
+                                   "role FROM api_tokens WHERE id = $1",
+                                   {t.id}));
+  // The same answer for an unknown id and a wrong secret: which ids exist is not told.
+  if (r.size() == 0 || !auth::SameHash(r.Text(0, 0), auth::SecretHash(t.secret))) {
+    return Unauthenticated("the token is not valid");
+  }
+  if (r.Bool(0, 1)) return Unauthenticated("the token has been revoked");
+  if (r.Bool(0, 2)) return Unauthenticated("the token has expired");
+  auth::Principal p;
+  p.kind = auth::Principal::Kind::kToken;
+  p.id = t.id;
+  p.name = "token " + r.Text(0, 3);
+  auth::Binding b;
+  ASSIGN_OR_RETURN(b.scope, auth::ParseScope(r.Text(0, 4)));
+  b.scope_id = r.Text(0, 5);
+  ASSIGN_OR_RETURN(b.role, auth::ParseRole(b.scope, r.Text(0, 6)));
+  p.bindings.push_back(std::move(b));
+  return p;
+}
+
+Result<bool> Identities::Bootstrap(const auth::TokenParts& t) {
+  bool stored = false;
+  Status s = pool_->WithTx([&](pg::Conn& c) -> Status {
+    // One bootstrap at a time, however many regions or restarts race.
+    RETURN_IF_ERROR(c.Exec("LOCK TABLE api_tokens IN EXCLUSIVE MODE").status());
+    ASSIGN_OR_RETURN(Rows r, c.Exec("SELECT (SELECT count(*) FROM api_tokens) + "
+                                    "(SELECT count(*) FROM users)"));
+    if (r.Int(0, 0) > 0) return Status::Ok();
+    RETURN_IF_ERROR(c.Exec("INSERT INTO api_tokens (id, name, description, secret_sha256, scope, "
+                           "scope_id, role, created_by) VALUES ($1, 'bootstrap', "
+                           "'The first platform owner, made when the platform was set up.', $2, "
+                           "'platform', '', 'owner', 'setup')",
+                           {t.id, auth::SecretHash(t.secret)})
+                        .status());
+    stored = true;
+    return Status::Ok();
+  });
+  RETURN_IF_ERROR(s);
+  return stored;
+}
+
+Result<auth::Target> Identities::TargetOf(std::string_view deployment_ref) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(Rows r, c->Exec("SELECT id, workspace_id FROM deployments WHERE deleted_at IS "
+                                   "NULL AND (name = $1 OR id::text = lower($1))",
+                                   {std::string(deployment_ref)}));
+  if (r.size() == 0) {
+    return NotFound("no deployment named or with id `" + std::string(deployment_ref) + "`");
+  }
+  return auth::Target{r.Text(0, 1), r.Text(0, 0)};
+}
+
+}  // namespace tandem::store
