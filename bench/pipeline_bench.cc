@@ -629,6 +629,7 @@ Status PipelineBench::TriggerAll(RoundFigures* out) {
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
       httplib::Client cli(region_->url());
+      cli.set_bearer_token_auth(testing::OwnerToken());
       cli.set_keep_alive(true);
       cli.set_connection_timeout(5);
       cli.set_read_timeout(30);

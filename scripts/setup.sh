@@ -10,7 +10,7 @@ packages=(
   build-essential g++ cmake ninja-build ccache pkg-config git clang-tidy
   postgresql-15 postgresql-client-15 libpq-dev
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
-  libssl-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev zlib1g-dev
+  libssl-dev libsodium-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev zlib1g-dev
   docker-registry skopeo nodejs
   knot libldns-dev bind9-dnsutils
   libgtest-dev libgmock-dev googletest libbenchmark-dev libvalijson-dev

@@ -14,6 +14,7 @@
 namespace tandem::store {
 class Store;
 class Pipelines;
+class Identities;
 }  // namespace tandem::store
 namespace tandem::logs {
 class LogStore;
@@ -59,6 +60,7 @@ struct ApiContext {
   std::string region;
   store::Store* store = nullptr;
   store::Pipelines* pipelines = nullptr;
+  store::Identities* identities = nullptr;  // workspaces, tokens: what requests are checked by
   logs::LogStore* logs = nullptr;
   scheduler::Dispatcher* dispatcher = nullptr;  // the Execution API's engine
   scheduler::BundleCache* bundles = nullptr;
@@ -91,6 +93,7 @@ void RegisterXComRoutes(Router& r, const ApiContext& ctx);
 void RegisterImportErrorRoutes(Router& r, const ApiContext& ctx);
 void RegisterMonitorRoutes(Router& r, const ApiContext& ctx);
 void RegisterExecutionRoutes(Router& r, const ApiContext& ctx);
+void RegisterIdentityRoutes(Router& r, const ApiContext& ctx);
 
 inline void RegisterAllRoutes(Router& r, const ApiContext& ctx) {
   RegisterHealthRoutes(r, ctx);
@@ -107,6 +110,7 @@ inline void RegisterAllRoutes(Router& r, const ApiContext& ctx) {
   RegisterImportErrorRoutes(r, ctx);
   RegisterMonitorRoutes(r, ctx);
   RegisterExecutionRoutes(r, ctx);
+  RegisterIdentityRoutes(r, ctx);
 }
 
 // The Airflow API root of a deployment on a region: /deployments/{deployment}/api/v2.

@@ -12,6 +12,7 @@
 #include "api/errors.h"
 #include "api/json_util.h"
 #include "model/validate.h"
+#include "store/identities.h"
 #include "store/store.h"
 
 namespace tandem::api {
@@ -23,6 +24,7 @@ Json ToJson(const Deployment& d) {
   return {{"id", d.id.value()},
           {"name", d.name},
           {"namespace", d.ns},
+          {"workspace_id", d.workspace_id},
           {"description", d.description},
           {"config",
            {{"worker_slots", d.config.worker_slots},
@@ -78,24 +80,51 @@ void RegisterDeploymentRoutes(Router& r, const ApiContext& ctx) {
   store::Store* store = ctx.store;
   size_t max_value = ctx.max_value_bytes;
 
+  // Each principal lists the deployments it may read: all of them with a platform role, else
+  // those its workspace and deployment roles reach (filtered before paging, so totals agree).
   r.Add("GET", "/api/v1/deployments", Wrap([store](const Request& req) -> Result<Response> {
           ASSIGN_OR_RETURN(model::PageRequest page, ReadPage(req, "name_pattern"));
-          ASSIGN_OR_RETURN(model::Page<Deployment> p, store->ListDeployments(page));
+          const auth::Principal& who = *req.principal;
+          if (auth::PlatformRole(who)) {
+            ASSIGN_OR_RETURN(model::Page<Deployment> p, store->ListDeployments(page));
+            Json items = Json::array();
+            for (const auto& d : p.items) items.push_back(ToJson(d));
+            return JsonResponse(200, {{"deployments", items}, {"total_entries", p.total}});
+          }
+          model::PageRequest all = page;
+          all.offset = 0;
+          all.limit = 1000000;
+          ASSIGN_OR_RETURN(model::Page<Deployment> p, store->ListDeployments(all));
           Json items = Json::array();
-          for (const auto& d : p.items) items.push_back(ToJson(d));
-          return JsonResponse(200, {{"deployments", items}, {"total_entries", p.total}});
+          int64_t seen = 0;
+          for (const auto& d : p.items) {
+            if (!auth::DeploymentRole(who, {d.workspace_id, d.id.value()})) continue;
+            if (seen >= page.offset && static_cast<int64_t>(items.size()) < page.limit) {
+              items.push_back(ToJson(d));
+            }
+            ++seen;
+          }
+          return JsonResponse(200, {{"deployments", items}, {"total_entries", seen}});
         }));
 
-  r.Add("POST", "/api/v1/deployments",
-        Wrap([store, max_value](const Request& req) -> Result<Response> {
-          ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
-          RETURN_IF_ERROR(CheckFields(j, {"name", "description", "config", "metrics_export"},
-                                      {"name"}));
-          Deployment d;
-          RETURN_IF_ERROR(Apply(j, d, max_value));
-          ASSIGN_OR_RETURN(Deployment created, store->CreateDeployment(d));
-          return JsonResponse(201, ToJson(created));
-        }));
+  // `workspace` (a name or an id; `default` when absent) places it, on creation only.
+  r.Add(
+      "POST", "/api/v1/deployments",
+      Wrap([store, identities = ctx.identities, max_value](const Request& req) -> Result<Response> {
+        ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
+        RETURN_IF_ERROR(CheckFields(
+            j, {"name", "description", "config", "metrics_export", "workspace"}, {"name"}));
+        Deployment d;
+        std::string workspace = "default";
+        RETURN_IF_ERROR(ReadString(j, "workspace", &workspace));
+        ASSIGN_OR_RETURN(store::Workspace ws, identities->GetWorkspace(workspace));
+        d.workspace_id = ws.id;
+        Json rest = j;
+        rest.erase("workspace");
+        RETURN_IF_ERROR(Apply(rest, d, max_value));
+        ASSIGN_OR_RETURN(Deployment created, store->CreateDeployment(d));
+        return JsonResponse(201, ToJson(created));
+      }));
 
   r.Add("GET", "/api/v1/deployments/{deployment}",
         Wrap([store](const Request& req) -> Result<Response> {

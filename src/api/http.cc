@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -36,7 +37,18 @@ const std::string* Request::Query(const std::string& name) const {
 }
 
 void Router::Add(const std::string& method, const std::string& pattern, Handler h) {
-  routes_.push_back({method, SplitPath(pattern), std::move(h)});
+  Result<auth::RouteAccess> access = auth::AccessFor(method, pattern);
+  if (!access.ok()) {
+    spdlog::critical("{}", access.status().message());
+    std::abort();
+  }
+  routes_.push_back({method, pattern, SplitPath(pattern), access->need, std::move(h)});
+}
+
+std::vector<Router::RouteInfo> Router::Routes() const {
+  std::vector<RouteInfo> out;
+  for (const Route& r : routes_) out.push_back({r.method, r.pattern, r.need});
+  return out;
 }
 
 Response Router::Dispatch(Request& req) const {
@@ -61,6 +73,22 @@ Response Router::Dispatch(Request& req) const {
     path_matched = true;
     if (r.method != req.method) continue;
     req.params = std::move(params);
+    req.need = r.need;
+    if (r.need != auth::Need::kOpen && r.need != auth::Need::kWorker &&
+        r.need != auth::Need::kPair) {
+      Result<std::shared_ptr<const auth::Principal>> p =
+          authorize_ ? authorize_(req, r.need)
+                     : Result<std::shared_ptr<const auth::Principal>>(
+                           Unauthenticated("this server checks no credentials"));
+      if (!p.ok()) {
+        Response refused = ErrorResponse(p.status());
+        if (refused.status == 401) {
+          refused.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tandem\"");
+        }
+        return refused;
+      }
+      req.principal = std::move(*p);
+    }
     return r.handler(req);
   }
   if (path_matched) return ErrorResponse(405, "Method Not Allowed");
@@ -123,6 +151,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o, co
     req.method = hreq.method;
     req.path = hreq.target.substr(0, hreq.target.find('?'));  // still percent-encoded
     req.body = hreq.body;
+    req.remote_address = hreq.remote_addr;
     for (const auto& [k, v] : hreq.params) req.query.emplace(k, v);
     for (const auto& [k, v] : hreq.headers) {
       std::string lk = k;
@@ -146,6 +175,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o, co
       res = admitted.ok() ? router->Dispatch(req) : ErrorResponse(admitted.status());
     }
     hres.status = res.status;
+    for (const auto& [k, v] : res.headers) hres.set_header(k, v);
     hres.set_content(res.body, res.content_type);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     metrics->Add("tandem_http_requests_total",

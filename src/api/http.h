@@ -4,6 +4,12 @@
 // path patterns such as "/api/v1/deployments/{deployment}". A handler gets the matched path
 // parameters and returns a Response; errors become responses in exactly one place
 // (errors.cc). The server counts every request in the metrics registry.
+//
+// Every route is checked before its handler runs, in one place: the router gives each route
+// the Need that auth::AccessFor names for it (a route the access table does not know cannot be
+// registered), and asks the server's Authorizer whether the request's credential meets it.
+// Only the routes of auth::kOpenRoutes skip the check; the Execution API and the pair's
+// internal routes check credentials of their own.
 #pragma once
 
 #include <functional>
@@ -12,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/policy.h"
 #include "base/metrics.h"
 #include "base/status.h"
 
@@ -24,6 +31,10 @@ struct Request {
   std::multimap<std::string, std::string> query;  // decoded
   std::map<std::string, std::string> headers;     // lower-case names
   std::string body;
+  std::string remote_address;  // the client's, for the audit trail and rate limits
+  // Who sent it, once the router's check passed; null on open, worker and pair routes.
+  std::shared_ptr<const auth::Principal> principal;
+  auth::Need need = auth::Need::kOpen;  // what its route needs
 
   // The first value of a query parameter, if present.
   const std::string* Query(const std::string& name) const;
@@ -33,23 +44,48 @@ struct Response {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;  // more headers to send
 };
 
 using Handler = std::function<Response(const Request&)>;
 
+// Decides whether a request may run: authenticates its credential and checks that the
+// principal meets `need` where the request acts (its deployment, its workspace). The
+// principal, or Unauthenticated (401) / PermissionDenied (403).
+using Authorizer = std::function<Result<std::shared_ptr<const auth::Principal>>(const Request& req,
+                                                                                auth::Need need)>;
+
 class Router {
  public:
+  // Registers a route with the Need auth::AccessFor gives it. A route the access table does not
+  // know is a programming error: it aborts, naming the route, so it is found by the first test
+  // that starts the server.
   void Add(const std::string& method, const std::string& pattern, Handler h);
-  // 404 when no pattern matches the path, 405 when the path matches for other methods only.
+  // The server's check for every route that needs a principal. Without one, such routes answer
+  // 401: a server nobody configured to check does not serve them.
+  void set_authorizer(Authorizer a) { authorize_ = std::move(a); }
+  // 404 when no pattern matches the path, 405 when the path matches for other methods only,
+  // 401/403 when the check refuses.
   Response Dispatch(Request& req) const;
+
+  struct RouteInfo {
+    std::string method;
+    std::string pattern;
+    auth::Need need;
+  };
+  // Every route registered, in order: what the test that sweeps them reads.
+  std::vector<RouteInfo> Routes() const;
 
  private:
   struct Route {
     std::string method;
+    std::string pattern;
     std::vector<std::string> parts;  // "{name}" parts capture
+    auth::Need need;
     Handler handler;
   };
   std::vector<Route> routes_;
+  Authorizer authorize_;
 };
 
 struct ServerOptions {

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "base/clock.h"
@@ -39,16 +40,39 @@ Result<std::shared_ptr<dns::Resolver>> ResolverFor(const Target& target) {
 
 }  // namespace
 
+std::string CredentialFile(const std::string& state_dir) { return state_dir + "/credential"; }
+
+Result<std::string> ResolveToken(const Target& target) {
+  if (!target.token_file.empty()) {
+    Result<std::string> t = ReadFile(target.token_file);
+    if (!t.ok()) {
+      return NotFound("the token file " + target.token_file +
+                      " cannot be read: " + t.status().message());
+    }
+    return std::string(TrimSpace(*t));
+  }
+  if (const char* env = std::getenv("TANDEM_TOKEN"); env != nullptr && *env != '\0') {
+    return std::string(TrimSpace(env));
+  }
+  Result<std::string> t = ReadFile(CredentialFile(target.state_dir));
+  return t.ok() ? std::string(TrimSpace(*t)) : std::string();
+}
+
 Result<Client> Client::Connect(const Target& target) {
+  ASSIGN_OR_RETURN(std::string token, ResolveToken(target));
   if (!target.url.empty()) {
     ASSIGN_OR_RETURN(auto resolver, ResolverFor(target));
-    return Client(target.url, resolver);
+    Client c(target.url, resolver);
+    c.set_token(token);
+    return c;
   }
   ASSIGN_OR_RETURN(nlohmann::json j, ReadPlatform(target));
   std::string active;
   if (j.contains("control") && j["control"].is_string()) {
     // The control plane knows which region is active now.
-    auto st = Client(j["control"].get<std::string>()).Send("GET", "/api/v1/dr/status");
+    Client control(j["control"].get<std::string>());
+    control.set_token(token);
+    auto st = control.Send("GET", "/api/v1/dr/status");
     if (st.ok() && st->status == 200) {
       auto s = nlohmann::json::parse(st->body, nullptr, false);
       if (s.is_object() && s.contains("active") && s["active"].is_string()) {
@@ -59,23 +83,30 @@ Result<Client> Client::Connect(const Target& target) {
   for (const auto& r : j["regions"]) {
     if (!r.contains("url")) continue;
     if (active.empty() ? r.value("active", false) : r.value("name", "") == active) {
-      return Client(r["url"].get<std::string>());
+      Client c(r["url"].get<std::string>());
+      c.set_token(token);
+      return c;
     }
   }
   return Unavailable(PlatformFile(target.state_dir) + " names no active region");
 }
 
 Result<Client> Client::ConnectControl(const Target& target) {
+  ASSIGN_OR_RETURN(std::string token, ResolveToken(target));
   if (!target.control_url.empty()) {
     ASSIGN_OR_RETURN(auto resolver, ResolverFor(target));
-    return Client(target.control_url, resolver);
+    Client c(target.control_url, resolver);
+    c.set_token(token);
+    return c;
   }
   ASSIGN_OR_RETURN(nlohmann::json j, ReadPlatform(target));
   if (!j.contains("control") || !j["control"].is_string()) {
     return Unavailable("the platform in " + target.state_dir +
                        " has no control plane (pass --control URL)");
   }
-  return Client(j["control"].get<std::string>());
+  Client c(j["control"].get<std::string>());
+  c.set_token(token);
+  return c;
 }
 
 Result<HttpResult> Client::Send(const std::string& method, const std::string& path,
@@ -117,6 +148,7 @@ Result<HttpResult> Client::SendOnce(const std::string& method, const std::string
   cli.set_connection_timeout(5);
   cli.set_read_timeout(read_timeout_s_);
   httplib::Headers h(headers.begin(), headers.end());
+  if (!token_.empty()) h.emplace("Authorization", "Bearer " + token_);
   httplib::Result r(nullptr, httplib::Error::Unknown);
   const char* ct = "application/json";
   if (method == "GET") {

@@ -22,7 +22,17 @@ struct Target {
   // "ADDRESS:PORT" of the pair's DNS server: host names in url and control_url are looked up
   // there (env TANDEM_DNS); empty: the system's resolver.
   std::string dns_server;
+  // The credential sent with every request (Authorization: Bearer): --token-file's, else env
+  // TANDEM_TOKEN, else the platform owner's that `tandem up` wrote to <state_dir>/credential.
+  std::string token_file;
 };
+
+// The credential `target` names (see Target::token_file), or "" when there is none; an error
+// when a file named outright cannot be read.
+Result<std::string> ResolveToken(const Target& target);
+
+// Where `tandem up` keeps the platform owner's API token (mode 0600).
+std::string CredentialFile(const std::string& state_dir);
 
 // Extra request headers, e.g. {{"Accept", "text/plain"}}.
 using Headers = std::vector<std::pair<std::string, std::string>>;
@@ -45,6 +55,8 @@ class Client {
   // name up again and is retried with backoff for up to 30 s.
   Client(std::string base_url, std::shared_ptr<dns::Resolver> resolver)
       : base_(std::move(base_url)), resolver_(std::move(resolver)) {}
+  // Sends `token` as "Authorization: Bearer" with every request ("" sends none).
+  void set_token(std::string token) { token_ = std::move(token); }
 
   // kUnavailable when the region cannot be reached; any HTTP answer is a result.
   Result<HttpResult> Send(const std::string& method, const std::string& path,
@@ -59,6 +71,7 @@ class Client {
 
   std::string base_;
   std::shared_ptr<dns::Resolver> resolver_;
+  std::string token_;
   int read_timeout_s_ = 60;
 };
 

@@ -11,7 +11,7 @@ namespace {
 
 struct DeploymentFlags {
   std::string name, ref;
-  std::optional<std::string> new_name, description;
+  std::optional<std::string> new_name, description, workspace;
   std::optional<int> worker_slots, default_pool_slots, max_active_runs, max_active_tasks;
   std::optional<bool> catchup;
   std::optional<bool> metrics_enabled;
@@ -60,6 +60,7 @@ void PrintOne(const Json& d) {
              {{"id", Cell(d["id"])},
               {"name", Cell(d["name"])},
               {"namespace", Cell(d["namespace"])},
+              {"workspace_id", Cell(d["workspace_id"])},
               {"description", Cell(d["description"])},
               {"worker_slots", Cell(c["worker_slots"])},
               {"default_pool_slots", Cell(c["default_pool_slots"])},
@@ -83,12 +84,15 @@ void AddDeploymentCommands(CLI::App& app, Globals& g, Run* run) {
 
   auto* create = dep->add_subcommand("create", "Create a deployment");
   create->add_option("name", f->name, "Name (a-z, 0-9, '-'; 1-40 characters)")->required();
+  create->add_option("--workspace", f->workspace, "The workspace it belongs to (default: default)");
   AddFlags(create, *f);
   create->callback([run, &g, f] {
     *run = [&g, f] {
       DeploymentFlags x = *f;
       x.new_name = x.name;
-      return Call(g, "POST", "/api/v1/deployments", Body(x), PrintOne);
+      Json body = Body(x);
+      if (x.workspace) body["workspace"] = *x.workspace;
+      return Call(g, "POST", "/api/v1/deployments", body, PrintOne);
     };
   });
 

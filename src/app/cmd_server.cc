@@ -1,26 +1,27 @@
 // `tandem region` (one region agent, in the foreground), `tandem up` (the local platform on
 // the embedded default) and `tandem secret-key`.
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
-
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <tuple>
 
+#include "app/client.h"
 #include "app/commands.h"
+#include "auth/api_token.h"
 #include "base/clock.h"
 #include "base/fs.h"
 #include "base/net.h"
 #include "base/process.h"
-#include "crypto/secret_box.h"
 #include "base/text.h"
 #include "control/control_plane.h"
+#include "crypto/secret_box.h"
 #include "region/config.h"
 #include "region/pair_config.h"
 #include "region/region.h"
@@ -158,13 +159,14 @@ struct Part {
 };
 
 Result<region::PairConfig> WritePairFile(const std::string& dir, const std::string& key_file,
-                                         const UpOptions& o) {
+                                         const std::string& owner_token_file, const UpOptions& o) {
   region::PairConfig p;
   p.name = "local";
   p.mode = o.mode;
   p.automatic_failover = o.automatic_failover;
   p.control = {o.control_address, o.control_port, dir + "/control"};
   p.secret_key_file = key_file;
+  p.owner_token_file = owner_token_file;
   const bool same = o.address == o.address_b;
   const int http_b = o.http_port_b ? o.http_port_b : (same ? o.http_port + 1 : o.http_port);
   const int pg_b = o.pg_port_b ? o.pg_port_b : (same ? o.pg_port + 1 : o.pg_port);
@@ -225,7 +227,13 @@ int RunUp(const Globals& g, const UpOptions& o) {
     Status s = WriteFileAtomic(key_file, NewSecretKeyBase64() + "\n", 0600);
     if (!s.ok()) return Fail(s);
   }
-  auto pair = WritePairFile(dir, key_file, o);
+  // The platform owner's API token: the regions make it the first owner, the CLI sends it.
+  const std::string credential = CredentialFile(dir);
+  if (!PathExists(credential)) {
+    Status s = WriteFileAtomic(credential, auth::FormatToken(auth::NewToken()) + "\n", 0600);
+    if (!s.ok()) return Fail(s);
+  }
+  auto pair = WritePairFile(dir, key_file, credential, o);
   if (!pair.ok()) return Fail(pair.status());
   const region::PairConfig& p = *pair;
   std::vector<std::tuple<std::string, std::string, int>> listeners = {
@@ -311,9 +319,11 @@ int RunUp(const Globals& g, const UpOptions& o) {
         "  region-b (standby)  %s\n"
         "  deployments API     %s/api/v1/deployments\n"
         "  Airflow API         %s/deployments/<deployment>/api/v2\n"
-        "  health              %s/readyz   metrics %s/metrics\n",
+        "  health              %s/readyz   metrics %s/metrics\n"
+        "  credential          %s (the platform owner's API token, mode 0600; the CLI sends "
+        "it: Authorization: Bearer ...)\n",
         dir.c_str(), p.path.c_str(), parts[0].ready_url.c_str(), a.c_str(), b.c_str(), a.c_str(),
-        a.c_str(), a.c_str(), a.c_str());
+        a.c_str(), a.c_str(), a.c_str(), CredentialFile(dir).c_str());
     if (p.dns) {
       const std::string port = std::to_string(p.regions[0].http_port);
       printf(

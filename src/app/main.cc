@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   if (const char* url = std::getenv("TANDEM_URL")) g.target.url = url;
   if (const char* url = std::getenv("TANDEM_CONTROL_URL")) g.target.control_url = url;
   if (const char* dns = std::getenv("TANDEM_DNS")) g.target.dns_server = dns;
+  if (const char* f = std::getenv("TANDEM_TOKEN_FILE")) g.target.token_file = f;
   app.add_option("--state-dir", g.target.state_dir,
                  "State directory of the platform (env TANDEM_STATE_DIR; default ./.tandem)");
   app.add_option("--url", g.target.url, "Talk to the region at this URL (env TANDEM_URL)");
@@ -27,6 +28,9 @@ int main(int argc, char** argv) {
                  "ADDRESS:PORT of the pair's DNS server: host names in --url, --control and a "
                  "worker's --api are looked up there and followed through a failover (env "
                  "TANDEM_DNS)");
+  app.add_option("--token-file", g.target.token_file,
+                 "A file holding the API token to send (env TANDEM_TOKEN_FILE; else env "
+                 "TANDEM_TOKEN; else the platform owner's, <state-dir>/credential)");
   app.add_option("-o,--output", g.output, "Output format")->check(CLI::IsMember({"table", "json"}));
 
   Run run;
@@ -36,6 +40,7 @@ int main(int argc, char** argv) {
   AddWorkerCommands(app, g, &run);
   AddPipelineCommands(app, g, &run);
   AddDrCommands(app, g, &run);
+  AddAccessCommands(app, g, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -28,7 +28,7 @@ int ExitCodeForHttp(int status) {
   if (status == 404) return 4;
   if (status == 409) return 5;
   if (status == 503 || status == 421) return 3;
-  if (status == 403) return 1;  // as PermissionDenied
+  if (status == 401 || status == 403) return 1;  // as Unauthenticated, PermissionDenied
   if (status < 500) return 2;
   return 1;
 }

@@ -13,6 +13,7 @@
 #include "control/control_store.h"
 #include "control/failover.h"
 #include "control/http_link.h"
+#include "control/remote_authorizer.h"
 #include "dr/lease.h"
 #include "rpc/client.h"
 
@@ -208,6 +209,13 @@ Status ControlPlane::StartAll() {
   });
 
   router_ = std::make_unique<api::Router>();
+  {
+    std::vector<std::string> urls;
+    for (const RegionEndpoint& r : s_.regions) urls.push_back(r.url);
+    authorizer_ = std::make_unique<RemoteAuthorizer>(std::move(urls), &RealClock());
+    router_->set_authorizer(
+        [this](const api::Request& req, auth::Need need) { return authorizer_->Check(req, need); });
+  }
   RegisterRoutes();
   api::ServerOptions so{s_.address, s_.http_port, s_.http_threads, 1 << 20};
   ASSIGN_OR_RETURN(http_, api::HttpServer::Start(so, router_.get(), &metrics_));

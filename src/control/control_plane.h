@@ -39,6 +39,7 @@ namespace tandem::control {
 
 class ControlStore;
 class Failover;
+class RemoteAuthorizer;
 struct OperationRow;
 
 struct RegionEndpoint {
@@ -141,6 +142,7 @@ class ControlPlane {
   MetricsRegistry metrics_;
   std::unique_ptr<ControlStore> store_;
   std::unique_ptr<dr::Voter> voter_;
+  std::unique_ptr<RemoteAuthorizer> authorizer_;  // every request but the open and pair ones
   std::map<std::string, std::unique_ptr<RegionLink>> links_;
   std::unique_ptr<Failover> failover_;
   std::unique_ptr<DnsZone> dns_;

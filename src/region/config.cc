@@ -53,7 +53,8 @@ Status Parser::Parse(const YAML::Node& root, RegionConfig& c) {
     } else if (section.name == "postgres") {
       RETURN_IF_ERROR(ParsePostgres(section, c));
     } else if (section.name == "secrets") {
-      RETURN_IF_ERROR(yaml_util::ReadSecrets(r_, section, c.secret_key_file, c.secret_key));
+      RETURN_IF_ERROR(
+          yaml_util::ReadSecrets(r_, section, c.secret_key_file, c.secret_key, c.owner_token_file));
     } else if (section.name == "limits") {
       RETURN_IF_ERROR(yaml_util::ReadLimits(r_, section, c.max_value_bytes, c.max_body_bytes));
     } else if (section.name == "log") {
@@ -193,7 +194,7 @@ std::string RenderRegionConfig(const RegionConfig& c) {
   EmitInt(out, "pool_size", c.pool_size);
   out << YAML::EndMap;
 
-  yaml_util::EmitSecrets(out, c.secret_key_file, c.secret_key);
+  yaml_util::EmitSecrets(out, c.secret_key_file, c.secret_key, c.owner_token_file);
   yaml_util::EmitLimits(out, c.max_value_bytes, c.max_body_bytes);
   yaml_util::EmitLog(out, c.log_level);
   yaml_util::EmitHttp(out, c.http_threads);

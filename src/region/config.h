@@ -126,6 +126,9 @@ struct RegionConfig {
   int pool_size = 8;            // postgres.pool_size, 1..64
   std::string secret_key_file;  // secrets.key_file (made absolute like state_dir)
   std::string secret_key;       // secrets.key (inline base64 text); exactly one of the two is set
+  // secrets.owner_token_file, optional (made absolute): the API token that becomes the
+  // platform's first owner when it has no principal yet.
+  std::string owner_token_file;
   // limits.max_value_bytes, 1024..67108864: largest accepted value (variable value, env var
   // value, connection extra, ...).
   int64_t max_value_bytes = 1048576;

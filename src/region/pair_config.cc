@@ -67,7 +67,8 @@ Status Parser::Parse(const YAML::Node& root, PairConfig& p) {
     } else if (section.name == "regions") {
       RETURN_IF_ERROR(ParseRegions(section, p));
     } else if (section.name == "secrets") {
-      RETURN_IF_ERROR(yaml_util::ReadSecrets(r_, section, p.secret_key_file, p.secret_key));
+      RETURN_IF_ERROR(
+          yaml_util::ReadSecrets(r_, section, p.secret_key_file, p.secret_key, p.owner_token_file));
     } else if (section.name == "platform") {
       RETURN_IF_ERROR(yaml_util::ReadPlatform(r_, section, p.zone));
     } else if (section.name == "dns") {
@@ -332,7 +333,7 @@ std::string RenderPairConfig(const PairConfig& p) {
   EmitString(out, "state_dir", p.control.state_dir);
   out << YAML::EndMap;
 
-  yaml_util::EmitSecrets(out, p.secret_key_file, p.secret_key);
+  yaml_util::EmitSecrets(out, p.secret_key_file, p.secret_key, p.owner_token_file);
   yaml_util::EmitPlatform(out, p.zone);
   if (p.dns) {
     out << YAML::Key << "dns" << YAML::Value << YAML::BeginMap;
@@ -401,6 +402,7 @@ Result<RegionConfig> RegionConfigFor(const PairConfig& p, const std::string& reg
   c.pool_size = r.pool_size;
   c.secret_key_file = p.secret_key_file;
   c.secret_key = p.secret_key;
+  c.owner_token_file = p.owner_token_file;
   c.max_value_bytes = r.max_value_bytes;
   c.max_body_bytes = r.max_body_bytes;
   c.log_level = r.log_level;

@@ -117,6 +117,7 @@ struct PairConfig {
 
   std::string secret_key_file;  // secrets.key_file (made absolute); exactly one of the two is set
   std::string secret_key;       // secrets.key (inline base64 text)
+  std::string owner_token_file;  // secrets.owner_token_file (made absolute), optional
 
   std::string zone = "tandem.test";  // platform.zone: deployments' hostnames end in it
   std::optional<PairDns> dns;        // dns, optional

@@ -5,12 +5,15 @@
 
 #include <csignal>
 
+#include "api/auth.h"
 #include "api/context.h"
 #include "api/http.h"
+#include "auth/api_token.h"
 #include "base/clock.h"
 #include "base/fs.h"
 #include "base/net.h"
 #include "base/process.h"
+#include "base/text.h"
 #include "crypto/secret_box.h"
 #include "crypto/token.h"
 #include "logs/log_store.h"
@@ -25,6 +28,7 @@
 #include "scheduler/scheduler.h"
 #include "store/dr.h"
 #include "store/execution.h"
+#include "store/identities.h"
 #include "store/migrations.h"
 #include "store/pipelines.h"
 #include "store/scheduling.h"
@@ -110,6 +114,9 @@ Status Region::StartAll() {
   worker_credential_ = WorkerCredential(*box);
   ASSIGN_OR_RETURN(store_, store::Store::Open(pool_.get(), std::move(box).value(), replica_));
   dr_store_ = std::make_unique<store::DrStore>(pool_.get());
+  identities_ = std::make_unique<store::Identities>(pool_.get());
+  RETURN_IF_ERROR(BootstrapOwner());
+  authorizer_ = std::make_unique<api::RegionAuthorizer>(identities_.get(), &RealClock());
   RETURN_IF_ERROR(StartPipelines(token_key));
 
   metrics_.Describe("tandem_up", "gauge", "1 while the region agent runs.");
@@ -154,6 +161,7 @@ Status Region::StartAll() {
   api_ctx_->metrics = &metrics_;
   api_ctx_->max_value_bytes = static_cast<size_t>(cfg_.max_value_bytes);
   api_ctx_->pipelines = pipelines_.get();
+  api_ctx_->identities = identities_.get();
   api_ctx_->logs = task_logs_->store();
   api_ctx_->dispatcher = dispatcher_.get();
   api_ctx_->bundles = bundles_.get();
@@ -175,6 +183,8 @@ Status Region::StartAll() {
     return {true, "PostgreSQL reachable, schema at version " + std::to_string(*v)};
   };
   router_ = std::make_unique<api::Router>();
+  router_->set_authorizer(
+      [this](const api::Request& req, auth::Need need) { return authorizer_->Check(req, need); });
   api::RegisterAllRoutes(*router_, *api_ctx_);
   api::ServerOptions so{cfg_.address, cfg_.http_port, cfg_.http_threads,
                         static_cast<size_t>(cfg_.max_body_bytes)};
@@ -280,6 +290,25 @@ void Region::SetWorkersWanted(bool wanted) {
   for (auto& w : workers) {
     if (w) w->Stop(SIGKILL, 1s);  // their tasks die with them (tandem-task-exec)
   }
+}
+
+// The platform's first owner: the token in secrets.owner_token_file, stored when the metadata
+// has no principal at all (the first start of the primary; a replica reads what it stored).
+Status Region::BootstrapOwner() {
+  if (cfg_.owner_token_file.empty() || replica_) return Status::Ok();
+  Result<std::string> text = ReadFile(cfg_.owner_token_file);
+  if (!text.ok()) {
+    return InvalidArgument("secrets.owner_token_file " + cfg_.owner_token_file +
+                           " cannot be read: " + text.status().message());
+  }
+  Result<auth::TokenParts> t = auth::ParseToken(TrimSpace(*text));
+  if (!t.ok()) {
+    return InvalidArgument("secrets.owner_token_file " + cfg_.owner_token_file +
+                           " does not hold a tandem token (the file's content is not shown)");
+  }
+  ASSIGN_OR_RETURN(bool stored, identities_->Bootstrap(*t));
+  if (stored) spdlog::info("the platform's first owner is the token in {}", cfg_.owner_token_file);
+  return Status::Ok();
 }
 
 Status Region::StartPipelines(const std::string& token_key) {

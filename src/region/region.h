@@ -32,6 +32,7 @@ class Pipelines;
 class Scheduling;
 class Execution;
 class DrStore;
+class Identities;
 }  // namespace tandem::store
 namespace tandem::logs {
 class LogStore;
@@ -48,6 +49,7 @@ class Child;
 namespace tandem::api {
 class Router;
 class HttpServer;
+class RegionAuthorizer;
 struct ApiContext;
 }  // namespace tandem::api
 
@@ -73,6 +75,7 @@ class Region {
   Status ConnectAndMigrate();
   void SetWorkersWanted(bool wanted);
   Status StartPipelines(const std::string& token_key);
+  Status BootstrapOwner();
   Status StartLocalWorker(size_t index);
   void StopLocalWorkers();
   void Supervise();
@@ -97,6 +100,8 @@ class Region {
   std::unique_ptr<scheduler::BundleCache> bundles_;
   std::unique_ptr<scheduler::Dispatcher> dispatcher_;
   std::unique_ptr<scheduler::Scheduler> scheduler_;
+  std::unique_ptr<store::Identities> identities_;
+  std::unique_ptr<api::RegionAuthorizer> authorizer_;
   std::unique_ptr<api::ApiContext> api_ctx_;
   std::unique_ptr<api::Router> router_;
   std::unique_ptr<api::HttpServer> http_;

@@ -413,8 +413,12 @@ Result<int> Reader::Int(const Entry& e, int min, int max) const {
   return static_cast<int>(v);
 }
 
-Status ReadSecrets(const Reader& r, const Entry& section, std::string& key_file, std::string& key) {
-  ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"key_file", "key"}));
+Status ReadSecrets(const Reader& r, const Entry& section, std::string& key_file, std::string& key,
+                   std::string& owner_token_file) {
+  ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"key_file", "key", "owner_token_file"}));
+  if (const Entry* owner = m.Find("owner_token_file"); owner != nullptr) {
+    ASSIGN_OR_RETURN(owner_token_file, r.Path(*owner));
+  }
   const Entry* file_entry = m.Find("key_file");
   const Entry* key_entry = m.Find("key");
   if ((file_entry == nullptr) == (key_entry == nullptr)) {
@@ -638,10 +642,12 @@ void EmitBool(YAML::Emitter& out, std::string_view key, bool value) {
   out << YAML::Key << std::string(key) << YAML::Value << YAML::TrueFalseBool << value;
 }
 
-void EmitSecrets(YAML::Emitter& out, const std::string& key_file, const std::string& key) {
+void EmitSecrets(YAML::Emitter& out, const std::string& key_file, const std::string& key,
+                 const std::string& owner_token_file) {
   out << YAML::Key << "secrets" << YAML::Value << YAML::BeginMap;
   if (!key_file.empty()) EmitString(out, "key_file", key_file);
   if (!key.empty()) EmitString(out, "key", key);
+  if (!owner_token_file.empty()) EmitString(out, "owner_token_file", owner_token_file);
   out << YAML::EndMap;
 }
 

@@ -148,7 +148,10 @@ class Listeners {
 
 // secrets: exactly one of key_file (a path) or key (base64 text, never echoed in messages).
 // Fills secret_key_file or secret_key.
-Status ReadSecrets(const Reader& r, const Entry& section, std::string& key_file, std::string& key);
+// `owner_token_file`, optional: a file holding the API token made the platform's first owner
+// when the platform has no principal yet (`tandem up` writes one).
+Status ReadSecrets(const Reader& r, const Entry& section, std::string& key_file, std::string& key,
+                   std::string& owner_token_file);
 // limits: max_value_bytes, max_body_bytes (the body limit at least the value limit, written or
 // default).
 Status ReadLimits(const Reader& r, const Entry& section, int64_t& max_value_bytes,
@@ -181,7 +184,8 @@ void EmitString(YAML::Emitter& out, std::string_view key, const std::string& val
 void EmitInt(YAML::Emitter& out, std::string_view key, int64_t value);
 void EmitBool(YAML::Emitter& out, std::string_view key, bool value);
 // `section: {...}` blocks as the Read* functions above read them.
-void EmitSecrets(YAML::Emitter& out, const std::string& key_file, const std::string& key);
+void EmitSecrets(YAML::Emitter& out, const std::string& key_file, const std::string& key,
+                 const std::string& owner_token_file);
 void EmitLimits(YAML::Emitter& out, int64_t max_value_bytes, int64_t max_body_bytes);
 void EmitLog(YAML::Emitter& out, const std::string& level);
 void EmitHttp(YAML::Emitter& out, int threads);

@@ -62,6 +62,7 @@ bool Eventually(const std::function<bool()>& done, std::chrono::milliseconds tim
 // when the region does not answer 200.
 std::optional<std::string> ReadLog(const std::string& url, const std::string& log_path) {
   httplib::Client c(url);
+  c.set_bearer_token_auth(OwnerToken());
   c.set_connection_timeout(5);
   c.set_read_timeout(30);
   auto r = c.Get(log_path + "?full_content=true", httplib::Headers{{"Accept", "text/plain"}});

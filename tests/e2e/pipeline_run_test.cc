@@ -588,6 +588,7 @@ TEST_F(PipelineRunTest, TheHostHeaderSelectsTheDeployment) {
   std::string ns = Parse(Call("GET", "/api/v1/deployments/hosted")).value("namespace", "");
   ASSERT_FALSE(ns.empty());
   httplib::Client cli(region_->url());
+  cli.set_bearer_token_auth(OwnerToken());
   auto r = cli.Get("/api/v2/dags", {{"Host", ns + ".tandem.test"}});
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;

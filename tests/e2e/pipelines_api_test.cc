@@ -344,6 +344,7 @@ TEST_F(PipelinesApiTest, LogsOfAFinishedTry) {
   EXPECT_EQ(Body(Call("GET", log + "?full_content=true"))["content"], l["content"]);
 
   httplib::Client c(region_->url());
+  c.set_bearer_token_auth(OwnerToken());
   auto plain = c.Get(log, {{"Accept", "text/plain"}});
   ASSERT_TRUE(plain);
   EXPECT_EQ(plain->status, 200);

@@ -78,8 +78,9 @@ Result<std::unique_ptr<PairProcess>> PairProcess::Create(Options o) {
            : std::string()) +
       "\ncontrol:\n  address: " + p->addresses_["control"] +
       "\n  http_port: " + std::to_string(p->control_port_) +
-      "\n  state_dir: control\nsecrets:\n  key_file: secret.key\nregions:\n" +
-      region("region-a", "primary") + region("region-b", "standby");
+      "\n  state_dir: control\nsecrets:\n  key_file: secret.key\n  owner_token_file: " +
+      WriteOwnerTokenFile(p->dir_) + "\nregions:\n" + region("region-a", "primary") +
+      region("region-b", "standby");
   if (o.dns) {
     yaml += "dns:\n  address: " + p->addresses_["control"] +
             "\n  port: " + std::to_string(p->dns_port_) +

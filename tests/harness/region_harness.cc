@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 #include <signal.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "auth/api_token.h"
 #include "base/net.h"
 #include "crypto/secret_box.h"
 #include "harness/pg_harness.h"
@@ -56,13 +58,38 @@ CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds,
   return {r->exit.exited ? r->exit.code : 128 + r->exit.code, r->output};
 }
 
+const std::string& OwnerToken() {
+  static const std::string token = [] {
+    std::string t = auth::FormatToken(auth::NewToken());
+    setenv("TANDEM_TOKEN", t.c_str(), 1);
+    return t;
+  }();
+  return token;
+}
+
+std::string WriteOwnerTokenFile(const std::string& dir) {
+  std::string path = dir + "/owner.token";
+  Status s = WriteFileAtomic(path, OwnerToken() + "\n", 0600);
+  if (!s.ok()) ADD_FAILURE() << s.ToString();
+  return path;
+}
+
 HttpReply Http(const std::string& base_url, const std::string& method, const std::string& path,
                const std::string& body,
                const std::vector<std::pair<std::string, std::string>>& headers) {
   httplib::Client c(base_url);
   c.set_connection_timeout(5);
   c.set_read_timeout(30);
-  const httplib::Headers h(headers.begin(), headers.end());
+  httplib::Headers h;
+  bool has_authorization = false;
+  for (const auto& [k, v] : headers) {
+    if (strcasecmp(k.c_str(), "Authorization") == 0) {
+      has_authorization = true;
+      if (v.empty()) continue;
+    }
+    h.emplace(k, v);
+  }
+  if (!has_authorization) h.emplace("Authorization", "Bearer " + OwnerToken());
   httplib::Result r(nullptr, httplib::Error::Unknown);
   if (method == "GET")
     r = c.Get(path, h);
@@ -140,7 +167,8 @@ Result<std::unique_ptr<RegionProcess>> RegionProcess::Create(Options o) {
       "region:\n  name: test-region\n  address: 127.0.0.1\n  http_port: " +
       std::to_string(p->http_port_) + "\n  state_dir: state\npostgres:\n" + pg +
       "  connect_timeout_seconds: " + std::to_string(p->o_.connect_timeout_seconds) +
-      "\nsecrets:\n  key_file: secret.key\n" +
+      "\nsecrets:\n  key_file: secret.key\n  owner_token_file: " + WriteOwnerTokenFile(p->dir_) +
+      "\n" +
       (p->o_.registry ? "registry:\n  port: " + std::to_string(p->registry_port_) + "\n" : "") +
       p->o_.extra_yaml;
   p->config_ = p->dir_ + "/region.yaml";

@@ -24,6 +24,12 @@ namespace tandem::testing {
 std::string BundleDir(const TempDir& tmp, const std::string& name,
                       const std::map<std::string, std::string>& files);
 
+// The API token every region and pair this process starts makes its platform's first owner
+// (secrets.owner_token_file); Http() sends it and the CLI runs find it in TANDEM_TOKEN, which
+// the first call sets.
+const std::string& OwnerToken();
+// A file holding OwnerToken(), under `dir` (0600); its path.
+std::string WriteOwnerTokenFile(const std::string& dir);
 
 struct HttpReply {
   int status = 0;  // 0: no answer
@@ -42,6 +48,8 @@ CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds = 60,
               const std::string& stdin_text = "");
 
 // `headers`: extra request headers, e.g. {{"Host", "etl-3f6c2a.tandem.test"}}.
+// Sends OwnerToken() as "Authorization: Bearer" unless `headers` has an Authorization header of
+// its own; one with an empty value sends none.
 HttpReply Http(const std::string& base_url, const std::string& method, const std::string& path,
                const std::string& body = "",
                const std::vector<std::pair<std::string, std::string>>& headers = {});

@@ -1,0 +1,119 @@
+#include "api/auth.h"
+
+#include <nlohmann/json.hpp>
+
+#include "auth/api_token.h"
+
+namespace tandem::api {
+namespace {
+
+constexpr const char* kHowTo =
+    "send Authorization: Bearer <token> (`tandem up` wrote the platform owner's to "
+    "<state-dir>/credential; `tandem token create` makes others)";
+
+std::string Describe(const auth::Principal& p) { return p.name; }
+
+}  // namespace
+
+Result<std::string> BearerCredential(const Request& req) {
+  auto it = req.headers.find("authorization");
+  if (it == req.headers.end() || it->second.empty()) {
+    return Unauthenticated(std::string("this request needs a credential: ") + kHowTo);
+  }
+  const std::string& h = it->second;
+  if (h.size() > kMaxAuthorizationBytes) {
+    return Unauthenticated("the Authorization header is longer than " +
+                           std::to_string(kMaxAuthorizationBytes) + " bytes");
+  }
+  constexpr std::string_view kBearer = "Bearer ";
+  if (h.size() <= kBearer.size() || std::string_view(h).substr(0, kBearer.size()) != kBearer) {
+    return Unauthenticated(std::string("the Authorization header is not a bearer credential: ") +
+                           kHowTo);
+  }
+  return h.substr(kBearer.size());
+}
+
+Result<std::shared_ptr<const auth::Principal>> RegionAuthorizer::Authenticate(
+    const std::string& credential) {
+  const std::string key = auth::SecretHash(credential);
+  const MonoTime now = clock_->Now();
+  {
+    std::lock_guard lock(mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end() && now - it->second.at < ttl_) return it->second.principal;
+    if (cache_.size() > 10000) cache_.clear();  // a storm of made-up tokens stays bounded
+  }
+  Result<std::shared_ptr<const auth::Principal>> out =
+      Unauthenticated("the credential is not a tandem token");
+  Result<auth::TokenParts> parts = auth::ParseToken(credential);
+  if (!parts.ok()) {
+    out = parts.status();
+  } else {
+    Result<auth::Principal> p = identities_->AuthenticateToken(*parts);
+    if (p.ok()) {
+      out = std::make_shared<const auth::Principal>(std::move(*p));
+    } else if (p.status().code() == Code::kUnauthenticated) {
+      out = p.status();
+    } else {
+      return p.status();  // the database failed: not remembered
+    }
+  }
+  std::lock_guard lock(mu_);
+  cache_.insert_or_assign(key, Entry{now, out});
+  return out;
+}
+
+Result<auth::Target> RegionAuthorizer::TargetOf(const Request& req, auth::Need need) {
+  switch (need) {
+    case auth::Need::kDeploymentViewer:
+    case auth::Need::kDeploymentEditor:
+    case auth::Need::kDeploymentAdmin: {
+      auto d = req.params.find("deployment");
+      if (d == req.params.end()) return Internal("the route names no deployment");
+      return identities_->TargetOf(d->second);
+    }
+    case auth::Need::kWorkspaceViewer:
+    case auth::Need::kWorkspaceAdmin: {
+      auto w = req.params.find("workspace");
+      if (w == req.params.end()) return Internal("the route names no workspace");
+      ASSIGN_OR_RETURN(store::Workspace ws, identities_->GetWorkspace(w->second));
+      return auth::Target{ws.id, ""};
+    }
+    case auth::Need::kWorkspaceEditor: {
+      // Creating a deployment: in the workspace its body names, `default` when none.
+      std::string ref = "default";
+      nlohmann::json j = nlohmann::json::parse(req.body, nullptr, false);
+      if (j.is_object() && j.contains("workspace") && j["workspace"].is_string()) {
+        ref = j["workspace"].get<std::string>();
+      }
+      ASSIGN_OR_RETURN(store::Workspace ws, identities_->GetWorkspace(ref));
+      return auth::Target{ws.id, ""};
+    }
+    default:
+      return auth::Target{};
+  }
+}
+
+Result<std::shared_ptr<const auth::Principal>> RegionAuthorizer::Check(const Request& req,
+                                                                       auth::Need need) {
+  ASSIGN_OR_RETURN(std::string credential, BearerCredential(req));
+  ASSIGN_OR_RETURN(std::shared_ptr<const auth::Principal> p, Authenticate(credential));
+  Result<auth::Target> t = TargetOf(req, need);
+  if (!t.ok()) {
+    // What does not exist is told only to those who could see it if it did: a platform role
+    // sees everything; anyone else learns no more from a missing name than from a forbidden one.
+    if (t.status().code() == Code::kNotFound && auth::PlatformRole(*p)) return p;
+    if (t.status().code() == Code::kNotFound) {
+      return PermissionDenied(Describe(*p) + " may not do this: it needs the " +
+                              std::string(auth::NeedName(need)) + " role");
+    }
+    return t.status();
+  }
+  if (!auth::Allows(*p, need, *t)) {
+    return PermissionDenied(Describe(*p) + " may not do this: it needs the " +
+                            std::string(auth::NeedName(need)) + " role or higher");
+  }
+  return p;
+}
+
+}  // namespace tandem::api
