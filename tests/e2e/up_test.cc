@@ -11,6 +11,7 @@
 
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -28,6 +29,9 @@ using namespace std::chrono_literals;
 class UpTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // The README's way: the CLI finds the owner's credential in the state directory, not in
+    // the harness's TANDEM_TOKEN.
+    CliSendsOwnerToken(false);
     auto d = TempDir::Create("tandem-test-up");
     ASSERT_TRUE(d.ok());
     dir_ = AbsolutePath(d->Release());
@@ -150,8 +154,48 @@ TEST_F(UpTest, StartsServesRestartsAndStops) {
   EXPECT_NE(b, std::string::npos) << *pair;
   EXPECT_LT(a, b) << *pair;
 
+  // The platform owner's credential: written 0600, named in the output, sent by the CLI with
+  // no extra step; a request without it is refused.
+  struct stat cred {};
+  ASSERT_EQ(stat((state_ + "/credential").c_str(), &cred), 0);
+  EXPECT_EQ(cred.st_mode & 0777, 0600u);
+  EXPECT_NE(Output().find(state_ + "/credential"), std::string::npos) << Output();
+  CliRun who = Cli({"whoami"});
+  EXPECT_EQ(who.exit_code, 0) << who.output;
+  EXPECT_NE(who.output.find("token bootstrap"), std::string::npos) << who.output;
+  EXPECT_NE(who.output.find("owner"), std::string::npos) << who.output;
+  const std::string region_url = "http://127.0.0.1:" + std::to_string(http_port_);
+  EXPECT_EQ(Http(region_url, "GET", "/api/v1/deployments", "", {{"Authorization", ""}}).status,
+            401);
+  const std::string control_url = "http://127.0.0.1:" + std::to_string(control_port_);
+  EXPECT_EQ(Http(control_url, "POST", "/api/v1/dr/failover", "{}", {{"Authorization", ""}}).status,
+            401);
+
   CliRun create = Cli({"deployment", "create", "up-dep"});
   ASSERT_EQ(create.exit_code, 0) << create.output;
+  // A deployment viewer token made with the CLI reads but may not write or fail over.
+  CliRun made = Cli({"token", "create", "reader", "--deployment", "up-dep", "--role", "viewer"});
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(made.output, m, std::regex("tandem_[0-9a-f]{32}_[0-9a-f]{64}")))
+      << made.output;
+  const std::string reader = m.str();
+  EXPECT_EQ(Http(region_url, "GET", "/api/v1/deployments/up-dep", "",
+                 {{"Authorization", "Bearer " + reader}})
+                .status,
+            200);
+  EXPECT_EQ(Http(region_url, "DELETE", "/api/v1/deployments/up-dep", "",
+                 {{"Authorization", "Bearer " + reader}})
+                .status,
+            403);
+  EXPECT_EQ(Http(control_url, "POST", "/api/v1/dr/failover", "{}",
+                 {{"Authorization", "Bearer " + reader}})
+                .status,
+            403);
+  CliRun listed = Cli({"token", "list", "--deployment", "up-dep"});
+  EXPECT_EQ(listed.exit_code, 0) << listed.output;
+  EXPECT_NE(listed.output.find("reader"), std::string::npos) << listed.output;
+  EXPECT_EQ(listed.output.find(reader), std::string::npos) << "the list shows the token";
 
   // A region that dies is restarted by `up`; what was acknowledged is still there.
   pid_t region = RegionPid();

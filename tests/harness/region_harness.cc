@@ -40,11 +40,16 @@ std::string TandemBin() {
   return b && *b ? b : TANDEM_BIN_PATH;
 }
 
+namespace {
+bool cli_sends_owner_token = true;  // CliSendsOwnerToken
+}  // namespace
+
 CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds,
               const std::string& stdin_text) {
   SpawnOptions so;
   so.argv = {TandemBin()};
   so.argv.insert(so.argv.end(), args.begin(), args.end());
+  if (cli_sends_owner_token) so.env_extra["TANDEM_TOKEN"] = OwnerToken();
   std::optional<TempDir> input;
   if (!stdin_text.empty()) {
     auto dir = TempDir::Create("tandem-cli-in");
@@ -59,13 +64,11 @@ CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds,
 }
 
 const std::string& OwnerToken() {
-  static const std::string token = [] {
-    std::string t = auth::FormatToken(auth::NewToken());
-    setenv("TANDEM_TOKEN", t.c_str(), 1);
-    return t;
-  }();
+  static const std::string token = auth::FormatToken(auth::NewToken());
   return token;
 }
+
+void CliSendsOwnerToken(bool on) { cli_sends_owner_token = on; }
 
 std::string WriteOwnerTokenFile(const std::string& dir) {
   std::string path = dir + "/owner.token";

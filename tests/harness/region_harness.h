@@ -25,9 +25,10 @@ std::string BundleDir(const TempDir& tmp, const std::string& name,
                       const std::map<std::string, std::string>& files);
 
 // The API token every region and pair this process starts makes its platform's first owner
-// (secrets.owner_token_file); Http() sends it and the CLI runs find it in TANDEM_TOKEN, which
-// the first call sets.
+// (secrets.owner_token_file); Http() sends it, and RunCli gives it to the CLI as TANDEM_TOKEN
+// unless CliSendsOwnerToken(false) said not to (a test of the CLI's own way to a credential).
 const std::string& OwnerToken();
+void CliSendsOwnerToken(bool on);
 // A file holding OwnerToken(), under `dir` (0600); its path.
 std::string WriteOwnerTokenFile(const std::string& dir);
 
