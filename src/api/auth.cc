@@ -1,8 +1,10 @@
 #include "api/auth.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "auth/api_token.h"
+#include "auth/session.h"
 
 namespace tandem::api {
 namespace {
@@ -45,18 +47,24 @@ Result<std::shared_ptr<const auth::Principal>> RegionAuthorizer::Authenticate(
   }
   Result<std::shared_ptr<const auth::Principal>> out =
       Unauthenticated("the credential is not a tandem token");
-  Result<auth::TokenParts> parts = auth::ParseToken(credential);
-  if (!parts.ok()) {
-    out = parts.status();
+  Result<auth::Principal> p = Unauthenticated("the credential is not a tandem token");
+  if (auth::LooksLikeJwt(credential)) {
+    const int64_t unix_now =
+        std::chrono::duration_cast<std::chrono::seconds>(clock_->Wall().time_since_epoch()).count();
+    Result<auth::SessionClaims> c = auth::VerifySession(session_key_, credential, unix_now);
+    p = c.ok() ? identities_->AuthenticateSession(c->user_id, c->generation)
+               : Result<auth::Principal>(c.status());
   } else {
-    Result<auth::Principal> p = identities_->AuthenticateToken(*parts);
-    if (p.ok()) {
-      out = std::make_shared<const auth::Principal>(std::move(*p));
-    } else if (p.status().code() == Code::kUnauthenticated) {
-      out = p.status();
-    } else {
-      return p.status();  // the database failed: not remembered
-    }
+    Result<auth::TokenParts> parts = auth::ParseToken(credential);
+    p = parts.ok() ? identities_->AuthenticateToken(*parts)
+                   : Result<auth::Principal>(parts.status());
+  }
+  if (p.ok()) {
+    out = std::make_shared<const auth::Principal>(std::move(*p));
+  } else if (p.status().code() == Code::kUnauthenticated) {
+    out = p.status();
+  } else {
+    return p.status();  // the database failed: not remembered
   }
   std::lock_guard lock(mu_);
   cache_.insert_or_assign(key, Entry{now, out});
@@ -94,15 +102,15 @@ Result<auth::Target> RegionAuthorizer::TargetOf(const Request& req, auth::Need n
   }
 }
 
-Result<std::shared_ptr<const auth::Principal>> RegionAuthorizer::Check(const Request& req,
-                                                                       auth::Need need) {
+Status RegionAuthorizer::Check(Request& req, auth::Need need) {
   ASSIGN_OR_RETURN(std::string credential, BearerCredential(req));
   ASSIGN_OR_RETURN(std::shared_ptr<const auth::Principal> p, Authenticate(credential));
+  req.principal = p;
   Result<auth::Target> t = TargetOf(req, need);
   if (!t.ok()) {
     // What does not exist is told only to those who could see it if it did: a platform role
     // sees everything; anyone else learns no more from a missing name than from a forbidden one.
-    if (t.status().code() == Code::kNotFound && auth::PlatformRole(*p)) return p;
+    if (t.status().code() == Code::kNotFound && auth::PlatformRole(*p)) return Status::Ok();
     if (t.status().code() == Code::kNotFound) {
       return PermissionDenied(Describe(*p) + " may not do this: it needs the " +
                               std::string(auth::NeedName(need)) + " role");
@@ -113,7 +121,54 @@ Result<std::shared_ptr<const auth::Principal>> RegionAuthorizer::Check(const Req
     return PermissionDenied(Describe(*p) + " may not do this: it needs the " +
                             std::string(auth::NeedName(need)) + " role or higher");
   }
-  return p;
+  return Status::Ok();
+}
+
+namespace {
+
+// Drops what left the window; the count that is left.
+size_t Prune(std::vector<MonoTime>& v, MonoTime now) {
+  std::erase_if(v, [now](MonoTime t) { return now - t >= LoginLimiter::kWindow; });
+  return v.size();
+}
+
+int64_t SecondsLeft(const std::vector<MonoTime>& v, MonoTime now) {
+  const auto left = LoginLimiter::kWindow - (now - v.front());
+  return std::max<int64_t>(1, std::chrono::ceil<std::chrono::seconds>(left).count());
+}
+
+}  // namespace
+
+int64_t LoginLimiter::RetryAfter(const std::string& name, const std::string& address) {
+  const MonoTime now = clock_->Now();
+  std::lock_guard lock(mu_);
+  int64_t wait = 0;
+  if (auto it = by_user_.find(name); it != by_user_.end()) {
+    if (Prune(it->second, now) >= static_cast<size_t>(kMaxFailuresPerUser)) {
+      wait = std::max(wait, SecondsLeft(it->second, now));
+    }
+  }
+  if (auto it = by_address_.find(address); it != by_address_.end()) {
+    if (Prune(it->second, now) >= static_cast<size_t>(kMaxFailuresPerAddress)) {
+      wait = std::max(wait, SecondsLeft(it->second, now));
+    }
+  }
+  return wait;
+}
+
+void LoginLimiter::Failed(const std::string& name, const std::string& address) {
+  const MonoTime now = clock_->Now();
+  std::lock_guard lock(mu_);
+  // Bounded by what a minute holds: past 10,000 names or addresses, those whose failures all
+  // left the window are forgotten (one address is stopped after 20 failures anyway).
+  for (auto* m : {&by_user_, &by_address_}) {
+    if (m->size() <= 10000) continue;
+    for (auto it = m->begin(); it != m->end();) {
+      it = Prune(it->second, now) == 0 ? m->erase(it) : std::next(it);
+    }
+  }
+  by_user_[name].push_back(now);
+  by_address_[address].push_back(now);
 }
 
 }  // namespace tandem::api

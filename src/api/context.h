@@ -15,6 +15,7 @@ namespace tandem::store {
 class Store;
 class Pipelines;
 class Identities;
+class AuditLog;
 }  // namespace tandem::store
 namespace tandem::logs {
 class LogStore;
@@ -25,6 +26,8 @@ class BundleCache;
 }  // namespace tandem::scheduler
 
 namespace tandem::api {
+
+class LoginLimiter;
 
 struct Readiness {
   bool ready = false;
@@ -61,6 +64,9 @@ struct ApiContext {
   store::Store* store = nullptr;
   store::Pipelines* pipelines = nullptr;
   store::Identities* identities = nullptr;  // workspaces, tokens: what requests are checked by
+  std::string session_key;                  // signs users' session tokens (POST /auth/token)
+  LoginLimiter* logins = nullptr;           // failed logins, per user and address
+  store::AuditLog* audit = nullptr;         // the audit trail, read by eventLogs and /api/v1/audit
   logs::LogStore* logs = nullptr;
   scheduler::Dispatcher* dispatcher = nullptr;  // the Execution API's engine
   scheduler::BundleCache* bundles = nullptr;
@@ -94,6 +100,7 @@ void RegisterImportErrorRoutes(Router& r, const ApiContext& ctx);
 void RegisterMonitorRoutes(Router& r, const ApiContext& ctx);
 void RegisterExecutionRoutes(Router& r, const ApiContext& ctx);
 void RegisterIdentityRoutes(Router& r, const ApiContext& ctx);
+void RegisterEventLogRoutes(Router& r, const ApiContext& ctx);
 
 inline void RegisterAllRoutes(Router& r, const ApiContext& ctx) {
   RegisterHealthRoutes(r, ctx);
@@ -111,6 +118,7 @@ inline void RegisterAllRoutes(Router& r, const ApiContext& ctx) {
   RegisterMonitorRoutes(r, ctx);
   RegisterExecutionRoutes(r, ctx);
   RegisterIdentityRoutes(r, ctx);
+  RegisterEventLogRoutes(r, ctx);
 }
 
 // The Airflow API root of a deployment on a region: /deployments/{deployment}/api/v2.

@@ -74,20 +74,18 @@ Response Router::Dispatch(Request& req) const {
     if (r.method != req.method) continue;
     req.params = std::move(params);
     req.need = r.need;
+    req.route = r.pattern;
     if (r.need != auth::Need::kOpen && r.need != auth::Need::kWorker &&
         r.need != auth::Need::kPair) {
-      Result<std::shared_ptr<const auth::Principal>> p =
-          authorize_ ? authorize_(req, r.need)
-                     : Result<std::shared_ptr<const auth::Principal>>(
-                           Unauthenticated("this server checks no credentials"));
-      if (!p.ok()) {
-        Response refused = ErrorResponse(p.status());
+      Status allowed = authorize_ ? authorize_(req, r.need)
+                                  : Unauthenticated("this server checks no credentials");
+      if (!allowed.ok()) {
+        Response refused = ErrorResponse(allowed);
         if (refused.status == 401) {
           refused.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tandem\"");
         }
         return refused;
       }
-      req.principal = std::move(*p);
     }
     return r.handler(req);
   }
@@ -144,7 +142,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o, co
   metrics->Describe("tandem_http_request_seconds_total", "counter",
                     "Time spent serving HTTP requests.");
 
-  auto handle = [router, metrics, host_prefix = o.host_prefix, admit = o.admit](
+  auto handle = [router, metrics, host_prefix = o.host_prefix, admit = o.admit, after = o.after](
                     const httplib::Request& hreq, httplib::Response& hres) {
     auto start = std::chrono::steady_clock::now();
     Request req;
@@ -174,6 +172,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o, co
       if (admit) admitted = admit(req);
       res = admitted.ok() ? router->Dispatch(req) : ErrorResponse(admitted.status());
     }
+    if (after) after(req, res);
     hres.status = res.status;
     for (const auto& [k, v] : res.headers) hres.set_header(k, v);
     hres.set_content(res.body, res.content_type);

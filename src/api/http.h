@@ -32,6 +32,7 @@ struct Request {
   std::map<std::string, std::string> headers;     // lower-case names
   std::string body;
   std::string remote_address;  // the client's, for the audit trail and rate limits
+  std::string route;           // the pattern of the route it matched; "" when none did
   // Who sent it, once the router's check passed; null on open, worker and pair routes.
   std::shared_ptr<const auth::Principal> principal;
   auth::Need need = auth::Need::kOpen;  // what its route needs
@@ -49,11 +50,11 @@ struct Response {
 
 using Handler = std::function<Response(const Request&)>;
 
-// Decides whether a request may run: authenticates its credential and checks that the
-// principal meets `need` where the request acts (its deployment, its workspace). The
-// principal, or Unauthenticated (401) / PermissionDenied (403).
-using Authorizer = std::function<Result<std::shared_ptr<const auth::Principal>>(const Request& req,
-                                                                                auth::Need need)>;
+// Decides whether a request may run: authenticates its credential — setting req.principal once
+// it is known, so that a refusal is told by whom — and checks that the principal meets `need`
+// where the request acts (its deployment, its workspace). OK, or Unauthenticated (401) /
+// PermissionDenied (403).
+using Authorizer = std::function<Status(Request& req, auth::Need need)>;
 
 class Router {
  public:
@@ -101,6 +102,9 @@ struct ServerOptions {
   // (a standby refusing writes: 503); a value is held until the handler returns (a write in
   // flight that a step-down waits for). Unset: every request runs.
   std::function<Result<std::shared_ptr<void>>(const Request& req)> admit;
+  // Called with every routed request and its answer, before the answer is sent (the audit
+  // trail). Unset: nothing.
+  std::function<void(const Request& req, const Response& res)> after;
 };
 
 // Serves a Router. Thread pool of `threads`; Start() returns once the socket is bound.

@@ -1,16 +1,25 @@
-// Who is asking and what they may hand out: /api/v1/whoami, workspaces, and API tokens on each
-// scope — /api/v1/tokens (the platform's, for its owners), /api/v1/workspaces/{workspace}/tokens
-// (for the workspace's admins), /api/v1/deployments/{deployment}/tokens (the deployment's
-// admins). A token is shown once, in the answer that made it; lists show what it is, never it.
+// Who is asking and what they may hand out: logging in (POST /auth/token, as Airflow 3 does),
+// /api/v1/whoami, users and their roles, workspaces, and API tokens on each scope —
+// /api/v1/tokens (the platform's, for its owners), /api/v1/workspaces/{workspace}/tokens (for
+// the workspace's admins), /api/v1/deployments/{deployment}/tokens (the deployment's admins). A
+// token is shown once, in the answer that made it; lists show what it is, never it. No answer
+// holds a password or its hash.
+#include "api/auth.h"
 #include "api/context.h"
 #include "api/errors.h"
 #include "api/json_util.h"
 #include "auth/api_token.h"
+#include "auth/password.h"
+#include "auth/session.h"
+#include "base/clock.h"
 #include "store/identities.h"
 #include "store/store.h"
 
 namespace tandem::api {
 namespace {
+
+// How long a session token lasts: Airflow's default ([api_auth] jwt_expiration_time).
+constexpr int64_t kSessionSeconds = int64_t{24} * 3600;
 
 // A year: a token for longer is a token nobody remembers to rotate.
 constexpr int64_t kMaxTokenSeconds = 366LL * 24 * 3600;
@@ -33,6 +42,142 @@ Json TokenJson(const store::ApiToken& t) {
           {"created_at", t.created_at},
           {"expires_at", opt(t.expires_at)},
           {"revoked_at", opt(t.revoked_at)}};
+}
+
+Json UserJson(const store::User& u) {
+  Json roles = Json::array();
+  for (const auth::Binding& b : u.roles) roles.push_back(BindingJson(b));
+  return {{"id", u.id},
+          {"name", u.name},
+          {"created_at", u.created_at},
+          {"disabled_at", u.disabled_at ? Json(*u.disabled_at) : Json(nullptr)},
+          {"roles", roles}};
+}
+
+// The binding a role grant names: {"scope", "target"?, "role"?}, `target` a workspace's or a
+// deployment's name or id (none for the platform).
+Result<auth::Binding> ReadBinding(const ApiContext& ctx, const Json& j, bool with_role) {
+  auth::Binding b;
+  std::string scope, target, role;
+  RETURN_IF_ERROR(ReadString(j, "scope", &scope));
+  RETURN_IF_ERROR(ReadString(j, "target", &target));
+  ASSIGN_OR_RETURN(b.scope, auth::ParseScope(scope));
+  if (b.scope == auth::Scope::kPlatform) {
+    if (!target.empty()) return InvalidArgument("a platform role takes no `target`");
+  } else if (target.empty()) {
+    return InvalidArgument("a " + scope + " role needs `target`: the " + scope + "'s name or id");
+  } else if (b.scope == auth::Scope::kWorkspace) {
+    ASSIGN_OR_RETURN(store::Workspace w, ctx.identities->GetWorkspace(target));
+    b.scope_id = w.id;
+  } else {
+    ASSIGN_OR_RETURN(auth::Target t, ctx.identities->TargetOf(target));
+    b.scope_id = t.deployment_id;
+  }
+  if (with_role) {
+    RETURN_IF_ERROR(ReadString(j, "role", &role));
+    ASSIGN_OR_RETURN(b.role, auth::ParseRole(b.scope, role));
+  }
+  return b;
+}
+
+// POST /auth/token: {"username", "password"} -> 201 {"access_token"}, Airflow 3's shape. A
+// wrong password and an unknown user get the same answer after the same work.
+Result<Response> Login(const ApiContext& ctx, const Request& req) {
+  ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
+  RETURN_IF_ERROR(CheckFields(j, {"username", "password"}, {"username", "password"}));
+  std::string name, password;
+  RETURN_IF_ERROR(ReadString(j, "username", &name));
+  RETURN_IF_ERROR(ReadString(j, "password", &password));
+  if (int64_t wait = ctx.logins->RetryAfter(name, req.remote_address); wait > 0) {
+    Response r = JsonResponse(429, {{"detail",
+                                     "too many failed logins for this user or from "
+                                     "this address: try again in " +
+                                         std::to_string(wait) + " s"}});
+    r.headers.emplace_back("Retry-After", std::to_string(wait));
+    return r;
+  }
+  Result<store::Credentials> c = ctx.identities->CredentialsOf(name);
+  if (!c.ok() && c.status().code() != Code::kNotFound) return c.status();
+  const bool ok = c.ok() ? !c->disabled && auth::VerifyPassword(c->password_hash, password)
+                         : (auth::VerifyPassword(auth::DecoyHash(), password), false);
+  if (!ok) {
+    ctx.logins->Failed(name, req.remote_address);
+    return Unauthenticated("invalid username or password");
+  }
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(RealClock().Wall().time_since_epoch())
+          .count();
+  const std::string jwt = auth::SignSession(
+      ctx.session_key, {c->user_id, name, now, now + kSessionSeconds, c->session_generation});
+  return JsonResponse(201, {{"access_token", jwt}});
+}
+
+void RegisterUserRoutes(Router& r, const ApiContext& ctx) {
+  r.Add("GET", "/api/v1/users", Wrap([ctx](const Request&) -> Result<Response> {
+          ASSIGN_OR_RETURN(std::vector<store::User> all, ctx.identities->ListUsers());
+          Json items = Json::array();
+          for (const store::User& u : all) items.push_back(UserJson(u));
+          return JsonResponse(200, {{"users", items}, {"total_entries", items.size()}});
+        }));
+  r.Add("POST", "/api/v1/users", Wrap([ctx](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
+          RETURN_IF_ERROR(CheckFields(j, {"name", "password"}, {"name", "password"}));
+          std::string name, password;
+          RETURN_IF_ERROR(ReadString(j, "name", &name));
+          RETURN_IF_ERROR(ReadString(j, "password", &password));
+          ASSIGN_OR_RETURN(std::string hash, auth::HashPassword(password));
+          ASSIGN_OR_RETURN(store::User u, ctx.identities->CreateUser(name, hash));
+          return JsonResponse(201, UserJson(u));
+        }));
+  r.Add("GET", "/api/v1/users/{user}", Wrap([ctx](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(store::User u, ctx.identities->GetUser(req.params.at("user")));
+          return JsonResponse(200, UserJson(u));
+        }));
+  // {"password"?, "disabled"?}: either ends the user's sessions.
+  r.Add("PATCH", "/api/v1/users/{user}", Wrap([ctx](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
+          RETURN_IF_ERROR(CheckFields(j, {"password", "disabled"}));
+          const std::string& ref = req.params.at("user");
+          std::optional<std::string> hash;
+          if (j.contains("password")) {
+            std::string password;
+            RETURN_IF_ERROR(ReadString(j, "password", &password));
+            ASSIGN_OR_RETURN(hash, auth::HashPassword(password));
+          }
+          std::optional<bool> disabled;
+          if (j.contains("disabled")) {
+            bool d = false;
+            RETURN_IF_ERROR(ReadBool(j, "disabled", &d));
+            disabled = d;
+          }
+          ASSIGN_OR_RETURN(store::User u, ctx.identities->GetUser(ref));
+          if (hash) {
+            ASSIGN_OR_RETURN(u, ctx.identities->SetPassword(u.id, *hash));
+          }
+          if (disabled) {
+            ASSIGN_OR_RETURN(u, ctx.identities->SetDisabled(u.id, *disabled));
+          }
+          return JsonResponse(200, UserJson(u));
+        }));
+  r.Add("POST", "/api/v1/users/{user}/roles", Wrap([ctx](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
+          RETURN_IF_ERROR(CheckFields(j, {"scope", "target", "role"}, {"scope", "role"}));
+          ASSIGN_OR_RETURN(auth::Binding b, ReadBinding(ctx, j, true));
+          ASSIGN_OR_RETURN(store::User u, ctx.identities->Grant(req.params.at("user"), b));
+          return JsonResponse(200, UserJson(u));
+        }));
+  // ?scope=...&target=...: takes the user's role on that scope away.
+  r.Add("DELETE", "/api/v1/users/{user}/roles", Wrap([ctx](const Request& req) -> Result<Response> {
+          Json j = Json::object();
+          for (const char* k : {"scope", "target"}) {
+            if (const std::string* v = req.Query(k)) j[k] = *v;
+          }
+          if (!j.contains("scope")) return InvalidArgument("query parameter `scope` is required");
+          ASSIGN_OR_RETURN(auth::Binding b, ReadBinding(ctx, j, false));
+          ASSIGN_OR_RETURN(store::User u,
+                           ctx.identities->Ungrant(req.params.at("user"), b.scope, b.scope_id));
+          return JsonResponse(200, UserJson(u));
+        }));
 }
 
 Json WorkspaceJson(const store::Workspace& w) {
@@ -108,6 +253,10 @@ void RegisterTokenRoutes(Router& r, const ApiContext& ctx, const std::string& ba
 }  // namespace
 
 void RegisterIdentityRoutes(Router& r, const ApiContext& ctx) {
+  for (const char* path : {"/auth/token", "/deployments/{deployment}/auth/token"}) {
+    r.Add("POST", path, Wrap([ctx](const Request& req) { return Login(ctx, req); }));
+  }
+  RegisterUserRoutes(r, ctx);
   r.Add("GET", "/api/v1/whoami", Wrap([](const Request& req) -> Result<Response> {
           const auth::Principal& p = *req.principal;
           Json roles = Json::array();

@@ -1,6 +1,8 @@
 #include "app/call.h"
 
 #include <cstdio>
+#include <iostream>
+#include <iterator>
 
 namespace tandem::app {
 
@@ -29,6 +31,14 @@ int Print(const Globals& g, const Result<HttpResult>& answer,
 int Call(const Globals& g, const std::string& method, const std::string& path, const Json& body,
          const std::function<void(const Json&)>& table) {
   return Print(g, Send(g, method, path, body), table);
+}
+
+std::string ValueOrStdin(const std::string& v) {
+  if (v != "-") return v;
+  std::string in((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  if (!in.empty() && in.back() == '\n') in.pop_back();
+  if (!in.empty() && in.back() == '\r') in.pop_back();
+  return in;
 }
 
 std::string Cell(const Json& v) {

@@ -24,6 +24,10 @@ Result<HttpResult> Send(const Globals& g, const std::string& method, const std::
 int Print(const Globals& g, const Result<HttpResult>& answer,
           const std::function<void(const Json&)>& table);
 
+// "-" means: read the value from standard input (one trailing newline dropped), so secrets
+// need not appear on a command line, where every local user can see them.
+std::string ValueOrStdin(const std::string& v);
+
 // "null" -> "", strings as they are, anything else as JSON text.
 std::string Cell(const Json& v);
 

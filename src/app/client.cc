@@ -41,6 +41,7 @@ Result<std::shared_ptr<dns::Resolver>> ResolverFor(const Target& target) {
 }  // namespace
 
 std::string CredentialFile(const std::string& state_dir) { return state_dir + "/credential"; }
+std::string SessionFile(const std::string& state_dir) { return state_dir + "/session"; }
 
 Result<std::string> ResolveToken(const Target& target) {
   if (!target.token_file.empty()) {
@@ -54,8 +55,11 @@ Result<std::string> ResolveToken(const Target& target) {
   if (const char* env = std::getenv("TANDEM_TOKEN"); env != nullptr && *env != '\0') {
     return std::string(TrimSpace(env));
   }
-  Result<std::string> t = ReadFile(CredentialFile(target.state_dir));
-  return t.ok() ? std::string(TrimSpace(*t)) : std::string();
+  for (const std::string& f : {SessionFile(target.state_dir), CredentialFile(target.state_dir)}) {
+    Result<std::string> t = ReadFile(f);
+    if (t.ok() && !TrimSpace(*t).empty()) return std::string(TrimSpace(*t));
+  }
+  return std::string();
 }
 
 Result<Client> Client::Connect(const Target& target) {

@@ -23,7 +23,8 @@ struct Target {
   // there (env TANDEM_DNS); empty: the system's resolver.
   std::string dns_server;
   // The credential sent with every request (Authorization: Bearer): --token-file's, else env
-  // TANDEM_TOKEN, else the platform owner's that `tandem up` wrote to <state_dir>/credential.
+  // TANDEM_TOKEN, else the session `tandem login` kept in <state_dir>/session, else the
+  // platform owner's that `tandem up` wrote to <state_dir>/credential.
   std::string token_file;
 };
 
@@ -33,6 +34,8 @@ Result<std::string> ResolveToken(const Target& target);
 
 // Where `tandem up` keeps the platform owner's API token (mode 0600).
 std::string CredentialFile(const std::string& state_dir);
+// Where `tandem login` keeps the user's session token (mode 0600).
+std::string SessionFile(const std::string& state_dir);
 
 // Extra request headers, e.g. {{"Accept", "text/plain"}}.
 using Headers = std::vector<std::pair<std::string, std::string>>;

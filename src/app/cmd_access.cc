@@ -1,19 +1,42 @@
-// `tandem whoami`, `tandem workspace create|list|get` and `tandem token create|list|revoke`:
-// who the CLI's credential is, and the workspaces and API tokens that say who may do what
-// (docs/security.md).
+// `tandem login|logout|whoami`, `tandem user ...`, `tandem role grant|revoke`,
+// `tandem workspace create|list` and `tandem token create|list|revoke`: who the CLI's credential
+// is, and the users, roles, workspaces and API tokens that say who may do what
+// (docs/security.md). Passwords are read from standard input, never from the command line.
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <optional>
 
 #include "app/call.h"
+#include "base/fs.h"
 
 namespace tandem::app {
 namespace {
 
 struct AccessFlags {
-  std::string name, description, role, id, workspace, deployment;
+  std::string name, description, role, id, workspace, deployment, scope, principal;
   std::optional<int64_t> expires_in;
+  int limit = 50;
 };
+
+// The scope a role grant names: --deployment, --workspace, or the platform.
+Json RoleTarget(const AccessFlags& f) {
+  if (!f.deployment.empty()) return {{"scope", "deployment"}, {"target", f.deployment}};
+  if (!f.workspace.empty()) return {{"scope", "workspace"}, {"target", f.workspace}};
+  return {{"scope", "platform"}};
+}
+
+void PrintUser(const Json& u) {
+  std::string roles;
+  for (const Json& r : u["roles"]) {
+    roles += (roles.empty() ? "" : ", ") + Cell(r["role"]) + " on " + Cell(r["scope"]) +
+             (r["scope_id"].is_string() ? " " + Cell(r["scope_id"]) : "");
+  }
+  PrintTable({"FIELD", "VALUE"}, {{"id", Cell(u["id"])},
+                                  {"name", Cell(u["name"])},
+                                  {"roles", roles},
+                                  {"disabled_at", Cell(u["disabled_at"])},
+                                  {"created_at", Cell(u["created_at"])}});
+}
 
 // Where a token command acts: the deployment's tokens, the workspace's, or the platform's.
 std::string TokensPath(const AccessFlags& f) {
@@ -23,8 +46,8 @@ std::string TokensPath(const AccessFlags& f) {
 }
 
 void AddScopeFlags(CLI::App* c, AccessFlags& f) {
-  auto* d = c->add_option("--deployment", f.deployment, "A deployment's tokens (name or id)");
-  auto* w = c->add_option("--workspace", f.workspace, "A workspace's tokens (name or id)");
+  auto* d = c->add_option("--deployment", f.deployment, "On this deployment (name or id)");
+  auto* w = c->add_option("--workspace", f.workspace, "On this workspace (name or id)");
   d->excludes(w);
 }
 
@@ -49,6 +72,143 @@ void PrintWorkspace(const Json& w) {
 
 void AddAccessCommands(CLI::App& app, Globals& g, Run* run) {
   auto f = std::make_shared<AccessFlags>();
+
+  auto* audit = app.add_subcommand(
+      "audit", "The audit trail: every write and refusal, newest first (platform viewers)");
+  audit->add_option("--deployment", f->deployment, "One deployment's events (name or id)");
+  audit->add_option("--principal", f->principal, "One principal's: \"user alice\", \"token ci\"");
+  audit->add_option("--limit", f->limit, "At most this many (1-1000; default 50)");
+  audit->callback([run, &g, f] {
+    *run = [&g, f] {
+      std::string q = "?limit=" + std::to_string(f->limit);
+      if (!f->deployment.empty()) q += "&deployment=" + PathEscape(f->deployment);
+      if (!f->principal.empty()) q += "&principal=" + PathEscape(f->principal);
+      return Call(g, "GET", "/api/v1/audit" + q, nullptr, [](const Json& j) {
+        std::vector<std::vector<std::string>> rows;
+        for (const Json& e : j["events"]) {
+          rows.push_back({Cell(e["id"]), Cell(e["at"]), Cell(e["principal"]), Cell(e["source"]),
+                          Cell(e["method"]) + " " + Cell(e["path"]), Cell(e["status"]),
+                          Cell(e["outcome"])});
+        }
+        PrintTable({"ID", "AT", "WHO", "FROM", "REQUEST", "STATUS", "OUTCOME"}, rows);
+      });
+    };
+  });
+
+  auto* login = app.add_subcommand(
+      "login",
+      "Log in as a user: reads the password from standard input and keeps the session "
+      "token in <state-dir>/session (0600), which commands then send");
+  login->add_option("user", f->name, "User name")->required();
+  login->callback([run, &g, f] {
+    *run = [&g, f] {
+      Result<HttpResult> r =
+          Send(g, "POST", "/auth/token", {{"username", f->name}, {"password", ValueOrStdin("-")}});
+      if (!r.ok() || r->status != 201) return Print(g, r, nullptr);
+      Json j = Json::parse(r->body, nullptr, false);
+      if (!j.is_object() || !j.contains("access_token")) {
+        return Fail(Internal("the region's answer holds no access_token"));
+      }
+      Status s = WriteFileAtomic(SessionFile(g.target.state_dir),
+                                 j["access_token"].get<std::string>() + "\n", 0600);
+      if (!s.ok()) return Fail(s);
+      if (g.format() == Format::kTable) {
+        printf("logged in as %s (session in %s)\n", f->name.c_str(),
+               SessionFile(g.target.state_dir).c_str());
+      }
+      return 0;
+    };
+  });
+  auto* logout = app.add_subcommand("logout", "Forget the session `tandem login` kept");
+  logout->callback([run, &g] {
+    *run = [&g] {
+      Status s = RemoveAll(SessionFile(g.target.state_dir));
+      return s.ok() ? 0 : Fail(s);
+    };
+  });
+
+  auto* user = app.add_subcommand("user", "Users (platform owners)");
+  user->require_subcommand(1);
+  auto* uc = user->add_subcommand("create", "Create a user; reads the password from stdin");
+  uc->add_option("name", f->name, "Name (a-z, 0-9, '.', '_', '@', '-'; 1-64 characters)")
+      ->required();
+  uc->callback([run, &g, f] {
+    *run = [&g, f] {
+      return Call(g, "POST", "/api/v1/users", {{"name", f->name}, {"password", ValueOrStdin("-")}},
+                  PrintUser);
+    };
+  });
+  auto* ul = user->add_subcommand("list", "List users and their roles");
+  ul->callback([run, &g] {
+    *run = [&g] {
+      return Call(g, "GET", "/api/v1/users", nullptr, [](const Json& j) {
+        std::vector<std::vector<std::string>> rows;
+        for (const Json& u : j["users"]) {
+          rows.push_back({Cell(u["name"]), Cell(u["id"]), std::to_string(u["roles"].size()),
+                          Cell(u["disabled_at"])});
+        }
+        PrintTable({"NAME", "ID", "ROLES", "DISABLED"}, rows);
+      });
+    };
+  });
+  auto* ug = user->add_subcommand("get", "Show a user and its roles");
+  ug->add_option("name", f->name, "Name or id")->required();
+  ug->callback([run, &g, f] {
+    *run = [&g, f] {
+      return Call(g, "GET", "/api/v1/users/" + PathEscape(f->name), nullptr, PrintUser);
+    };
+  });
+  auto* up =
+      user->add_subcommand("password", "Set a user's password from stdin (ends its sessions)");
+  up->add_option("name", f->name, "Name or id")->required();
+  up->callback([run, &g, f] {
+    *run = [&g, f] {
+      return Call(g, "PATCH", "/api/v1/users/" + PathEscape(f->name),
+                  {{"password", ValueOrStdin("-")}}, PrintUser);
+    };
+  });
+  for (const auto& [verb, disabled] : {std::pair{"disable", true}, std::pair{"enable", false}}) {
+    auto* ud = user->add_subcommand(
+        verb, disabled ? "Disable a user (ends its sessions)" : "Let a disabled user log in again");
+    ud->add_option("name", f->name, "Name or id")->required();
+    ud->callback([run, &g, f, disabled = disabled] {
+      *run = [&g, f, disabled] {
+        return Call(g, "PATCH", "/api/v1/users/" + PathEscape(f->name), {{"disabled", disabled}},
+                    PrintUser);
+      };
+    });
+  }
+
+  auto* role = app.add_subcommand(
+      "role",
+      "A user's roles: on the platform, a workspace (--workspace) or a deployment "
+      "(--deployment)");
+  role->require_subcommand(1);
+  auto* rg = role->add_subcommand("grant", "Give a user a role (replacing its role there)");
+  rg->add_option("user", f->name, "User name or id")->required();
+  rg->add_option("role", f->role,
+                 "platform: owner|operator|viewer; workspace, deployment: admin|editor|viewer")
+      ->required();
+  AddScopeFlags(rg, *f);
+  rg->callback([run, &g, f] {
+    *run = [&g, f] {
+      Json body = RoleTarget(*f);
+      body["role"] = f->role;
+      return Call(g, "POST", "/api/v1/users/" + PathEscape(f->name) + "/roles", body, PrintUser);
+    };
+  });
+  auto* rr = role->add_subcommand("revoke", "Take a user's role on a scope away");
+  rr->add_option("user", f->name, "User name or id")->required();
+  AddScopeFlags(rr, *f);
+  rr->callback([run, &g, f] {
+    *run = [&g, f] {
+      Json t = RoleTarget(*f);
+      std::string q = "?scope=" + t["scope"].get<std::string>();
+      if (t.contains("target")) q += "&target=" + PathEscape(t["target"].get<std::string>());
+      return Call(g, "DELETE", "/api/v1/users/" + PathEscape(f->name) + "/roles" + q, nullptr,
+                  PrintUser);
+    };
+  });
 
   auto* who = app.add_subcommand("whoami", "Show who the CLI's credential is and its roles");
   who->callback([run, &g] {

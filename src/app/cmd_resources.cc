@@ -20,16 +20,6 @@ struct Args {
   std::optional<int> port;
 };
 
-// "-" means: read the value from standard input (one trailing newline dropped), so secrets
-// need not appear on a command line, where every local user can see them.
-std::string ValueOrStdin(const std::string& v) {
-  if (v != "-") return v;
-  std::string in((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  if (!in.empty() && in.back() == '\n') in.pop_back();
-  if (!in.empty() && in.back() == '\r') in.pop_back();
-  return in;
-}
-
 std::string EnvPath(const Args& a) {
   return "/api/v1/deployments/" + PathEscape(a.deployment) + "/env";
 }

@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
                  "TANDEM_DNS)");
   app.add_option("--token-file", g.target.token_file,
                  "A file holding the API token to send (env TANDEM_TOKEN_FILE; else env "
-                 "TANDEM_TOKEN; else the platform owner's, <state-dir>/credential)");
+                 "TANDEM_TOKEN; else `tandem login`'s <state-dir>/session; else the platform "
+                 "owner's, <state-dir>/credential)");
   app.add_option("-o,--output", g.output, "Output format")->check(CLI::IsMember({"table", "json"}));
 
   Run run;

@@ -54,11 +54,8 @@ bool LooksLikeJwt(std::string_view c) {
 }
 
 std::string SignSession(std::string_view key, const SessionClaims& c) {
-  Json claims = {{"iss", "tandem"},
-                 {"sub", c.user_id},
-                 {"name", c.name},
-                 {"iat", c.issued_at},
-                 {"exp", c.expires_at}};
+  Json claims = {{"iss", "tandem"},    {"sub", c.user_id},    {"name", c.name},
+                 {"iat", c.issued_at}, {"exp", c.expires_at}, {"gen", c.generation}};
   const std::string signing = B64Url(kHeader) + "." + B64Url(claims.dump());
   return signing + "." + B64Url(HmacSha256(key, signing));
 }
@@ -86,7 +83,8 @@ Result<SessionClaims> VerifySession(std::string_view key, std::string_view jwt, 
   Json p = Json::parse(*payload, nullptr, false);
   if (!p.is_object() || p.value("iss", "") != "tandem" || !p.contains("sub") ||
       !p["sub"].is_string() || !p.contains("iat") || !p["iat"].is_number_integer() ||
-      !p.contains("exp") || !p["exp"].is_number_integer()) {
+      !p.contains("exp") || !p["exp"].is_number_integer() || !p.contains("gen") ||
+      !p["gen"].is_number_integer()) {
     return Invalid();
   }
   SessionClaims c;
@@ -94,6 +92,7 @@ Result<SessionClaims> VerifySession(std::string_view key, std::string_view jwt, 
   c.name = p.value("name", "");
   c.issued_at = p["iat"].get<int64_t>();
   c.expires_at = p["exp"].get<int64_t>();
+  c.generation = p["gen"].get<int64_t>();
   if (c.expires_at <= now) return Unauthenticated("the session token has expired");
   if (c.issued_at > now + 60) return Invalid();
   return c;

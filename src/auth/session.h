@@ -1,7 +1,8 @@
 // Session tokens: what a user gets for a username and password at POST /auth/token, as Airflow
 // 3 hands out — a JSON Web Token, sent back as "Authorization: Bearer".
 //
-// HS256 over the claims {"iss": "tandem", "sub": user id, "name", "iat", "exp"}, keyed by a key
+// HS256 over the claims {"iss": "tandem", "sub": user id, "name", "iat", "exp", "gen"} ("gen": the
+// user's session generation, which a password change or disabling moves on), keyed by a key
 // of this purpose alone (derived from the pair's secret key), which both regions and so either
 // side of a failover hold. Verification takes HS256 only — "alg": "none" and every other
 // algorithm are refused — and a token says nothing about roles: those are read from the
@@ -22,6 +23,7 @@ struct SessionClaims {
   std::string name;
   int64_t issued_at = 0;   // Unix seconds
   int64_t expires_at = 0;  // Unix seconds
+  int64_t generation = 0;  // the user's session generation when issued ("gen")
 };
 
 // REQUIRES: key.size() >= 32.

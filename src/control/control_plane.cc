@@ -9,6 +9,7 @@
 
 #include "api/errors.h"
 #include "api/http.h"
+#include "api/json_util.h"
 #include "base/fs.h"
 #include "control/control_store.h"
 #include "control/failover.h"
@@ -75,7 +76,8 @@ Json EventJson(const EventRow& e) {
 }
 
 Result<Json> BodyObject(const std::string& body) {
-  Json j = Json::parse(body.empty() ? "{}" : body, nullptr, false);
+  // Depth-limited, as every server's bodies are (api::kMaxJsonDepth).
+  ASSIGN_OR_RETURN(Json j, api::ParseJson(body.empty() ? "{}" : body, "the request body"));
   if (!j.is_object()) return InvalidArgument("the request body must be a JSON object");
   return j;
 }
@@ -214,7 +216,7 @@ Status ControlPlane::StartAll() {
     for (const RegionEndpoint& r : s_.regions) urls.push_back(r.url);
     authorizer_ = std::make_unique<RemoteAuthorizer>(std::move(urls), &RealClock());
     router_->set_authorizer(
-        [this](const api::Request& req, auth::Need need) { return authorizer_->Check(req, need); });
+        [this](api::Request& req, auth::Need need) { return authorizer_->Check(req, need); });
   }
   RegisterRoutes();
   api::ServerOptions so{s_.address, s_.http_port, s_.http_threads, 1 << 20};

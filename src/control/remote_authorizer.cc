@@ -77,15 +77,15 @@ Result<std::shared_ptr<const auth::Principal>> RemoteAuthorizer::Ask(
   return Unavailable("cannot check the credential: " + last.message());
 }
 
-Result<std::shared_ptr<const auth::Principal>> RemoteAuthorizer::Check(const api::Request& req,
-                                                                       auth::Need need) {
+Status RemoteAuthorizer::Check(api::Request& req, auth::Need need) {
   ASSIGN_OR_RETURN(std::string credential, api::BearerCredential(req));
   ASSIGN_OR_RETURN(std::shared_ptr<const auth::Principal> p, Ask(credential));
+  req.principal = p;
   if (!auth::Allows(*p, need, {})) {
     return PermissionDenied(p->name + " may not do this: it needs the " +
                             std::string(auth::NeedName(need)) + " role or higher");
   }
-  return p;
+  return Status::Ok();
 }
 
 }  // namespace tandem::control

@@ -25,7 +25,8 @@ class RemoteAuthorizer {
   RemoteAuthorizer(std::vector<std::string> region_urls, const Clock* clock,
                    std::chrono::milliseconds cache_ttl = std::chrono::seconds(2));
 
-  Result<std::shared_ptr<const auth::Principal>> Check(const api::Request& req, auth::Need need);
+  // The api::Authorizer: sets req.principal once the credential is known.
+  Status Check(api::Request& req, auth::Need need);
 
  private:
   Result<std::shared_ptr<const auth::Principal>> Ask(const std::string& credential);

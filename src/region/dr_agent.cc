@@ -8,6 +8,7 @@
 
 #include "api/errors.h"
 #include "api/http.h"
+#include "api/json_util.h"
 #include "base/fs.h"
 #include "control/wire.h"
 #include "dr/lease.h"
@@ -31,7 +32,8 @@ std::string StatePath(const RegionConfig& cfg) { return cfg.state_dir + "/dr.jso
 double Seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
 
 Result<Json> ParseBody(const std::string& body) {
-  Json j = Json::parse(body.empty() ? "{}" : body, nullptr, false);
+  // Depth-limited, as every server's bodies are (api::kMaxJsonDepth).
+  ASSIGN_OR_RETURN(Json j, api::ParseJson(body.empty() ? "{}" : body, "the request body"));
   if (!j.is_object()) return InvalidArgument("the request body must be a JSON object");
   return j;
 }

@@ -5,6 +5,7 @@
 
 #include <csignal>
 
+#include "api/audit.h"
 #include "api/auth.h"
 #include "api/context.h"
 #include "api/http.h"
@@ -26,6 +27,7 @@
 #include "scheduler/bundle_cache.h"
 #include "scheduler/dispatcher.h"
 #include "scheduler/scheduler.h"
+#include "store/audit.h"
 #include "store/dr.h"
 #include "store/execution.h"
 #include "store/identities.h"
@@ -111,12 +113,19 @@ Status Region::StartAll() {
   RETURN_IF_ERROR(StartPostgres(pg_password));
   RETURN_IF_ERROR(ConnectAndMigrate());
   const std::string token_key = box->DeriveKey("tandem task tokens v1");
+  const std::string session_key = box->DeriveKey("tandem user sessions v1");
   worker_credential_ = WorkerCredential(*box);
   ASSIGN_OR_RETURN(store_, store::Store::Open(pool_.get(), std::move(box).value(), replica_));
   dr_store_ = std::make_unique<store::DrStore>(pool_.get());
   identities_ = std::make_unique<store::Identities>(pool_.get());
+  audit_log_ = std::make_unique<store::AuditLog>(pool_.get());
+  audit_ = std::make_unique<api::RegionAudit>(audit_log_.get(), identities_.get(),
+                                              [this] { return !dr_ || dr_->MayAct(); });
   RETURN_IF_ERROR(BootstrapOwner());
-  authorizer_ = std::make_unique<api::RegionAuthorizer>(identities_.get(), &RealClock());
+  authorizer_ =
+      std::make_unique<api::RegionAuthorizer>(identities_.get(), session_key, &RealClock());
+  logins_ = std::make_unique<api::LoginLimiter>(&RealClock());
+  session_key_ = session_key;
   RETURN_IF_ERROR(StartPipelines(token_key));
 
   metrics_.Describe("tandem_up", "gauge", "1 while the region agent runs.");
@@ -162,6 +171,9 @@ Status Region::StartAll() {
   api_ctx_->max_value_bytes = static_cast<size_t>(cfg_.max_value_bytes);
   api_ctx_->pipelines = pipelines_.get();
   api_ctx_->identities = identities_.get();
+  api_ctx_->session_key = session_key_;
+  api_ctx_->logins = logins_.get();
+  api_ctx_->audit = audit_log_.get();
   api_ctx_->logs = task_logs_->store();
   api_ctx_->dispatcher = dispatcher_.get();
   api_ctx_->bundles = bundles_.get();
@@ -184,11 +196,14 @@ Status Region::StartAll() {
   };
   router_ = std::make_unique<api::Router>();
   router_->set_authorizer(
-      [this](const api::Request& req, auth::Need need) { return authorizer_->Check(req, need); });
+      [this](api::Request& req, auth::Need need) { return authorizer_->Check(req, need); });
   api::RegisterAllRoutes(*router_, *api_ctx_);
   api::ServerOptions so{cfg_.address, cfg_.http_port, cfg_.http_threads,
                         static_cast<size_t>(cfg_.max_body_bytes)};
   so.host_prefix = [this](const std::string& host) { return HostPrefix(host); };
+  so.after = [this](const api::Request& req, const api::Response& res) {
+    audit_->Record(req, res);
+  };
   if (dr_) {
     dr_->RegisterRoutes(*router_);
     so.admit = [this](const api::Request& req) { return dr_->Admit(req); };

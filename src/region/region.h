@@ -33,6 +33,7 @@ class Scheduling;
 class Execution;
 class DrStore;
 class Identities;
+class AuditLog;
 }  // namespace tandem::store
 namespace tandem::logs {
 class LogStore;
@@ -50,6 +51,8 @@ namespace tandem::api {
 class Router;
 class HttpServer;
 class RegionAuthorizer;
+class LoginLimiter;
+class RegionAudit;
 struct ApiContext;
 }  // namespace tandem::api
 
@@ -102,6 +105,10 @@ class Region {
   std::unique_ptr<scheduler::Scheduler> scheduler_;
   std::unique_ptr<store::Identities> identities_;
   std::unique_ptr<api::RegionAuthorizer> authorizer_;
+  std::unique_ptr<api::LoginLimiter> logins_;
+  std::unique_ptr<store::AuditLog> audit_log_;
+  std::unique_ptr<api::RegionAudit> audit_;
+  std::string session_key_;
   std::unique_ptr<api::ApiContext> api_ctx_;
   std::unique_ptr<api::Router> router_;
   std::unique_ptr<api::HttpServer> http_;

@@ -1,11 +1,12 @@
 #include "region/task_logs.h"
 
-#include <functional>
-#include <thread>
-
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "api/json_util.h"
 #include "base/fs.h"
 #include "crypto/secret_box.h"
 #include "logs/log_store.h"
@@ -391,7 +392,7 @@ Result<std::string> TaskLogs::DiscardPeerBacklog() {
 }
 
 Result<std::string> TaskLogs::Sizes(const std::string& body) {
-  const Json j = Json::parse(body, nullptr, false);
+  ASSIGN_OR_RETURN(const Json j, api::ParseJson(body, "the request body"));
   if (!j.is_object() || !j.contains("keys") || !j.at("keys").is_array()) {
     return InvalidArgument("expected {\"keys\": [...]}");
   }
@@ -412,7 +413,7 @@ Result<std::string> TaskLogs::Sizes(const std::string& body) {
 }
 
 Result<std::string> TaskLogs::Receive(const std::string& body, const Admit& admit) {
-  const Json j = Json::parse(body, nullptr, false);
+  ASSIGN_OR_RETURN(const Json j, api::ParseJson(body, "the request body"));
   if (!j.is_object() || !j.contains("chunks") || !j.at("chunks").is_array()) {
     return InvalidArgument("expected {\"epoch\": N, \"from\": region, \"chunks\": [...]}");
   }

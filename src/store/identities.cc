@@ -81,6 +81,155 @@ Result<Workspace> Identities::GetWorkspace(std::string_view ref) {
   return WorkspaceFromRow(r, 0);
 }
 
+namespace {
+
+const std::string kUserColumns =
+    "id, name, " + sql::Ts("created_at") + ", " + sql::Ts("disabled_at");
+
+bool ValidUserName(const std::string& n) {
+  if (n.empty() || n.size() > 64) return false;
+  for (size_t i = 0; i < n.size(); ++i) {
+    const char c = n[i];
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (!alnum && (i == 0 || (c != '-' && c != '_' && c != '.' && c != '@'))) return false;
+  }
+  return true;
+}
+
+// The user `ref` names (id or name), with its roles.
+Result<User> LoadUser(pg::Conn& c, std::string_view ref) {
+  ASSIGN_OR_RETURN(Rows r, c.Exec("SELECT " + kUserColumns +
+                                      " FROM users WHERE name = $1 OR id::text = lower($1)",
+                                  {std::string(ref)}));
+  if (r.size() == 0) return NotFound("no user named or with id `" + std::string(ref) + "`");
+  User u{r.Text(0, 0), r.Text(0, 1), {}, r.Text(0, 2), std::nullopt};
+  if (!r.IsNull(0, 3)) u.disabled_at = r.Text(0, 3);
+  ASSIGN_OR_RETURN(Rows b, c.Exec("SELECT scope, scope_id, role FROM role_bindings WHERE "
+                                  "user_id = $1 ORDER BY scope, scope_id",
+                                  {u.id}));
+  for (int i = 0; i < b.size(); ++i) {
+    auth::Binding x;
+    ASSIGN_OR_RETURN(x.scope, auth::ParseScope(b.Text(i, 0)));
+    x.scope_id = b.Text(i, 1);
+    ASSIGN_OR_RETURN(x.role, auth::ParseRole(x.scope, b.Text(i, 2)));
+    u.roles.push_back(std::move(x));
+  }
+  return u;
+}
+
+}  // namespace
+
+Result<User> Identities::CreateUser(const std::string& name, const std::string& password_hash) {
+  if (!ValidUserName(name)) {
+    return InvalidArgument(
+        "a user name is 1 to 64 of a-z, 0-9, '.', '_', '@' and '-', starting "
+        "with a letter or digit");
+  }
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  Result<Rows> r = c->Exec(
+      "INSERT INTO users (id, name, password_hash) VALUES "
+      "(gen_random_uuid(), $1, $2) RETURNING id",
+      {name, password_hash});
+  if (r.status().code() == Code::kAlreadyExists) {
+    return AlreadyExists("a user named `" + name + "` already exists");
+  }
+  RETURN_IF_ERROR(r.status());
+  return LoadUser(*c, r->Text(0, 0));
+}
+
+Result<std::vector<User>> Identities::ListUsers() {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(Rows r, c->Exec("SELECT id FROM users ORDER BY name"));
+  std::vector<User> out;
+  out.reserve(r.size());
+  for (int i = 0; i < r.size(); ++i) {
+    ASSIGN_OR_RETURN(User u, LoadUser(*c, r.Text(i, 0)));
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+Result<User> Identities::GetUser(std::string_view ref) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  return LoadUser(*c, ref);
+}
+
+Result<User> Identities::SetPassword(std::string_view ref, const std::string& password_hash) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(User u, LoadUser(*c, ref));
+  RETURN_IF_ERROR(c->Exec("UPDATE users SET password_hash = $2, session_generation = "
+                          "session_generation + 1 WHERE id = $1",
+                          {u.id, password_hash})
+                      .status());
+  return LoadUser(*c, u.id);
+}
+
+Result<User> Identities::SetDisabled(std::string_view ref, bool disabled) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(User u, LoadUser(*c, ref));
+  RETURN_IF_ERROR(c->Exec(disabled ? "UPDATE users SET disabled_at = coalesce(disabled_at, now()), "
+                                     "session_generation = session_generation + 1 WHERE id = $1"
+                                   : "UPDATE users SET disabled_at = NULL WHERE id = $1",
+                          {u.id})
+                      .status());
+  return LoadUser(*c, u.id);
+}
+
+Result<User> Identities::Grant(std::string_view ref, const auth::Binding& b) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(User u, LoadUser(*c, ref));
+  RETURN_IF_ERROR(c->Exec("INSERT INTO role_bindings (user_id, scope, scope_id, role) VALUES "
+                          "($1, $2, $3, $4) ON CONFLICT (user_id, scope, scope_id) DO UPDATE "
+                          "SET role = EXCLUDED.role",
+                          {u.id, std::string(auth::ScopeName(b.scope)), b.scope_id,
+                           std::string(auth::RoleName(b.role))})
+                      .status());
+  return LoadUser(*c, u.id);
+}
+
+Result<User> Identities::Ungrant(std::string_view ref, auth::Scope scope,
+                                 const std::string& scope_id) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(User u, LoadUser(*c, ref));
+  ASSIGN_OR_RETURN(Rows r, c->Exec("DELETE FROM role_bindings WHERE user_id = $1 AND scope = $2 "
+                                   "AND scope_id = $3 RETURNING role",
+                                   {u.id, std::string(auth::ScopeName(scope)), scope_id}));
+  if (r.size() == 0) {
+    return NotFound("user `" + u.name + "` has no role on that " +
+                    std::string(auth::ScopeName(scope)));
+  }
+  return LoadUser(*c, u.id);
+}
+
+Result<Credentials> Identities::CredentialsOf(std::string_view name) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(Rows r, c->Exec("SELECT id, coalesce(password_hash, ''), disabled_at IS NOT "
+                                   "NULL, session_generation FROM users WHERE name = $1",
+                                   {std::string(name)}));
+  if (r.size() == 0) return NotFound("no such user");
+  return Credentials{r.Text(0, 0), r.Text(0, 1), r.Bool(0, 2), r.Int(0, 3)};
+}
+
+Result<auth::Principal> Identities::AuthenticateSession(const std::string& user_id,
+                                                        int64_t generation) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(Rows r, c->Exec("SELECT disabled_at IS NOT NULL, session_generation <> $2 "
+                                   "FROM users WHERE id::text = $1",
+                                   {user_id, std::to_string(generation)}));
+  if (r.size() == 0) return Unauthenticated("the session's user no longer exists");
+  if (r.Bool(0, 0)) return Unauthenticated("the user is disabled");
+  if (r.Bool(0, 1)) {
+    return Unauthenticated("the session ended when the user's password changed: log in again");
+  }
+  ASSIGN_OR_RETURN(User u, LoadUser(*c, user_id));
+  auth::Principal p;
+  p.kind = auth::Principal::Kind::kUser;
+  p.id = u.id;
+  p.name = "user " + u.name;
+  p.bindings = std::move(u.roles);
+  return p;
+}
+
 Result<ApiToken> Identities::CreateToken(ApiToken t, const std::string& secret_hash,
                                          std::optional<int64_t> expires_in_seconds) {
   ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());

@@ -28,6 +28,22 @@ struct Workspace {
   std::string created_at;
 };
 
+struct User {
+  std::string id;
+  std::string name;
+  std::vector<auth::Binding> roles;
+  std::string created_at;
+  std::optional<std::string> disabled_at;
+};
+
+// What a login checks a password against.
+struct Credentials {
+  std::string user_id;
+  std::string password_hash;  // "" when the user has none
+  bool disabled = false;
+  int64_t session_generation = 0;  // what a session issued now carries
+};
+
 struct ApiToken {
   std::string id;  // the public part
   std::string name;
@@ -62,7 +78,26 @@ class Identities {
   Result<ApiToken> RevokeToken(auth::Scope scope, const std::string& scope_id,
                                const std::string& id);
 
+  // ---- users
+  // AlreadyExists when the name is taken; InvalidArgument for a name that is not 1–64 of
+  // [a-z0-9._@-], starting with a letter or digit.
+  Result<User> CreateUser(const std::string& name, const std::string& password_hash);
+  Result<std::vector<User>> ListUsers();
+  // By id or name.
+  Result<User> GetUser(std::string_view ref);
+  // A new password, or disabling: either ends every session the user has.
+  Result<User> SetPassword(std::string_view ref, const std::string& password_hash);
+  Result<User> SetDisabled(std::string_view ref, bool disabled);
+  // Gives the user `b` (replacing the role it had on that scope), or takes its role there away.
+  Result<User> Grant(std::string_view ref, const auth::Binding& b);
+  Result<User> Ungrant(std::string_view ref, auth::Scope scope, const std::string& scope_id);
+
   // ---- authentication
+  // A user's password hash by name, for a login. NotFound when there is no such user.
+  Result<Credentials> CredentialsOf(std::string_view name);
+  // The principal of a session of `generation`: Unauthenticated when the user is gone or
+  // disabled, or the session predates its last password change (an older generation).
+  Result<auth::Principal> AuthenticateSession(const std::string& user_id, int64_t generation);
   // The principal of an API token: Unauthenticated when it is unknown, its secret differs,
   // it was revoked or it expired (each with its own message, none echoing the token).
   Result<auth::Principal> AuthenticateToken(const auth::TokenParts& t);

@@ -338,7 +338,7 @@ CREATE TABLE users (
   name                 text NOT NULL UNIQUE,
   password_hash        text,          -- argon2id in libsodium's encoding; NULL: no password
   disabled_at          timestamptz,
-  sessions_valid_after timestamptz NOT NULL DEFAULT now(),
+  session_generation   bigint NOT NULL DEFAULT 0,  -- in every session token; +1 ends them all
   created_at           timestamptz NOT NULL DEFAULT now()
 );
 
@@ -368,6 +368,37 @@ CREATE TABLE api_tokens (
 CREATE INDEX api_tokens_scope ON api_tokens (scope, scope_id);
 )sql";
 
+const char* kV8 = R"sql(
+-- The audit trail: every write and every refusal, who (principal), from where, what, the
+-- outcome. Append-only: the trigger refuses to change or remove a row, so the trail survives
+-- in the metadata — replicated, promoted with the rest — as it was written.
+CREATE TABLE audit_events (
+  id            bigserial PRIMARY KEY,
+  at            timestamptz NOT NULL DEFAULT now(),
+  principal     text NOT NULL,        -- "token ci", "user alice", "anonymous"
+  principal_id  text NOT NULL DEFAULT '',
+  source        text NOT NULL,        -- the client's address
+  event         text NOT NULL,        -- post_variables, delete_deployments, login, ...
+  method        text NOT NULL,
+  route         text NOT NULL,        -- the route's pattern
+  path          text NOT NULL,
+  deployment_id uuid,
+  dag_id        text,
+  run_id        text,
+  task_id       text,
+  status        int NOT NULL,
+  outcome       text NOT NULL CHECK (outcome IN ('ok', 'refused', 'failed')),
+  detail        jsonb NOT NULL DEFAULT '{}'  -- the request, secrets masked
+);
+CREATE INDEX audit_events_deployment ON audit_events (deployment_id, id);
+CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'the audit trail is append-only';
+END $$;
+CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_events
+  FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -379,6 +410,7 @@ const std::vector<Migration>& Migrations() {
       {5, "an index of unfinished task instances by run", kV5},
       {6, "when a try was put back after its worker or region was lost", kV6},
       {7, "workspaces, users, role bindings and API tokens", kV7},
+      {8, "the audit trail", kV8},
   };
   return kAll;
 }

@@ -16,8 +16,11 @@
 #include <set>
 #include <thread>
 
+#include "base/fs.h"
+#include "base/text.h"
 #include "dag/timetable.h"
 #include "harness/pair_harness.h"
+#include "rpc/client.h"
 
 namespace tandem::testing {
 namespace {
@@ -431,6 +434,26 @@ TEST_F(PairTest, RefusalsChangeNothing) {
   EXPECT_EQ(Http(pair_->control_url(), "GET", "/api/v1/dr/operations/abc").status, 422);
   EXPECT_EQ(Http(pair_->control_url(), "GET", "/api/v1/dr/operations/999").status, 404);
   EXPECT_EQ(Http(pair_->control_url(), "GET", "/api/v1/dr/events?limit=0").status, 422);
+  // JSON nested past the limit, to the control plane and to a region's internal routes (with
+  // the pair's credential): 422, as the region API answers it.
+  const std::string deep = std::string(100, '[') + std::string(100, ']');
+  const std::string nested = R"({"mode":"planned","x":)" + deep + "}";
+  HttpReply too_deep = Http(pair_->control_url(), "POST", "/api/v1/dr/failover", nested);
+  EXPECT_EQ(too_deep.status, 422) << too_deep.body;
+  EXPECT_NE(Body(too_deep).value("detail", "").find("nests deeper"), std::string::npos);
+  Result<std::string> key = ReadFile(pair_->dir() + "/secret.key");
+  ASSERT_TRUE(key.ok());
+  Result<std::string> pair_credential = rpc::InternalCredential(std::string(TrimSpace(*key)));
+  ASSERT_TRUE(pair_credential.ok());
+  for (const char* path :
+       {"/internal/v1/dr/promise", "/internal/v1/logs/chunks", "/internal/v1/logs/sizes"}) {
+    HttpReply r =
+        Http(pair_->region_url("region-b"), "POST", path, R"({"epoch": 2, "x": )" + deep + "}",
+             {{"Authorization", "Bearer " + *pair_credential}});
+    EXPECT_EQ(r.status, 422) << path << ": " << r.body;
+    // And without the pair's credential: refused before anything is read.
+    EXPECT_EQ(Http(pair_->region_url("region-b"), "POST", path, "{}").status, 401) << path;
+  }
   EXPECT_EQ(pair_->DrStatus()["epoch"], 2);
 }
 

@@ -29,11 +29,8 @@ std::string Forge(const std::string& header, const nlohmann::json& claims, const
 }
 
 nlohmann::json Claims() {
-  return {{"iss", "tandem"},
-          {"sub", "u-1"},
-          {"name", "alice"},
-          {"iat", kNow - 10},
-          {"exp", kNow + 3600}};
+  return {{"iss", "tandem"},  {"sub", "u-1"},       {"name", "alice"},
+          {"iat", kNow - 10}, {"exp", kNow + 3600}, {"gen", 0}};
 }
 
 TEST(SessionTest, SignsAndVerifies) {
