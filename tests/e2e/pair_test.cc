@@ -137,7 +137,9 @@ ticker:
   // with a lost region). Waits up to a minute for the new region's scheduler and reaper.
   void CheckInvariants() {
     ASSERT_FALSE(ticker_start_.empty()) << "no deployment has a ticker to check";
-    for (const auto& [id, start] : ticker_start_) {
+    for (const auto& entry : ticker_start_) {
+      const std::string& id = entry.first;
+      const dag::TimePoint start = entry.second;
       SCOPED_TRACE("deployment " + id);
       std::string problem;
       Status held = pair_->WaitStatus(
@@ -168,8 +170,11 @@ ticker:
       auto it = by_start.find(from);
       if (it == by_start.end()) {
         std::string have;
-        for (const auto& [k, v] : by_start) have += " " + k;
-        return "no run for the interval from " + from + "; runs from:" + have;
+        for (const auto& [k, v] : by_start) have.append(" ").append(k);
+        return std::string("no run for the interval from ")
+            .append(from)
+            .append("; runs from:")
+            .append(have);
       }
       if (Str(it->second, "state") != "success") {
         return "the run from " + from + " is " + it->second.dump();
