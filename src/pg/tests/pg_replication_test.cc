@@ -409,6 +409,10 @@ TEST_F(ReplicationTest, SynchronousCommitsWaitForTheStandbyToApplyThem) {
 
   // A standby that is not there holds commits up; an empty list lets them go.
   ASSERT_TRUE(a->SetSynchronous({"nobody"}).ok());
+  // A reload reaches each of the server's processes on its own: until region-b's walsender has
+  // read the new list, it still counts as the synchronous standby and releases the commit (the
+  // suite saw that once in a clean clone). Give the reload a second; then the commit must wait.
+  std::this_thread::sleep_for(1s);
   std::atomic<bool> committed{false};
   std::thread writer([&] {
     EXPECT_TRUE(ca->Exec("INSERT INTO t VALUES (100)").ok());
