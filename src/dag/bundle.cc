@@ -32,6 +32,10 @@ namespace {
 constexpr size_t kMaxIdLength = 250;
 constexpr int kMaxInt = std::numeric_limits<int>::max();
 constexpr int kMaxParamDepth = 64;  // guards the YAML -> JSON walk against alias loops
+// YAML aliases share one node however often they are named, but the walk to JSON copies each
+// use: nine levels of ten aliases each ("billion laughs") would expand to 10^9 values from a
+// file of a few hundred bytes. A file's values expand to at most this many.
+constexpr int64_t kMaxExpandedValues = 100000;
 
 // The keys each level of a file may hold; any other key is an error, so a typo is never ignored.
 // clang-format off
@@ -267,6 +271,7 @@ class FileParser {
 
   const std::string file_;
   int error_line_ = 0;
+  int64_t expanded_ = 0;  // values ToJson made from this file (kMaxExpandedValues)
 };
 
 Result<std::vector<DagSpec>> FileParser::Parse(const std::string& text) {
@@ -401,6 +406,11 @@ Result<std::vector<std::string>> FileParser::StringList(const Entry& e) {
 
 Result<nlohmann::json> FileParser::ToJson(const YAML::Node& n, const std::string& path, int depth) {
   if (depth > kMaxParamDepth) return Error(n, path + ": nested too deeply");
+  if (++expanded_ > kMaxExpandedValues) {
+    return Error(n, path + ": the file's values expand to more than " +
+                        std::to_string(kMaxExpandedValues) +
+                        " (YAML aliases naming aliases, each copied where it is used)");
+  }
   if (n.IsNull()) return nlohmann::json(nullptr);
   if (n.IsScalar()) {
     const std::string& s = n.Scalar();

@@ -207,6 +207,31 @@ TEST(BundleTest, ParsesAFullExampleInBothTaskForms) {
   EXPECT_EQ(b.find_dag("missing"), nullptr);
 }
 
+// "Billion laughs": aliases of aliases, each copied where the walk uses it, would expand a few
+// hundred bytes into 10^9 values. The file is refused with an import error instead.
+TEST(BundleTest, AliasExpansionPastTheBudgetIsAnImportError) {
+  std::string yaml =
+      "laughs:\n  params:\n    l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  for (int i = 1; i <= 8; ++i) {
+    yaml += "    l" + std::to_string(i) + ": &l" + std::to_string(i) + " [";
+    for (int j = 0; j < 10; ++j) yaml += std::string(j ? ", " : "") + "*l" + std::to_string(i - 1);
+    yaml += "]\n";
+  }
+  yaml += "  tasks:\n    t: {operator: empty}\n";
+  const auto t0 = std::chrono::steady_clock::now();
+  Bundle b = ParseBundle({{"laughs.yaml", yaml}});
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_TRUE(b.dags.empty());
+  ASSERT_EQ(b.errors.size(), 1u);
+  EXPECT_THAT(b.errors[0].message, HasSubstr("expand to more than 100000"));
+  // A file that uses aliases modestly still parses.
+  Bundle ok = ParseBundle({{"ok.yaml",
+                            "few:\n  params:\n    a: &a [1, 2]\n    b: [*a, *a]\n  tasks:\n    t: "
+                            "{operator: empty}\n"}});
+  EXPECT_THAT(ok.errors, IsEmpty());
+  ASSERT_EQ(ok.dags.size(), 1u);
+}
+
 TEST(BundleTest, ManualOnlyWhenScheduleIsAbsentOrNull) {
   Bundle b = ParseBundle({{"m.yaml", R"(a:
   tasks: {t: {operator: empty}}
