@@ -415,6 +415,10 @@ int RunControl(const std::string& pair_path) {
   if (!p->secret_key.empty()) {
     s.secret_key = p->secret_key;
   } else {
+    if (PathExists(p->secret_key_file)) {
+      Status priv = CheckPrivateFile(p->secret_key_file, "the secret key file");
+      if (!priv.ok()) return Fail(priv);
+    }
     auto k = ReadFile(p->secret_key_file);
     if (!k.ok()) {
       return Fail(InvalidArgument("the secret key file " + p->secret_key_file +

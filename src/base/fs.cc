@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -183,6 +184,20 @@ Result<TempDir> TempDir::Create(const std::string& prefix) {
 
 TempDir::~TempDir() {
   if (!path_.empty()) (void)RemoveAll(path_);
+}
+
+Status CheckPrivateFile(const std::string& path, const std::string& what) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    return NotFound(what + " " + path + " does not exist: " + std::strerror(errno));
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return InvalidArgument(what + " " + path + " can be read by users other than its owner (mode " +
+                           mode + "): make it private with `chmod 600 " + path + "`");
+  }
+  return Status::Ok();
 }
 
 }  // namespace tandem

@@ -26,6 +26,11 @@ Status ChownRecursive(const std::string& path, uid_t uid, gid_t gid);
 // The first ancestor of `path` (or `path` itself) that user `uid` cannot search, or "".
 std::string FirstUnsearchableAncestor(const std::string& path, uid_t uid, gid_t gid);
 std::string AbsolutePath(const std::string& path);
+
+// OK when `path` can be read by its owner only (no group or other permission bits): what a file
+// holding a key or a credential must be. InvalidArgument naming `what`, the path and the mode
+// otherwise, with the command that fixes it; the file's content is never read or shown.
+Status CheckPrivateFile(const std::string& path, const std::string& what);
 bool PathExists(const std::string& path);
 
 // A directory under $TMPDIR (or /tmp), removed with everything in it on destruction.

@@ -56,6 +56,9 @@ Result<std::string> ReadSecretKey(const RegionConfig& cfg) {
   if (cfg.secret_key_file.empty()) {
     return InvalidArgument("no secret key: set secrets.key_file or secrets.key in " + cfg.path);
   }
+  if (PathExists(cfg.secret_key_file)) {
+    RETURN_IF_ERROR(CheckPrivateFile(cfg.secret_key_file, "the secret key file"));
+  }
   auto text = ReadFile(cfg.secret_key_file);
   if (!text.ok()) {
     if (text.status().code() == Code::kNotFound) {
@@ -311,6 +314,7 @@ void Region::SetWorkersWanted(bool wanted) {
 // has no principal at all (the first start of the primary; a replica reads what it stored).
 Status Region::BootstrapOwner() {
   if (cfg_.owner_token_file.empty() || replica_) return Status::Ok();
+  RETURN_IF_ERROR(CheckPrivateFile(cfg_.owner_token_file, "secrets.owner_token_file"));
   Result<std::string> text = ReadFile(cfg_.owner_token_file);
   if (!text.ok()) {
     return InvalidArgument("secrets.owner_token_file " + cfg_.owner_token_file +

@@ -170,13 +170,19 @@ TEST(RegionTest, MissingOrWrongSecretKeyIsRefused) {
   CliRun missing = r->StartExpectingExit();
   EXPECT_EQ(missing.exit_code, 2);
   Contains(missing.output, "secret key file");
+  // A key file others can read.
+  ASSERT_TRUE(WriteFileAtomic(r->dir() + "/secret.key", NewSecretKeyBase64() + "\n", 0644).ok());
+  CliRun open = r->StartExpectingExit();
+  EXPECT_EQ(open.exit_code, 2);
+  Contains(open.output, "can be read by users other than its owner (mode 0644)");
+  Contains(open.output, "chmod 600");
   // Malformed key.
-  ASSERT_TRUE(WriteFileAtomic(r->dir() + "/secret.key", "short\n").ok());
+  ASSERT_TRUE(WriteFileAtomic(r->dir() + "/secret.key", "short\n", 0600).ok());
   CliRun bad = r->StartExpectingExit();
   EXPECT_EQ(bad.exit_code, 2);
   Contains(bad.output, "bad secret key");
   // A valid key, but not the one the database was encrypted with.
-  ASSERT_TRUE(WriteFileAtomic(r->dir() + "/secret.key", NewSecretKeyBase64() + "\n").ok());
+  ASSERT_TRUE(WriteFileAtomic(r->dir() + "/secret.key", NewSecretKeyBase64() + "\n", 0600).ok());
   CliRun wrong = r->StartExpectingExit();
   EXPECT_EQ(wrong.exit_code, 2);
   Contains(wrong.output, "does not match");
