@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "api/json_util.h"
 #include "auth/api_token.h"
 #include "auth/session.h"
 
@@ -89,10 +90,12 @@ Result<auth::Target> RegionAuthorizer::TargetOf(const Request& req, auth::Need n
     }
     case auth::Need::kWorkspaceEditor: {
       // Creating a deployment: in the workspace its body names, `default` when none.
+      // The body as the handler will read it (depth-limited); a body it will refuse names
+      // no workspace, and is refused by the handler after this check.
       std::string ref = "default";
-      nlohmann::json j = nlohmann::json::parse(req.body, nullptr, false);
-      if (j.is_object() && j.contains("workspace") && j["workspace"].is_string()) {
-        ref = j["workspace"].get<std::string>();
+      Result<Json> j = ParseJson(req.body, "the request body");
+      if (j.ok() && j->is_object() && j->contains("workspace") && (*j)["workspace"].is_string()) {
+        ref = (*j)["workspace"].get<std::string>();
       }
       ASSIGN_OR_RETURN(store::Workspace ws, identities_->GetWorkspace(ref));
       return auth::Target{ws.id, ""};

@@ -88,6 +88,10 @@ Result<Response> Login(const ApiContext& ctx, const Request& req) {
   std::string name, password;
   RETURN_IF_ERROR(ReadString(j, "username", &name));
   RETURN_IF_ERROR(ReadString(j, "password", &password));
+  // No user has a longer name or password: refused before anything is counted or hashed.
+  if (name.size() > 64 || password.size() > 1024) {
+    return Unauthenticated("invalid username or password");
+  }
   if (int64_t wait = ctx.logins->RetryAfter(name, req.remote_address); wait > 0) {
     Response r = JsonResponse(429, {{"detail",
                                      "too many failed logins for this user or from "
