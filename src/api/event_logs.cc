@@ -47,22 +47,6 @@ Json AuditJson(const store::AuditEvent& e) {
           {"detail", detail.is_discarded() ? Json(e.detail) : detail}};
 }
 
-// Every value of a repeatable (or comma-separated) query parameter.
-std::vector<std::string> All(const Request& req, const std::string& name) {
-  std::vector<std::string> out;
-  auto [a, b] = req.query.equal_range(name);
-  for (auto it = a; it != b; ++it) {
-    size_t i = 0;
-    while (i <= it->second.size()) {
-      size_t j = it->second.find(',', i);
-      if (j == std::string::npos) j = it->second.size();
-      if (j > i) out.push_back(it->second.substr(i, j - i));
-      i = j + 1;
-    }
-  }
-  return out;
-}
-
 // Reads the filters `known` names into `q`; refuses any other parameter.
 Status ReadFilters(const Request& req, const std::set<std::string>& known, store::AuditQuery& q) {
   for (const auto& [k, v] : req.query) {
@@ -82,8 +66,8 @@ Status ReadFilters(const Request& req, const std::set<std::string>& known, store
   one("before", q.before);
   if (const std::string* v = req.Query("owner")) q.principal = *v;
   if (const std::string* v = req.Query("principal")) q.principal = *v;
-  q.included_events = All(req, "included_events");
-  q.excluded_events = All(req, "excluded_events");
+  ASSIGN_OR_RETURN(q.included_events, QueryValues(req, "included_events", {}));
+  ASSIGN_OR_RETURN(q.excluded_events, QueryValues(req, "excluded_events", {}));
   for (const char* t : {"after", "before"}) {
     if (const std::string* v = req.Query(t); v != nullptr && !dag::ParseTime(*v).ok()) {
       return InvalidArgument("query parameter `" + std::string(t) +

@@ -157,7 +157,7 @@ Result<std::vector<std::string>> QueryValues(const Request& req, const char* nam
       std::string v = s.substr(i, j - i);
       i = j + 1;
       if (v.empty()) continue;
-      if (std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
+      if (allowed.size() > 0 && std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
         std::string msg = std::string("query parameter `") + name + "` has an invalid value \"";
         msg.append(v).append("\" (expected one of: ");
         bool first = true;

@@ -43,7 +43,7 @@ Result<DeploymentId> ResolvePipelineDeployment(store::Store* store,
                                                const Request& req);
 
 // Every value of a repeatable query parameter (state=a&state=b, or state=a,b), each one of
-// `allowed` (InvalidArgument naming the parameter otherwise).
+// `allowed` (InvalidArgument naming the parameter otherwise); an empty `allowed` takes any.
 Result<std::vector<std::string>> QueryValues(const Request& req, const char* name,
                                              std::initializer_list<std::string_view> allowed);
 // A boolean query parameter as FastAPI reads one (true/false, 1/0, yes/no, on/off); nullopt

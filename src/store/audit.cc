@@ -70,22 +70,17 @@ Result<model::Page<AuditEvent>> AuditLog::List(const AuditQuery& q) {
   if (q.outcome) add("outcome = ?", *q.outcome);
   if (q.after) add("at >= ?::timestamptz", *q.after);
   if (q.before) add("at <= ?::timestamptz", *q.before);
-  if (!q.included_events.empty()) {
+  auto add_list = [&](const char* condition, const std::vector<std::string>& values) {
+    if (values.empty()) return;
     std::string list;
-    for (const std::string& e : q.included_events) {
-      params.emplace_back(e);
+    for (const std::string& v : values) {
+      params.emplace_back(v);
       list += (list.empty() ? "$" : ", $") + std::to_string(params.size());
     }
-    where += " AND event IN (" + list + ")";
-  }
-  if (!q.excluded_events.empty()) {
-    std::string list;
-    for (const std::string& e : q.excluded_events) {
-      params.emplace_back(e);
-      list += (list.empty() ? "$" : ", $") + std::to_string(params.size());
-    }
-    where += " AND event NOT IN (" + list + ")";
-  }
+    where += std::string(" AND event ") + condition + " (" + list + ")";
+  };
+  add_list("IN", q.included_events);
+  add_list("NOT IN", q.excluded_events);
   std::string order = q.order_by.empty() ? "id" : q.order_by;
   const bool desc = order[0] == '-';
   if (desc) order = order.substr(1);
