@@ -28,6 +28,7 @@ class BundleCache;
 namespace tandem::api {
 
 class LoginLimiter;
+class WorkerAuthenticator;
 
 struct Readiness {
   bool ready = false;
@@ -69,6 +70,7 @@ struct ApiContext {
   store::AuditLog* audit = nullptr;         // the audit trail, read by eventLogs and /api/v1/audit
   logs::LogStore* logs = nullptr;
   scheduler::Dispatcher* dispatcher = nullptr;  // the Execution API's engine
+  WorkerAuthenticator* workers = nullptr;       // the Execution API's credentials
   scheduler::BundleCache* bundles = nullptr;
   BundleImages* images = nullptr;  // null: the region runs no registry
   // Wakes the scheduler at once (a run was triggered, a task finished). Never blocks.

@@ -14,22 +14,29 @@
 //                   the region starts nothing); the worker sends the latest it has started the
 //                   tasks of with its heartbeats.
 //   POST heartbeat  {worker_id, hostname, slots, capacity, tokens: [token...], claims_through?}
-//                   -> {stop: [ti_id...]}   tries the worker must kill (cleared, reaped, marked)
+//                   -> {stop: [ti_id...],   tries the worker must kill (cleared, reaped, marked)
+//                       renewed: {ti_id: token}}  fresh tokens for tries past half their life
 //                   A running try of the worker's it does not list is failed as lost once
 //                   claimed over two heartbeats ago — and, with claims_through, by then.
-//   POST logs       {chunks: [{token, data}]} -> 204; appended to each try's log in order
+//   POST logs       {chunks: [{token, data}]} -> 204; appended to each try's log in order.
+//                   Chunks of tries that are no longer running are dropped; when every chunk's
+//                   try has ended: 409, nothing appended (a replayed token writes nothing).
 //   POST finish     {worker_id, results: [{token, state: success|failed|skipped,
-//                   return_value?: JSON}]} -> {results: [{ti_id, applied}]}
+//                   return_value?: JSON}]} -> {results: [{ti_id, applied}]}; 409 when none of
+//                   them applied (every try had ended: a replay, or a report already taken).
 //
-// Every request carries the worker credential (Authorization: Bearer ..., derived from the
-// secret key; 401 without it). Every token in a request is checked before anything is done: one
-// forged or expired token makes the whole request 401 and changes nothing. A valid token names one
-// task instance at one try; on a deployment's path it must belong to that deployment (else 403). A
-// result for a try that is no longer running on that worker is not applied (applied: false), never
-// an error, so a worker retrying a report it is unsure of is safe.
+// Every request carries a worker credential (Authorization: Bearer ...; api/worker_auth.h; 401
+// without a valid one). One made for a deployment acts for that deployment only: its claims get
+// that deployment's tasks whatever the path, and a path or token of another deployment is 403.
+// Every token in a request is checked before anything is done: one forged or expired token makes
+// the whole request 401 and changes nothing. A valid token names one task instance at one try;
+// it must belong to the deployment the path or the credential names (else 403). A result for a
+// try that is no longer running on that worker is not applied (applied: false), so a worker
+// retrying a report it is unsure of is safe.
 #include "api/context.h"
 #include "api/errors.h"
 #include "api/json_util.h"
+#include "api/worker_auth.h"
 #include "model/validate.h"
 #include "scheduler/dispatcher.h"
 #include "store/store.h"
@@ -40,16 +47,27 @@ namespace {
 constexpr int kMaxWaitMs = 30000;
 constexpr int kMaxBatch = 5000;
 
-Status CheckCredential(const ApiContext& ctx, const Request& req) {
+// The deployment the request acts for, if one: the path's, or the credential's. A credential of
+// one deployment on another's path is refused.
+Result<std::optional<DeploymentId>> Scope(const ApiContext& ctx, const Request& req) {
   auto it = req.headers.find("authorization");
-  return ctx.dispatcher->CheckWorker(it == req.headers.end() ? "" : it->second);
+  ASSIGN_OR_RETURN(WorkerGrant grant,
+                   ctx.workers->Authenticate(it == req.headers.end() ? "" : it->second));
+  std::optional<DeploymentId> path;
+  if (req.params.count("deployment") != 0) {
+    ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*ctx.store, req));
+    path = d;
+  }
+  if (!grant.deployment_id) return path;
+  if (path && path->value() != *grant.deployment_id) {
+    return PermissionDenied("the " + grant.name + " is for another deployment's workers");
+  }
+  return std::optional<DeploymentId>(DeploymentId(*grant.deployment_id));
 }
 
-// The deployment a path scopes the request to, if any.
-Result<std::optional<DeploymentId>> Scope(const ApiContext& ctx, const Request& req) {
-  if (req.params.count("deployment") == 0) return std::optional<DeploymentId>();
-  ASSIGN_OR_RETURN(DeploymentId d, ResolveDeployment(*ctx.store, req));
-  return std::optional<DeploymentId>(d);
+// No try the request's task tokens name is still running: a replay, or a report already taken.
+Response Ended() {
+  return ErrorResponse(409, "every try these task tokens name has ended: they act on nothing now");
 }
 
 Result<store::WorkerInfo> ReadWorker(const Json& body, const std::optional<DeploymentId>& scope,
@@ -112,7 +130,8 @@ Json TaskJson(const scheduler::TaskToRun& t) {
           {"argv", t.argv},
           {"env", env},
           {"cwd", t.cwd},
-          {"timeout_ms", t.timeout_ms}};
+          {"timeout_ms", t.timeout_ms},
+          {"mask", t.mask}};
 }
 
 // What claim and heartbeat share: the credential, the path's scope, and a body naming the
@@ -125,7 +144,6 @@ struct WorkerRequest {
 Result<WorkerRequest> ReadWorkerRequest(const ApiContext& ctx, const Request& req,
                                         std::initializer_list<std::string_view> allowed,
                                         std::initializer_list<std::string_view> required) {
-  RETURN_IF_ERROR(CheckCredential(ctx, req));
   WorkerRequest w;
   ASSIGN_OR_RETURN(w.scope, Scope(ctx, req));
   ASSIGN_OR_RETURN(w.body, ParseObject(req.body));
@@ -176,13 +194,14 @@ void RegisterUnder(Router& r, const ApiContext& ctx, const std::string& root) {
           }
           ASSIGN_OR_RETURN(std::vector<std::string> tokens, ReadTokens(w.body["tokens"], "tokens"));
           ASSIGN_OR_RETURN(std::vector<TaskClaims> held, VerifyAll(ctx, tokens, w.scope));
-          ASSIGN_OR_RETURN(std::vector<std::string> stop,
+          ASSIGN_OR_RETURN(scheduler::Dispatcher::HeartbeatAnswer answer,
                            ctx.dispatcher->Heartbeat(w.worker, held, claims_through));
-          return JsonResponse(200, {{"stop", stop}});
+          Json renewed = Json::object();
+          for (const auto& [ti, token] : answer.renewed) renewed[ti] = token;
+          return JsonResponse(200, {{"stop", answer.stop}, {"renewed", renewed}});
         }));
 
   r.Add("POST", root + "/logs", Wrap([ctx](const Request& req) -> Result<Response> {
-          RETURN_IF_ERROR(CheckCredential(ctx, req));
           ASSIGN_OR_RETURN(auto scope, Scope(ctx, req));
           ASSIGN_OR_RETURN(Json body, ParseObject(req.body));
           RETURN_IF_ERROR(CheckFields(body, {"chunks"}, {"chunks"}));
@@ -200,14 +219,17 @@ void RegisterUnder(Router& r, const ApiContext& ctx, const std::string& root) {
             data.push_back(c["data"].get<std::string>());
           }
           ASSIGN_OR_RETURN(std::vector<TaskClaims> claims, VerifyAll(ctx, tokens, scope));
+          ASSIGN_OR_RETURN(std::vector<bool> running, ctx.dispatcher->AreRunning(claims));
+          if (!claims.empty() && std::find(running.begin(), running.end(), true) == running.end()) {
+            return Ended();
+          }
           for (size_t i = 0; i < claims.size(); ++i) {
-            RETURN_IF_ERROR(ctx.dispatcher->AppendLog(claims[i], data[i]));
+            if (running[i]) RETURN_IF_ERROR(ctx.dispatcher->AppendLog(claims[i], data[i]));
           }
           return NoContent();
         }));
 
   r.Add("POST", root + "/finish", Wrap([ctx](const Request& req) -> Result<Response> {
-          RETURN_IF_ERROR(CheckCredential(ctx, req));
           ASSIGN_OR_RETURN(auto scope, Scope(ctx, req));
           ASSIGN_OR_RETURN(Json body, ParseObject(req.body));
           RETURN_IF_ERROR(CheckFields(body, {"worker_id", "results"}, {"worker_id", "results"}));
@@ -241,6 +263,9 @@ void RegisterUnder(Router& r, const ApiContext& ctx, const std::string& root) {
             outcomes[i].ref = {claims[i].ti_id, claims[i].try_number};
           }
           ASSIGN_OR_RETURN(std::vector<bool> applied, ctx.dispatcher->Finish(worker_id, outcomes));
+          if (!applied.empty() && std::find(applied.begin(), applied.end(), true) == applied.end()) {
+            return Ended();
+          }
           Json out = Json::array();
           for (size_t i = 0; i < applied.size(); ++i) {
             out.push_back({{"ti_id", claims[i].ti_id}, {"applied", applied[i]}});

@@ -1,13 +1,16 @@
 // Who is asking and what they may hand out: logging in (POST /auth/token, as Airflow 3 does),
 // /api/v1/whoami, users and their roles, workspaces, and API tokens on each scope —
 // /api/v1/tokens (the platform's, for its owners), /api/v1/workspaces/{workspace}/tokens (for
-// the workspace's admins), /api/v1/deployments/{deployment}/tokens (the deployment's admins). A
-// token is shown once, in the answer that made it; lists show what it is, never it. No answer
-// holds a password or its hash.
+// the workspace's admins), /api/v1/deployments/{deployment}/tokens (the deployment's admins) —
+// and worker credentials: /api/v1/deployments/{deployment}/worker-credentials (a deployment's
+// workers, for its admins) and /api/v1/worker-credentials (a pool serving every deployment, for
+// the platform's owners). A token or credential is shown once, in the answer that made it; lists
+// show what it is, never it. No answer holds a password or its hash.
 #include "api/auth.h"
 #include "api/context.h"
 #include "api/errors.h"
 #include "api/json_util.h"
+#include "api/worker_auth.h"
 #include "auth/api_token.h"
 #include "auth/password.h"
 #include "auth/session.h"
@@ -203,6 +206,90 @@ Result<auth::Binding> ScopeOf(const ApiContext& ctx, const Request& req, auth::S
   return b;
 }
 
+// What a token and a worker credential are made with besides their scope.
+struct Naming {
+  std::string name;
+  std::string description;
+  std::optional<int64_t> expires_in_seconds;
+};
+Result<Naming> ReadNaming(const Json& j) {
+  Naming n;
+  RETURN_IF_ERROR(ReadString(j, "name", &n.name));
+  if (n.name.empty() || n.name.size() > 100) {
+    return InvalidArgument("field `name` must be 1 to 100 characters");
+  }
+  RETURN_IF_ERROR(ReadString(j, "description", &n.description));
+  if (j.contains("expires_in_seconds") && !j["expires_in_seconds"].is_null()) {
+    if (!j["expires_in_seconds"].is_number_integer() ||
+        j["expires_in_seconds"].get<int64_t>() < 1 ||
+        j["expires_in_seconds"].get<int64_t>() > kMaxTokenSeconds) {
+      return InvalidArgument("field `expires_in_seconds` must be an integer from 1 to " +
+                             std::to_string(kMaxTokenSeconds) + " (a year)");
+    }
+    n.expires_in_seconds = j["expires_in_seconds"].get<int64_t>();
+  }
+  return n;
+}
+
+Json WorkerCredentialJson(const store::WorkerCredential& w) {
+  auto opt = [](const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); };
+  return {{"id", w.id},
+          {"name", w.name},
+          {"description", w.description},
+          {"deployment_id", opt(w.deployment_id)},
+          {"created_by", w.created_by},
+          {"created_at", w.created_at},
+          {"expires_at", opt(w.expires_at)},
+          {"revoked_at", opt(w.revoked_at)}};
+}
+
+// Worker credentials of one deployment (`per_deployment`) or the platform's pool.
+void RegisterWorkerCredentialRoutes(Router& r, const ApiContext& ctx, const std::string& base,
+                                    bool per_deployment) {
+  auto deployment = [ctx, per_deployment](const Request& req) -> Result<std::optional<std::string>> {
+    if (!per_deployment) return std::optional<std::string>();
+    ASSIGN_OR_RETURN(auth::Target t, ctx.identities->TargetOf(req.params.at("deployment")));
+    return std::optional<std::string>(t.deployment_id);
+  };
+  r.Add("GET", base, Wrap([ctx, deployment](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(std::optional<std::string> d, deployment(req));
+          ASSIGN_OR_RETURN(std::vector<store::WorkerCredential> ws,
+                           ctx.identities->ListWorkerCredentials(d));
+          Json items = Json::array();
+          for (const store::WorkerCredential& w : ws) items.push_back(WorkerCredentialJson(w));
+          return JsonResponse(200, {{"worker_credentials", items},
+                                    {"total_entries", items.size()}});
+        }));
+  r.Add("POST", base, Wrap([ctx, deployment](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(Json j, ParseObject(req.body));
+          RETURN_IF_ERROR(
+              CheckFields(j, {"name", "description", "expires_in_seconds"}, {"name"}));
+          ASSIGN_OR_RETURN(Naming n, ReadNaming(j));
+          store::WorkerCredential w;
+          ASSIGN_OR_RETURN(w.deployment_id, deployment(req));
+          w.name = n.name;
+          w.description = n.description;
+          w.created_by = req.principal ? req.principal->name : "";
+          const auth::TokenParts parts = auth::NewToken();
+          w.id = parts.id;
+          ASSIGN_OR_RETURN(store::WorkerCredential made,
+                           ctx.identities->CreateWorkerCredential(
+                               w, auth::SecretHash(parts.secret), n.expires_in_seconds));
+          Json out = WorkerCredentialJson(made);
+          out["credential"] = auth::FormatToken(parts);  // the only time it is shown
+          return JsonResponse(201, out);
+        }));
+  r.Add("DELETE", base + "/{credential_id}",
+        Wrap([ctx, deployment](const Request& req) -> Result<Response> {
+          ASSIGN_OR_RETURN(std::optional<std::string> d, deployment(req));
+          const std::string& id = req.params.at("credential_id");
+          ASSIGN_OR_RETURN(store::WorkerCredential w,
+                           ctx.identities->RevokeWorkerCredential(d, id));
+          if (ctx.workers != nullptr) ctx.workers->Forget(id);  // refused from the next request
+          return JsonResponse(200, WorkerCredentialJson(w));
+        }));
+}
+
 void RegisterTokenRoutes(Router& r, const ApiContext& ctx, const std::string& base,
                          auth::Scope scope) {
   r.Add("GET", base, Wrap([ctx, scope](const Request& req) -> Result<Response> {
@@ -219,24 +306,13 @@ void RegisterTokenRoutes(Router& r, const ApiContext& ctx, const std::string& ba
                                       {"name", "role"}));
           store::ApiToken t;
           ASSIGN_OR_RETURN(t.binding, ScopeOf(ctx, req, scope));
-          RETURN_IF_ERROR(ReadString(j, "name", &t.name));
-          if (t.name.empty() || t.name.size() > 100) {
-            return InvalidArgument("field `name` must be 1 to 100 characters");
-          }
-          RETURN_IF_ERROR(ReadString(j, "description", &t.description));
+          ASSIGN_OR_RETURN(Naming n, ReadNaming(j));
+          t.name = n.name;
+          t.description = n.description;
+          const std::optional<int64_t> expires = n.expires_in_seconds;
           std::string role;
           RETURN_IF_ERROR(ReadString(j, "role", &role));
           ASSIGN_OR_RETURN(t.binding.role, auth::ParseRole(scope, role));
-          std::optional<int64_t> expires;
-          if (j.contains("expires_in_seconds") && !j["expires_in_seconds"].is_null()) {
-            if (!j["expires_in_seconds"].is_number_integer() ||
-                j["expires_in_seconds"].get<int64_t>() < 1 ||
-                j["expires_in_seconds"].get<int64_t>() > kMaxTokenSeconds) {
-              return InvalidArgument("field `expires_in_seconds` must be an integer from 1 to " +
-                                     std::to_string(kMaxTokenSeconds) + " (a year)");
-            }
-            expires = j["expires_in_seconds"].get<int64_t>();
-          }
           t.created_by = req.principal ? req.principal->name : "";
           const auth::TokenParts parts = auth::NewToken();
           t.id = parts.id;
@@ -297,6 +373,9 @@ void RegisterIdentityRoutes(Router& r, const ApiContext& ctx) {
   RegisterTokenRoutes(r, ctx, "/api/v1/tokens", auth::Scope::kPlatform);
   RegisterTokenRoutes(r, ctx, "/api/v1/workspaces/{workspace}/tokens", auth::Scope::kWorkspace);
   RegisterTokenRoutes(r, ctx, "/api/v1/deployments/{deployment}/tokens", auth::Scope::kDeployment);
+  RegisterWorkerCredentialRoutes(r, ctx, "/api/v1/worker-credentials", false);
+  RegisterWorkerCredentialRoutes(r, ctx, "/api/v1/deployments/{deployment}/worker-credentials",
+                                 true);
 }
 
 }  // namespace tandem::api

@@ -1,6 +1,7 @@
 // `tandem login|logout|whoami`, `tandem user ...`, `tandem role grant|revoke`,
-// `tandem workspace create|list` and `tandem token create|list|revoke`: who the CLI's credential
-// is, and the users, roles, workspaces and API tokens that say who may do what
+// `tandem workspace create|list`, `tandem token create|list|revoke` and
+// `tandem worker-credential create|list|revoke`: who the CLI's credential is, and the users,
+// roles, workspaces, API tokens and worker credentials that say who may do what
 // (docs/security.md). Passwords are read from standard input, never from the command line.
 #include <CLI/CLI.hpp>
 #include <memory>
@@ -43,6 +44,77 @@ std::string TokensPath(const AccessFlags& f) {
   if (!f.deployment.empty()) return "/api/v1/deployments/" + PathEscape(f.deployment) + "/tokens";
   if (!f.workspace.empty()) return "/api/v1/workspaces/" + PathEscape(f.workspace) + "/tokens";
   return "/api/v1/tokens";
+}
+
+// Where a worker-credential command acts: a deployment's, or the platform's pool.
+std::string WorkerCredentialsPath(const AccessFlags& f) {
+  if (f.deployment.empty()) return "/api/v1/worker-credentials";
+  return "/api/v1/deployments/" + PathEscape(f.deployment) + "/worker-credentials";
+}
+
+void PrintWorkerCredential(const Json& w) {
+  PrintTable({"FIELD", "VALUE"},
+             {{"id", Cell(w["id"])},
+              {"name", Cell(w["name"])},
+              {"deployment", w["deployment_id"].is_string() ? Cell(w["deployment_id"])
+                                                            : "every deployment"},
+              {"created_by", Cell(w["created_by"])},
+              {"created_at", Cell(w["created_at"])},
+              {"expires_at", Cell(w["expires_at"])},
+              {"revoked_at", Cell(w["revoked_at"])}});
+}
+
+void AddWorkerCredentialCommands(CLI::App& app, Globals& g, Run* run,
+                                 const std::shared_ptr<AccessFlags>& f) {
+  auto* wc = app.add_subcommand("worker-credential",
+                                "Worker credentials: of a deployment's workers (--deployment), or "
+                                "of a pool serving every deployment");
+  wc->require_subcommand(1);
+  auto add_deployment = [&f](CLI::App* c) {
+    c->add_option("--deployment", f->deployment,
+                  "Of this deployment's workers (name or id); without it, the platform's pool");
+  };
+  auto* c = wc->add_subcommand("create", "Make a worker credential; it is printed this once");
+  c->add_option("name", f->name, "What it is for (1-100 characters)")->required();
+  c->add_option("--description", f->description, "Description");
+  c->add_option("--expires-in", f->expires_in, "Seconds until it expires (1 to a year)");
+  add_deployment(c);
+  c->callback([run, &g, f] {
+    *run = [&g, f] {
+      Json body = {{"name", f->name}, {"description", f->description}};
+      if (f->expires_in) body["expires_in_seconds"] = *f->expires_in;
+      return Call(g, "POST", WorkerCredentialsPath(*f), body, [](const Json& w) {
+        PrintWorkerCredential(w);
+        printf("\n%s\n\nThe credential is shown this once: keep it now (umask 077).\n",
+               Cell(w["credential"]).c_str());
+      });
+    };
+  });
+  auto* l = wc->add_subcommand("list", "List worker credentials, revoked ones included");
+  add_deployment(l);
+  l->callback([run, &g, f] {
+    *run = [&g, f] {
+      return Call(g, "GET", WorkerCredentialsPath(*f), nullptr, [](const Json& j) {
+        std::vector<std::vector<std::string>> rows;
+        for (const Json& w : j["worker_credentials"]) {
+          rows.push_back({Cell(w["id"]), Cell(w["name"]), Cell(w["created_by"]),
+                          Cell(w["expires_at"]), Cell(w["revoked_at"])});
+        }
+        PrintTable({"ID", "NAME", "CREATED BY", "EXPIRES", "REVOKED"}, rows);
+      });
+    };
+  });
+  auto* r = wc->add_subcommand(
+      "revoke", "Revoke a worker credential: its workers' next request is refused");
+  r->add_option("id", f->id, "The credential's id (from `tandem worker-credential list`)")
+      ->required();
+  add_deployment(r);
+  r->callback([run, &g, f] {
+    *run = [&g, f] {
+      return Call(g, "DELETE", WorkerCredentialsPath(*f) + "/" + PathEscape(f->id), nullptr,
+                  PrintWorkerCredential);
+    };
+  });
 }
 
 void AddScopeFlags(CLI::App* c, AccessFlags& f) {
@@ -293,6 +365,8 @@ void AddAccessCommands(CLI::App& app, Globals& g, Run* run) {
       return Call(g, "DELETE", TokensPath(*f) + "/" + PathEscape(f->id), nullptr, PrintToken);
     };
   });
+
+  AddWorkerCredentialCommands(app, g, run, f);
 }
 
 }  // namespace tandem::app

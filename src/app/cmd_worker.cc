@@ -11,31 +11,11 @@
 #include "base/fs.h"
 #include "base/process.h"
 #include "base/text.h"
-#include "crypto/secret_box.h"
-#include "crypto/token.h"
 #include "worker/worker.h"
 
 namespace tandem::app {
 
 void AddWorkerCommands(CLI::App& app, Globals& g, Run* run) {
-  auto* tok = app.add_subcommand(
-      "worker-token",
-      "Print the worker credential that workers present to a region's Execution API");
-  auto key_file = std::make_shared<std::string>();
-  tok->add_option("--key-file", *key_file,
-                  "The pair's secret key file (default: secret.key in the state directory)");
-  tok->callback([&g, key_file, run] {
-    *run = [&g, key_file]() -> int {
-      std::string path = key_file->empty() ? g.target.state_dir + "/secret.key" : *key_file;
-      auto text = ReadFile(path);
-      if (!text.ok()) return Fail(text.status().WithContext("reading the secret key " + path));
-      auto box = SecretBox::FromBase64(*text);
-      if (!box.ok()) return Fail(box.status().WithContext(path));
-      printf("%s\n", WorkerCredential(*box).c_str());
-      return 0;
-    };
-  });
-
   auto* cmd = app.add_subcommand(
       "worker", "Run tasks for a region: claims queued task instances over its Execution API");
   auto opts = std::make_shared<worker::WorkerOptions>();
@@ -51,8 +31,8 @@ void AddWorkerCommands(CLI::App& app, Globals& g, Run* run) {
                   "and the platform)");
   auto token_file = std::make_shared<std::string>();
   cmd->add_option("--token-file", *token_file,
-                  "File holding the region's worker credential (else env TANDEM_WORKER_TOKEN; "
-                  "`tandem worker-token` prints it)");
+                  "File holding a worker credential (else env TANDEM_WORKER_TOKEN; "
+                  "`tandem worker-credential create` makes one)");
   cmd->add_option("--grace-ms", *grace_ms,
                   "On SIGTERM/SIGINT, how long running tasks may finish before they are killed");
   cmd->callback([&g, opts, grace_ms, token_file, run] {

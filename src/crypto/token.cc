@@ -71,10 +71,6 @@ std::string Sha256Hex(std::string_view data) {
   return out;
 }
 
-std::string WorkerCredential(const SecretBox& box) {
-  return Base64Encode(box.DeriveKey("tandem worker credential v1"));
-}
-
 std::string TokenSigner::Mac(std::string_view data) const { return HmacSha256(key_, data); }
 
 std::string TokenSigner::Sign(const TaskClaims& c) const {

@@ -38,13 +38,6 @@ class TokenSigner {
   const std::string key_;
 };
 
-class SecretBox;
-
-// The credential every worker presents to the Execution API (as "Authorization: Bearer ..."):
-// derived from the pair's secret key, so both regions accept it and an operator can print it
-// (`tandem worker-token`) for workers elsewhere. Base64 text.
-std::string WorkerCredential(const SecretBox& box);
-
 // HMAC-SHA256(key, message), raw bytes.
 std::string HmacSha256(std::string_view key, std::string_view message);
 // Lowercase hex SHA-256.

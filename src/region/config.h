@@ -142,6 +142,8 @@ struct RegionConfig {
   int heartbeat_ms = 1000;           // workers.heartbeat_ms, 100..60000; a worker silent for three
                                      // of these is dead and its tries are retried
   int task_nice = 10;                // workers.task_nice, 0..19: the local workers' tasks' niceness
+  // workers.task_token_ttl_seconds, 4..86400: how long a task token lasts; heartbeats renew it
+  int task_token_ttl_seconds = 600;
   std::string zone = "tandem.test";  // platform.zone: deployments' hostnames end in it
   // registry, optional. nullopt: the region runs no registry, and deployments' bundles are kept
   // only in its database (a standalone region may do without; `tandem up` always writes one).

@@ -8,7 +8,9 @@
 #include "api/audit.h"
 #include "api/auth.h"
 #include "api/context.h"
+#include "api/errors.h"
 #include "api/http.h"
+#include "api/worker_auth.h"
 #include "auth/api_token.h"
 #include "base/clock.h"
 #include "base/fs.h"
@@ -117,10 +119,10 @@ Status Region::StartAll() {
   RETURN_IF_ERROR(ConnectAndMigrate());
   const std::string token_key = box->DeriveKey("tandem task tokens v1");
   const std::string session_key = box->DeriveKey("tandem user sessions v1");
-  worker_credential_ = WorkerCredential(*box);
   ASSIGN_OR_RETURN(store_, store::Store::Open(pool_.get(), std::move(box).value(), replica_));
   dr_store_ = std::make_unique<store::DrStore>(pool_.get());
   identities_ = std::make_unique<store::Identities>(pool_.get());
+  workers_auth_ = std::make_unique<api::WorkerAuthenticator>(identities_.get(), &RealClock());
   audit_log_ = std::make_unique<store::AuditLog>(pool_.get());
   audit_ = std::make_unique<api::RegionAudit>(audit_log_.get(), identities_.get(),
                                               [this] { return !dr_ || dr_->MayAct(); });
@@ -179,6 +181,7 @@ Status Region::StartAll() {
   api_ctx_->audit = audit_log_.get();
   api_ctx_->logs = task_logs_->store();
   api_ctx_->dispatcher = dispatcher_.get();
+  api_ctx_->workers = workers_auth_.get();
   api_ctx_->bundles = bundles_.get();
   api_ctx_->wake_scheduler = [this] { scheduler_->Wake(); };
   api_ctx_->scheduler_heartbeat = [this]() -> std::optional<std::string> {
@@ -338,7 +341,7 @@ Status Region::StartPipelines(const std::string& token_key) {
   bundles_ = std::make_unique<scheduler::BundleCache>(pipelines_.get(), 256);
   scheduler::DispatcherOptions dopts;
   dopts.heartbeat_ms = cfg_.heartbeat_ms;
-  dopts.worker_credential = worker_credential_;
+  dopts.token_ttl = std::chrono::seconds(cfg_.task_token_ttl_seconds);
   if (dr_) dopts.may_start = [this] { return dr_->MayAct(); };
   dispatcher_ = std::make_unique<scheduler::Dispatcher>(
       execution_.get(), store_.get(), bundles_.get(), task_logs_->store(), tokens_.get(),
@@ -369,7 +372,7 @@ Status Region::StartLocalWorker(size_t index) {
             "--task-nice",
             std::to_string(cfg_.task_nice)};
   o.output_path = cfg_.state_dir + "/worker-" + std::to_string(index) + ".log";
-  o.env_extra["TANDEM_WORKER_TOKEN"] = worker_credential_;
+  o.env_extra["TANDEM_WORKER_TOKEN"] = workers_auth_->local_credential();
   // Workers die with the region (the supervisor thread starts them), and their tasks with them.
   o.death_signal = SIGKILL;
   auto child = Child::Spawn(o);

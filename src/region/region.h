@@ -51,6 +51,7 @@ namespace tandem::api {
 class Router;
 class HttpServer;
 class RegionAuthorizer;
+class WorkerAuthenticator;
 class LoginLimiter;
 class RegionAudit;
 struct ApiContext;
@@ -99,12 +100,12 @@ class Region {
   std::unique_ptr<TaskLogs> task_logs_;
   std::unique_ptr<RegionImages> images_;  // when the config declares a registry
   std::unique_ptr<TokenSigner> tokens_;
-  std::string worker_credential_;  // constant after start
   std::unique_ptr<scheduler::BundleCache> bundles_;
   std::unique_ptr<scheduler::Dispatcher> dispatcher_;
   std::unique_ptr<scheduler::Scheduler> scheduler_;
   std::unique_ptr<store::Identities> identities_;
   std::unique_ptr<api::RegionAuthorizer> authorizer_;
+  std::unique_ptr<api::WorkerAuthenticator> workers_auth_;
   std::unique_ptr<api::LoginLimiter> logins_;
   std::unique_ptr<store::AuditLog> audit_log_;
   std::unique_ptr<api::RegionAudit> audit_;

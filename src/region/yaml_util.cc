@@ -489,8 +489,9 @@ Status ReadHttp(const Reader& r, const Entry& section, int& threads) {
 }
 
 Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots,
-                   int& heartbeat_ms, int& task_nice) {
-  ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"local", "slots", "heartbeat_ms", "task_nice"}));
+                   int& heartbeat_ms, int& task_nice, int& task_token_ttl_seconds) {
+  ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"local", "slots", "heartbeat_ms", "task_nice",
+                                              "task_token_ttl_seconds"}));
   if (const Entry* e = m.Find("local")) {
     ASSIGN_OR_RETURN(local, r.Int(*e, 0, 64));
   }
@@ -502,6 +503,9 @@ Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots
   }
   if (const Entry* e = m.Find("task_nice")) {
     ASSIGN_OR_RETURN(task_nice, r.Int(*e, 0, 19));
+  }
+  if (const Entry* e = m.Find("task_token_ttl_seconds")) {
+    ASSIGN_OR_RETURN(task_token_ttl_seconds, r.Int(*e, 4, 86400));
   }
   return Status::Ok();
 }
@@ -670,12 +674,14 @@ void EmitHttp(YAML::Emitter& out, int threads) {
   out << YAML::EndMap;
 }
 
-void EmitWorkers(YAML::Emitter& out, int local, int slots, int heartbeat_ms, int task_nice) {
+void EmitWorkers(YAML::Emitter& out, int local, int slots, int heartbeat_ms, int task_nice,
+                 int task_token_ttl_seconds) {
   out << YAML::Key << "workers" << YAML::Value << YAML::BeginMap;
   EmitInt(out, "local", local);
   EmitInt(out, "slots", slots);
   EmitInt(out, "heartbeat_ms", heartbeat_ms);
   EmitInt(out, "task_nice", task_nice);
+  EmitInt(out, "task_token_ttl_seconds", task_token_ttl_seconds);
   out << YAML::EndMap;
 }
 

@@ -1,11 +1,13 @@
 #include "scheduler/dispatcher.h"
 
-#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 
 #include "base/text.h"
 
@@ -100,6 +102,41 @@ std::string ConnectionUri(const model::Connection& c) {
     if (!query.empty()) uri += (c.schema && !c.schema->empty() ? "?" : "/?") + query;
   }
   return uri;
+}
+
+std::vector<std::string> SecretsOf(const model::Connection& c) {
+  std::vector<std::string> out;
+  // A value, and the value as the connection's URI encodes it.
+  auto add = [&out](const std::string& v) {
+    if (v.empty()) return;
+    out.push_back(v);
+    std::string encoded = PercentEncode(v);
+    if (encoded != v) out.push_back(std::move(encoded));
+  };
+  if (c.password) add(*c.password);
+  if (!c.extra) return out;
+  // Airflow's DEFAULT_SENSITIVE_FIELDS: a field whose name holds one of these is secret.
+  static constexpr std::string_view kSensitive[] = {
+      "access_token", "api_key", "apikey",  "authorization",       "passphrase", "passwd",
+      "password",     "private_key", "secret", "token", "keyfile_dict", "service_account"};
+  const Json extra = Json::parse(*c.extra, nullptr, false);
+  std::function<void(const Json&, bool)> walk = [&](const Json& j, bool sensitive) {
+    if (j.is_string()) {
+      if (sensitive) add(j.get<std::string>());
+    } else if (j.is_object()) {
+      for (const auto& [k, v] : j.items()) {
+        std::string key = k;
+        for (char& ch : key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        bool s = sensitive;
+        for (std::string_view w : kSensitive) s = s || key.find(w) != std::string::npos;
+        walk(v, s);
+      }
+    } else if (j.is_array()) {
+      for (const Json& v : j) walk(v, sensitive);
+    }
+  };
+  if (!extra.is_discarded()) walk(extra, false);
+  return out;
 }
 
 Dispatcher::Dispatcher(store::Execution* execution, store::Store* store, BundleCache* bundles,
@@ -210,16 +247,21 @@ Result<TaskToRun> Dispatcher::Render(const store::ClaimedTask& t, DeploymentData
                 t.dag_id,
                 t.run_id,
                 t.task_id,
-                now_s + options_.token_slack.count() + (t.timeout_s ? *t.timeout_s : 0)};
+                now_s + options_.token_ttl.count()};
   run.token = tokens_->Sign(run.claims);
   ASSIGN_OR_RETURN(std::string command, task->bash_command.Render(ctx));
   run.argv = {"bash", "-c", command};
-  for (const model::EnvVar& e : data.env) run.env.emplace_back(e.key, e.value);
+  for (const model::EnvVar& e : data.env) {
+    run.env.emplace_back(e.key, e.value);
+    if (e.is_secret) run.mask.push_back(e.value);
+  }
   for (const model::Connection& c : data.connections) {
     run.env.emplace_back("AIRFLOW_CONN_" + AsciiUpper(c.conn_id), ConnectionUri(c));
+    for (std::string& s : SecretsOf(c)) run.mask.push_back(std::move(s));
   }
   for (const model::Variable& v : data.variables) {
     run.env.emplace_back("AIRFLOW_VAR_" + AsciiUpper(v.key), v.value);
+    if (v.is_secret) run.mask.push_back(v.value);
   }
   run.env.emplace_back("AIRFLOW_CTX_DAG_ID", t.dag_id);
   run.env.emplace_back("AIRFLOW_CTX_TASK_ID", t.task_id);
@@ -236,31 +278,15 @@ Result<TaskToRun> Dispatcher::Render(const store::ClaimedTask& t, DeploymentData
   return run;
 }
 
-Status Dispatcher::CheckWorker(std::string_view authorization) const {
-  constexpr std::string_view kBearer = "Bearer ";
-  if (authorization.substr(0, kBearer.size()) != kBearer) {
-    return Unauthenticated(
-        "the Execution API needs the worker credential (Authorization: Bearer ...; "
-        "`tandem worker-token` prints it)");
-  }
-  std::string_view given = authorization.substr(kBearer.size());
-  const std::string& want = options_.worker_credential;
-  if (want.empty() || given.size() != want.size() ||
-      CRYPTO_memcmp(given.data(), want.data(), want.size()) != 0) {
-    return Unauthenticated("the worker credential is not valid for this region");
-  }
-  return Status::Ok();
-}
-
 Result<TaskClaims> Dispatcher::Verify(std::string_view token) const {
   const int64_t now_s =
       std::chrono::duration_cast<std::chrono::seconds>(clock_->Wall().time_since_epoch()).count();
   return tokens_->Verify(token, now_s);
 }
 
-Result<std::vector<std::string>> Dispatcher::Heartbeat(const store::WorkerInfo& w,
-                                                       const std::vector<TaskClaims>& held,
-                                                       std::optional<int64_t> claims_through_us) {
+Result<Dispatcher::HeartbeatAnswer> Dispatcher::Heartbeat(
+    const store::WorkerInfo& w, const std::vector<TaskClaims>& held,
+    std::optional<int64_t> claims_through_us) {
   std::vector<store::TryRef> refs;
   refs.reserve(held.size());
   for (const TaskClaims& c : held) refs.push_back({c.ti_id, c.try_number});
@@ -268,7 +294,26 @@ Result<std::vector<std::string>> Dispatcher::Heartbeat(const store::WorkerInfo& 
   ASSIGN_OR_RETURN(
       std::vector<std::string> stop,
       execution_->Reconcile(w, refs, 2 * options_.heartbeat_ms + 1000, claims_through_us));
-  return stop;
+  HeartbeatAnswer answer;
+  const int64_t now_s =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_->Wall().time_since_epoch()).count();
+  const int64_t renew_before = now_s + options_.token_ttl.count() / 2;
+  std::set<std::string> stopped(stop.begin(), stop.end());
+  for (const TaskClaims& c : held) {
+    if (c.expires_at > renew_before || stopped.count(c.ti_id) != 0) continue;
+    TaskClaims renewed = c;
+    renewed.expires_at = now_s + options_.token_ttl.count();
+    answer.renewed.emplace_back(c.ti_id, tokens_->Sign(renewed));
+  }
+  answer.stop = std::move(stop);
+  return answer;
+}
+
+Result<std::vector<bool>> Dispatcher::AreRunning(const std::vector<TaskClaims>& claims) {
+  std::vector<store::TryRef> refs;
+  refs.reserve(claims.size());
+  for (const TaskClaims& c : claims) refs.push_back({c.ti_id, c.try_number});
+  return execution_->AreRunning(refs);
 }
 
 Status Dispatcher::AppendLog(const TaskClaims& c, std::string_view data) {

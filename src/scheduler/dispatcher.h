@@ -39,14 +39,18 @@ struct TaskToRun {
   std::vector<std::pair<std::string, std::string>> env;
   std::string cwd;         // "" for a fresh temporary directory
   int64_t timeout_ms = 0;  // 0: none
+  // The secret values in `env` (connection passwords — as given and as the URI encodes them —
+  // sensitive extra fields, secret variables and env vars), which the worker masks in the
+  // task's output.
+  std::vector<std::string> mask;
 };
 
 struct DispatcherOptions {
   int heartbeat_ms = 1000;
-  std::string worker_credential;  // what workers must present (crypto::WorkerCredential)
-  // A token outlives its task's timeout by this much (or lasts this long for untimed tasks);
-  // heartbeats do not extend it, so it bounds what a leaked token can do.
-  std::chrono::seconds token_slack{std::chrono::hours(24)};
+  // How long a task token lasts (Airflow 3's default). A heartbeat that lists a try still
+  // running on its worker renews its token once half of this has passed, so a long task keeps
+  // a valid token while a leaked one — or one of a try that ended — is good for minutes.
+  std::chrono::seconds token_ttl{std::chrono::minutes(10)};
   // Asked before every claim: a region that does not hold the lease starts no task (its
   // claims answer empty). Unset: always.
   std::function<bool()> may_start;
@@ -75,20 +79,24 @@ class Dispatcher {
   // Called by the scheduler when it queued task instances.
   void NotifyWork();
 
-  // Checks an Authorization header for the worker credential ("Bearer <credential>"):
-  // Unauthenticated when it is missing or wrong.
-  Status CheckWorker(std::string_view authorization) const;
   // Checks a token: Unauthenticated when it is forged, malformed or expired.
   Result<TaskClaims> Verify(std::string_view token) const;
 
-  // The tries of `held` the worker must stop; running tries of the worker's it left out are
+  struct HeartbeatAnswer {
+    std::vector<std::string> stop;  // ti ids
+    // Fresh tokens for tries the worker still runs whose tokens are past half their life.
+    std::vector<std::pair<std::string, std::string>> renewed;  // (ti id, token)
+  };
+  // The tries of `held` the worker must stop, and renewed tokens; running tries of the worker's it left out are
   // failed as lost once claimed over two heartbeats ago and, when the worker sends
   // `claims_through_us` (a ClaimAnswer's, the latest it had started from), only those claimed
   // by then: a claim answer that took long to reach the worker loses none of its tries.
-  Result<std::vector<std::string>> Heartbeat(const store::WorkerInfo& w,
+  Result<HeartbeatAnswer> Heartbeat(const store::WorkerInfo& w,
                                              const std::vector<TaskClaims>& held,
                                              std::optional<int64_t> claims_through_us);
   Status AppendLog(const TaskClaims& claims, std::string_view data);
+  // Per token's claims, whether its try is still running (its log still open).
+  Result<std::vector<bool>> AreRunning(const std::vector<TaskClaims>& claims);
   Result<std::vector<bool>> Finish(const std::string& worker_id,
                                    const std::vector<store::TryOutcome>& outcomes);
 
@@ -109,6 +117,11 @@ class Dispatcher {
   std::condition_variable work_cv_;
   uint64_t work_generation_ = 0;  // guarded by mu_; bumped by NotifyWork
 };
+
+// The values of a connection that are secret: its password (and the password as
+// ConnectionUri percent-encodes it) and the string values of its extra's sensitive fields
+// (password, secret, token, api_key, private_key, … as Airflow's masker names them).
+std::vector<std::string> SecretsOf(const model::Connection& c);
 
 // Airflow's connection URI: conn-type://login:password@host:port/schema?extra, each part
 // percent-encoded; an extra that is not a flat JSON object travels as __extra__=<json>.

@@ -129,6 +129,22 @@ Result<std::vector<std::string>> Execution::Reconcile(const WorkerInfo& w,
   return stop;
 }
 
+Result<std::vector<bool>> Execution::AreRunning(const std::vector<TryRef>& tries) {
+  Json rows = Json::array();
+  for (size_t i = 0; i < tries.size(); ++i) {
+    rows.push_back({{"i", i}, {"id", tries[i].ti_id}, {"try", tries[i].try_number}});
+  }
+  std::vector<bool> out(tries.size(), false);
+  if (tries.empty()) return out;
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(Rows r, c->Exec("SELECT x.i FROM jsonb_to_recordset($1::jsonb) AS x(i int, id "
+                                   "uuid, try int) JOIN task_instances ti ON ti.id = x.id AND "
+                                   "ti.try_number = x.try AND ti.state = 'running'",
+                                   {rows.dump()}));
+  for (int k = 0; k < r.size(); ++k) out[static_cast<size_t>(r.Int(k, 0))] = true;
+  return out;
+}
+
 Result<std::vector<bool>> Execution::Finish(const std::string& worker_id,
                                             const std::vector<TryOutcome>& outcomes) {
   Json rows = Json::array();

@@ -72,6 +72,9 @@ class Execution {
   Result<std::vector<std::string>> Reconcile(const WorkerInfo& w, const std::vector<TryRef>& held,
                                              int grace_ms,
                                              std::optional<int64_t> claims_through_us);
+  // Per try, whether it is running now at that try number: a task token is good for its try's
+  // log only while it is.
+  Result<std::vector<bool>> AreRunning(const std::vector<TryRef>& tries);
   // Ends tries; returns, per outcome, whether it applied (false: stale). A failed try goes to
   // up_for_retry while retries remain. Every ended try is recorded in the history.
   Result<std::vector<bool>> Finish(const std::string& worker_id,

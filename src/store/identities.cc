@@ -26,6 +26,23 @@ Result<ApiToken> TokenFromRow(const Rows& r, int i) {
   return t;
 }
 
+const std::string kWorkerColumns = "id, name, description, deployment_id, created_by, " +
+                                   sql::Ts("created_at") + ", " + sql::Ts("expires_at") + ", " +
+                                   sql::Ts("revoked_at");
+
+WorkerCredential WorkerFromRow(const Rows& r, int i) {
+  WorkerCredential w;
+  w.id = r.Text(i, 0);
+  w.name = r.Text(i, 1);
+  w.description = r.Text(i, 2);
+  if (!r.IsNull(i, 3)) w.deployment_id = r.Text(i, 3);
+  w.created_by = r.Text(i, 4);
+  w.created_at = r.Text(i, 5);
+  if (!r.IsNull(i, 6)) w.expires_at = r.Text(i, 6);
+  if (!r.IsNull(i, 7)) w.revoked_at = r.Text(i, 7);
+  return w;
+}
+
 Workspace WorkspaceFromRow(const Rows& r, int i) {
   return {r.Text(i, 0), r.Text(i, 1), r.Text(i, 2), r.Text(i, 3)};
 }
@@ -297,6 +314,69 @@ Result<auth::Principal> Identities::AuthenticateToken(const auth::TokenParts& t)
   ASSIGN_OR_RETURN(b.role, auth::ParseRole(b.scope, r.Text(0, 6)));
   p.bindings.push_back(std::move(b));
   return p;
+}
+
+Result<WorkerCredential> Identities::CreateWorkerCredential(
+    WorkerCredential w, const std::string& secret_hash, std::optional<int64_t> expires_in_seconds) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(
+      Rows r, c->Exec("INSERT INTO worker_credentials (id, name, description, secret_sha256, "
+                      "deployment_id, created_by, expires_at) VALUES ($1, $2, $3, $4, $5::uuid, "
+                      "$6, now() + make_interval(secs => $7::bigint)) RETURNING " +
+                          kWorkerColumns,
+                      {w.id, w.name, w.description, secret_hash, sql::Opt(w.deployment_id),
+                       w.created_by,
+                       sql::Opt(expires_in_seconds
+                                    ? std::optional(std::to_string(*expires_in_seconds))
+                                    : std::nullopt)}));
+  return WorkerFromRow(r, 0);
+}
+
+Result<std::vector<WorkerCredential>> Identities::ListWorkerCredentials(
+    const std::optional<std::string>& deployment_id) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(Rows r, c->Exec("SELECT " + kWorkerColumns +
+                                       " FROM worker_credentials WHERE deployment_id IS NOT "
+                                       "DISTINCT FROM $1::uuid ORDER BY created_at DESC, id",
+                                   {sql::Opt(deployment_id)}));
+  std::vector<WorkerCredential> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(WorkerFromRow(r, i));
+  return out;
+}
+
+Result<WorkerCredential> Identities::RevokeWorkerCredential(
+    const std::optional<std::string>& deployment_id, const std::string& id) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(Rows r, c->Exec("UPDATE worker_credentials SET revoked_at = "
+                                   "coalesce(revoked_at, now()) WHERE deployment_id IS NOT "
+                                   "DISTINCT FROM $1::uuid AND id = $2 RETURNING " +
+                                       kWorkerColumns,
+                                   {sql::Opt(deployment_id), id}));
+  if (r.size() == 0) {
+    return NotFound("no worker credential `" + id + "` on this " +
+                    (deployment_id ? "deployment" : "platform"));
+  }
+  return WorkerFromRow(r, 0);
+}
+
+Result<WorkerCredential> Identities::AuthenticateWorker(const auth::TokenParts& t) {
+  ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
+  ASSIGN_OR_RETURN(
+      Rows r, c->Exec("SELECT " + kWorkerColumns +
+                          ", secret_sha256, coalesce(expires_at <= now(), false), "
+                          "w.deployment_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deployments d "
+                          "WHERE d.id = w.deployment_id AND d.deleted_at IS NULL) "
+                          "FROM worker_credentials w WHERE id = $1",
+                      {t.id}));
+  // The same answer for an unknown id and a wrong secret: which ids exist is not told.
+  if (r.size() == 0 || !auth::SameHash(r.Text(0, 8), auth::SecretHash(t.secret))) {
+    return Unauthenticated("the worker credential is not valid");
+  }
+  WorkerCredential w = WorkerFromRow(r, 0);
+  if (w.revoked_at) return Unauthenticated("the worker credential has been revoked");
+  if (r.Bool(0, 9)) return Unauthenticated("the worker credential has expired");
+  if (r.Bool(0, 10)) return Unauthenticated("the worker credential's deployment was deleted");
+  return w;
 }
 
 Result<bool> Identities::Bootstrap(const auth::TokenParts& t) {

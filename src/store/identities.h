@@ -55,6 +55,18 @@ struct ApiToken {
   std::optional<std::string> revoked_at;
 };
 
+// A worker credential: what a worker presents to the Execution API.
+struct WorkerCredential {
+  std::string id;  // the public part
+  std::string name;
+  std::string description;
+  std::optional<std::string> deployment_id;  // nullopt: the platform's pool, every deployment
+  std::string created_by;
+  std::string created_at;
+  std::optional<std::string> expires_at;  // RFC 3339
+  std::optional<std::string> revoked_at;
+};
+
 class Identities {
  public:
   explicit Identities(pg::Pool* pool) : pool_(pool) {}
@@ -77,6 +89,21 @@ class Identities {
   // NotFound unless the token exists on that scope; revoking twice is not an error.
   Result<ApiToken> RevokeToken(auth::Scope scope, const std::string& scope_id,
                                const std::string& id);
+
+  // ---- worker credentials (the same shape and lifetime rules as API tokens)
+  Result<WorkerCredential> CreateWorkerCredential(WorkerCredential w,
+                                                  const std::string& secret_hash,
+                                                  std::optional<int64_t> expires_in_seconds);
+  // A deployment's credentials, or (nullopt) the platform's, revoked ones included, newest
+  // first.
+  Result<std::vector<WorkerCredential>> ListWorkerCredentials(
+      const std::optional<std::string>& deployment_id);
+  // NotFound unless the credential exists there; revoking twice is not an error.
+  Result<WorkerCredential> RevokeWorkerCredential(const std::optional<std::string>& deployment_id,
+                                                  const std::string& id);
+  // The credential `t` names, checked: Unauthenticated when it is unknown, its secret differs,
+  // it was revoked or expired, or its deployment was deleted.
+  Result<WorkerCredential> AuthenticateWorker(const auth::TokenParts& t);
 
   // ---- users
   // AlreadyExists when the name is taken; InvalidArgument for a name that is not 1–64 of

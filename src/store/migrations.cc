@@ -399,6 +399,24 @@ CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON a
   FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
 )sql";
 
+const char* kV9 = R"sql(
+-- Worker credentials: what a worker presents to the Execution API, kept as hashes like API
+-- tokens and revocable. One made for a deployment claims only that deployment's tasks; one made
+-- for the platform (deployment_id NULL) serves a pool that claims every deployment's.
+CREATE TABLE worker_credentials (
+  id            text PRIMARY KEY,     -- the credential's public part
+  name          text NOT NULL,
+  description   text NOT NULL DEFAULT '',
+  secret_sha256 text NOT NULL,
+  deployment_id uuid REFERENCES deployments (id),
+  created_by    text NOT NULL,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  expires_at    timestamptz,
+  revoked_at    timestamptz
+);
+CREATE INDEX worker_credentials_deployment ON worker_credentials (deployment_id);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -411,6 +429,7 @@ const std::vector<Migration>& Migrations() {
       {6, "when a try was put back after its worker or region was lost", kV6},
       {7, "workspaces, users, role bindings and API tokens", kV7},
       {8, "the audit trail", kV8},
+      {9, "worker credentials", kV9},
   };
   return kAll;
 }

@@ -18,6 +18,7 @@
 #include "base/clock.h"
 #include "base/random.h"
 #include "dns/dns.h"
+#include "worker/masker.h"
 #include "worker/runner.h"
 
 namespace tandem::worker {
@@ -138,6 +139,7 @@ struct Task {
   std::string ti_id;
   int try_number = 0;
   std::string label;  // dag.task run try, for the worker's own log
+  Masker masker{{}};  // the secrets the claim said to hide in the task's output
 };
 
 }  // namespace
@@ -165,6 +167,7 @@ struct Worker::Impl {
   // (the region reaps the tries of a worker it has not heard from in three heartbeats).
   std::vector<std::string> live_tokens;  // guarded by mu: published by the loop
   std::vector<std::string> ended;        // guarded by mu: ti ids the region ended
+  std::vector<std::pair<std::string, std::string>> renewed;  // guarded by mu: (ti id, token)
   bool loop_done = false;                // guarded by mu: the heartbeat thread stops
 
 
@@ -200,6 +203,7 @@ struct Worker::Impl {
       Code code = r->status == 401   ? Code::kUnauthenticated
                   : r->status == 403 ? Code::kPermissionDenied
                   : r->status == 404 ? Code::kNotFound
+                  : r->status == 409 ? Code::kFailedPrecondition  // the tries had ended
                   : r->status == 503 ? Code::kUnavailable
                   : r->status == 421 ? Code::kUnavailable  // not active: retried like a 503
                   : r->status >= 500 ? Code::kInternal
@@ -241,9 +245,11 @@ struct Worker::Impl {
       body["slots"] = free;
       body["wait_ms"] = options.claim_wait.count();
       Result<Json> r = Post(cli, "claim", body);
-      if (!r.ok() &&
-          (r.status().code() == Code::kUnauthenticated || r.status().code() == Code::kNotFound)) {
-        // A wrong credential or a deployment that does not exist: configuration, not weather.
+      if (!r.ok() && (r.status().code() == Code::kUnauthenticated ||
+                      r.status().code() == Code::kPermissionDenied ||
+                      r.status().code() == Code::kNotFound)) {
+        // A wrong or revoked credential, one of another deployment, or a deployment that does
+        // not exist: configuration, not weather.
         // Waiting will not fix it; stop and say so.
         spdlog::error("worker {}: {}", id, r.status().message());
         std::lock_guard lock(mu);
@@ -288,6 +294,13 @@ struct Worker::Impl {
       task.try_number = t["try_number"].get<int>();
       task.label = t["dag_id"].get<std::string>() + "." + t["task_id"].get<std::string>() + " " +
                    t["run_id"].get<std::string>() + " try " + std::to_string(task.try_number);
+      std::vector<std::string> secrets;
+      if (t.contains("mask") && t["mask"].is_array()) {
+        for (const Json& s : t["mask"]) {
+          if (s.is_string()) secrets.push_back(s.get<std::string>());
+        }
+      }
+      task.masker = Masker(std::move(secrets));
       ProcessSpec spec;
       spec.key = task.ti_id;
       if (!options.shim.empty()) {
@@ -341,6 +354,7 @@ struct Worker::Impl {
     Task task = std::move(it->second);
     running.erase(it);
     running_changed = true;
+    if (std::string rest = task.masker.Finish(); !rest.empty()) Log(task.token, std::move(rest));
     std::string state;
     std::optional<std::string> xcom;
     if (e.timed_out) {
@@ -350,7 +364,8 @@ struct Worker::Impl {
       state = "failed";
     } else if (e.exit_code == 0) {
       state = "success";
-      xcom = e.last_stdout_line;
+      // The return value is readable through the API: a secret in it is masked too.
+      xcom = task.masker.Mask(e.last_stdout_line);
       Log(task.token, LogLine("INFO", "Command exited with return code 0"));
     } else if (e.exit_code == 99) {
       state = "skipped";
@@ -380,8 +395,13 @@ struct Worker::Impl {
           spdlog::warn("worker {}: logs not sent yet: {}", id, r.status().message());
           return;  // kept; sent again on the next flush
         }
-        // Refused (a token expired): these lines cannot be stored; say so and drop them.
-        spdlog::error("worker {}: logs refused: {}", id, r.status().message());
+        // Refused (a token expired, or every try had ended): these lines cannot be stored; say
+        // so and drop them.
+        if (r.status().code() == Code::kFailedPrecondition) {
+          spdlog::info("worker {}: logs of ended tries dropped: {}", id, r.status().message());
+        } else {
+          spdlog::error("worker {}: logs refused: {}", id, r.status().message());
+        }
       }
       log_batch.erase(log_batch.begin(), log_batch.begin() + static_cast<long>(n));
       log_bytes -= std::min(log_bytes, bytes);
@@ -393,7 +413,11 @@ struct Worker::Impl {
       spdlog::warn("worker {}: results not sent yet: {}", id, r.status().message());
       return;
     }
-    if (!r.ok()) spdlog::error("worker {}: results refused: {}", id, r.status().message());
+    if (!r.ok() && r.status().code() == Code::kFailedPrecondition) {
+      spdlog::info("worker {}: results of tries that had ended: {}", id, r.status().message());
+    } else if (!r.ok()) {
+      spdlog::error("worker {}: results refused: {}", id, r.status().message());
+    }
     finish_batch = Json::array();
     {
       std::lock_guard lock(mu);
@@ -426,15 +450,29 @@ struct Worker::Impl {
       }
       std::lock_guard lock(mu);
       for (const Json& stop : (*r)["stop"]) ended.push_back(stop.get<std::string>());
+      if (r->contains("renewed") && (*r)["renewed"].is_object()) {
+        for (const auto& [ti, token] : (*r)["renewed"].items()) {
+          if (token.is_string()) renewed.emplace_back(ti, token.get<std::string>());
+        }
+      }
     }
   }
 
-  // On the loop thread: kills what the region ended, and publishes the running tries' tokens.
+  // On the loop thread: takes renewed tokens, kills what the region ended, and publishes the
+  // running tries' tokens.
   void ApplyHeartbeat(Runner& runner) {
     std::vector<std::string> stops;
+    std::vector<std::pair<std::string, std::string>> fresh;
     {
       std::lock_guard lock(mu);
       stops.swap(ended);
+      fresh.swap(renewed);
+    }
+    for (auto& [ti, token] : fresh) {
+      auto it = running.find(ti);
+      if (it == running.end()) continue;
+      it->second.token = std::move(token);
+      running_changed = true;
     }
     for (const std::string& ti : stops) {
       auto it = running.find(ti);
@@ -475,7 +513,9 @@ struct Worker::Impl {
       runner.Poll(milliseconds(20), &out, &exits);
       for (Output& o : out) {
         auto it = running.find(o.key);
-        if (it != running.end()) Log(it->second.token, std::move(o.data));
+        if (it == running.end()) continue;
+        std::string masked = it->second.masker.Feed(o.data);
+        if (!masked.empty()) Log(it->second.token, std::move(masked));
       }
       for (const Exit& e : exits) OnExit(e);
       auto now = Steady::now();
@@ -508,8 +548,8 @@ Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
   }
   if (options.credential.empty()) {
     return InvalidArgument(
-        "the worker needs the region's worker credential (--token-file, or TANDEM_WORKER_TOKEN; "
-        "`tandem worker-token` prints it)");
+        "the worker needs a worker credential (--token-file, or TANDEM_WORKER_TOKEN; "
+        "`tandem worker-credential create` makes one)");
   }
   if (options.slots < 1 || options.slots > 5000) {
     return InvalidArgument("--slots must be between 1 and 5000");

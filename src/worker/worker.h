@@ -37,7 +37,8 @@ struct WorkerOptions {
   // Niceness of the tasks (0..19, through the shim): tasks yield the CPU to the worker and the
   // platform beside them.
   int task_nice = 10;
-  std::string credential;  // the region's worker credential (crypto::WorkerCredential)
+  // A worker credential (`tandem worker-credential create`; api/worker_auth.h).
+  std::string credential;
   std::chrono::milliseconds claim_wait{5000};
   std::chrono::milliseconds log_flush{200};
   // On Stop(): how long running tasks may go on before they are killed (their tries are then

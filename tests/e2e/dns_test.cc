@@ -389,9 +389,9 @@ quick:
   }
 
   // The worker: its own process, its own token file, a host name and the DNS server.
-  CliRun token = RunCli({"worker-token", "--key-file", pair_->dir() + "/secret.key"});
-  ASSERT_EQ(token.exit_code, 0) << token.output;
-  ASSERT_TRUE(WriteFileAtomic(pair_->dir() + "/worker.token", token.output, 0600).ok());
+  const std::string credential = MakeWorkerCredential(pair_->region_url(Active()));
+  ASSERT_FALSE(credential.empty());
+  ASSERT_TRUE(WriteFileAtomic(pair_->dir() + "/worker.token", credential, 0600).ok());
   SpawnOptions so;
   so.argv = {TandemBin(), "worker", "--api",
              "http://" + exec + ":" + std::to_string(pair_->http_port("region-a")), "--dns",

@@ -60,10 +60,11 @@ std::string Esc(const std::string& s) {
 class PipelineRunTest : public ::testing::Test {
  protected:
   // A region with `local_workers` workers of its own (0: the test starts them).
-  void StartRegion(int local_workers) {
+  // `workers_yaml`: more keys of the workers section.
+  void StartRegion(int local_workers, const std::string& workers_yaml = "") {
     RegionProcess::Options o;
     o.extra_yaml = "workers:\n  local: " + std::to_string(local_workers) +
-                   "\n  slots: 8\n  heartbeat_ms: 500\n";
+                   "\n  slots: 8\n  heartbeat_ms: 500\n" + workers_yaml;
     auto r = RegionProcess::Create(o);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     region_ = std::move(r).value();
@@ -137,8 +138,11 @@ class PipelineRunTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? static_cast<int>(r->Int(0, 0)) : -1;
   }
-  std::string Credential() const {
-    return WorkerCredential(*SecretBox::FromBase64(region_->SecretKey()));
+  // A worker credential of the platform's pool, made once per test.
+  std::string Credential() {
+    if (credential_.empty()) credential_ = MakeWorkerCredential(region_->url());
+    EXPECT_FALSE(credential_.empty()) << "the region made no worker credential";
+    return credential_;
   }
   // An Execution API call as a worker makes it, with `credential` as its bearer.
   HttpReply Exec(const std::string& path, const Json& body, const std::string& credential) {
@@ -182,6 +186,7 @@ class PipelineRunTest : public ::testing::Test {
   std::unique_ptr<RegionProcess> region_;
   std::string dep_;
   std::vector<ChildPtr> workers_;
+  std::string credential_;  // Credential()'s
 };
 
 const char* kEtl = R"(
@@ -505,24 +510,184 @@ TEST_F(PipelineRunTest, ForgedOrForeignTokensChangeNothing) {
       {{"worker_id", claim["worker_id"]}, {"results", {{{"token", token}, {"state", "success"}}}}});
   EXPECT_EQ(foreign.status, 403) << foreign.body;
   EXPECT_EQ(Ti("t", run, "a")["state"], "running");
-  // Another worker cannot finish it even with the token.
+  // Another worker cannot finish it even with the token: nothing applies, which is a 409.
   auto thief =
       Exec("/execution/v1/finish", {{"worker_id", "00000000-0000-4000-8000-000000000002"},
                                     {"results", {{{"token", token}, {"state", "success"}}}}});
-  ASSERT_EQ(thief.status, 200);
-  EXPECT_EQ(Parse(thief)["results"][0]["applied"], false);
+  EXPECT_EQ(thief.status, 409) << thief.body;
+  EXPECT_EQ(Ti("t", run, "a")["state"], "running");
   // The real worker can.
   auto ok = Exec("/execution/v1/finish", {{"worker_id", claim["worker_id"]},
                                           {"results", {{{"token", token}, {"state", "success"}}}}});
   ASSERT_EQ(ok.status, 200);
   EXPECT_EQ(Parse(ok)["results"][0]["applied"], true);
   EXPECT_EQ(Ti("t", run, "a")["state"], "success");
-  // Reporting again is harmless.
+  // The try has ended: its token, replayed, acts on nothing — a report again is 409 and
+  // changes no state, a log chunk is 409 and reaches no log, a heartbeat tells to stop it.
   auto again = Exec(
       "/execution/v1/finish",
       {{"worker_id", claim["worker_id"]}, {"results", {{{"token", token}, {"state", "failed"}}}}});
-  EXPECT_EQ(Parse(again)["results"][0]["applied"], false);
+  EXPECT_EQ(again.status, 409) << again.body;
+  EXPECT_NE(again.body.find("has ended"), std::string::npos) << again.body;
   EXPECT_EQ(Ti("t", run, "a")["state"], "success");
+  auto replayed_log =
+      Exec("/execution/v1/logs", {{"chunks", {{{"token", token}, {"data", "REPLAYED LINE\n"}}}}});
+  EXPECT_EQ(replayed_log.status, 409) << replayed_log.body;
+  EXPECT_EQ(Log("t", run, "a", 1).find("REPLAYED LINE"), std::string::npos);
+  auto beat = Exec("/execution/v1/heartbeat", {{"worker_id", claim["worker_id"]},
+                                               {"hostname", "test"},
+                                               {"capacity", 1},
+                                               {"tokens", {token}}});
+  ASSERT_EQ(beat.status, 200) << beat.body;
+  EXPECT_EQ(Parse(beat)["stop"], Json::array({Ti("t", run, "a")["id"]})) << beat.body;
+  EXPECT_TRUE(Parse(beat)["renewed"].empty()) << beat.body;
+  EXPECT_EQ(Ti("t", run, "a")["state"], "success");
+}
+
+// Secrets a task was given are masked in its log as it is written — a connection's password, in
+// the clear and inside its URI, a sensitive extra field, a secret variable and a secret env var,
+// even one printed in two writes a second apart — and in its return value; what is not secret
+// is left alone.
+TEST_F(PipelineRunTest, SecretsAreMaskedInTaskLogsAndReturnValues) {
+  StartRegion(1);
+  CreateDeployment("masked");
+  ASSERT_EQ(Call("POST", Root() + "/connections",
+                 {{"connection_id", "wh"},
+                  {"conn_type", "postgres"},
+                  {"host", "wh.example"},
+                  {"login", "loader"},
+                  {"password", "hunter2/pass"},
+                  {"extra", R"({"api_token": "tok-123456", "region": "eu-west-1"})"}})
+                .status,
+            201);
+  ASSERT_EQ(Call("POST", Root() + "/variables",
+                 {{"key", "api_key"}, {"value", "var-s3cr3t"}, {"is_secret", true}})
+                .status,
+            201);
+  ASSERT_EQ(Call("POST", Root() + "/variables", {{"key", "colour"}, {"value", "plain-blue"}}).status,
+            201);
+  ASSERT_EQ(Call("PUT", "/api/v1/deployments/masked/env/DB_PASS",
+                 {{"value", "env-s3cr3t"}, {"is_secret", true}})
+                .status,
+            200);
+  Deploy({{"m.yaml", R"(m:
+  tasks:
+    leak:
+      operator: bash
+      bash_command: >-
+        echo "uri=$AIRFLOW_CONN_WH"; echo "pw={{ conn.wh.password }}";
+        echo "var={{ var.value.api_key }} colour={{ var.value.colour }}";
+        echo "env=$DB_PASS" >&2; printf 'split=hunter2/'; sleep 1; printf 'pass\n';
+        echo "extra $AIRFLOW_CONN_WH" | grep -o 'tok-123456'; echo "host=wh.example";
+        echo "last {{ conn.wh.password }}"
+)"}});
+  Unpause("m");
+  std::string run = Trigger("m");
+  ASSERT_EQ(WaitRun("m", run), "success") << Logs();
+  const std::string log = Log("m", run, "leak", 1);
+  for (const char* secret : {"hunter2/pass", "hunter2%2Fpass", "tok-123456", "var-s3cr3t",
+                             "env-s3cr3t", "pass\n"}) {
+    EXPECT_EQ(log.find(secret), std::string::npos) << secret << " is in the log:\n" << log;
+  }
+  EXPECT_NE(log.find("pw=***"), std::string::npos) << log;
+  EXPECT_NE(log.find("split=***"), std::string::npos) << log;
+  EXPECT_NE(log.find("env=***"), std::string::npos) << log;
+  EXPECT_NE(log.find("var=*** colour=plain-blue"), std::string::npos) << log;
+  EXPECT_NE(log.find("host=wh.example"), std::string::npos) << log;
+  EXPECT_NE(log.find("postgres://loader:***@wh.example"), std::string::npos) << log;
+  auto x = Call("GET", RunPath("m", run) + "/taskInstances/leak/xcomEntries/return_value");
+  ASSERT_EQ(x.status, 200) << x.body;
+  EXPECT_EQ(Parse(x)["value"], "last ***");
+}
+
+// Worker credentials: one made for a deployment claims that deployment's tasks only, whatever
+// path it is sent to, and is refused on another's; it is shown once, listed, and refused from
+// the request after its revocation; only the deployment's admins may make one.
+TEST_F(PipelineRunTest, WorkerCredentialsAreScopedToTheirDeploymentAndRevocable) {
+  StartRegion(0);
+  for (const char* d : {"mine", "theirs"}) {
+    CreateDeployment(d);
+    Deploy({{"w.yaml", "w:\n  tasks:\n    a: {operator: bash, bash_command: 'sleep 30'}\n"}});
+    Unpause("w");
+    Trigger("w");
+  }
+  // The CLI makes it, and prints it once.
+  CliRun made = RunCli({"--url", region_->url(), "worker-credential", "create", "etl-workers",
+                        "--deployment", "mine"});
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  const size_t at = made.output.find("tandem_");
+  ASSERT_NE(at, std::string::npos) << made.output;
+  const std::string credential = made.output.substr(at, made.output.find('\n', at) - at);
+  const std::string id = credential.substr(7, 32);
+  // Its claims, on the region-wide path, get `mine`'s tasks only.
+  Json claim = {{"worker_id", "00000000-0000-4000-8000-000000000007"},
+                {"hostname", "test"},
+                {"slots", 10},
+                {"capacity", 10},
+                {"wait_ms", 2000}};
+  Json tasks = Json::array();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Exec("/execution/v1/claim", claim, credential);
+        EXPECT_EQ(r.status, 200) << r.body;
+        for (const Json& t : Parse(r).value("tasks", Json::array())) tasks.push_back(t);
+        return !tasks.empty();
+      },
+      30s));
+  auto mine = Parse(Call("GET", "/api/v1/deployments/mine"));
+  for (const Json& t : tasks) EXPECT_EQ(t["deployment_id"], mine["id"]) << t.dump();
+  // `theirs`' path refuses it, and `theirs`' task stays queued for its own workers.
+  auto foreign = Exec("/deployments/theirs/execution/v1/claim", claim, credential);
+  EXPECT_EQ(foreign.status, 403) << foreign.body;
+  EXPECT_EQ(Count("SELECT count(*) FROM task_instances ti JOIN deployments d ON d.id = "
+                  "ti.deployment_id WHERE d.name = 'theirs' AND ti.state = 'running'"),
+            0);
+  // Listed without its secret.
+  auto list = Call("GET", "/api/v1/deployments/mine/worker-credentials");
+  ASSERT_EQ(list.status, 200) << list.body;
+  EXPECT_EQ(list.body.find(credential.substr(40)), std::string::npos) << "the secret is listed";
+  ASSERT_EQ(Parse(list)["worker_credentials"].size(), 1u) << list.body;
+  EXPECT_EQ(Parse(list)["worker_credentials"][0]["id"], id);
+  // Only the deployment's admins may make one: an editor's token is refused.
+  auto editor = Call("POST", "/api/v1/deployments/mine/tokens", {{"name", "ed"}, {"role", "editor"}});
+  ASSERT_EQ(editor.status, 201) << editor.body;
+  auto refused = Http(region_->url(), "POST", "/api/v1/deployments/mine/worker-credentials",
+                      R"({"name":"sneaky"})",
+                      {{"Authorization", "Bearer " + Parse(editor)["token"].get<std::string>()}});
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  // Bad input changes nothing.
+  EXPECT_EQ(Call("POST", "/api/v1/deployments/mine/worker-credentials", {{"name", ""}}).status,
+            422);
+  EXPECT_EQ(Call("POST", "/api/v1/deployments/mine/worker-credentials",
+                 {{"name", "x"}, {"expires_in_seconds", 0}})
+                .status,
+            422);
+  EXPECT_EQ(Call("DELETE", "/api/v1/worker-credentials/" + id).status, 404)
+      << "a deployment's credential is not the platform pool's";
+  EXPECT_EQ(Parse(Call("GET", "/api/v1/deployments/mine/worker-credentials"))["worker_credentials"]
+                .size(),
+            1u);
+  // Revoked: the very next request is refused, saying so.
+  CliRun revoked =
+      RunCli({"--url", region_->url(), "worker-credential", "revoke", id, "--deployment", "mine"});
+  ASSERT_EQ(revoked.exit_code, 0) << revoked.output;
+  auto after = Exec("/execution/v1/claim", claim, credential);
+  EXPECT_EQ(after.status, 401) << after.body;
+  EXPECT_NE(after.body.find("revoked"), std::string::npos) << after.body;
+}
+
+// Task tokens last minutes (here 4 s) and heartbeats renew them: a task that runs past its
+// first token's life still reports, and its log is whole.
+TEST_F(PipelineRunTest, HeartbeatsRenewTaskTokensOfLongTasks) {
+  StartRegion(1, "  task_token_ttl_seconds: 4\n");
+  CreateDeployment("long");
+  Deploy({{"l.yaml",
+           "l:\n  tasks:\n    a: {operator: bash, bash_command: 'sleep 9; echo finished late'}\n"}});
+  Unpause("l");
+  std::string run = Trigger("l");
+  EXPECT_EQ(WaitRun("l", run, 60s), "success") << Logs();
+  EXPECT_EQ(Ti("l", run, "a")["try_number"], 1);
+  EXPECT_NE(Log("l", run, "a", 1).find("finished late"), std::string::npos) << Log("l", run, "a", 1);
 }
 
 // A claim answer can take seconds to reach its worker (hundreds of tasks rendered on a busy

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
@@ -106,6 +107,16 @@ HttpReply Http(const std::string& base_url, const std::string& method, const std
     r = c.Delete(path, h);
   if (!r) return {};
   return {r->status, r->body};
+}
+
+std::string MakeWorkerCredential(const std::string& base_url, const std::string& deployment) {
+  const std::string path = deployment.empty()
+                               ? "/api/v1/worker-credentials"
+                               : "/api/v1/deployments/" + deployment + "/worker-credentials";
+  HttpReply r = Http(base_url, "POST", path, R"({"name":"test workers"})");
+  if (r.status != 201) return "";
+  nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
+  return j.is_object() && j.contains("credential") ? j["credential"].get<std::string>() : "";
 }
 
 std::vector<pid_t> RegistryPids(const std::string& state_dir) {

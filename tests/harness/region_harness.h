@@ -55,6 +55,11 @@ HttpReply Http(const std::string& base_url, const std::string& method, const std
                const std::string& body = "",
                const std::vector<std::pair<std::string, std::string>>& headers = {});
 
+// A new worker credential made through the region at `base_url` as the owner: of `deployment`'s
+// workers, or ("") of a pool serving every deployment. "" when the region refused (the test's
+// own assertion then fails on it).
+std::string MakeWorkerCredential(const std::string& base_url, const std::string& deployment = "");
+
 // The PIDs of the docker-registry processes whose command line names a path under
 // `state_dir` (a region's registry keeps its config there).
 std::vector<pid_t> RegistryPids(const std::string& state_dir);
