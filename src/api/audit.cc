@@ -90,10 +90,12 @@ std::string MaskedBody(const Request& req) {
   return out;
 }
 
-void RegionAudit::Record(const Request& req, const Response& res) {
-  if (req.route.empty() || req.need == auth::Need::kWorker || req.need == auth::Need::kPair) return;
+std::optional<store::AuditEvent> AuditEventOf(const Request& req, const Response& res) {
+  if (req.route.empty() || req.need == auth::Need::kWorker || req.need == auth::Need::kPair) {
+    return std::nullopt;
+  }
   const bool refused = res.status == 401 || res.status == 403 || res.status == 429;
-  if (req.method == "GET" && !refused) return;
+  if (req.method == "GET" && !refused) return std::nullopt;
   store::AuditEvent e;
   e.event = AuditEventName(req.method, req.route);
   e.method = req.method;
@@ -132,8 +134,73 @@ void RegionAudit::Record(const Request& req, const Response& res) {
   e.dag_id = param("dag_id");
   e.run_id = param("dag_run_id");
   e.task_id = param("task_id");
-  if (auto d = param("deployment")) {
-    Result<auth::Target> t = identities_->TargetOf(*d);
+  return e;
+}
+
+std::string AuditEventToWire(const store::AuditEvent& e) {
+  auto opt = [](const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); };
+  return Json{{"principal", e.principal}, {"principal_id", e.principal_id},
+              {"source", e.source},       {"event", e.event},
+              {"method", e.method},       {"route", e.route},
+              {"path", e.path},           {"deployment_id", opt(e.deployment_id)},
+              {"dag_id", opt(e.dag_id)},  {"run_id", opt(e.run_id)},
+              {"task_id", opt(e.task_id)}, {"status", e.status},
+              {"outcome", e.outcome},     {"detail", Json::parse(e.detail, nullptr, false)}}
+      .dump();
+}
+
+Result<store::AuditEvent> AuditEventFromWire(const std::string& body) {
+  ASSIGN_OR_RETURN(Json j, ParseObject(body));
+  RETURN_IF_ERROR(CheckFields(j,
+                              {"principal", "principal_id", "source", "event", "method", "route",
+                               "path", "deployment_id", "dag_id", "run_id", "task_id", "status",
+                               "outcome", "detail"},
+                              {"principal", "source", "event", "method", "route", "path",
+                               "status", "outcome", "detail"}));
+  store::AuditEvent e;
+  for (auto [name, field] : {std::pair{"principal", &e.principal},
+                             {"principal_id", &e.principal_id},
+                             {"source", &e.source},
+                             {"event", &e.event},
+                             {"method", &e.method},
+                             {"route", &e.route},
+                             {"path", &e.path},
+                             {"outcome", &e.outcome}}) {
+    RETURN_IF_ERROR(ReadString(j, name, field));
+    if (field->size() > 4096) {
+      return InvalidArgument(std::string("field `") + name + "` is longer than 4096 bytes");
+    }
+  }
+  for (auto [name, field] : {std::pair{"deployment_id", &e.deployment_id},
+                             {"dag_id", &e.dag_id},
+                             {"run_id", &e.run_id},
+                             {"task_id", &e.task_id}}) {
+    if (!j.contains(name) || j[name].is_null()) continue;
+    if (!j[name].is_string()) return InvalidArgument(std::string("field `") + name + "` must be a string");
+    *field = j[name].get<std::string>();
+  }
+  if (e.deployment_id && !model::LooksLikeUuid(*e.deployment_id)) {
+    return InvalidArgument("field `deployment_id` must be a UUID");
+  }
+  if (!j["status"].is_number_integer() || j["status"].get<int>() < 100 ||
+      j["status"].get<int>() > 599) {
+    return InvalidArgument("field `status` must be an HTTP status");
+  }
+  e.status = j["status"].get<int>();
+  if (e.outcome != "ok" && e.outcome != "refused" && e.outcome != "failed") {
+    return InvalidArgument("field `outcome` must be ok, refused or failed");
+  }
+  if (!j["detail"].is_object()) return InvalidArgument("field `detail` must be an object");
+  e.detail = j["detail"].dump();
+  return e;
+}
+
+void RegionAudit::Record(const Request& req, const Response& res) {
+  std::optional<store::AuditEvent> event = AuditEventOf(req, res);
+  if (!event) return;
+  store::AuditEvent& e = *event;
+  if (auto it = req.params.find("deployment"); it != req.params.end()) {
+    Result<auth::Target> t = identities_->TargetOf(it->second);
     if (t.ok()) e.deployment_id = t->deployment_id;
   }
   if (!may_write_()) {

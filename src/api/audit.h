@@ -10,6 +10,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "api/http.h"
@@ -30,6 +31,15 @@ class RegionAudit {
   store::Identities* identities_;
   std::function<bool()> may_write_;
 };
+
+// What the trail records of a request and its answer: writes and refusals, not reads that
+// succeeded, nor the workers' and the pair's calls (nullopt). The deployment is not resolved.
+std::optional<store::AuditEvent> AuditEventOf(const Request& req, const Response& res);
+
+// An event as the control plane sends it to the active region's POST /internal/v1/audit, and
+// back: every field checked (InvalidArgument naming the first that is wrong).
+std::string AuditEventToWire(const store::AuditEvent& e);
+Result<store::AuditEvent> AuditEventFromWire(const std::string& body);
 
 // The event a route is recorded as: the method and the last literal segment of its pattern, in
 // snake case ("POST .../dags/{dag_id}/dagRuns" -> "post_dag_runs"); "login" for POST /auth/token.

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "api/audit.h"
 #include "api/errors.h"
 #include "api/http.h"
 #include "api/json_util.h"
@@ -219,7 +220,10 @@ Status ControlPlane::StartAll() {
         [this](api::Request& req, auth::Need need) { return authorizer_->Check(req, need); });
   }
   RegisterRoutes();
+  audit_ = std::make_unique<AuditForwarder>(
+      [this](const std::string& event) { return SendAudit(event); });
   api::ServerOptions so{s_.address, s_.http_port, s_.http_threads, 1 << 20};
+  so.after = [this](const api::Request& req, const api::Response& res) { AuditRequest(req, res); };
   ASSIGN_OR_RETURN(http_, api::HttpServer::Start(so, router_.get(), &metrics_));
   Event("started", "", "control plane started (epoch " + std::to_string(pair.epoch) + ", " +
                            pair.active + " active)");
@@ -251,6 +255,7 @@ void ControlPlane::Stop() {
   if (op_thread_.joinable()) op_thread_.join();
   if (http_) http_->Stop();
   http_.reset();
+  audit_.reset();  // gives up on what no region took: logged
   if (dns_) dns_->StopServer();
 }
 
@@ -634,8 +639,24 @@ void ControlPlane::RunOperation(const OperationRow& op, bool resume) {
       }
     }
     Event(op.kind + "_" + out->state, out->active, msg, op.id);
+    Json detail = {{"operation", op.id},
+                   {"mode", op.mode},
+                   {"from", op.from},
+                   {"to", op.to},
+                   {"active", out->active},
+                   {"epoch", out->epoch},
+                   {"message", msg}};
+    if (out->rto_seconds >= 0) detail["rto_seconds"] = out->rto_seconds;
+    if (out->loss_bytes >= 0) {
+      detail["loss_bytes"] = out->loss_bytes;
+      detail["loss_seconds"] = std::max(0.0, out->loss_seconds);
+    }
+    const int status = out->state == "succeeded" ? 200 : out->state == "rolled_back" ? 409 : 500;
+    AuditOperation(op, out->state, status, detail.dump());
   } else {
     Event(op.kind + "_error", op.to, out.status().message(), op.id);
+    AuditOperation(op, "error", 500,
+                   Json{{"operation", op.id}, {"message", out.status().message()}}.dump());
   }
   std::lock_guard lock(mu_);
   op_running_ = false;
@@ -643,6 +664,72 @@ void ControlPlane::RunOperation(const OperationRow& op, bool resume) {
 
 // ---------------------------------------------------------------------------------------------
 // HTTP.
+
+void ControlPlane::AuditRequest(const api::Request& req, const api::Response& res) {
+  std::optional<store::AuditEvent> e = api::AuditEventOf(req, res);
+  if (!e || !audit_) return;
+  if (res.status == 202) {
+    // A failover or failback begun: remember who asked, for the event of its end.
+    Json body = Json::parse(res.body, nullptr, false);
+    if (body.is_object() && body.contains("operation") && body["operation"].is_object()) {
+      const int64_t id = body["operation"].value("id", int64_t{0});
+      Json detail = Json::parse(e->detail, nullptr, false);
+      if (detail.is_object()) {
+        detail["operation"] = id;
+        e->detail = detail.dump();
+      }
+      std::lock_guard lock(mu_);
+      op_started_by_[id] = e->principal;
+    }
+  }
+  audit_->Add(api::AuditEventToWire(*e));
+}
+
+void ControlPlane::AuditOperation(const OperationRow& op, const std::string& state, int status,
+                                  const std::string& detail_json) {
+  store::AuditEvent e;
+  {
+    std::lock_guard lock(mu_);
+    auto it = op_started_by_.find(op.id);
+    e.principal = it != op_started_by_.end() ? it->second : "control plane";
+    if (it != op_started_by_.end()) op_started_by_.erase(it);
+  }
+  e.source = s_.address;
+  e.event = op.kind + "_" + state;  // failover_succeeded, failback_rolled_back, ...
+  e.route = "/api/v1/dr/" + op.kind;
+  e.path = "/api/v1/dr/operations/" + std::to_string(op.id);
+  e.status = status;
+  e.outcome = status < 400 ? "ok" : "failed";
+  e.detail = detail_json;
+  if (audit_) audit_->Add(api::AuditEventToWire(e));
+}
+
+Status ControlPlane::SendAudit(const std::string& event) {
+  // The region the pair says is active first, then the other: a promotion the control plane
+  // has not recorded yet still finds its writer.
+  std::vector<const RegionEndpoint*> order;
+  Result<PairRow> pair = store_->Pair();
+  for (const RegionEndpoint& r : s_.regions) {
+    if (pair.ok() && r.name == pair->active) {
+      order.insert(order.begin(), &r);
+    } else {
+      order.push_back(&r);
+    }
+  }
+  Status last = Unavailable("no region");
+  for (const RegionEndpoint* r : order) {
+    rpc::Client c(r->url, credential_, std::chrono::seconds(2), s_.address);
+    Result<rpc::Reply> reply = c.Call("POST", "/internal/v1/audit", event);
+    if (!reply.ok()) {
+      last = reply.status();
+      continue;
+    }
+    if (reply->status == 204) return Status::Ok();
+    if (reply->status == 422) return InvalidArgument(r->name + " refused it: " + reply->body);
+    last = Unavailable(r->name + " answered " + std::to_string(reply->status));
+  }
+  return last;
+}
 
 Status ControlPlane::CheckCredential(const api::Request& req) const {
   auto it = req.headers.find("authorization");

@@ -22,6 +22,7 @@
 #include "base/clock.h"
 #include "base/metrics.h"
 #include "base/status.h"
+#include "control/audit_forwarder.h"
 #include "control/dns_zone.h"
 #include "control/region_link.h"
 
@@ -133,6 +134,13 @@ class ControlPlane {
   void Event(const std::string& kind, const std::string& region, const std::string& message,
              int64_t operation = 0);
   void RegisterRoutes();
+  // The audit trail: a request's event (a DR action, or a refusal), and an operation's end.
+  void AuditRequest(const api::Request& req, const api::Response& res);
+  // `detail_json`: a JSON object of what the operation did (its RTO, the loss).
+  void AuditOperation(const OperationRow& op, const std::string& state, int status,
+                      const std::string& detail_json);
+  // Delivers an event to the active region's trail (AuditForwarder::Send).
+  Status SendAudit(const std::string& event);
   Status CheckCredential(const api::Request& req) const;
   RegionLink* Link(const std::string& name);
   std::optional<RegionView> LastView(const std::string& name);
@@ -148,6 +156,7 @@ class ControlPlane {
   std::unique_ptr<DnsZone> dns_;
   std::unique_ptr<api::Router> router_;
   std::unique_ptr<api::HttpServer> http_;
+  std::unique_ptr<AuditForwarder> audit_;
 
   struct Health {
     std::optional<RegionView> view;  // the last answer
@@ -164,6 +173,9 @@ class ControlPlane {
   std::string last_state_;                // guarded by mu_: to record state changes as events
   bool stopping_ = false;                 // guarded by mu_
   bool op_running_ = false;               // guarded by mu_
+  // Who started each operation this process began (for the event of its end); an operation
+  // not here was begun by the automatic failover or before a restart.
+  std::map<int64_t, std::string> op_started_by_;  // guarded by mu_
   std::string dns_error_;                 // guarded by mu_: the last failed DNS publish
   std::optional<MonoTime> dns_retry_at_;  // guarded by mu_
   int dns_failures_ = 0;                  // guarded by mu_

@@ -102,6 +102,8 @@ class DrAgent {
 
   // The region may schedule runs and start tasks now.
   bool MayAct() const;
+  // Unauthenticated unless the request carries the pair's internal credential.
+  Status CheckCredential(const api::Request& req) const;
   // Admission of an API request (api::ServerOptions::admit): reads always; writes only while
   // active with a valid lease; the value is held while the write runs.
   Result<std::shared_ptr<void>> Admit(const api::Request& req);
@@ -160,7 +162,6 @@ class DrAgent {
   Result<std::string> HandleRejoin(const std::string& body);
   Result<std::string> HandleLogChunks(const std::string& body);
   Result<std::string> HandleLogSizes(const std::string& body);
-  Status CheckCredential(const api::Request& req) const;
 
   const RegionConfig cfg_;
   const DrSettings dr_;

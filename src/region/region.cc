@@ -212,6 +212,20 @@ Status Region::StartAll() {
   };
   if (dr_) {
     dr_->RegisterRoutes(*router_);
+    // The control plane's part of the trail (DR actions, and refusals on its API), written by
+    // the active region into the replicated trail.
+    router_->Add("POST", "/internal/v1/audit",
+                 api::Wrap([this](const api::Request& req) -> Result<api::Response> {
+                   RETURN_IF_ERROR(dr_->CheckCredential(req));
+                   ASSIGN_OR_RETURN(store::AuditEvent e, api::AuditEventFromWire(req.body));
+                   if (!dr_->MayAct()) {
+                     return Unavailable("region " + cfg_.name +
+                                        " is not active: the trail is written by the active "
+                                        "region");
+                   }
+                   RETURN_IF_ERROR(audit_log_->Append(e));
+                   return api::Response{204, ""};
+                 }));
     so.admit = [this](const api::Request& req) { return dr_->Admit(req); };
   }
   ASSIGN_OR_RETURN(http_, api::HttpServer::Start(so, router_.get(), &metrics_));

@@ -310,6 +310,11 @@ TEST_F(PairTest, SwitchoverUnderWritesLosesNothingAndFailbackReturns) {
   Json before = Snapshot(pair_->region_url("region-a"), id);
   Writer writer(this, pair_.get(), id);
   std::this_thread::sleep_for(1s);
+  // A failover nobody authenticated is refused, and the refusal goes to the trail too.
+  EXPECT_EQ(Http(pair_->control_url(), "POST", "/api/v1/dr/failover", "{}",
+                 {{"Authorization", ""}})
+                .status,
+            401);
 
   CliRun f = pair_->Cli({"dr", "failover"});
   ASSERT_EQ(f.exit_code, 0) << f.output << pair_->Logs();
@@ -348,6 +353,42 @@ TEST_F(PairTest, SwitchoverUnderWritesLosesNothingAndFailbackReturns) {
   EXPECT_EQ(ev.exit_code, 0);
   EXPECT_NE(ev.output.find("failover_succeeded"), std::string::npos) << ev.output;
   EXPECT_NE(ev.output.find("failback_succeeded"), std::string::npos) << ev.output;
+  // So does the replicated audit trail, in the region now active: who asked for each operation,
+  // who was refused, and how each ended — written while region-b was active for the failover,
+  // and carried back by replication.
+  auto trail = [&](const std::string& event) {
+    HttpReply r = Http(pair_->region_url("region-a"), "GET", "/api/v1/audit?event=" + event);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.status == 200 ? Body(r)["events"] : Json::array();
+  };
+  Json asked, done, back_done, refused;
+  for (int i = 0; i < 100; ++i) {
+    asked = trail("post_failover");
+    done = trail("failover_succeeded");
+    back_done = trail("failback_succeeded");
+    if (asked.size() >= 2 && done.size() == 1 && back_done.size() == 1) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(asked.size(), 2u) << asked.dump();  // the refused one and the one that ran
+  for (const Json& e : asked) {
+    if (e["outcome"] == "refused") {
+      refused = e;
+    } else {
+      EXPECT_EQ(e["principal"], "token bootstrap") << e.dump();
+      EXPECT_EQ(e["status"], 202) << e.dump();
+      EXPECT_EQ(e["detail"]["operation"], done[0]["detail"]["operation"]) << e.dump();
+    }
+  }
+  EXPECT_EQ(refused.value("principal", ""), "anonymous") << asked.dump();
+  EXPECT_EQ(refused.value("status", 0), 401) << asked.dump();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0]["principal"], "token bootstrap") << done.dump();
+  EXPECT_EQ(done[0]["outcome"], "ok");
+  EXPECT_EQ(done[0]["detail"]["to"], "region-b") << done.dump();
+  EXPECT_GT(done[0]["detail"].value("rto_seconds", -1.0), 0.0) << done.dump();
+  ASSERT_EQ(back_done.size(), 1u)
+      << Http(pair_->region_url("region-a"), "GET", "/api/v1/audit?limit=20").body;
+  EXPECT_EQ(back_done[0]["detail"]["active"], "region-a") << back_done.dump();
 }
 
 TEST_F(PairTest, ForcedFailoverAfterRegionLossThenRewindAndFailback) {
