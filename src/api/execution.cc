@@ -131,7 +131,8 @@ Json TaskJson(const scheduler::TaskToRun& t) {
           {"env", env},
           {"cwd", t.cwd},
           {"timeout_ms", t.timeout_ms},
-          {"mask", t.mask}};
+          {"mask", t.mask},
+          {"run_as_uid", t.run_as_uid ? Json(*t.run_as_uid) : Json(nullptr)}};
 }
 
 // What claim and heartbeat share: the credential, the path's scope, and a body naming the

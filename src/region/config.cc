@@ -64,7 +64,7 @@ Status Parser::Parse(const YAML::Node& root, RegionConfig& c) {
     } else if (section.name == "workers") {
       RETURN_IF_ERROR(
           yaml_util::ReadWorkers(r_, section, c.local_workers, c.worker_slots, c.heartbeat_ms,
-                                 c.task_nice, c.task_token_ttl_seconds));
+                                 c.task_nice, c.task_token_ttl_seconds, c.task_uid_base));
     } else if (section.name == "platform") {
       RETURN_IF_ERROR(yaml_util::ReadPlatform(r_, section, c.zone));
     } else if (section.name == "registry") {
@@ -199,7 +199,7 @@ std::string RenderRegionConfig(const RegionConfig& c) {
   yaml_util::EmitLog(out, c.log_level);
   yaml_util::EmitHttp(out, c.http_threads);
   yaml_util::EmitWorkers(out, c.local_workers, c.worker_slots, c.heartbeat_ms, c.task_nice,
-                         c.task_token_ttl_seconds);
+                         c.task_token_ttl_seconds, c.task_uid_base);
   yaml_util::EmitPlatform(out, c.zone);
   if (c.registry) yaml_util::EmitRegistry(out, *c.registry);
   yaml_util::EmitTaskLogs(out, c.task_logs);

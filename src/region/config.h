@@ -144,6 +144,9 @@ struct RegionConfig {
   int task_nice = 10;                // workers.task_nice, 0..19: the local workers' tasks' niceness
   // workers.task_token_ttl_seconds, 4..86400: how long a task token lasts; heartbeats renew it
   int task_token_ttl_seconds = 600;
+  // workers.task_uid_base: 0, or 1000..2100000000: a deployment's tasks run as uid base + the
+  // deployment's number on workers started as root (0: as the worker's user)
+  int64_t task_uid_base = 2100000000;
   std::string zone = "tandem.test";  // platform.zone: deployments' hostnames end in it
   // registry, optional. nullopt: the region runs no registry, and deployments' bundles are kept
   // only in its database (a standalone region may do without; `tandem up` always writes one).

@@ -259,7 +259,7 @@ Result<RegionMarks> Parser::ParseRegion(const Entry& item, PairRegion& region) {
   if (const Entry* e = m.Find("workers")) {
     RETURN_IF_ERROR(yaml_util::ReadWorkers(r_, *e, region.local_workers, region.worker_slots,
                                            region.heartbeat_ms, region.task_nice,
-                                           region.task_token_ttl_seconds));
+                                           region.task_token_ttl_seconds, region.task_uid_base));
   }
   if (const Entry* e = m.Find("http")) {
     RETURN_IF_ERROR(yaml_util::ReadHttp(r_, *e, region.http_threads));
@@ -367,7 +367,7 @@ std::string RenderPairConfig(const PairConfig& p) {
     EmitInt(out, "pool_size", r.pool_size);
     out << YAML::EndMap;
     yaml_util::EmitWorkers(out, r.local_workers, r.worker_slots, r.heartbeat_ms, r.task_nice,
-                           r.task_token_ttl_seconds);
+                           r.task_token_ttl_seconds, r.task_uid_base);
     yaml_util::EmitHttp(out, r.http_threads);
     yaml_util::EmitLimits(out, r.max_value_bytes, r.max_body_bytes);
     yaml_util::EmitLog(out, r.log_level);
@@ -414,6 +414,7 @@ Result<RegionConfig> RegionConfigFor(const PairConfig& p, const std::string& reg
   c.heartbeat_ms = r.heartbeat_ms;
   c.task_nice = r.task_nice;
   c.task_token_ttl_seconds = r.task_token_ttl_seconds;
+  c.task_uid_base = r.task_uid_base;
   c.zone = p.zone;
   c.registry = r.registry;
   c.task_logs = r.task_logs;

@@ -58,6 +58,7 @@ struct PairRegion {
   int heartbeat_ms = 1000;            // regions[i].workers.heartbeat_ms, 100..60000
   int task_nice = 10;                 // regions[i].workers.task_nice, 0..19
   int task_token_ttl_seconds = 600;   // regions[i].workers.task_token_ttl_seconds, 4..86400
+  int64_t task_uid_base = 2100000000;  // regions[i].workers.task_uid_base
   // regions[i].registry.{port (required), binary}, optional: its OCI registry, on its address.
   std::optional<RegistrySettings> registry;
   // regions[i].task_logs.{backend, s3.*, spool_bound_bytes, chunk_bytes}, optional.

@@ -356,6 +356,7 @@ Status Region::StartPipelines(const std::string& token_key) {
   scheduler::DispatcherOptions dopts;
   dopts.heartbeat_ms = cfg_.heartbeat_ms;
   dopts.token_ttl = std::chrono::seconds(cfg_.task_token_ttl_seconds);
+  dopts.task_uid_base = cfg_.task_uid_base;
   if (dr_) dopts.may_start = [this] { return dr_->MayAct(); };
   dispatcher_ = std::make_unique<scheduler::Dispatcher>(
       execution_.get(), store_.get(), bundles_.get(), task_logs_->store(), tokens_.get(),

@@ -489,9 +489,10 @@ Status ReadHttp(const Reader& r, const Entry& section, int& threads) {
 }
 
 Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots,
-                   int& heartbeat_ms, int& task_nice, int& task_token_ttl_seconds) {
+                   int& heartbeat_ms, int& task_nice, int& task_token_ttl_seconds,
+                   int64_t& task_uid_base) {
   ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"local", "slots", "heartbeat_ms", "task_nice",
-                                              "task_token_ttl_seconds"}));
+                                              "task_token_ttl_seconds", "task_uid_base"}));
   if (const Entry* e = m.Find("local")) {
     ASSIGN_OR_RETURN(local, r.Int(*e, 0, 64));
   }
@@ -506,6 +507,15 @@ Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots
   }
   if (const Entry* e = m.Find("task_token_ttl_seconds")) {
     ASSIGN_OR_RETURN(task_token_ttl_seconds, r.Int(*e, 4, 86400));
+  }
+  if (const Entry* e = m.Find("task_uid_base")) {
+    ASSIGN_OR_RETURN(task_uid_base, r.Int64(*e, 0, 2100000000));
+    if (task_uid_base > 0 && task_uid_base < 1000) {
+      return r.Error(e->key_node.Mark(),
+                     e->key + ": expected 0 (tasks run as the worker's user) or 1000 to "
+                              "2100000000, above the machine's own users; got " +
+                         std::to_string(task_uid_base));
+    }
   }
   return Status::Ok();
 }
@@ -675,13 +685,14 @@ void EmitHttp(YAML::Emitter& out, int threads) {
 }
 
 void EmitWorkers(YAML::Emitter& out, int local, int slots, int heartbeat_ms, int task_nice,
-                 int task_token_ttl_seconds) {
+                 int task_token_ttl_seconds, int64_t task_uid_base) {
   out << YAML::Key << "workers" << YAML::Value << YAML::BeginMap;
   EmitInt(out, "local", local);
   EmitInt(out, "slots", slots);
   EmitInt(out, "heartbeat_ms", heartbeat_ms);
   EmitInt(out, "task_nice", task_nice);
   EmitInt(out, "task_token_ttl_seconds", task_token_ttl_seconds);
+  out << YAML::Key << "task_uid_base" << YAML::Value << task_uid_base;
   out << YAML::EndMap;
 }
 

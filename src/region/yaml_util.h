@@ -160,7 +160,8 @@ Status ReadLog(const Reader& r, const Entry& section, std::string& level);  // l
 Status ReadHttp(const Reader& r, const Entry& section, int& threads);       // http: threads
 // workers: local, slots, heartbeat_ms, task_nice.
 Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots,
-                   int& heartbeat_ms, int& task_nice, int& task_token_ttl_seconds);
+                   int& heartbeat_ms, int& task_nice, int& task_token_ttl_seconds,
+                   int64_t& task_uid_base);
 Status ReadPlatform(const Reader& r, const Entry& section, std::string& zone);
 // A DNS name of lowercase labels separated by dots (as platform.zone).
 Result<std::string> DnsName(const Reader& r, const Entry& e);  // platform: zone
@@ -190,7 +191,7 @@ void EmitLimits(YAML::Emitter& out, int64_t max_value_bytes, int64_t max_body_by
 void EmitLog(YAML::Emitter& out, const std::string& level);
 void EmitHttp(YAML::Emitter& out, int threads);
 void EmitWorkers(YAML::Emitter& out, int local, int slots, int heartbeat_ms, int task_nice,
-                 int task_token_ttl_seconds);
+                 int task_token_ttl_seconds, int64_t task_uid_base);
 void EmitPlatform(YAML::Emitter& out, const std::string& zone);
 void EmitRegistry(YAML::Emitter& out, const RegistrySettings& registry);
 void EmitTaskLogs(YAML::Emitter& out, const TaskLogSettings& logs);

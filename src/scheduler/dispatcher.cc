@@ -274,6 +274,7 @@ Result<TaskToRun> Dispatcher::Render(const store::ClaimedTask& t, DeploymentData
     run.env.emplace_back(name, std::move(v));
   }
   run.cwd = task->cwd;
+  if (options_.task_uid_base > 0) run.run_as_uid = options_.task_uid_base + t.task_uid;
   run.timeout_ms = t.timeout_s ? int64_t{*t.timeout_s} * 1000 : 0;
   return run;
 }

@@ -43,6 +43,8 @@ struct TaskToRun {
   // sensitive extra fields, secret variables and env vars), which the worker masks in the
   // task's output.
   std::vector<std::string> mask;
+  // The user the task runs as on a worker started as root: a uid of the deployment's own.
+  std::optional<int64_t> run_as_uid;
 };
 
 struct DispatcherOptions {
@@ -51,6 +53,9 @@ struct DispatcherOptions {
   // running on its worker renews its token once half of this has passed, so a long task keeps
   // a valid token while a leaked one — or one of a try that ended — is good for minutes.
   std::chrono::seconds token_ttl{std::chrono::minutes(10)};
+  // A deployment's tasks run as uid task_uid_base + its number (store::ClaimedTask::task_uid)
+  // on workers started as root; 0: as the worker's own user.
+  int64_t task_uid_base = 0;
   // Asked before every claim: a region that does not hold the lease starts no task (its
   // claims answer empty). Unset: always.
   std::function<bool()> may_start;

@@ -60,7 +60,8 @@ Result<std::vector<ClaimedTask>> Execution::Claim(const WorkerInfo& w, int n) {
                   TsOrEmpty("coalesce(r.logical_date, r.run_after)") + ", " +
                   TsOrEmpty("coalesce(r.data_interval_start, r.run_after)") + ", " +
                   TsOrEmpty("coalesce(r.data_interval_end, r.run_after)") +
-                  ", r.conf::text FROM up JOIN dag_runs r ON r.id = up.run_pk",
+                  ", r.conf::text, d.task_uid FROM up JOIN dag_runs r ON r.id = up.run_pk "
+                  "JOIN deployments d ON d.id = up.deployment_id",
               {w.id, w.hostname, std::to_string(w.slots), Scope(w), std::to_string(w.heartbeat_ms),
                std::to_string(n)}));
   std::vector<ClaimedTask> out(r.size());
@@ -79,6 +80,7 @@ Result<std::vector<ClaimedTask>> Execution::Claim(const WorkerInfo& w, int n) {
     t.data_interval_start = r.Text(i, 10);
     t.data_interval_end = r.Text(i, 11);
     t.conf = r.Text(i, 12);
+    t.task_uid = r.Int(i, 13);
   }
   return out;
 }

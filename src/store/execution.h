@@ -40,6 +40,7 @@ struct ClaimedTask {
   // RFC 3339 UTC; "" when the run has none.
   std::string logical_date, data_interval_start, data_interval_end;
   std::string conf;  // the run's conf, JSON object text
+  int64_t task_uid = 0;  // the deployment's number among task users (migration 10)
 };
 
 struct TryRef {

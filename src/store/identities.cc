@@ -340,6 +340,7 @@ Result<std::vector<WorkerCredential>> Identities::ListWorkerCredentials(
                                        "DISTINCT FROM $1::uuid ORDER BY created_at DESC, id",
                                    {sql::Opt(deployment_id)}));
   std::vector<WorkerCredential> out;
+  out.reserve(static_cast<size_t>(r.size()));
   for (int i = 0; i < r.size(); ++i) out.push_back(WorkerFromRow(r, i));
   return out;
 }

@@ -417,6 +417,14 @@ CREATE TABLE worker_credentials (
 CREATE INDEX worker_credentials_deployment ON worker_credentials (deployment_id);
 )sql";
 
+const char* kV10 = R"sql(
+-- Each deployment's number among the users its tasks run as: a worker started as root runs the
+-- deployment's tasks as uid workers.task_uid_base + task_uid, a user of their own. Never reused:
+-- a deleted deployment keeps its number, so its files can never become another's.
+ALTER TABLE deployments ADD COLUMN task_uid serial;
+CREATE UNIQUE INDEX deployments_task_uid ON deployments (task_uid);
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -430,6 +438,7 @@ const std::vector<Migration>& Migrations() {
       {7, "workspaces, users, role bindings and API tokens", kV7},
       {8, "the audit trail", kV8},
       {9, "worker credentials", kV9},
+      {10, "the number of each deployment's task user", kV10},
   };
   return kAll;
 }

@@ -236,6 +236,9 @@ Status Runner::Start(const ProcessSpec& spec) {
     if (!dir.ok()) return dir.status();
     cwd = dir->path();
     proc->temp_dir.emplace(std::move(dir).value());
+    if (spec.uid && chown(cwd.c_str(), *spec.uid, *spec.uid) != 0) {
+      return Internal(Errno("cannot give " + cwd + " to uid " + std::to_string(*spec.uid), errno));
+    }
   }
 
   int out[2] = {-1, -1};
@@ -316,7 +319,14 @@ std::optional<pid_t> Runner::pid(const std::string& key) const {
 
 void Runner::Poll(milliseconds timeout, std::vector<Output>* output, std::vector<Exit>* exits) {
   const Clock::time_point until = Clock::now() + std::clamp(timeout, milliseconds(0), kMaxWait);
-  std::map<std::string, std::string> arrived;  // key -> output, in this call
+  // (key, stream) -> output, in this call; `order` keeps the order they first arrived in.
+  std::map<std::pair<std::string, int>, std::string> arrived;
+  std::vector<std::pair<std::string, int>> order;
+  auto sink = [&](const std::string& key, int stream) -> std::string* {
+    auto [it, fresh] = arrived.try_emplace({key, stream});
+    if (fresh) order.push_back(it->first);
+    return &it->second;
+  };
   std::vector<pollfd> fds;
   std::vector<std::pair<Proc*, int*>> owners;  // parallel to fds
   std::vector<char> buf(kReadChunk);
@@ -352,7 +362,7 @@ void Runner::Poll(milliseconds timeout, std::vector<Output>* output, std::vector
     for (size_t i = 0; ready > 0 && i < fds.size(); ++i) {
       if (fds[i].revents == 0) continue;
       auto [p, fd] = owners[i];
-      p->ReadPipe(fd, buf.data(), &arrived[p->key]);
+      p->ReadPipe(fd, buf.data(), sink(p->key, fd == &p->err_fd ? 2 : 1));
     }
 
     std::vector<std::string> done;
@@ -391,11 +401,11 @@ void Runner::Poll(milliseconds timeout, std::vector<Output>* output, std::vector
       Proc& p = *node.mapped();
       // Still a zombie, so the group id is ours: nothing of the task outlives its report.
       p.Signal(SIGKILL);
-      std::string& out = arrived[key];
       for (int* fd : {&p.out_fd, &p.err_fd}) {
+        std::string* out = sink(key, fd == &p.err_fd ? 2 : 1);
         size_t drained = 0;
         while (*fd >= 0 && drained < kMaxFinalDrain) {
-          size_t n = p.ReadPipe(fd, buf.data(), &out);
+          size_t n = p.ReadPipe(fd, buf.data(), out);
           if (n == 0) break;  // nothing more now, or end-of-file
           drained += n;
         }
@@ -423,8 +433,9 @@ void Runner::Poll(milliseconds timeout, std::vector<Output>* output, std::vector
                                   [](const auto& kv) { return !kv.second.empty(); });
     if (got_output || !done.empty()) break;
   }
-  for (auto& [key, data] : arrived) {
-    if (!data.empty()) output->push_back(Output{key, std::move(data)});
+  for (const auto& [key, stream] : order) {
+    std::string& data = arrived[{key, stream}];
+    if (!data.empty()) output->push_back(Output{key, std::move(data), stream});
   }
 }
 

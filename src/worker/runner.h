@@ -25,11 +25,15 @@ struct ProcessSpec {
   std::vector<std::string> env;          // the whole environment, "NAME=value"
   std::string cwd;                       // empty: a fresh temporary directory, removed after exit
   std::chrono::milliseconds timeout{0};  // 0: none; past it: SIGTERM, then SIGKILL 5 s later
+  // The user the process will switch to (the shim does): the fresh temporary directory is
+  // given to it. Unset: the directory stays this process's.
+  std::optional<uid_t> uid;
 };
 
 struct Output {
   std::string key;
-  std::string data;  // stdout and stderr interleaved as they arrived
+  std::string data;  // what arrived on one stream; the Outputs of a Poll in arrival order
+  int stream = 1;    // 1: stdout, 2: stderr
 };
 
 struct Exit {

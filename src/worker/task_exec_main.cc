@@ -1,8 +1,11 @@
-// tandem-task-exec [--nice N] [--parent PID] -- ARGV...: runs one task for a worker and makes
-// its whole process group die with the worker. With --nice, the task runs at that niceness
-// (0..19), so a machine full of tasks cannot starve the worker, its heartbeats or the region
-// beside it. --parent names the worker, so one that died while this program was starting is
-// noticed.
+// tandem-task-exec [--nice N] [--parent PID] [--uid UID] -- ARGV...: runs one task for a worker
+// and makes its whole process group die with the worker. With --nice, the task runs at that
+// niceness (0..19), so a machine full of tasks cannot starve the worker, its heartbeats or the
+// region beside it. --parent names the worker, so one that died while this program was starting
+// is noticed. With --uid (this program started as root), the task runs as that user and group
+// with no supplementary groups, umask 077 and HOME its working directory: a user of its own,
+// which cannot read the worker's credential, the region's keys or another deployment's files.
+// This program stays root, to kill the group when the worker dies.
 //
 // The worker starts every task through this small program, in a new session (so the task's
 // process group is this program's). It starts ARGV as its child and waits for it, exiting the
@@ -13,9 +16,11 @@
 // Signals: SIGTERM and SIGINT sent to the group (the worker's timeout, a kill) reach the task
 // directly; this program ignores them and keeps waiting, so the task decides how it ends.
 // Deliberately tiny (no libraries beyond libc), since one runs beside every task.
+#include <grp.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +40,7 @@ long Number(const char* text, long lo, long hi) {
 
 int main(int argc, char** argv) {
   int nice = -1;
+  long uid = -1;     // the task's user, when the worker says so
   pid_t parent = 0;  // the worker, when it says so; else whoever started this program
   while (argc >= 3 && strcmp(argv[1], "--") != 0) {
     long n = -1;
@@ -44,9 +50,13 @@ int main(int argc, char** argv) {
     } else if (strcmp(argv[1], "--parent") == 0) {
       n = Number(argv[2], 1, 1L << 30);
       parent = static_cast<pid_t>(n);
+    } else if (strcmp(argv[1], "--uid") == 0) {
+      n = Number(argv[2], 1, 4294967294L);  // never root, never (uid_t)-1
+      uid = n;
     }
     if (n < 0) {
-      fprintf(stderr, "tandem-task-exec: bad option %s %s (--nice 0..19, --parent PID)\n",
+      fprintf(stderr,
+              "tandem-task-exec: bad option %s %s (--nice 0..19, --parent PID, --uid 1..)\n",
               argv[1], argv[2]);
       return 127;
     }
@@ -54,7 +64,9 @@ int main(int argc, char** argv) {
     argc -= 2;
   }
   if (argc < 3 || strcmp(argv[1], "--") != 0) {
-    fprintf(stderr, "usage: tandem-task-exec [--nice N] [--parent PID] -- PROGRAM [ARGS...]\n");
+    fprintf(stderr,
+            "usage: tandem-task-exec [--nice N] [--parent PID] [--uid UID] -- PROGRAM "
+            "[ARGS...]\n");
     return 127;
   }
   sigset_t all, old;
@@ -81,6 +93,19 @@ int main(int argc, char** argv) {
     prctl(PR_SET_PDEATHSIG, 0);
     if (nice >= 0 && setpriority(PRIO_PROCESS, 0, nice) != 0) {
       fprintf(stderr, "tandem-task-exec: cannot set niceness %d: %s\n", nice, strerror(errno));
+    }
+    if (uid > 0) {
+      const uid_t u = static_cast<uid_t>(uid);
+      // Groups first: once the uid is dropped, nothing else can be changed.
+      if (setgroups(0, nullptr) != 0 || setgid(static_cast<gid_t>(u)) != 0 || setuid(u) != 0 ||
+          getuid() != u || geteuid() != u) {
+        fprintf(stderr, "tandem-task-exec: cannot run the task as uid %ld: %s\n", uid,
+                strerror(errno));
+        _exit(127);
+      }
+      umask(077);
+      char cwd[4096];
+      if (getcwd(cwd, sizeof cwd) != nullptr) setenv("HOME", cwd, 1);
     }
     execvp(argv[2], argv + 2);
     fprintf(stderr, "tandem-task-exec: cannot run %s: %s\n", argv[2], strerror(errno));

@@ -139,7 +139,9 @@ struct Task {
   std::string ti_id;
   int try_number = 0;
   std::string label;  // dag.task run try, for the worker's own log
-  Masker masker{{}};  // the secrets the claim said to hide in the task's output
+  // The secrets the claim said to hide, one masker per stream: a secret split between two
+  // reads of stdout is still seen when stderr wrote between them.
+  Masker out_masker{{}}, err_masker{{}};
 };
 
 }  // namespace
@@ -300,12 +302,20 @@ struct Worker::Impl {
           if (s.is_string()) secrets.push_back(s.get<std::string>());
         }
       }
-      task.masker = Masker(std::move(secrets));
+      task.out_masker = Masker(secrets);
+      task.err_masker = Masker(std::move(secrets));
       ProcessSpec spec;
       spec.key = task.ti_id;
       if (!options.shim.empty()) {
         spec.argv = {options.shim, "--nice", std::to_string(options.task_nice), "--parent",
-                     std::to_string(getpid()), "--"};
+                     std::to_string(getpid())};
+        // Started as root, the worker runs each deployment's tasks as a user of its own.
+        if (geteuid() == 0 && t.contains("run_as_uid") && t["run_as_uid"].is_number_integer()) {
+          const int64_t uid = t["run_as_uid"].get<int64_t>();
+          spec.argv.insert(spec.argv.end(), {"--uid", std::to_string(uid)});
+          spec.uid = static_cast<uid_t>(uid);
+        }
+        spec.argv.push_back("--");
       }
       for (const Json& a : t["argv"]) spec.argv.push_back(a.get<std::string>());
       std::map<std::string, std::string> env;
@@ -354,7 +364,9 @@ struct Worker::Impl {
     Task task = std::move(it->second);
     running.erase(it);
     running_changed = true;
-    if (std::string rest = task.masker.Finish(); !rest.empty()) Log(task.token, std::move(rest));
+    for (Masker* m : {&task.out_masker, &task.err_masker}) {
+      if (std::string rest = m->Finish(); !rest.empty()) Log(task.token, std::move(rest));
+    }
     std::string state;
     std::optional<std::string> xcom;
     if (e.timed_out) {
@@ -365,7 +377,7 @@ struct Worker::Impl {
     } else if (e.exit_code == 0) {
       state = "success";
       // The return value is readable through the API: a secret in it is masked too.
-      xcom = task.masker.Mask(e.last_stdout_line);
+      xcom = task.out_masker.Mask(e.last_stdout_line);
       Log(task.token, LogLine("INFO", "Command exited with return code 0"));
     } else if (e.exit_code == 99) {
       state = "skipped";
@@ -514,7 +526,8 @@ struct Worker::Impl {
       for (Output& o : out) {
         auto it = running.find(o.key);
         if (it == running.end()) continue;
-        std::string masked = it->second.masker.Feed(o.data);
+        Masker& m = o.stream == 2 ? it->second.err_masker : it->second.out_masker;
+        std::string masked = m.Feed(o.data);
         if (!masked.empty()) Log(it->second.token, std::move(masked));
       }
       for (const Exit& e : exits) OnExit(e);
@@ -575,6 +588,12 @@ const std::string& Worker::id() const { return impl_->id; }
 Status Worker::Run() {
   spdlog::info("worker {} serving {} with {} slots", impl_->id, impl_->options.api_url,
                impl_->options.slots);
+  if (geteuid() != 0) {
+    spdlog::warn("worker {}: not started as root, so tasks run as this worker's user (uid {}) "
+                 "and can read what it can; a worker started as root runs each deployment's "
+                 "tasks as a user of its own",
+                 impl_->id, geteuid());
+  }
   std::thread claimer([this] { impl_->ClaimLoop(); });
   std::thread heartbeat([this] { impl_->HeartbeatLoop(); });
   Status s = impl_->Loop();

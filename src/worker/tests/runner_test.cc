@@ -141,6 +141,23 @@ TEST(RunnerTest, CollectsStdoutAndStderrAsTheyArrive) {
   EXPECT_EQ(out, want.str());
 }
 
+// Each Output is one stream's (stdout 1, stderr 2), so what reads a stream — the worker's
+// secrets masker — sees it whole, whatever the other wrote between.
+TEST(RunnerTest, TellsTheStreamsApart) {
+  Runner r;
+  ASSERT_TRUE(r.Start(Sh("s", "printf 'out-a'; echo err >&2; sleep 0.05; echo 'out-b'")).ok());
+  std::map<int, std::string> by_stream;
+  auto until = Clock::now() + milliseconds(10000);
+  while (r.running() > 0 && Clock::now() < until) {
+    std::vector<Output> out;
+    std::vector<Exit> exits;
+    r.Poll(milliseconds(200), &out, &exits);
+    for (const Output& o : out) by_stream[o.stream] += o.data;
+  }
+  EXPECT_EQ(by_stream[1], "out-aout-b\n");
+  EXPECT_EQ(by_stream[2], "err\n");
+}
+
 TEST(RunnerTest, LastStdoutLine) {
   EXPECT_EQ(RunOne(Sh("a", "printf 'a\\nb\\n'")).last_stdout_line, "b");
   EXPECT_EQ(RunOne(Sh("a", "printf 'a\\nb'")).last_stdout_line, "b");
