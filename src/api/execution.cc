@@ -65,9 +65,14 @@ Result<std::optional<DeploymentId>> Scope(const ApiContext& ctx, const Request& 
   return std::optional<DeploymentId>(DeploymentId(*grant.deployment_id));
 }
 
-// No try the request's task tokens name is still running: a replay, or a report already taken.
-Response Ended() {
-  return ErrorResponse(409, "every try these task tokens name has ended: they act on nothing now");
+// No try the request's task tokens name is still running (on this worker, for a report): a
+// replay, a report already taken, or another worker's try.
+Response Ended(bool on_this_worker) {
+  return ErrorResponse(
+      409, on_this_worker
+               ? "none of these tries is running on this worker: each has ended or is another "
+                 "worker's, so nothing was applied"
+               : "every try these task tokens name has ended: they act on nothing now");
 }
 
 Result<store::WorkerInfo> ReadWorker(const Json& body, const std::optional<DeploymentId>& scope,
@@ -222,7 +227,7 @@ void RegisterUnder(Router& r, const ApiContext& ctx, const std::string& root) {
           ASSIGN_OR_RETURN(std::vector<TaskClaims> claims, VerifyAll(ctx, tokens, scope));
           ASSIGN_OR_RETURN(std::vector<bool> running, ctx.dispatcher->AreRunning(claims));
           if (!claims.empty() && std::find(running.begin(), running.end(), true) == running.end()) {
-            return Ended();
+            return Ended(false);
           }
           for (size_t i = 0; i < claims.size(); ++i) {
             if (running[i]) RETURN_IF_ERROR(ctx.dispatcher->AppendLog(claims[i], data[i]));
@@ -265,7 +270,7 @@ void RegisterUnder(Router& r, const ApiContext& ctx, const std::string& root) {
           }
           ASSIGN_OR_RETURN(std::vector<bool> applied, ctx.dispatcher->Finish(worker_id, outcomes));
           if (!applied.empty() && std::find(applied.begin(), applied.end(), true) == applied.end()) {
-            return Ended();
+            return Ended(true);
           }
           Json out = Json::array();
           for (size_t i = 0; i < applied.size(); ++i) {
