@@ -138,14 +138,20 @@ std::optional<store::AuditEvent> AuditEventOf(const Request& req, const Response
 }
 
 std::string AuditEventToWire(const store::AuditEvent& e) {
-  auto opt = [](const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); };
-  return Json{{"principal", e.principal}, {"principal_id", e.principal_id},
-              {"source", e.source},       {"event", e.event},
-              {"method", e.method},       {"route", e.route},
-              {"path", e.path},           {"deployment_id", opt(e.deployment_id)},
-              {"dag_id", opt(e.dag_id)},  {"run_id", opt(e.run_id)},
-              {"task_id", opt(e.task_id)}, {"status", e.status},
-              {"outcome", e.outcome},     {"detail", Json::parse(e.detail, nullptr, false)}}
+  return Json{{"principal", e.principal},
+              {"principal_id", e.principal_id},
+              {"source", e.source},
+              {"event", e.event},
+              {"method", e.method},
+              {"route", e.route},
+              {"path", e.path},
+              {"deployment_id", OptJson(e.deployment_id)},
+              {"dag_id", OptJson(e.dag_id)},
+              {"run_id", OptJson(e.run_id)},
+              {"task_id", OptJson(e.task_id)},
+              {"status", e.status},
+              {"outcome", e.outcome},
+              {"detail", Json::parse(e.detail, nullptr, false)}}
       .dump();
 }
 

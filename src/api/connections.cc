@@ -16,8 +16,6 @@ namespace {
 
 using model::Connection;
 
-Json OptJson(const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); }
-
 // Masks the value of every sensitive key, at any depth.
 void Redact(Json& j) {
   if (j.is_object()) {

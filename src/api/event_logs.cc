@@ -16,15 +16,13 @@
 namespace tandem::api {
 namespace {
 
-Json Opt(const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); }
-
 Json EventLogJson(const store::AuditEvent& e) {
-  return {{"event_log_id", e.id},    {"when", e.at},
-          {"dag_id", Opt(e.dag_id)}, {"task_id", Opt(e.task_id)},
-          {"run_id", Opt(e.run_id)}, {"map_index", nullptr},
-          {"try_number", nullptr},   {"event", e.event},
-          {"logical_date", nullptr}, {"owner", e.principal},
-          {"extra", e.detail},       {"dag_display_name", Opt(e.dag_id)}};
+  return {{"event_log_id", e.id},        {"when", e.at},
+          {"dag_id", OptJson(e.dag_id)}, {"task_id", OptJson(e.task_id)},
+          {"run_id", OptJson(e.run_id)}, {"map_index", nullptr},
+          {"try_number", nullptr},       {"event", e.event},
+          {"logical_date", nullptr},     {"owner", e.principal},
+          {"extra", e.detail},           {"dag_display_name", OptJson(e.dag_id)}};
 }
 
 Json AuditJson(const store::AuditEvent& e) {
@@ -38,10 +36,10 @@ Json AuditJson(const store::AuditEvent& e) {
           {"method", e.method},
           {"route", e.route},
           {"path", e.path},
-          {"deployment_id", Opt(e.deployment_id)},
-          {"dag_id", Opt(e.dag_id)},
-          {"run_id", Opt(e.run_id)},
-          {"task_id", Opt(e.task_id)},
+          {"deployment_id", OptJson(e.deployment_id)},
+          {"dag_id", OptJson(e.dag_id)},
+          {"run_id", OptJson(e.run_id)},
+          {"task_id", OptJson(e.task_id)},
           {"status", e.status},
           {"outcome", e.outcome},
           {"detail", detail.is_discarded() ? Json(e.detail) : detail}};

@@ -34,7 +34,6 @@ Json BindingJson(const auth::Binding& b) {
 }
 
 Json TokenJson(const store::ApiToken& t) {
-  auto opt = [](const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); };
   return {{"id", t.id},
           {"name", t.name},
           {"description", t.description},
@@ -43,8 +42,8 @@ Json TokenJson(const store::ApiToken& t) {
           {"role", auth::RoleName(t.binding.role)},
           {"created_by", t.created_by},
           {"created_at", t.created_at},
-          {"expires_at", opt(t.expires_at)},
-          {"revoked_at", opt(t.revoked_at)}};
+          {"expires_at", OptJson(t.expires_at)},
+          {"revoked_at", OptJson(t.revoked_at)}};
 }
 
 Json UserJson(const store::User& u) {
@@ -232,15 +231,14 @@ Result<Naming> ReadNaming(const Json& j) {
 }
 
 Json WorkerCredentialJson(const store::WorkerCredential& w) {
-  auto opt = [](const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); };
   return {{"id", w.id},
           {"name", w.name},
           {"description", w.description},
-          {"deployment_id", opt(w.deployment_id)},
+          {"deployment_id", OptJson(w.deployment_id)},
           {"created_by", w.created_by},
           {"created_at", w.created_at},
-          {"expires_at", opt(w.expires_at)},
-          {"revoked_at", opt(w.revoked_at)}};
+          {"expires_at", OptJson(w.expires_at)},
+          {"revoked_at", OptJson(w.revoked_at)}};
 }
 
 // Worker credentials of one deployment (`per_deployment`) or the platform's pool.

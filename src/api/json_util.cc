@@ -194,4 +194,6 @@ Result<DeploymentId> ResolveDeployment(store::Store& store, const Request& req) 
   return d.id;
 }
 
+Json OptJson(const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); }
+
 }  // namespace tandem::api

@@ -27,6 +27,8 @@ inline constexpr int kMaxJsonDepth = 64;
 // Any JSON value; InvalidArgument naming `what` when it is not JSON or nests too deep.
 Result<Json> ParseJson(const std::string& text, std::string_view what);
 Result<Json> ParseObject(const std::string& body);
+// The value, or null when there is none: how answers show an optional field.
+Json OptJson(const std::optional<std::string>& s);
 // Fails on a field not in `allowed`, or a field of `required` missing. `where` prefixes field
 // names in messages ("config." for a nested object; "" at the top).
 Status CheckFields(const Json& obj, std::initializer_list<std::string_view> allowed,

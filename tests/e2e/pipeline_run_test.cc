@@ -524,6 +524,8 @@ TEST_F(PipelineRunTest, ForgedOrForeignTokensChangeNothing) {
   EXPECT_EQ(Ti("t", run, "a")["state"], "success");
   // The try has ended: its token, replayed, acts on nothing — a report again is 409 and
   // changes no state, a log chunk is 409 and reaches no log, a heartbeat tells to stop it.
+  // (That it renews no ended try's token is not seen here: nothing is renewed before half of
+  // the 10-minute life has passed.)
   auto again = Exec(
       "/execution/v1/finish",
       {{"worker_id", claim["worker_id"]}, {"results", {{{"token", token}, {"state", "failed"}}}}});
@@ -540,7 +542,6 @@ TEST_F(PipelineRunTest, ForgedOrForeignTokensChangeNothing) {
                                                {"tokens", {token}}});
   ASSERT_EQ(beat.status, 200) << beat.body;
   EXPECT_EQ(Parse(beat)["stop"], Json::array({Ti("t", run, "a")["id"]})) << beat.body;
-  EXPECT_TRUE(Parse(beat)["renewed"].empty()) << beat.body;
   EXPECT_EQ(Ti("t", run, "a")["state"], "success");
 }
 
