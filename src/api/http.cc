@@ -97,7 +97,7 @@ Response Router::Dispatch(Request& req) const {
 constexpr int kListenBacklog = 1024;
 
 struct HttpServer::Impl {
-  httplib::Server server;
+  std::unique_ptr<httplib::Server> server;  // an httplib::SSLServer when serving HTTPS
   std::thread thread;
 };
 
@@ -105,7 +105,23 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o, co
                                                       MetricsRegistry* metrics) {
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->impl_ = std::make_unique<Impl>();
-  httplib::Server& srv = s->impl_->server;
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    return InvalidArgument("HTTPS needs both a certificate and a key file");
+  }
+  if (o.tls_cert_file.empty()) {
+    s->impl_->server = std::make_unique<httplib::Server>();
+  } else {
+    auto ssl =
+        std::make_unique<httplib::SSLServer>(o.tls_cert_file.c_str(), o.tls_key_file.c_str());
+    if (!ssl->is_valid()) {
+      return InvalidArgument("cannot serve HTTPS with " + o.tls_cert_file + " and " +
+                             o.tls_key_file + " (OpenSSL could not load them)");
+    }
+    // TLS 1.2 at least; OpenSSL's defaults choose the rest.
+    SSL_CTX_set_min_proto_version(ssl->ssl_context(), TLS1_2_VERSION);
+    s->impl_->server = std::move(ssl);
+  }
+  httplib::Server& srv = *s->impl_->server;
   int threads = o.threads;
   srv.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   srv.set_payload_max_length(o.max_body_bytes);
@@ -252,7 +268,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o, co
 
 void HttpServer::Stop() {
   if (!impl_) return;
-  impl_->server.stop();
+  impl_->server->stop();
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 

@@ -105,6 +105,10 @@ struct ServerOptions {
   // Called with every routed request and its answer, before the answer is sent (the audit
   // trail). Unset: nothing.
   std::function<void(const Request& req, const Response& res)> after;
+  // PEM files to serve HTTPS with (tls::CheckServerFiles has passed on them); both empty: plain
+  // HTTP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 // Serves a Router. Thread pool of `threads`; Start() returns once the socket is bound.

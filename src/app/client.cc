@@ -9,6 +9,7 @@
 #include "base/fs.h"
 #include "base/text.h"
 #include "dns/dns.h"
+#include "tls/http_client.h"
 
 namespace tandem::app {
 
@@ -41,6 +42,18 @@ Result<std::shared_ptr<dns::Resolver>> ResolverFor(const Target& target) {
 }  // namespace
 
 std::string CredentialFile(const std::string& state_dir) { return state_dir + "/credential"; }
+std::string CaFile(const std::string& state_dir) { return state_dir + "/tls/ca.crt"; }
+
+Result<std::string> ResolveCaFile(const Target& target) {
+  if (!target.ca_file.empty()) {
+    if (!PathExists(target.ca_file)) {
+      return NotFound("the CA file " + target.ca_file + " (--ca-file) does not exist");
+    }
+    return target.ca_file;
+  }
+  const std::string up = CaFile(target.state_dir);
+  return PathExists(up) ? up : std::string();
+}
 std::string SessionFile(const std::string& state_dir) { return state_dir + "/session"; }
 
 Result<std::string> ResolveToken(const Target& target) {
@@ -64,10 +77,12 @@ Result<std::string> ResolveToken(const Target& target) {
 
 Result<Client> Client::Connect(const Target& target) {
   ASSIGN_OR_RETURN(std::string token, ResolveToken(target));
+  ASSIGN_OR_RETURN(std::string ca_file, ResolveCaFile(target));
   if (!target.url.empty()) {
     ASSIGN_OR_RETURN(auto resolver, ResolverFor(target));
     Client c(target.url, resolver);
     c.set_token(token);
+    c.set_ca_file(ca_file);
     return c;
   }
   ASSIGN_OR_RETURN(nlohmann::json j, ReadPlatform(target));
@@ -76,6 +91,7 @@ Result<Client> Client::Connect(const Target& target) {
     // The control plane knows which region is active now.
     Client control(j["control"].get<std::string>());
     control.set_token(token);
+    control.set_ca_file(ca_file);
     auto st = control.Send("GET", "/api/v1/dr/status");
     if (st.ok() && st->status == 200) {
       auto s = nlohmann::json::parse(st->body, nullptr, false);
@@ -89,6 +105,7 @@ Result<Client> Client::Connect(const Target& target) {
     if (active.empty() ? r.value("active", false) : r.value("name", "") == active) {
       Client c(r["url"].get<std::string>());
       c.set_token(token);
+      c.set_ca_file(ca_file);
       return c;
     }
   }
@@ -97,10 +114,12 @@ Result<Client> Client::Connect(const Target& target) {
 
 Result<Client> Client::ConnectControl(const Target& target) {
   ASSIGN_OR_RETURN(std::string token, ResolveToken(target));
+  ASSIGN_OR_RETURN(std::string ca_file, ResolveCaFile(target));
   if (!target.control_url.empty()) {
     ASSIGN_OR_RETURN(auto resolver, ResolverFor(target));
     Client c(target.control_url, resolver);
     c.set_token(token);
+    c.set_ca_file(ca_file);
     return c;
   }
   ASSIGN_OR_RETURN(nlohmann::json j, ReadPlatform(target));
@@ -110,6 +129,7 @@ Result<Client> Client::ConnectControl(const Target& target) {
   }
   Client c(j["control"].get<std::string>());
   c.set_token(token);
+  c.set_ca_file(ca_file);
   return c;
 }
 
@@ -133,8 +153,8 @@ Result<HttpResult> Client::Send(const std::string& method, const std::string& pa
     }
     // Retried: a name that does not resolve (yet), a connection never made (nothing was sent),
     // and a region's "not the active one" or "not now" (nothing was done).
-    const bool retry = !r.ok() ? !connected || method == "GET"
-                               : r->status == 421 || r->status == 503;
+    const bool retry =
+        !r.ok() ? !connected || method == "GET" : r->status == 421 || r->status == 503;
     if (!retry || RealClock().Now() >= deadline) return r;
     resolver_->Forget(where.host);
     RealClock().SleepFor(backoff.Next());
@@ -145,6 +165,10 @@ Result<HttpResult> Client::SendOnce(const std::string& method, const std::string
                                     const std::string& body, const Headers& headers,
                                     const std::string& address, bool* connected) const {
   httplib::Client cli(base_);
+  if (base_.starts_with("https://")) {
+    cli.enable_server_certificate_verification(true);
+    if (!ca_file_.empty()) cli.set_ca_cert_path(ca_file_);
+  }
   if (!address.empty()) {
     auto where = dns::ParseHttpUrl(base_);
     if (where.ok() && address != where->host) cli.set_hostname_addr_map({{where->host, address}});
@@ -171,7 +195,7 @@ Result<HttpResult> Client::SendOnce(const std::string& method, const std::string
   if (!r) {
     *connected = r.error() != httplib::Error::Connection;
     return Unavailable("cannot reach the region at " + base_ + ": " +
-                       httplib::to_string(r.error()));
+                       tls::DescribeError(cli, r.error(), {ca_file_}));
   }
   *connected = true;
   return HttpResult{r->status, r->body};

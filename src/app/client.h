@@ -26,7 +26,17 @@ struct Target {
   // TANDEM_TOKEN, else the session `tandem login` kept in <state_dir>/session, else the
   // platform owner's that `tandem up` wrote to <state_dir>/credential.
   std::string token_file;
+  // The CA an https URL's certificate must chain to: --ca-file's (env TANDEM_CA_FILE), else
+  // <state_dir>/tls/ca.crt when it exists, else the system's CAs.
+  std::string ca_file;
 };
+
+// The CA file `target` names (see Target::ca_file), "" for the system's CAs; NotFound when one
+// named outright does not exist.
+Result<std::string> ResolveCaFile(const Target& target);
+// Where `tandem up` keeps the platform's CA certificate (and, beside it, its key and the
+// servers' certificates).
+std::string CaFile(const std::string& state_dir);
 
 // The credential `target` names (see Target::token_file), or "" when there is none; an error
 // when a file named outright cannot be read.
@@ -60,6 +70,8 @@ class Client {
       : base_(std::move(base_url)), resolver_(std::move(resolver)) {}
   // Sends `token` as "Authorization: Bearer" with every request ("" sends none).
   void set_token(std::string token) { token_ = std::move(token); }
+  // An https server's certificate must chain to this CA file ("" for the system's CAs).
+  void set_ca_file(std::string ca_file) { ca_file_ = std::move(ca_file); }
 
   // kUnavailable when the region cannot be reached; any HTTP answer is a result.
   Result<HttpResult> Send(const std::string& method, const std::string& path,
@@ -75,6 +87,7 @@ class Client {
   std::string base_;
   std::shared_ptr<dns::Resolver> resolver_;
   std::string token_;
+  std::string ca_file_;
   int read_timeout_s_ = 60;
 };
 

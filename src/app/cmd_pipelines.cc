@@ -298,13 +298,16 @@ int RegistryUrl(const Globals& g, std::string* url) {
 // Packages `files` as an image and pushes it to the registry at `url`, as `repository` by
 // digest and as "latest". Sets *digest to the image's manifest digest. On failure prints the
 // error, naming the registry, and returns the exit code.
-int PushBundleImage(const std::string& url, const std::string& repository, const Json& files,
-                    std::string* digest) {
+int PushBundleImage(const Globals& g, const std::string& url, const std::string& repository,
+                    const Json& files, std::string* digest) {
+  Result<std::string> ca_file = ResolveCaFile(g.target);
+  if (!ca_file.ok()) return Fail(ca_file.status());
   images::Files contents;
   for (const auto& [path, text] : files.items()) contents[path] = text.get<std::string>();
   Result<images::Image> image = images::BuildImage(contents);
   if (!image.ok()) return Fail(image.status().WithContext("packaging the bundle as an image"));
-  Result<images::RegistryPtr> registry = images::NewRegistryClient({.url = url});
+  Result<images::RegistryPtr> registry =
+      images::NewRegistryClient({.url = url, .trust = {*ca_file}});
   if (!registry.ok()) {
     return Fail(Internal("the region named a registry this CLI cannot use: " +
                          registry.status().message()));
@@ -351,7 +354,7 @@ int BundleBody(const Globals& g, const Args& a, const std::string& deployment_pa
                                 " makes no valid image repository: " + s.message()));
   }
   std::string digest;
-  if (int code = PushBundleImage(url, repository, files, &digest); code != 0) return code;
+  if (int code = PushBundleImage(g, url, repository, files, &digest); code != 0) return code;
   *body = {{"image", {{"repository", repository}, {"digest", digest}}},
            {"allow_unreplicated", a.allow_unreplicated}};
   return 0;

@@ -25,6 +25,7 @@
 #include "region/config.h"
 #include "region/pair_config.h"
 #include "region/region.h"
+#include "tls/certificates.h"
 
 namespace tandem::app {
 namespace {
@@ -53,7 +54,8 @@ int WaitStopSignal(const sigset_t& set, std::chrono::milliseconds timeout) {
 int RunRegion(const std::string& config_path, const std::string& pair_path,
               const std::string& name) {
   RaiseFileLimit();  // the log store keeps running tasks' logs open
-  Result<region::RegionConfig> cfg = InvalidArgument("give --config FILE, or --pair FILE --name NAME");
+  Result<region::RegionConfig> cfg =
+      InvalidArgument("give --config FILE, or --pair FILE --name NAME");
   if (!config_path.empty() && pair_path.empty()) {
     cfg = region::LoadRegionConfig(config_path);
   } else if (config_path.empty() && !pair_path.empty()) {
@@ -88,7 +90,7 @@ struct UpOptions {
   int http_port = 8080;
   int http_port_b = 0;  // 0: region-a's port when the addresses differ, else its port + 1
   int pg_port = 15432;
-  int pg_port_b = 0;    // likewise
+  int pg_port_b = 0;  // likewise
   int registry_port = 5000;
   int registry_port_b = 0;  // likewise
   std::string mode = "asynchronous";
@@ -109,8 +111,54 @@ std::string Tail(const std::string& path, size_t bytes) {
   return text->size() > bytes ? text->substr(text->size() - bytes) : *text;
 }
 
-std::string Url(const std::string& address, int port) {
-  return "http://" + address + ":" + std::to_string(port);
+// The URL of a part of pair `p` that listens on address:port: https when the pair has TLS.
+std::string Url(const region::PairConfig& p, const std::string& address, int port) {
+  return (p.tls_ca_file ? "https://" : "http://") + address + ":" + std::to_string(port);
+}
+
+// The platform's CA and each part's certificate under <dir>/tls, made by the first `tandem up`
+// and kept after: the CA for ten years, a server's certificate for a year. A certificate that no
+// longer covers its part's names, has expired or does not chain to the CA is made again. Fills
+// in the pair's tls settings.
+Status EnsureCertificates(const std::string& dir, region::PairConfig& p) {
+  using Days = std::chrono::duration<int64_t, std::ratio<86400>>;
+  const std::string tls_dir = dir + "/tls";
+  RETURN_IF_ERROR(MakeDirs(tls_dir, 0755));
+  const std::string ca_file = CaFile(dir);
+  const std::string ca_key = tls_dir + "/ca.key";
+  tls::Pem ca;
+  if (PathExists(ca_file) && PathExists(ca_key)) {
+    RETURN_IF_ERROR(CheckPrivateFile(ca_key, "the platform's CA key"));
+    ASSIGN_OR_RETURN(ca.certificate, ReadFile(ca_file));
+    ASSIGN_OR_RETURN(ca.private_key, ReadFile(ca_key));
+  } else {
+    ASSIGN_OR_RETURN(ca, tls::CreateAuthority("tandem " + p.name + " CA", Days(3650)));
+    RETURN_IF_ERROR(WriteFileAtomic(ca_key, ca.private_key, 0600));
+    RETURN_IF_ERROR(WriteFileAtomic(ca_file, ca.certificate, 0644));
+  }
+  auto ensure = [&](const std::string& name, const tls::ServerNames& names,
+                    const std::vector<std::string>& cover) -> Result<region::TlsSettings> {
+    region::TlsSettings t{tls_dir + "/" + name + ".crt", tls_dir + "/" + name + ".key", ""};
+    if (PathExists(t.cert_file) && PathExists(t.key_file) &&
+        tls::CheckServerFiles({t.cert_file, t.key_file}, cover, ca_file).ok()) {
+      return t;
+    }
+    ASSIGN_OR_RETURN(tls::Pem pem, tls::IssueServerCertificate(ca, names, Days(365)));
+    RETURN_IF_ERROR(WriteFileAtomic(t.key_file, pem.private_key, 0600));
+    RETURN_IF_ERROR(WriteFileAtomic(t.cert_file, pem.certificate, 0644));
+    return t;
+  };
+  p.tls_ca_file = ca_file;
+  const std::string control = "control." + p.zone;
+  ASSIGN_OR_RETURN(p.control.tls, ensure("control", {control, {control}, {p.control.address}},
+                                         {control, p.control.address}));
+  for (region::PairRegion& r : p.regions) {
+    // Its own name, and every deployment's host names (<namespace>.zone, <namespace>-exec.zone).
+    const std::string own = r.name + "." + p.zone;
+    ASSIGN_OR_RETURN(r.tls, ensure(r.name, {own, {own, "*." + p.zone}, {r.address}},
+                                   {own, "any." + p.zone, r.address}));
+  }
+  return Status::Ok();
 }
 
 // The platform file names the control plane and the regions; CLI commands find the API through
@@ -122,11 +170,11 @@ Status WritePlatformFile(const std::string& dir, const region::PairConfig& p,
     regions.push_back({{"name", r.name},
                        {"role", r.role},
                        {"active", r.role == "primary"},
-                       {"url", Url(r.address, r.http_port)},
+                       {"url", Url(p, r.address, r.http_port)},
                        {"pid", pids.count(r.name) ? pids.at(r.name) : 0}});
   }
   nlohmann::json j = {{"pid", getpid()},
-                      {"control", Url(p.control.address, p.control.http_port)},
+                      {"control", Url(p, p.control.address, p.control.http_port)},
                       {"regions", regions},
                       {"zone", p.zone}};
   if (p.dns) j["dns"] = p.dns->address + ":" + std::to_string(p.dns->port);
@@ -135,8 +183,10 @@ Status WritePlatformFile(const std::string& dir, const region::PairConfig& p,
 
 // Polls `url` until it answers 200, the child exits, or a stop signal arrives.
 Status WaitReady(Child& child, const std::string& what, const std::string& url,
-                 const std::string& path, const sigset_t& set, int* sig) {
+                 const std::string& ca_file, const std::string& path, const sigset_t& set,
+                 int* sig) {
   Client client(url);
+  client.set_ca_file(ca_file);
   auto deadline = RealClock().Now() + 180s;
   while (RealClock().Now() < deadline) {
     if (auto e = child.Poll()) return Unavailable(what + " " + e->Describe());
@@ -197,6 +247,7 @@ Result<region::PairConfig> WritePairFile(const std::string& dir, const std::stri
     dns.run_as = run_as;
     p.dns = dns;
   }
+  RETURN_IF_ERROR(EnsureCertificates(dir, p));
   const std::string path = dir + "/pair.yaml";
   p.path = path;
   RETURN_IF_ERROR(WriteFileAtomic(path, region::RenderPairConfig(p)));
@@ -254,17 +305,23 @@ int RunUp(const Globals& g, const UpOptions& o) {
   }
 
   std::vector<Part> parts(3);
-  parts[0] = {"control", {SelfExe(), "control", "--pair", p.path}, dir + "/control.log",
-              Url(p.control.address, p.control.http_port), "/healthz"};
+  parts[0] = {"control",
+              {SelfExe(), "control", "--pair", p.path},
+              dir + "/control.log",
+              Url(p, p.control.address, p.control.http_port),
+              "/healthz"};
   for (size_t i = 0; i < 2; ++i) {
     const region::PairRegion& r = p.regions[i];
-    parts[i + 1] = {r.name, {SelfExe(), "region", "--pair", p.path, "--name", r.name},
-                    r.state_dir + "/region.log", Url(r.address, r.http_port), "/readyz"};
+    parts[i + 1] = {r.name,
+                    {SelfExe(), "region", "--pair", p.path, "--name", r.name},
+                    r.state_dir + "/region.log",
+                    Url(p, r.address, r.http_port),
+                    "/readyz"};
   }
   auto spawn = [](Part& part) -> Status {
-    ASSIGN_OR_RETURN(part.child, Child::Spawn({.argv = part.argv,
-                                               .output_path = part.log,
-                                               .death_signal = SIGTERM}));
+    ASSIGN_OR_RETURN(
+        part.child,
+        Child::Spawn({.argv = part.argv, .output_path = part.log, .death_signal = SIGTERM}));
     return Status::Ok();
   };
   auto pids = [&parts] {
@@ -296,7 +353,8 @@ int RunUp(const Globals& g, const UpOptions& o) {
       stop_all();
       return Fail(s);
     }
-    Status ready = WaitReady(*part.child, part.name, part.ready_url, part.ready_path, set, &sig);
+    Status ready = WaitReady(*part.child, part.name, part.ready_url, p.tls_ca_file.value_or(""),
+                             part.ready_path, set, &sig);
     if (!ready.ok()) {
       fprintf(stderr, "error: %s; the end of its log:\n%s\n", ready.message().c_str(),
               Tail(part.log, 3000).c_str());
@@ -321,9 +379,12 @@ int RunUp(const Globals& g, const UpOptions& o) {
         "  Airflow API         %s/deployments/<deployment>/api/v2\n"
         "  health              %s/readyz   metrics %s/metrics\n"
         "  credential          %s (the platform owner's API token, mode 0600; the CLI sends "
-        "it: Authorization: Bearer ...)\n",
+        "it: Authorization: Bearer ...)\n"
+        "  CA                  %s (every part's certificate chains to it; the CLI trusts it; "
+        "curl --cacert %s)\n",
         dir.c_str(), p.path.c_str(), parts[0].ready_url.c_str(), a.c_str(), b.c_str(), a.c_str(),
-        a.c_str(), a.c_str(), a.c_str(), CredentialFile(dir).c_str());
+        a.c_str(), a.c_str(), a.c_str(), CredentialFile(dir).c_str(), CaFile(dir).c_str(),
+        CaFile(dir).c_str());
     if (p.dns) {
       const std::string port = std::to_string(p.regions[0].http_port);
       printf(
@@ -427,7 +488,20 @@ int RunControl(const std::string& pair_path) {
     s.secret_key = TrimSpace(*k);
   }
   for (const region::PairRegion& r : p->regions) {
-    s.regions.push_back({r.name, Url(r.address, r.http_port), r.role == "primary"});
+    s.regions.push_back({r.name, Url(*p, r.address, r.http_port), r.role == "primary"});
+  }
+  if (p->control.tls) {
+    Status files = tls::CheckServerFiles({p->control.tls->cert_file, p->control.tls->key_file},
+                                         {p->control.address}, p->tls_ca_file.value_or(""));
+    if (!files.ok()) return Fail(files.WithContext("control.tls"));
+    s.tls_cert_file = p->control.tls->cert_file;
+    s.tls_key_file = p->control.tls->key_file;
+    s.trust = {p->tls_ca_file.value_or("")};
+  } else if (!IsLoopback(p->control.address)) {
+    spdlog::warn(
+        "the control plane serves plain HTTP on {}: anyone on that network can read its "
+        "traffic and credentials (give the pair a tls section)",
+        p->control.address);
   }
   s.mode = p->mode;
   s.automatic_failover = p->automatic_failover;
@@ -484,8 +558,7 @@ void AddServerCommands(CLI::App& app, Globals& g, Run* run) {
   up->add_option("--pg-port", o->pg_port, "PostgreSQL port of region-a (default 15432)")
       ->check(CLI::Range(1, 65535));
   up->add_option("--address", o->address, "Loopback address of region-a (default 127.0.0.11)");
-  up->add_option("--address-b", o->address_b,
-                 "Loopback address of region-b (default 127.0.0.12)");
+  up->add_option("--address-b", o->address_b, "Loopback address of region-b (default 127.0.0.12)");
   up->add_option("--http-port-b", o->http_port_b,
                  "HTTP port of region-b (default: region-a's, or the next one on one address)")
       ->check(CLI::Range(1, 65535));

@@ -21,8 +21,9 @@ void AddWorkerCommands(CLI::App& app, Globals& g, Run* run) {
   auto opts = std::make_shared<worker::WorkerOptions>();
   auto grace_ms = std::make_shared<int64_t>(10000);
   cmd->add_option("--api", opts->api_url,
-                  "Execution API: http://HOST:PORT (every deployment of the region) or "
-                  "http://HOST:PORT/deployments/NAME (one deployment)")
+                  "Execution API: https://HOST:PORT (every deployment of the region) or "
+                  "https://HOST:PORT/deployments/NAME (one deployment); http:// for a region "
+                  "without TLS. The region's certificate must chain to --ca-file's CA")
       ->required();
   cmd->add_option("--slots", opts->slots, "Tasks run at once (default 16)");
   cmd->add_option("--hostname", opts->hostname, "Name reported for this worker");
@@ -39,6 +40,9 @@ void AddWorkerCommands(CLI::App& app, Globals& g, Run* run) {
     *run = [&g, opts, grace_ms, token_file]() -> int {
       // --api's host name is looked up at the pair's DNS server (the global --dns).
       opts->dns_server = g.target.dns_server;
+      Result<std::string> ca_file = ResolveCaFile(g.target);
+      if (!ca_file.ok()) return Fail(ca_file.status());
+      opts->ca_file = *ca_file;
       if (!token_file->empty()) {
         auto text = ReadFile(*token_file);
         if (!text.ok()) return Fail(text.status().WithContext("--token-file"));

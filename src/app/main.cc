@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   if (const char* url = std::getenv("TANDEM_CONTROL_URL")) g.target.control_url = url;
   if (const char* dns = std::getenv("TANDEM_DNS")) g.target.dns_server = dns;
   if (const char* f = std::getenv("TANDEM_TOKEN_FILE")) g.target.token_file = f;
+  if (const char* f = std::getenv("TANDEM_CA_FILE")) g.target.ca_file = f;
   app.add_option("--state-dir", g.target.state_dir,
                  "State directory of the platform (env TANDEM_STATE_DIR; default ./.tandem)");
   app.add_option("--url", g.target.url, "Talk to the region at this URL (env TANDEM_URL)");
@@ -32,6 +33,10 @@ int main(int argc, char** argv) {
                  "A file holding the API token to send (env TANDEM_TOKEN_FILE; else env "
                  "TANDEM_TOKEN; else `tandem login`'s <state-dir>/session; else the platform "
                  "owner's, <state-dir>/credential)");
+  app.add_option("--ca-file", g.target.ca_file,
+                 "The CA (PEM) that the platform's HTTPS certificates must chain to (env "
+                 "TANDEM_CA_FILE; else <state-dir>/tls/ca.crt, which `tandem up` writes, when it "
+                 "exists; else the system's CAs)");
   app.add_option("-o,--output", g.output, "Output format")->check(CLI::IsMember({"table", "json"}));
 
   Run run;

@@ -1,12 +1,11 @@
 #include "base/net.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <fcntl.h>
 
 #include <cerrno>
 #include <cstring>
@@ -109,5 +108,7 @@ bool CanConnect(const std::string& host, int port, int timeout_ms) {
   close(fd);
   return ok;
 }
+
+bool IsLoopback(const std::string& address) { return address.rfind("127.", 0) == 0; }
 
 }  // namespace tandem

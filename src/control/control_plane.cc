@@ -67,12 +67,9 @@ Json OperationJson(const OperationRow& op) {
 }
 
 Json EventJson(const EventRow& e) {
-  return {{"id", e.id},
-          {"at", IsoMs(e.at_ms)},
-          {"kind", e.kind},
-          {"region", e.region},
-          {"epoch", e.epoch},
-          {"operation", e.operation > 0 ? Json(e.operation) : Json(nullptr)},
+  return {{"id", e.id},          {"at", IsoMs(e.at_ms)},
+          {"kind", e.kind},      {"region", e.region},
+          {"epoch", e.epoch},    {"operation", e.operation > 0 ? Json(e.operation) : Json(nullptr)},
           {"message", e.message}};
 }
 
@@ -129,7 +126,7 @@ Status ControlPlane::StartAll() {
   for (const RegionEndpoint& r : s_.regions) {
     Duration timeout = std::max<Duration>(100ms, s_.health_interval * 4 / 5);
     links_[r.name] =
-        std::make_unique<HttpRegionLink>(r.name, r.url, credential_, timeout, s_.address);
+        std::make_unique<HttpRegionLink>(r.name, r.url, credential_, timeout, s_.address, s_.trust);
     health_[r.name];
   }
   // A restarted voter cannot know which grants it made before: it counts one whole lease as
@@ -194,8 +191,7 @@ Status ControlPlane::StartAll() {
     metrics_.Set("tandem_dr_rpo_logs_seconds", {}, st.rpo_logs_seconds);
     metrics_.Set("tandem_dr_log_lag_bytes", {}, static_cast<double>(st.log_bytes_behind));
     metrics_.Set("tandem_dr_log_lag_chunks", {}, static_cast<double>(st.log_chunks_behind));
-    metrics_.Set("tandem_dr_images_unreplicated", {},
-                 static_cast<double>(st.images_unreplicated));
+    metrics_.Set("tandem_dr_images_unreplicated", {}, static_cast<double>(st.images_unreplicated));
     metrics_.Set("tandem_dr_commit_seconds", {}, st.commit_ms / 1000);
     metrics_.Set("tandem_dr_synchronous", {}, s_.mode == "synchronous" ? 1 : 0);
     for (const char* state : {"syncing", "resyncing", "degraded", "broken"}) {
@@ -215,7 +211,8 @@ Status ControlPlane::StartAll() {
   {
     std::vector<std::string> urls;
     for (const RegionEndpoint& r : s_.regions) urls.push_back(r.url);
-    authorizer_ = std::make_unique<RemoteAuthorizer>(std::move(urls), &RealClock());
+    authorizer_ = std::make_unique<RemoteAuthorizer>(std::move(urls), &RealClock(),
+                                                     std::chrono::seconds(2), s_.trust);
     router_->set_authorizer(
         [this](api::Request& req, auth::Need need) { return authorizer_->Check(req, need); });
   }
@@ -223,10 +220,13 @@ Status ControlPlane::StartAll() {
   audit_ = std::make_unique<AuditForwarder>(
       [this](const std::string& event) { return SendAudit(event); });
   api::ServerOptions so{s_.address, s_.http_port, s_.http_threads, 1 << 20};
+  so.tls_cert_file = s_.tls_cert_file;
+  so.tls_key_file = s_.tls_key_file;
   so.after = [this](const api::Request& req, const api::Response& res) { AuditRequest(req, res); };
   ASSIGN_OR_RETURN(http_, api::HttpServer::Start(so, router_.get(), &metrics_));
-  Event("started", "", "control plane started (epoch " + std::to_string(pair.epoch) + ", " +
-                           pair.active + " active)");
+  Event("started", "",
+        "control plane started (epoch " + std::to_string(pair.epoch) + ", " + pair.active +
+            " active)");
 
   // An operation that was running when the control plane stopped resumes or rolls back.
   ASSIGN_OR_RETURN(std::optional<OperationRow> running, store_->RunningOperation());
@@ -389,9 +389,9 @@ PairStatus ControlPlane::ComputeStatus() {
   st.standby = pair->standby;
   st.original_primary = pair->original_primary;
   st.epoch = pair->epoch;
-  st.summary = "Active: " + st.active +
-               (st.active == st.original_primary ? " (primary)"
-                                                 : " (failed over from " + st.standby + ")");
+  st.summary =
+      "Active: " + st.active +
+      (st.active == st.original_primary ? " (primary)" : " (failed over from " + st.standby + ")");
   std::lock_guard lock(mu_);
   const Health& a = health_[st.active];
   const Health& b = health_[st.standby];
@@ -585,17 +585,16 @@ void ControlPlane::MaybeAutomaticFailover() {
 // ---------------------------------------------------------------------------------------------
 // Operations.
 
-Result<OperationRow> ControlPlane::StartOperation(const std::string& kind,
-                                                  const std::string& mode, bool fall_through,
-                                                  bool declare_dead) {
+Result<OperationRow> ControlPlane::StartOperation(const std::string& kind, const std::string& mode,
+                                                  bool fall_through, bool declare_dead) {
   std::unique_lock lock(mu_);
   if (op_running_) {
     ASSIGN_OR_RETURN(std::optional<OperationRow> running, store_->RunningOperation());
-    return FailedPrecondition(
-        "a " + (running ? running->kind + " (#" + std::to_string(running->id) + ", step " +
-                              running->step + ")"
-                        : std::string("failover")) +
-        " is already running; wait for it to finish (tandem dr events)");
+    return FailedPrecondition("a " +
+                              (running ? running->kind + " (#" + std::to_string(running->id) +
+                                             ", step " + running->step + ")"
+                                       : std::string("failover")) +
+                              " is already running; wait for it to finish (tandem dr events)");
   }
   std::string effective = mode;
   if (kind == "failover" && mode == "planned" && fall_through) {
@@ -611,9 +610,8 @@ Result<OperationRow> ControlPlane::StartOperation(const std::string& kind,
   op_thread_ = std::thread([this, op] { RunOperation(op, false); });
   lock.unlock();
   Event(kind + "_started", op.to,
-        op.mode + " " + kind + " #" + std::to_string(op.id) + " from " + op.from + " to " +
-            op.to + " (epoch " + std::to_string(op.epoch_from) + " → " +
-            std::to_string(op.epoch_to) + ")",
+        op.mode + " " + kind + " #" + std::to_string(op.id) + " from " + op.from + " to " + op.to +
+            " (epoch " + std::to_string(op.epoch_from) + " → " + std::to_string(op.epoch_to) + ")",
         op.id);
   return op;
 }
@@ -639,13 +637,8 @@ void ControlPlane::RunOperation(const OperationRow& op, bool resume) {
       }
     }
     Event(op.kind + "_" + out->state, out->active, msg, op.id);
-    Json detail = {{"operation", op.id},
-                   {"mode", op.mode},
-                   {"from", op.from},
-                   {"to", op.to},
-                   {"active", out->active},
-                   {"epoch", out->epoch},
-                   {"message", msg}};
+    Json detail = {{"operation", op.id},    {"mode", op.mode},     {"from", op.from}, {"to", op.to},
+                   {"active", out->active}, {"epoch", out->epoch}, {"message", msg}};
     if (out->rto_seconds >= 0) detail["rto_seconds"] = out->rto_seconds;
     if (out->loss_bytes >= 0) {
       detail["loss_bytes"] = out->loss_bytes;
@@ -718,7 +711,7 @@ Status ControlPlane::SendAudit(const std::string& event) {
   }
   Status last = Unavailable("no region");
   for (const RegionEndpoint* r : order) {
-    rpc::Client c(r->url, credential_, std::chrono::seconds(2), s_.address);
+    rpc::Client c(r->url, credential_, std::chrono::seconds(2), s_.address, s_.trust);
     Result<rpc::Reply> reply = c.Call("POST", "/internal/v1/audit", event);
     if (!reply.ok()) {
       last = reply.status();
@@ -752,10 +745,9 @@ Json FailoverItems(const PairStatus& st) {
   auto item = [&](const std::string& name, const std::string& how, const Json& lag) {
     items.push_back({{"item", name}, {"carried_by", how}, {"lag", lag}});
   };
-  for (const char* name : {"deployments and pipelines", "DAG run history",
-                           "task-instance metadata", "XComs", "deployment config",
-                           "environment variables", "connections", "variables", "pools",
-                           "metrics-export settings"}) {
+  for (const char* name : {"deployments and pipelines", "DAG run history", "task-instance metadata",
+                           "XComs", "deployment config", "environment variables", "connections",
+                           "variables", "pools", "metrics-export settings"}) {
     item(name, streaming, meta_lag);
   }
   item("secrets (connection passwords, secret environment variables)",
@@ -771,8 +763,7 @@ Json FailoverItems(const PairStatus& st) {
   item("network settings (addresses, ports)",
        "declared per region in the pair config; each region listens on its own", nullptr);
   item("image-pull secrets",
-       "none needed: each region's workers read bundles from their own region's registry",
-       nullptr);
+       "none needed: each region's workers read bundles from their own region's registry", nullptr);
   item("workload identities",
        "workers and the pair's processes authenticate with credentials derived from the shared "
        "key, valid in both regions; per-deployment identity mappings are data, replicated with "
@@ -883,12 +874,9 @@ std::string ControlPlane::StatusJson() {
   auto opt = [](double v) { return v >= 0 ? Json(v) : Json(nullptr); };
   j["rpo"] = {{"metadata_seconds", opt(st.rpo_metadata_seconds)},
               {"logs_seconds", opt(st.rpo_logs_seconds)}};
-  j["logs"] = {{"chunks_behind", st.log_chunks_behind},
-               {"bytes_behind", st.log_bytes_behind},
-               {"oldest_seconds", opt(st.rpo_logs_seconds)},
-               {"lag_p50_seconds", st.log_lag_p50_s},
-               {"lag_p99_seconds", st.log_lag_p99_s},
-               {"error", st.log_error}};
+  j["logs"] = {{"chunks_behind", st.log_chunks_behind},      {"bytes_behind", st.log_bytes_behind},
+               {"oldest_seconds", opt(st.rpo_logs_seconds)}, {"lag_p50_seconds", st.log_lag_p50_s},
+               {"lag_p99_seconds", st.log_lag_p99_s},        {"error", st.log_error}};
   j["images"] = {{"unreplicated", st.images_unreplicated}, {"error", st.images_error}};
   if (dns_) {
     j["dns"] = {{"server", s_.dns.server.ToString()}, {"zone", s_.dns.zone},
@@ -905,8 +893,6 @@ std::string ControlPlane::StatusJson() {
   return j.dump();
 }
 
-
-
 void ControlPlane::RegisterRoutes() {
   api::Router& r = *router_;
   r.Add("GET", "/healthz", [](const api::Request&) {
@@ -915,15 +901,15 @@ void ControlPlane::RegisterRoutes() {
   r.Add("GET", "/metrics", [this](const api::Request&) {
     return api::Response{200, metrics_.Render(), "text/plain; version=0.0.4"};
   });
-  r.Add("GET", "/api/v1/dr/status",
-        [this](const api::Request&) { return api::Response{200, StatusJson()}; });
+  r.Add("GET", "/api/v1/dr/status", [this](const api::Request&) {
+    return api::Response{200, StatusJson()};
+  });
   r.Add("POST", "/api/v1/dr/failover",
         api::Wrap([this](const api::Request& req) -> Result<api::Response> {
           ASSIGN_OR_RETURN(Json j, BodyObject(req.body));
           std::string mode = "planned";
           if (j.contains("mode")) {
-            if (!j["mode"].is_string() ||
-                (j["mode"] != "planned" && j["mode"] != "forced")) {
+            if (!j["mode"].is_string() || (j["mode"] != "planned" && j["mode"] != "forced")) {
               return InvalidArgument("mode: expected \"planned\" or \"forced\"");
             }
             mode = j["mode"].get<std::string>();
@@ -976,8 +962,8 @@ void ControlPlane::RegisterRoutes() {
             }
             int64_t n = std::stoll(*v);
             if (n < lo || n > hi) {
-              return InvalidArgument(std::string(what) + ": expected " + std::to_string(lo) +
-                                     ".." + std::to_string(hi) + ", got " + *v);
+              return InvalidArgument(std::string(what) + ": expected " + std::to_string(lo) + ".." +
+                                     std::to_string(hi) + ", got " + *v);
             }
             return n;
           };

@@ -25,6 +25,7 @@
 #include "control/audit_forwarder.h"
 #include "control/dns_zone.h"
 #include "control/region_link.h"
+#include "tls/certificates.h"
 
 namespace tandem::api {
 class Router;
@@ -55,7 +56,7 @@ struct ControlSettings {
   std::string address;
   int http_port = 0;
   std::string state_dir;
-  std::string secret_key;  // base64
+  std::string secret_key;               // base64
   std::vector<RegionEndpoint> regions;  // exactly two
   std::string mode = "asynchronous";
   bool automatic_failover = false;
@@ -70,6 +71,11 @@ struct ControlSettings {
   // A named step at which the process exits at once (tests of a control plane killed during a
   // failover): from TANDEM_FAILPOINT. Empty: none.
   std::string failpoint;
+  // HTTPS: the certificate and key its API serves (both empty: plain HTTP), and what its calls
+  // to the regions trust.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  tls::Trust trust;
 };
 
 // What the status endpoint, the CLI and /metrics show.
@@ -162,7 +168,7 @@ class ControlPlane {
     std::optional<RegionView> view;  // the last answer
     std::optional<MonoTime> last_seen;
     int misses = 0;
-    bool lost = false;               // missed detection_misses checks in a row
+    bool lost = false;  // missed detection_misses checks in a row
     std::string last_error;
     std::string last_resync_detail;  // to record each rejoin's outcome once
     std::optional<MonoTime> last_rejoin_ask;
@@ -176,9 +182,9 @@ class ControlPlane {
   // Who started each operation this process began (for the event of its end); an operation
   // not here was begun by the automatic failover or before a restart.
   std::map<int64_t, std::string> op_started_by_;  // guarded by mu_
-  std::string dns_error_;                 // guarded by mu_: the last failed DNS publish
-  std::optional<MonoTime> dns_retry_at_;  // guarded by mu_
-  int dns_failures_ = 0;                  // guarded by mu_
+  std::string dns_error_;                         // guarded by mu_: the last failed DNS publish
+  std::optional<MonoTime> dns_retry_at_;          // guarded by mu_
+  int dns_failures_ = 0;                          // guarded by mu_
   std::thread monitor_, op_thread_;
 };
 

@@ -21,13 +21,14 @@ Result<Json> ParseReply(const std::string& body, const std::string& what) {
 
 HttpRegionLink::HttpRegionLink(std::string name, const std::string& url,
                                const std::string& credential, Duration timeout,
-                               std::string source_address)
+                               std::string source_address, tls::Trust trust)
     : name_(std::move(name)),
       url_(url),
       credential_(credential),
       source_(std::move(source_address)),
-      quick_(std::make_unique<rpc::Client>(url, credential, timeout, source_)),
-      slow_(std::make_unique<rpc::Client>(url, credential, 120s, source_)) {}
+      trust_(std::move(trust)),
+      quick_(std::make_unique<rpc::Client>(url, credential, timeout, source_, trust_)),
+      slow_(std::make_unique<rpc::Client>(url, credential, 120s, source_, trust_)) {}
 
 HttpRegionLink::~HttpRegionLink() = default;
 
@@ -48,7 +49,7 @@ Result<PromiseResult> HttpRegionLink::Promise(int64_t epoch) {
 
 Result<StepDownResult> HttpRegionLink::StepDown(int64_t epoch, Duration drain) {
   const auto drain_ms = std::chrono::duration_cast<std::chrono::milliseconds>(drain).count();
-  rpc::Client c(url_, credential_, drain + 30s, source_);
+  rpc::Client c(url_, credential_, drain + 30s, source_, trust_);
   ASSIGN_OR_RETURN(std::string body,
                    c.CallOk("POST", "/internal/v1/dr/step-down",
                             Json{{"epoch", epoch}, {"drain_ms", drain_ms}}.dump()));
@@ -60,8 +61,7 @@ Result<StepDownResult> HttpRegionLink::StepDown(int64_t epoch, Duration drain) {
 }
 
 Status HttpRegionLink::Resume(int64_t epoch) {
-  return quick_->CallOk("POST", "/internal/v1/dr/resume", Json{{"epoch", epoch}}.dump())
-      .status();
+  return quick_->CallOk("POST", "/internal/v1/dr/resume", Json{{"epoch", epoch}}.dump()).status();
 }
 
 Result<PromoteResult> HttpRegionLink::Promote(int64_t epoch, bool forced) {

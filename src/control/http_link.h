@@ -5,6 +5,7 @@
 #include <string>
 
 #include "control/region_link.h"
+#include "tls/certificates.h"
 
 namespace tandem::rpc {
 class Client;
@@ -18,7 +19,7 @@ class HttpRegionLink final : public RegionLink {
   // `timeout` bounds quick calls (state, promise, resume, rejoin); step-down and promote,
   // which take as long as draining and promotion take, get their own longer bounds.
   HttpRegionLink(std::string name, const std::string& url, const std::string& credential,
-                 Duration timeout, std::string source_address = "");
+                 Duration timeout, std::string source_address = "", tls::Trust trust = {});
   ~HttpRegionLink() override;
 
   const std::string& name() const override { return name_; }
@@ -34,6 +35,7 @@ class HttpRegionLink final : public RegionLink {
   std::string url_;
   std::string credential_;
   std::string source_;
+  const tls::Trust trust_;
   std::unique_ptr<rpc::Client> quick_;
   std::unique_ptr<rpc::Client> slow_;
 };

@@ -11,8 +11,8 @@ namespace tandem::control {
 using Json = nlohmann::json;
 
 RemoteAuthorizer::RemoteAuthorizer(std::vector<std::string> region_urls, const Clock* clock,
-                                   std::chrono::milliseconds cache_ttl)
-    : urls_(std::move(region_urls)), clock_(clock), ttl_(cache_ttl) {}
+                                   std::chrono::milliseconds cache_ttl, tls::Trust trust)
+    : urls_(std::move(region_urls)), trust_(std::move(trust)), clock_(clock), ttl_(cache_ttl) {}
 
 Result<auth::Principal> PrincipalFromJson(const std::string& body) {
   Json j = Json::parse(body, nullptr, false);
@@ -50,7 +50,7 @@ Result<std::shared_ptr<const auth::Principal>> RemoteAuthorizer::Ask(
   Status last = Unavailable("no region answered who the credential is");
   for (size_t i = 0; i < urls_.size(); ++i) {
     const size_t at = (first + i) % urls_.size();
-    rpc::Client c(urls_[at], credential, std::chrono::seconds(2));
+    rpc::Client c(urls_[at], credential, std::chrono::seconds(2), "", trust_);
     Result<rpc::Reply> r = c.Call("GET", "/api/v1/whoami");
     if (!r.ok()) {
       last = r.status();

@@ -17,13 +17,15 @@
 
 #include "api/http.h"
 #include "base/clock.h"
+#include "tls/certificates.h"
 
 namespace tandem::control {
 
 class RemoteAuthorizer {
  public:
   RemoteAuthorizer(std::vector<std::string> region_urls, const Clock* clock,
-                   std::chrono::milliseconds cache_ttl = std::chrono::seconds(2));
+                   std::chrono::milliseconds cache_ttl = std::chrono::seconds(2),
+                   tls::Trust trust = {});
 
   // The api::Authorizer: sets req.principal once the credential is known.
   Status Check(api::Request& req, auth::Need need);
@@ -32,6 +34,7 @@ class RemoteAuthorizer {
   Result<std::shared_ptr<const auth::Principal>> Ask(const std::string& credential);
 
   const std::vector<std::string> urls_;
+  const tls::Trust trust_;
   const Clock* clock_;
   const std::chrono::milliseconds ttl_;
   std::mutex mu_;

@@ -46,17 +46,28 @@ std::string RdfText(const ldns_rdf* rdf) {
 
 std::string RcodeName(ldns_pkt_rcode rcode) {
   switch (rcode) {
-    case LDNS_RCODE_NOERROR: return "NOERROR";
-    case LDNS_RCODE_FORMERR: return "FORMERR";
-    case LDNS_RCODE_SERVFAIL: return "SERVFAIL";
-    case LDNS_RCODE_NXDOMAIN: return "NXDOMAIN";
-    case LDNS_RCODE_NOTIMPL: return "NOTIMP";
-    case LDNS_RCODE_REFUSED: return "REFUSED";
-    case LDNS_RCODE_YXDOMAIN: return "YXDOMAIN";
-    case LDNS_RCODE_YXRRSET: return "YXRRSET";
-    case LDNS_RCODE_NXRRSET: return "NXRRSET";
-    case LDNS_RCODE_NOTAUTH: return "NOTAUTH";
-    case LDNS_RCODE_NOTZONE: return "NOTZONE";
+    case LDNS_RCODE_NOERROR:
+      return "NOERROR";
+    case LDNS_RCODE_FORMERR:
+      return "FORMERR";
+    case LDNS_RCODE_SERVFAIL:
+      return "SERVFAIL";
+    case LDNS_RCODE_NXDOMAIN:
+      return "NXDOMAIN";
+    case LDNS_RCODE_NOTIMPL:
+      return "NOTIMP";
+    case LDNS_RCODE_REFUSED:
+      return "REFUSED";
+    case LDNS_RCODE_YXDOMAIN:
+      return "YXDOMAIN";
+    case LDNS_RCODE_YXRRSET:
+      return "YXRRSET";
+    case LDNS_RCODE_NXRRSET:
+      return "NXRRSET";
+    case LDNS_RCODE_NOTAUTH:
+      return "NOTAUTH";
+    case LDNS_RCODE_NOTZONE:
+      return "NOTZONE";
   }
   return "rcode " + std::to_string(static_cast<int>(rcode));
 }
@@ -115,7 +126,8 @@ Result<Server> ParseServer(const std::string& text) {
     s.port = p;
   }
   if (!IsIpv4(s.address)) {
-    return InvalidArgument("DNS server \"" + text + "\": expected ADDRESS:PORT with an IPv4 address");
+    return InvalidArgument("DNS server \"" + text +
+                           "\": expected ADDRESS:PORT with an IPv4 address");
   }
   return s;
 }
@@ -141,8 +153,8 @@ Result<Addresses> LookUp(const Server& server, const std::string& name, Duration
   ASSIGN_OR_RETURN(LdnsResolver r, MakeResolver(server, timeout));
   Rdf qname(ldns_dname_new_frm_str(Fqdn(name).c_str()));
   ldns_pkt* raw = nullptr;
-  ldns_status st = ldns_resolver_query_status(&raw, r.get(), qname.get(), LDNS_RR_TYPE_A,
-                                              LDNS_RR_CLASS_IN, 0);
+  ldns_status st =
+      ldns_resolver_query_status(&raw, r.get(), qname.get(), LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, 0);
   Pkt answer(raw);
   if (st != LDNS_STATUS_OK || !answer) {
     return Unavailable("DNS server " + server.ToString() + " did not answer for " + name + ": " +
@@ -201,15 +213,14 @@ Status SendUpdate(const Server& server, const TsigKey& key, const Update& update
     }
     RETURN_IF_ERROR(remove_a(name));
     ldns_rr* rr = nullptr;
-    const std::string text =
-        Fqdn(name) + " " + std::to_string(update.ttl) + " IN A " + address;
+    const std::string text = Fqdn(name) + " " + std::to_string(update.ttl) + " IN A " + address;
     if (ldns_rr_new_frm_str(&rr, text.c_str(), update.ttl, nullptr, nullptr) != LDNS_STATUS_OK) {
       return InvalidArgument("cannot make the record \"" + text + "\"");
     }
     ldns_rr_list_push_rr(updates.get(), rr);
   }
-  Pkt query(ldns_update_pkt_new(ldns_dname_new_frm_str(Fqdn(update.zone).c_str()),
-                                LDNS_RR_CLASS_IN, nullptr, updates.get(), nullptr));
+  Pkt query(ldns_update_pkt_new(ldns_dname_new_frm_str(Fqdn(update.zone).c_str()), LDNS_RR_CLASS_IN,
+                                nullptr, updates.get(), nullptr));
   if (!query) return Internal("cannot build a DNS update for " + update.zone);
   ldns_pkt_set_random_id(query.get());
   if (ldns_update_pkt_tsig_add(query.get(), r.get()) != LDNS_STATUS_OK) {
@@ -255,11 +266,18 @@ Result<std::string> ConnectAddress(Resolver* resolver, const std::string& host) 
 }
 
 Result<HostPort> ParseHttpUrl(const std::string& url) {
-  const std::string scheme = "http://";
-  if (url.rfind(scheme, 0) != 0) return InvalidArgument("expected an http:// URL, got '" + url + "'");
-  std::string authority = url.substr(scheme.size());
-  authority = authority.substr(0, authority.find('/'));
   HostPort hp;
+  std::string authority;
+  if (url.starts_with("http://")) {
+    authority = url.substr(7);
+  } else if (url.starts_with("https://")) {
+    authority = url.substr(8);
+    hp.https = true;
+    hp.port = 443;
+  } else {
+    return InvalidArgument("expected an http:// or https:// URL, got '" + url + "'");
+  }
+  authority = authority.substr(0, authority.find('/'));
   const size_t colon = authority.rfind(':');
   hp.host = authority.substr(0, colon);
   if (colon != std::string::npos) {

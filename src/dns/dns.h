@@ -29,9 +29,9 @@ Result<Server> ParseServer(const std::string& text);
 
 // A TSIG key (RFC 8945): its name, algorithm and secret (base64).
 struct TsigKey {
-  std::string name;                      // a DNS name, e.g. "tandem-update"
+  std::string name;                       // a DNS name, e.g. "tandem-update"
   std::string algorithm = "hmac-sha256";  // hmac-sha256, hmac-sha384, hmac-sha512
-  std::string secret;                    // base64
+  std::string secret;                     // base64
 };
 // InvalidArgument when a part is missing or malformed.
 Status CheckTsigKey(const TsigKey& key);
@@ -58,8 +58,7 @@ struct Update {
 // Sends `update` to `server`, signed with `key`, over TCP. FailedPrecondition naming the
 // problem when the server refuses it (a wrong or unknown key: BADKEY/BADSIG; NOTAUTH, REFUSED,
 // NOTZONE), Unavailable when the server cannot be reached, InvalidArgument for a bad update.
-Status SendUpdate(const Server& server, const TsigKey& key, const Update& update,
-                  Duration timeout);
+Status SendUpdate(const Server& server, const TsigKey& key, const Update& update, Duration timeout);
 
 // Remembers answers for their TTL, so a client resolving the same name on every request asks
 // the server once per TTL. Forget() drops a name at once: clients call it on a connection error
@@ -91,10 +90,12 @@ bool IsIpv4Address(const std::string& host);
 // resolver, else the address `resolver` has for it.
 Result<std::string> ConnectAddress(Resolver* resolver, const std::string& host);
 
-// The host and port of an http:// URL ("http://host:port/path..."); port 80 when absent.
+// The scheme, host and port of an http:// or https:// URL ("https://host:port/path..."); port
+// 80 (443 for https) when absent.
 struct HostPort {
   std::string host;
   int port = 80;
+  bool https = false;
 };
 Result<HostPort> ParseHttpUrl(const std::string& url);
 

@@ -9,6 +9,7 @@
 
 #include "base/text.h"
 #include "images/digest.h"
+#include "tls/http_client.h"
 
 namespace tandem::images {
 namespace {
@@ -16,23 +17,29 @@ namespace {
 constexpr size_t kMaxErrorBody = size_t{64} * 1024;
 
 struct Endpoint {
+  bool https = false;
   std::string host;
   int port = 80;
 };
 
-// "http://host[:port]" followed by an optional path: the endpoint, and the path (with any query)
-// in `*rest`.
+// "http://host[:port]" or "https://..." followed by an optional path: the endpoint, and the path
+// (with any query) in `*rest`.
 Result<Endpoint> ParseHttpUrl(std::string_view url, std::string* rest) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
-    return InvalidArgument("registry URL must start with http:// (got \"" +
+  Endpoint ep;
+  std::string_view hostport;
+  if (url.starts_with("http://")) {
+    hostport = url.substr(7);
+  } else if (url.starts_with("https://")) {
+    hostport = url.substr(8);
+    ep.https = true;
+    ep.port = 443;
+  } else {
+    return InvalidArgument("registry URL must start with http:// or https:// (got \"" +
                            std::string(url.substr(0, 100)) + "\")");
   }
-  std::string_view hostport = url.substr(kScheme.size());
   size_t slash = hostport.find('/');
   *rest = slash == std::string_view::npos ? "" : std::string(hostport.substr(slash));
   hostport = hostport.substr(0, slash);
-  Endpoint ep;
   size_t colon = hostport.rfind(':');
   ep.host = std::string(hostport.substr(0, colon));
   if (colon != std::string_view::npos) {
@@ -115,8 +122,9 @@ Status AnswerError(const std::string& where, const std::string& method, int stat
   return {code, msg};
 }
 
-Status TransportError(const std::string& where, const std::string& method, httplib::Error error) {
-  return Unavailable(where + ": " + method + " failed: " + httplib::to_string(error));
+Status TransportError(const std::string& where, const std::string& method,
+                      const httplib::Client& cli, httplib::Error error, const tls::Trust& trust) {
+  return Unavailable(where + ": " + method + " failed: " + tls::DescribeError(cli, error, trust));
 }
 
 std::optional<int64_t> ParseLength(const std::string& s) {
@@ -143,7 +151,7 @@ class HttpRegistry final : public Registry {
     const std::string where = "registry " + o_.url;
     auto cli = Connect(ep_);
     auto r = cli->Get("/v2/");
-    if (!r) return TransportError(where, "GET /v2/", r.error());
+    if (!r) return TransportError(where, "GET /v2/", *cli, r.error(), o_.trust);
     if (r->status == 200) return Status::Ok();
     return AnswerError(where, "GET /v2/", r->status, r->body);
   }
@@ -155,7 +163,7 @@ class HttpRegistry final : public Registry {
     auto cli = Connect(ep_);
     cli->set_follow_location(true);
     auto r = cli->Head(BlobPath(repository, digest));
-    if (!r) return TransportError(where, "HEAD", r.error());
+    if (!r) return TransportError(where, "HEAD", *cli, r.error(), o_.trust);
     if (r->status == 404) return std::optional<int64_t>();
     if (r->status != 200) return AnswerError(where, "HEAD", r->status, "");
     std::string header_digest = r->get_header_value("Docker-Content-Digest");
@@ -174,7 +182,7 @@ class HttpRegistry final : public Registry {
     auto cli = Connect(ep_);
     const std::string start = "/v2/" + repository + "/blobs/uploads/";
     auto r = cli->Post(start, httplib::Headers{}, "", 0, "application/octet-stream");
-    if (!r) return TransportError(where, "POST " + start, r.error());
+    if (!r) return TransportError(where, "POST " + start, *cli, r.error(), o_.trust);
     if (r->status != 202) return AnswerError(where, "POST " + start, r->status, r->body);
     std::string location = r->get_header_value("Location");
     if (location.empty()) return Internal(where + ": the upload was started without a Location");
@@ -183,7 +191,7 @@ class HttpRegistry final : public Registry {
     // name another host. Either may carry the registry's own query parameters already.
     Endpoint ep = ep_;
     std::string target = location;
-    if (location.rfind("http://", 0) == 0) {
+    if (location.starts_with("http://") || location.starts_with("https://")) {
       auto parsed = ParseHttpUrl(location, &target);
       if (!parsed.ok())
         return Internal(where + ": unusable upload Location " + Limit(location, 200));
@@ -194,12 +202,13 @@ class HttpRegistry final : public Registry {
     if (target.empty()) target = "/";
     target += target.find('?') == std::string::npos ? '?' : '&';
     target += "digest=" + PercentEncode(digest);
-    auto up = ep.host == ep_.host && ep.port == ep_.port ? std::move(cli) : Connect(ep);
+    auto up = ep.host == ep_.host && ep.port == ep_.port && ep.https == ep_.https ? std::move(cli)
+                                                                                  : Connect(ep);
     auto p =
         up->Put(target, httplib::Headers{}, data.data(), data.size(), "application/octet-stream");
     if (!p)
-      return TransportError(where, "PUT (upload of " + std::to_string(data.size()) + " bytes)",
-                            p.error());
+      return TransportError(where, "PUT (upload of " + std::to_string(data.size()) + " bytes)", *up,
+                            p.error(), o_.trust);
     if (p->status != 201 && p->status != 204) {
       return AnswerError(where, "PUT (upload)", p->status, p->body);
     }
@@ -252,7 +261,7 @@ class HttpRegistry final : public Registry {
           return true;
         });
     if (!refused.ok()) return refused;
-    if (!r) return TransportError(where, "GET", r.error());
+    if (!r) return TransportError(where, "GET", *cli, r.error(), o_.trust);
     if (r->status != 200) return AnswerError(where, "GET", r->status, error_body);
     std::string actual = hasher.Finish();
     if (actual != digest) {
@@ -277,7 +286,7 @@ class HttpRegistry final : public Registry {
     auto cli = Connect(ep_);
     auto r = cli->Put(ManifestPath(repository, reference), httplib::Headers{}, bytes.data(),
                       bytes.size(), media_type.c_str());
-    if (!r) return TransportError(where, "PUT", r.error());
+    if (!r) return TransportError(where, "PUT", *cli, r.error(), o_.trust);
     if (r->status != 201 && r->status != 200) {
       return AnswerError(where, "PUT", r->status, r->body);
     }
@@ -309,7 +318,7 @@ class HttpRegistry final : public Registry {
     if (too_large) {
       return TooLarge(where + ": larger than " + std::to_string(o_.max_manifest_bytes) + " bytes");
     }
-    if (!r) return TransportError(where, "GET", r.error());
+    if (!r) return TransportError(where, "GET", *cli, r.error(), o_.trust);
     if (r->status != 200) return AnswerError(where, "GET", r->status, body);
     ManifestData m;
     m.media_type = r->get_header_value("Content-Type");
@@ -337,7 +346,7 @@ class HttpRegistry final : public Registry {
     auto cli = Connect(ep_);
     cli->set_follow_location(true);
     auto r = cli->Head(ManifestPath(repository, reference), {{"Accept", ManifestAccept()}});
-    if (!r) return TransportError(where, "HEAD", r.error());
+    if (!r) return TransportError(where, "HEAD", *cli, r.error(), o_.trust);
     if (r->status == 404) return std::optional<std::string>();
     if (r->status != 200) return AnswerError(where, "HEAD", r->status, "");
     std::string digest = r->get_header_value("Docker-Content-Digest");
@@ -357,7 +366,8 @@ class HttpRegistry final : public Registry {
 
  private:
   std::unique_ptr<httplib::Client> Connect(const Endpoint& ep) const {
-    auto cli = std::make_unique<httplib::Client>(ep.host, ep.port);
+    auto cli = tls::NewHttpClient(ep.https, ep.host, ep.port, o_.trust);
+    if (!o_.username.empty()) cli->set_basic_auth(o_.username, o_.password);
     auto split = [](Duration d) {
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
       return std::pair<time_t, time_t>(static_cast<time_t>(us / 1000000),

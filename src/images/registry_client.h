@@ -23,18 +23,23 @@
 
 #include "base/clock.h"
 #include "images/registry.h"
+#include "tls/certificates.h"
 
 namespace tandem::images {
 
 struct RegistryClientOptions {
-  std::string url;  // "http://host:port"
+  std::string url;   // "http://host:port" or "https://host:port"
+  tls::Trust trust;  // for https: the CA the registry's certificate must chain to
+  // Sent with every request (HTTP basic) when set: the registry's own user (RegistryServer).
+  std::string username;
+  std::string password;
   Duration connect_timeout = std::chrono::seconds(5);
   // Bounds each wait for the socket (a stalled transfer), not a whole transfer.
   Duration io_timeout = std::chrono::seconds(30);
   int64_t max_manifest_bytes = 4 << 20;
 };
 
-// InvalidArgument when the URL is not "http://host[:port]".
+// InvalidArgument when the URL is not "http(s)://host[:port]".
 Result<RegistryPtr> NewRegistryClient(RegistryClientOptions options);
 
 }  // namespace tandem::images

@@ -13,6 +13,7 @@
 #include "base/fs.h"
 #include "base/net.h"
 #include "base/random.h"
+#include "tls/http_client.h"
 
 namespace tandem::images {
 namespace {
@@ -22,8 +23,9 @@ using namespace std::chrono_literals;
 // A YAML double-quoted scalar (JSON string syntax is valid YAML).
 std::string Quote(const std::string& s) { return nlohmann::json(s).dump(); }
 
-bool AnswersApi(const std::string& host, int port) {
-  httplib::Client cli(host, port);
+bool AnswersApi(const RegistryServerOptions& o) {
+  auto client = tls::NewHttpClient(!o.tls_cert_file.empty(), o.host, o.port, o.trust);
+  httplib::Client& cli = *client;
   cli.set_connection_timeout(0, 300000);
   cli.set_read_timeout(1, 0);
   cli.set_keep_alive(false);
@@ -52,7 +54,8 @@ Result<std::unique_ptr<RegistryServer>> RegistryServer::Create(RegistryServerOpt
 RegistryServer::~RegistryServer() { (void)Stop(); }
 
 std::string RegistryServer::url() const {
-  return "http://" + o_.host + ":" + std::to_string(o_.port);
+  return (o_.tls_cert_file.empty() ? "http://" : "https://") + o_.host + ":" +
+         std::to_string(o_.port);
 }
 
 pid_t RegistryServer::pid() const {
@@ -74,12 +77,18 @@ std::string RegistryServer::ConfigYaml(const RegistryServerOptions& options,
   y += "  filesystem:\n";
   y += "    rootdirectory: " + Quote(data_dir) + "\n";
   y += "  delete:\n";
-  y += "    enabled: true\n";
+  y += "    enabled: false\n";
   y += "  redirect:\n";
   y += "    disable: true\n";
   y += "http:\n";
   y += "  addr: " + Quote(options.host + ":" + std::to_string(options.port)) + "\n";
   y += "  secret: " + Quote(secret) + "\n";
+  if (!options.tls_cert_file.empty()) {
+    y += "  tls:\n";
+    y += "    certificate: " + Quote(options.state_dir + "/tls.crt") + "\n";
+    y += "    key: " + Quote(options.state_dir + "/tls.key") + "\n";
+    y += "    minimumtls: tls1.2\n";
+  }
   y += "  headers:\n";
   y += "    X-Content-Type-Options: [nosniff]\n";
   y += "health:\n";
@@ -117,6 +126,12 @@ Status RegistryServer::PrepareLocked() {
     RETURN_IF_ERROR(WriteFileAtomic(secret_path, HexEncode(RandomBytes(32)), 0600));
   }
   ASSIGN_OR_RETURN(std::string secret, ReadFile(secret_path));
+  if (!o_.tls_cert_file.empty()) {
+    ASSIGN_OR_RETURN(std::string cert, ReadFile(o_.tls_cert_file));
+    ASSIGN_OR_RETURN(std::string key, ReadFile(o_.tls_key_file));
+    RETURN_IF_ERROR(WriteFileAtomicAs(o_.state_dir + "/tls.crt", cert, 0600, uid, gid));
+    RETURN_IF_ERROR(WriteFileAtomicAs(o_.state_dir + "/tls.key", key, 0600, uid, gid));
+  }
   return WriteFileAtomicAs(config_path(), ConfigYaml(o_, data_dir(), secret), 0600, uid, gid);
 }
 
@@ -147,7 +162,7 @@ Status RegistryServer::Start(Duration timeout) {
       return Unavailable("the registry on " + o_.host + ":" + std::to_string(o_.port) + " " +
                          e->Describe() + " at start; its log says:\n" + LogSince(log_from));
     }
-    if (AnswersApi(o_.host, o_.port)) break;
+    if (AnswersApi(o_)) break;
     if (RealClock().Now() >= deadline) {
       child_->Stop(SIGKILL, 5s);
       child_.reset();
@@ -182,7 +197,7 @@ bool RegistryServer::Running() {
     std::lock_guard lock(mu_);
     if (!child_ || child_->Poll()) return false;
   }
-  return AnswersApi(o_.host, o_.port);
+  return AnswersApi(o_);
 }
 
 std::string RegistryServer::LogSince(long offset) const {

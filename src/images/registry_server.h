@@ -8,9 +8,11 @@
 //   data/          storage.filesystem.rootdirectory, owned by the run-as user
 //   registry.log   the registry's stdout and stderr
 //
-// The registry listens on host:port without authentication or TLS (a region's own address),
-// with deletes enabled, no storage health check, no redirects and warn-level logs. It is
-// started with AWS_CA_BUNDLE unset (its S3 code can panic at start on a bundle it cannot use)
+// The registry listens on host:port (a region's own address), over HTTPS when given a certificate
+// (copied to tls.crt / tls.key beside registry.yml, owned by the run-as user, since the
+// originals may be readable by root only), with deletes disabled — nothing of the platform
+// deletes an image, so nobody may — no storage health check, no redirects and warn-level logs. It
+// is started with AWS_CA_BUNDLE unset (its S3 code can panic at start on a bundle it cannot use)
 // and stopped by PID: SIGTERM, then SIGKILL after a bound.
 //
 // Running as root: the registry does not refuse root as PostgreSQL does, but it is a network
@@ -31,6 +33,7 @@
 #include "base/clock.h"
 #include "base/process.h"
 #include "base/status.h"
+#include "tls/certificates.h"
 
 namespace tandem::images {
 
@@ -42,6 +45,11 @@ struct RegistryServerOptions {
   // The system user the registry runs as (requires root); empty = this process's user.
   std::string run_as;
   std::string log_level = "warn";
+  // HTTPS: the certificate (covering `host`) and key to serve; both empty: plain HTTP. `trust`
+  // is what Start's own checks of the registry trust.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  tls::Trust trust;
   Duration stop_grace = std::chrono::seconds(10);  // SIGTERM, then SIGKILL
 };
 
@@ -63,7 +71,7 @@ class RegistryServer {
   // True while the process lives and answers GET /v2/.
   bool Running();
 
-  // "http://host:port"
+  // "https://host:port" (http without TLS)
   std::string url() const;
   pid_t pid() const;  // 0 when not running
   std::string config_path() const { return o_.state_dir + "/registry.yml"; }

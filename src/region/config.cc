@@ -45,7 +45,7 @@ class Parser {
 Status Parser::Parse(const YAML::Node& root, RegionConfig& c) {
   Entry top{.name = "", .key = "", .key_node = root, .value = root};
   ASSIGN_OR_RETURN(Map m, r_.ReadMap(top, {"region", "postgres", "secrets", "limits", "log", "http",
-                                           "workers", "platform", "registry", "task_logs"}));
+                                           "workers", "platform", "registry", "task_logs", "tls"}));
   // Sections in the order the file gives them, so errors come roughly in file order.
   for (const Entry& section : m.entries) {
     if (section.name == "region") {
@@ -62,9 +62,9 @@ Status Parser::Parse(const YAML::Node& root, RegionConfig& c) {
     } else if (section.name == "http") {
       RETURN_IF_ERROR(yaml_util::ReadHttp(r_, section, c.http_threads));
     } else if (section.name == "workers") {
-      RETURN_IF_ERROR(
-          yaml_util::ReadWorkers(r_, section, c.local_workers, c.worker_slots, c.heartbeat_ms,
-                                 c.task_nice, c.task_token_ttl_seconds, c.task_uid_base));
+      RETURN_IF_ERROR(yaml_util::ReadWorkers(r_, section, c.local_workers, c.worker_slots,
+                                             c.heartbeat_ms, c.task_nice, c.task_token_ttl_seconds,
+                                             c.task_uid_base));
     } else if (section.name == "platform") {
       RETURN_IF_ERROR(yaml_util::ReadPlatform(r_, section, c.zone));
     } else if (section.name == "registry") {
@@ -72,6 +72,8 @@ Status Parser::Parse(const YAML::Node& root, RegionConfig& c) {
       ASSIGN_OR_RETURN(c.registry, yaml_util::ReadRegistry(r_, section, *registry_port_));
     } else if (section.name == "task_logs") {
       RETURN_IF_ERROR(yaml_util::ReadTaskLogs(r_, section, c.task_logs));
+    } else if (section.name == "tls") {
+      ASSIGN_OR_RETURN(c.tls, yaml_util::ReadTls(r_, section, /*with_ca=*/true));
     }
   }
   for (std::string_view required : {"region", "postgres", "secrets"}) {
@@ -149,6 +151,18 @@ Result<std::string> Parser::ParseExternal(const Entry& section) const {
 
 }  // namespace
 
+std::string RegionConfig::url() const {
+  return (tls ? "https://" : "http://") + address + ":" + std::to_string(http_port);
+}
+
+std::string DrPeer::url() const {
+  return (tls ? "https://" : "http://") + address + ":" + std::to_string(http_port);
+}
+
+std::string DrPeer::registry_url() const {
+  return (tls ? "https://" : "http://") + address + ":" + std::to_string(registry_port);
+}
+
 Result<RegionConfig> LoadRegionConfig(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   return ParseRegionConfig(text, path);
@@ -203,6 +217,7 @@ std::string RenderRegionConfig(const RegionConfig& c) {
   yaml_util::EmitPlatform(out, c.zone);
   if (c.registry) yaml_util::EmitRegistry(out, *c.registry);
   yaml_util::EmitTaskLogs(out, c.task_logs);
+  if (c.tls) yaml_util::EmitTls(out, *c.tls, /*with_ca=*/true);
 
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "tls/certificates.h"
 
 namespace tandem::region {
 
@@ -76,6 +77,20 @@ struct TaskLogSettings {
   bool operator==(const TaskLogSettings&) const = default;
 };
 
+// tls: the certificate a server serves HTTPS with, and the CA its own calls trust. Paths are made
+// absolute like state_dir. Without it the server speaks plain HTTP (keep it on a private
+// network); `tandem up` always writes one.
+struct TlsSettings {
+  std::string cert_file;  // tls.cert_file, required: PEM certificate, then any intermediates
+  std::string key_file;   // tls.key_file, required: its PEM private key, mode 0600
+  // tls.ca_file, optional: the CA that the certificates of the servers this one calls (control
+  // plane, peer region, registries) must chain to; "" for the system's CAs. In a pair file it
+  // is the pair's tls.ca_file.
+  std::string ca_file;
+
+  bool operator==(const TlsSettings&) const = default;
+};
+
 // The other region of a pair, as this region reaches it.
 struct DrPeer {
   std::string name;       // its region name
@@ -83,6 +98,11 @@ struct DrPeer {
   int http_port = 0;      // its HTTP API port
   int pg_port = 0;        // its PostgreSQL port (this region's source when it is the standby)
   int registry_port = 0;  // its OCI registry's port; 0 when it runs none
+  bool tls = false;       // it serves HTTPS (a pair's parts all do, or none does)
+
+  // "https://address:port" (or "http://...") of its HTTP API, or of its registry.
+  std::string url() const;
+  std::string registry_url() const;
 
   bool operator==(const DrPeer&) const = default;
 };
@@ -92,7 +112,7 @@ struct DrPeer {
 // (region/pair_config.h) from the pair file; the region file itself has no such section.
 struct DrSettings {
   std::string pair;         // pair.name
-  std::string control_url;  // "http://<control.address>:<control.http_port>"
+  std::string control_url;  // "https://<control.address>:<control.http_port>" (http without TLS)
   DrPeer peer;              // the other region
   // "primary" or "standby": the role at the very first start only. Afterwards the control
   // plane's epoch and lease decide, never this.
@@ -137,11 +157,11 @@ struct RegionConfig {
   int http_threads = 32;             // http.threads, 1..1024 (workers' claims long-poll)
   // workers: the task workers the region starts itself (a worker elsewhere runs
   // `tandem worker --api URL`).
-  int local_workers = 1;             // workers.local, 0..64
-  int worker_slots = 32;             // workers.slots, 1..5000: tasks each local worker runs at once
-  int heartbeat_ms = 1000;           // workers.heartbeat_ms, 100..60000; a worker silent for three
-                                     // of these is dead and its tries are retried
-  int task_nice = 10;                // workers.task_nice, 0..19: the local workers' tasks' niceness
+  int local_workers = 1;    // workers.local, 0..64
+  int worker_slots = 32;    // workers.slots, 1..5000: tasks each local worker runs at once
+  int heartbeat_ms = 1000;  // workers.heartbeat_ms, 100..60000; a worker silent for three
+                            // of these is dead and its tries are retried
+  int task_nice = 10;       // workers.task_nice, 0..19: the local workers' tasks' niceness
   // workers.task_token_ttl_seconds, 4..86400: how long a task token lasts; heartbeats renew it
   int task_token_ttl_seconds = 600;
   // workers.task_uid_base: 0, or 1000..2100000000: a deployment's tasks run as uid base + the
@@ -151,10 +171,16 @@ struct RegionConfig {
   // registry, optional. nullopt: the region runs no registry, and deployments' bundles are kept
   // only in its database (a standalone region may do without; `tandem up` always writes one).
   std::optional<RegistrySettings> registry;
-  TaskLogSettings task_logs;  // task_logs, optional
+  TaskLogSettings task_logs;       // task_logs, optional
+  std::optional<TlsSettings> tls;  // tls, optional: nullopt serves plain HTTP
   // nullopt: a standalone region, always active, holding no lease. Set only for a region of a
   // pair (RegionConfigFor); never read from or written to a region file.
   std::optional<DrSettings> dr;
+
+  // What its calls to the control plane, the peer and the registries trust (tls.ca_file).
+  tls::Trust trust() const { return {tls ? tls->ca_file : ""}; }
+  // "https://address:port" of its own HTTP API (http without TLS).
+  std::string url() const;
 
   bool operator==(const RegionConfig&) const = default;
 };

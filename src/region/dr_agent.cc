@@ -57,11 +57,10 @@ DrAgent::DrAgent(const RegionConfig& cfg, std::string credential, MetricsRegistr
   const Duration call_timeout =
       std::chrono::milliseconds(std::max(100, dr_.lease_renew_ms * 4 / 5));
   // Calls come from the region's own address, so the network can tell them apart.
-  control_ =
-      std::make_unique<rpc::Client>(dr_.control_url, credential_, call_timeout, cfg_.address);
-  peer_ = std::make_unique<rpc::Client>(
-      "http://" + dr_.peer.address + ":" + std::to_string(dr_.peer.http_port), credential_,
-      call_timeout, cfg_.address);
+  control_ = std::make_unique<rpc::Client>(dr_.control_url, credential_, call_timeout, cfg_.address,
+                                           cfg_.trust());
+  peer_ = std::make_unique<rpc::Client>(dr_.peer.url(), credential_, call_timeout, cfg_.address,
+                                        cfg_.trust());
   // A restarted voter cannot know what it granted before it stopped: it counts a whole lease
   // as possibly outstanding.
   voter_ = std::make_unique<dr::Voter>(
@@ -328,10 +327,11 @@ void DrAgent::LeaseLoop() {
         if (held) {
           spdlog::info("holding the lease for epoch {}: acting as the primary", epoch);
         } else {
-          spdlog::warn("lost the lease for epoch {}: no majority of the control plane, {} and "
-                       "this region answered; starting nothing and refusing writes until one "
-                       "does",
-                       epoch, dr_.peer.name);
+          spdlog::warn(
+              "lost the lease for epoch {}: no majority of the control plane, {} and "
+              "this region answered; starting nothing and refusing writes until one "
+              "does",
+              epoch, dr_.peer.name);
         }
         had = held;
       }
@@ -398,11 +398,10 @@ bool DrAgent::RenewOnce() {
   const MonoTime give_up = asked_at + d / 2;
   std::vector<bool> counted(calls.size(), false);
   size_t answered = 0;
-  while (answered < calls.size() && !(grants >= 2 && higher == 0) &&
-         RealClock().Now() < give_up) {
+  while (answered < calls.size() && !(grants >= 2 && higher == 0) && RealClock().Now() < give_up) {
     for (size_t i = 0; i < calls.size(); ++i) {
-      if (counted[i] || calls[i].wait_for(std::chrono::milliseconds(5)) !=
-                            std::future_status::ready) {
+      if (counted[i] ||
+          calls[i].wait_for(std::chrono::milliseconds(5)) != std::future_status::ready) {
         continue;
       }
       counted[i] = true;
@@ -537,9 +536,10 @@ void DrAgent::ManageSync() {
   if (want) {
     spdlog::info("synchronous mode: commits wait for {} to apply them", dr_.peer.name);
   } else if (!peer_streamed_) {
-    spdlog::warn("synchronous mode: {} does not stream from this region yet; committing "
-                 "asynchronously until it does",
-                 dr_.peer.name);
+    spdlog::warn(
+        "synchronous mode: {} does not stream from this region yet; committing "
+        "asynchronously until it does",
+        dr_.peer.name);
   } else {
     spdlog::warn(
         "synchronous mode degraded: {} has not streamed for {} ms; committing "
@@ -702,8 +702,8 @@ Status DrAgent::RejoinNow(int64_t epoch) {
   if (logs_ != nullptr) {
     // Like the database's: what the peer never received is gone from this region too.
     Result<std::string> discarded = logs_->DiscardPeerBacklog();
-    resync_detail_ += "; " + (discarded.ok() ? *discarded
-                                             : "task logs: " + discarded.status().message());
+    resync_detail_ +=
+        "; " + (discarded.ok() ? *discarded : "task logs: " + discarded.status().message());
   }
   spdlog::info("{}", resync_detail_);
   DrLocalState next = st_;
@@ -762,18 +762,18 @@ void DrAgent::RegisterRoutes(api::Router& router) {
                  return api::Response{200, body};
                }));
   };
-  router.Add("GET", "/internal/v1/dr/state",
-             api::Wrap([this](const api::Request& req) -> Result<api::Response> {
-               RETURN_IF_ERROR(CheckCredential(req));
-               {
-                 std::lock_guard lock(mu_);
-                 if (!sampled_) {
-                   return Unavailable("region " + cfg_.name +
-                                      " has not read its PostgreSQL's state yet");
-                 }
-               }
-               return api::Response{200, control::ViewToJson(View())};
-             }));
+  router.Add(
+      "GET", "/internal/v1/dr/state",
+      api::Wrap([this](const api::Request& req) -> Result<api::Response> {
+        RETURN_IF_ERROR(CheckCredential(req));
+        {
+          std::lock_guard lock(mu_);
+          if (!sampled_) {
+            return Unavailable("region " + cfg_.name + " has not read its PostgreSQL's state yet");
+          }
+        }
+        return api::Response{200, control::ViewToJson(View())};
+      }));
   // A refused lease is an answer, not an error: 409 with the epoch the voter promised, which
   // fences an asker that is behind.
   router.Add("POST", "/internal/v1/dr/lease",
@@ -902,9 +902,10 @@ Result<std::string> DrAgent::HandleStepDown(const std::string& body) {
   (void)control_->Call("POST", "/internal/v1/dr/release", rel);
   (void)peer_->Call("POST", "/internal/v1/dr/release", rel);
   ASSIGN_OR_RETURN(pg::ReplicationSample s, pg_->Sample());
-  spdlog::info("stepped down at WAL {} ({} task instances still running, handed to "
-               "reconciliation)",
-               pg::FormatLsn(s.current_lsn), still);
+  spdlog::info(
+      "stepped down at WAL {} ({} task instances still running, handed to "
+      "reconciliation)",
+      pg::FormatLsn(s.current_lsn), still);
   return Json{{"final_lsn", s.current_lsn}, {"still_running", still}}.dump();
 }
 

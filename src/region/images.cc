@@ -33,18 +33,23 @@ Result<std::unique_ptr<RegionImages>> RegionImages::Start(const RegionConfig& cf
   o.host = cfg.address;
   o.port = cfg.registry->port;
   o.run_as = run_as;
+  if (cfg.tls) {
+    o.tls_cert_file = cfg.tls->cert_file;
+    o.tls_key_file = cfg.tls->key_file;
+    o.trust = cfg.trust();
+  }
   ASSIGN_OR_RETURN(r->server_, images::RegistryServer::Create(o));
   Status s = r->server_->Start(30s);
   if (!s.ok()) return s.WithContext("the region's OCI registry");
-  ASSIGN_OR_RETURN(r->own_, images::NewRegistryClient({.url = r->server_->url()}));
+  ASSIGN_OR_RETURN(r->own_,
+                   images::NewRegistryClient({.url = r->server_->url(), .trust = cfg.trust()}));
   if (cfg.dr && cfg.dr->peer.registry_port > 0) {
     r->peer_name_ = cfg.dr->peer.name;
     r->replicate_timeout_ = std::chrono::seconds(cfg.dr->image_replication_timeout_seconds);
-    ASSIGN_OR_RETURN(r->peer_, images::NewRegistryClient(
-                                   {.url = "http://" + cfg.dr->peer.address + ":" +
-                                           std::to_string(cfg.dr->peer.registry_port),
-                                    .connect_timeout = 2s,
-                                    .io_timeout = 30s}));
+    ASSIGN_OR_RETURN(r->peer_, images::NewRegistryClient({.url = cfg.dr->peer.registry_url(),
+                                                          .trust = cfg.trust(),
+                                                          .connect_timeout = 2s,
+                                                          .io_timeout = 30s}));
   }
   if (metrics != nullptr) {
     metrics->Describe("tandem_images_unreplicated", "gauge",
@@ -105,8 +110,8 @@ Result<RegionImages::Published> RegionImages::Publish(
 }
 
 Result<std::map<std::string, std::string>> RegionImages::Fetch(const std::string& repository,
-                                                                const std::string& digest,
-                                                                int64_t* bytes) {
+                                                               const std::string& digest,
+                                                               int64_t* bytes) {
   RETURN_IF_ERROR(images::ValidateRepository(repository));
   if (!images::IsDigestReference(digest)) {
     return InvalidArgument("image digest '" + digest + "' is not sha256:<64 hex digits>");
@@ -124,12 +129,10 @@ Status RegionImages::CopyOnce(const std::string& repository, const std::string& 
       images::ReplicateImage(*own_, *peer_, repository, digest, "latest");
   if (!r.ok()) return r.status();
   if (metrics_ != nullptr && r->bytes_copied > 0) {
-    metrics_->Add("tandem_image_replication_bytes_total", {},
-                  static_cast<double>(r->bytes_copied));
+    metrics_->Add("tandem_image_replication_bytes_total", {}, static_cast<double>(r->bytes_copied));
   }
   spdlog::info("image {}@{} replicated to {} ({} blobs, {} bytes copied, {} already there)",
-               repository, digest, peer_name_, r->blobs_copied, r->bytes_copied,
-               r->blobs_skipped);
+               repository, digest, peer_name_, r->blobs_copied, r->bytes_copied, r->blobs_skipped);
   return Status::Ok();
 }
 
@@ -144,11 +147,11 @@ Status RegionImages::Replicate(const std::string& repository, const std::string&
       return s.ok() ? s : s.WithContext("copying to " + peer_name_ + "'s registry");
     }
     if (RealClock().Now() + pause >= until) {
-      return Unavailable(peer_name_ + "'s registry did not take it within " +
-                         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                            replicate_timeout_)
-                                            .count()) +
-                         " s: " + s.message());
+      return Unavailable(
+          peer_name_ + "'s registry did not take it within " +
+          std::to_string(
+              std::chrono::duration_cast<std::chrono::seconds>(replicate_timeout_).count()) +
+          " s: " + s.message());
     }
     std::unique_lock lock(mu_);
     if (cv_.wait_for(lock, pause, [this] { return stopping_; })) return Unavailable("stopping");
@@ -175,8 +178,8 @@ void RegionImages::ReplicatorLoop() {
     int64_t left = static_cast<int64_t>(todo->size());
     for (const store::UnreplicatedImage& u : *todo) {
       Status s = CopyOnce(u.image.repository, u.image.digest);
-      if (s.ok()) s = pipelines_->MarkImageReplicated(u.deployment, u.bundle_version,
-                                                      u.image.digest);
+      if (s.ok())
+        s = pipelines_->MarkImageReplicated(u.deployment, u.bundle_version, u.image.digest);
       if (s.ok()) {
         --left;
         continue;

@@ -46,6 +46,8 @@ class Parser {
   Result<RegionMarks> ParseRegion(const Entry& item, PairRegion& region);
   Status ParsePostgres(const Entry& section, const std::string& address, PairRegion& region);
   Status ParseDns(const Entry& section, PairDns& dns);
+  // Every part has tls files exactly when the pair has a tls section.
+  Status CheckTls(const Map& top, const PairConfig& p) const;
 
   // Integer `name` of `m`, when written, into `out`.
   Status OptionalInt(const Map& m, std::string_view name, int min, int max, int& out) const;
@@ -56,8 +58,8 @@ class Parser {
 
 Status Parser::Parse(const YAML::Node& root, PairConfig& p) {
   Entry top{.name = "", .key = "", .key_node = root, .value = root};
-  ASSIGN_OR_RETURN(Map m,
-                   r_.ReadMap(top, {"pair", "control", "regions", "secrets", "platform", "dns"}));
+  ASSIGN_OR_RETURN(
+      Map m, r_.ReadMap(top, {"pair", "control", "regions", "secrets", "platform", "dns", "tls"}));
   // Sections in the order the file gives them, so errors come roughly in file order.
   for (const Entry& section : m.entries) {
     if (section.name == "pair") {
@@ -73,11 +75,18 @@ Status Parser::Parse(const YAML::Node& root, PairConfig& p) {
       RETURN_IF_ERROR(yaml_util::ReadPlatform(r_, section, p.zone));
     } else if (section.name == "dns") {
       RETURN_IF_ERROR(ParseDns(section, p.dns.emplace()));
+    } else if (section.name == "tls") {
+      ASSIGN_OR_RETURN(Map t, r_.ReadMap(section, {"ca_file"}));
+      p.tls_ca_file.emplace();
+      if (const Entry* e = t.Find("ca_file")) {
+        ASSIGN_OR_RETURN(*p.tls_ca_file, r_.Path(*e));
+      }
     }
   }
   for (std::string_view required : {"pair", "control", "regions", "secrets"}) {
     if (m.Find(required) == nullptr) return r_.Missing(std::string(required));
   }
+  RETURN_IF_ERROR(CheckTls(m, p));
   if (p.dns && p.regions[0].http_port != p.regions[1].http_port) {
     return r_.Error(m.Find("dns")->key_node.Mark(),
                     "dns: the regions serve HTTP on different ports (" +
@@ -86,6 +95,21 @@ Status Parser::Parse(const YAML::Node& root, PairConfig& p) {
                         "); host names carry no port, so both must listen on the same one");
   }
   return listeners_.Check(r_);
+}
+
+Status Parser::CheckTls(const Map& top, const PairConfig& p) const {
+  const std::pair<std::string, const std::optional<TlsSettings>*> parts[] = {
+      {"control", &p.control.tls},
+      {"regions[0]", &p.regions[0].tls},
+      {"regions[1]", &p.regions[1].tls}};
+  for (const auto& [part, tls] : parts) {
+    if (p.tls_ca_file && !*tls) return r_.Missing(part + ".tls");
+    if (!p.tls_ca_file && *tls) {
+      return r_.Error(top.Find(part == "control" ? "control" : "regions")->key_node.Mark(),
+                      part + ".tls: given, but the pair has no tls section");
+    }
+  }
+  return Status::Ok();
 }
 
 Status Parser::OptionalInt(const Map& m, std::string_view name, int min, int max, int& out) const {
@@ -157,7 +181,7 @@ Status Parser::ParsePair(const Entry& section, PairConfig& p) const {
 }
 
 Status Parser::ParseControl(const Entry& section, PairControl& control) {
-  ASSIGN_OR_RETURN(Map m, r_.ReadMap(section, {"address", "http_port", "state_dir"}));
+  ASSIGN_OR_RETURN(Map m, r_.ReadMap(section, {"address", "http_port", "state_dir", "tls"}));
   ASSIGN_OR_RETURN(const Entry* address, r_.Required(m, section, "address"));
   ASSIGN_OR_RETURN(control.address, r_.Ipv4(*address));
   ASSIGN_OR_RETURN(const Entry* http_port, r_.Required(m, section, "http_port"));
@@ -165,6 +189,9 @@ Status Parser::ParseControl(const Entry& section, PairControl& control) {
   ASSIGN_OR_RETURN(const Entry* state_dir, r_.Required(m, section, "state_dir"));
   ASSIGN_OR_RETURN(control.state_dir, r_.Path(*state_dir));
   listeners_.Add(*http_port, control.address, control.http_port);
+  if (const Entry* e = m.Find("tls")) {
+    ASSIGN_OR_RETURN(control.tls, yaml_util::ReadTls(r_, *e, /*with_ca=*/false));
+  }
   return Status::Ok();
 }
 
@@ -231,9 +258,9 @@ Status Parser::ParseRegions(const Entry& section, PairConfig& p) {
 }
 
 Result<RegionMarks> Parser::ParseRegion(const Entry& item, PairRegion& region) {
-  ASSIGN_OR_RETURN(
-      Map m, r_.ReadMap(item, {"name", "address", "http_port", "state_dir", "role", "postgres",
-                               "workers", "http", "limits", "log", "registry", "task_logs"}));
+  ASSIGN_OR_RETURN(Map m, r_.ReadMap(item, {"name", "address", "http_port", "state_dir", "role",
+                                            "postgres", "workers", "http", "limits", "log",
+                                            "registry", "task_logs", "tls"}));
   RegionMarks marks;
   ASSIGN_OR_RETURN(const Entry* name, r_.Required(m, item, "name"));
   ASSIGN_OR_RETURN(region.name, r_.Name(*name));
@@ -277,6 +304,9 @@ Result<RegionMarks> Parser::ParseRegion(const Entry& item, PairRegion& region) {
   }
   if (const Entry* e = m.Find("task_logs")) {
     RETURN_IF_ERROR(yaml_util::ReadTaskLogs(r_, *e, region.task_logs));
+  }
+  if (const Entry* e = m.Find("tls")) {
+    ASSIGN_OR_RETURN(region.tls, yaml_util::ReadTls(r_, *e, /*with_ca=*/false));
   }
   return marks;
 }
@@ -332,6 +362,7 @@ std::string RenderPairConfig(const PairConfig& p) {
   EmitString(out, "address", p.control.address);
   EmitInt(out, "http_port", p.control.http_port);
   EmitString(out, "state_dir", p.control.state_dir);
+  if (p.control.tls) yaml_util::EmitTls(out, *p.control.tls, /*with_ca=*/false);
   out << YAML::EndMap;
 
   yaml_util::EmitSecrets(out, p.secret_key_file, p.secret_key, p.owner_token_file);
@@ -350,6 +381,11 @@ std::string RenderPairConfig(const PairConfig& p) {
       EmitString(out, "secret_file", p.dns->tsig_secret_file);
       out << YAML::EndMap;
     }
+    out << YAML::EndMap;
+  }
+  if (p.tls_ca_file) {
+    out << YAML::Key << "tls" << YAML::Value << YAML::BeginMap;
+    if (!p.tls_ca_file->empty()) EmitString(out, "ca_file", *p.tls_ca_file);
     out << YAML::EndMap;
   }
 
@@ -373,6 +409,7 @@ std::string RenderPairConfig(const PairConfig& p) {
     yaml_util::EmitLog(out, r.log_level);
     if (r.registry) yaml_util::EmitRegistry(out, *r.registry);
     yaml_util::EmitTaskLogs(out, r.task_logs);
+    if (r.tls) yaml_util::EmitTls(out, *r.tls, /*with_ca=*/false);
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;
@@ -418,14 +455,20 @@ Result<RegionConfig> RegionConfigFor(const PairConfig& p, const std::string& reg
   c.zone = p.zone;
   c.registry = r.registry;
   c.task_logs = r.task_logs;
+  if (r.tls) {
+    c.tls = *r.tls;
+    c.tls->ca_file = p.tls_ca_file.value_or("");
+  }
+  const std::string scheme = p.tls_ca_file ? "https://" : "http://";
   c.dr = DrSettings{
       .pair = p.name,
-      .control_url = "http://" + p.control.address + ":" + std::to_string(p.control.http_port),
+      .control_url = scheme + p.control.address + ":" + std::to_string(p.control.http_port),
       .peer = DrPeer{.name = other.name,
                      .address = other.address,
                      .http_port = other.http_port,
                      .pg_port = other.postgres.port,
-                     .registry_port = other.registry ? other.registry->port : 0},
+                     .registry_port = other.registry ? other.registry->port : 0,
+                     .tls = p.tls_ca_file.has_value()},
       .initial_role = r.role,
       .lease_ms = p.lease_ms,
       .lease_renew_ms = p.lease_renew_ms,

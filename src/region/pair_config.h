@@ -29,6 +29,9 @@ struct PairControl {
   std::string address;    // control.address, required; dotted IPv4
   int http_port = 0;      // control.http_port, required, 1..65535: the DR API and console
   std::string state_dir;  // control.state_dir, required; made absolute like every path
+  // control.tls.{cert_file, key_file}: required when the pair has a tls section, refused
+  // otherwise. ca_file stays empty (the pair's tls.ca_file is the one).
+  std::optional<TlsSettings> tls;
 
   bool operator==(const PairControl&) const = default;
 };
@@ -47,22 +50,24 @@ struct PairRegion {
   // regions[i].postgres.{port (required), bin_dir, run_as, shared_buffers, max_connections}: the
   // managed PostgreSQL server it runs on its own address (a pair's regions always manage theirs).
   ManagedPostgres postgres;
-  int connect_timeout_seconds = 60;   // regions[i].postgres.connect_timeout_seconds, 1..3600
-  int pool_size = 8;                  // regions[i].postgres.pool_size, 1..64
-  int64_t max_value_bytes = 1048576;  // regions[i].limits.max_value_bytes, 1024..67108864
-  int64_t max_body_bytes = 4194304;   // regions[i].limits.max_body_bytes, >= max_value_bytes
-  std::string log_level = "info";     // regions[i].log.level: trace, debug, info, warn, error
-  int http_threads = 32;              // regions[i].http.threads, 1..1024
-  int local_workers = 1;              // regions[i].workers.local, 0..64
-  int worker_slots = 32;              // regions[i].workers.slots, 1..5000
-  int heartbeat_ms = 1000;            // regions[i].workers.heartbeat_ms, 100..60000
-  int task_nice = 10;                 // regions[i].workers.task_nice, 0..19
-  int task_token_ttl_seconds = 600;   // regions[i].workers.task_token_ttl_seconds, 4..86400
+  int connect_timeout_seconds = 60;    // regions[i].postgres.connect_timeout_seconds, 1..3600
+  int pool_size = 8;                   // regions[i].postgres.pool_size, 1..64
+  int64_t max_value_bytes = 1048576;   // regions[i].limits.max_value_bytes, 1024..67108864
+  int64_t max_body_bytes = 4194304;    // regions[i].limits.max_body_bytes, >= max_value_bytes
+  std::string log_level = "info";      // regions[i].log.level: trace, debug, info, warn, error
+  int http_threads = 32;               // regions[i].http.threads, 1..1024
+  int local_workers = 1;               // regions[i].workers.local, 0..64
+  int worker_slots = 32;               // regions[i].workers.slots, 1..5000
+  int heartbeat_ms = 1000;             // regions[i].workers.heartbeat_ms, 100..60000
+  int task_nice = 10;                  // regions[i].workers.task_nice, 0..19
+  int task_token_ttl_seconds = 600;    // regions[i].workers.task_token_ttl_seconds, 4..86400
   int64_t task_uid_base = 2100000000;  // regions[i].workers.task_uid_base
   // regions[i].registry.{port (required), binary}, optional: its OCI registry, on its address.
   std::optional<RegistrySettings> registry;
   // regions[i].task_logs.{backend, s3.*, spool_bound_bytes, chunk_bytes}, optional.
   TaskLogSettings task_logs;
+  // regions[i].tls.{cert_file, key_file}: as control.tls. The registry serves the same pair.
+  std::optional<TlsSettings> tls;
 
   bool operator==(const PairRegion&) const = default;
 };
@@ -117,12 +122,15 @@ struct PairConfig {
 
   PairControl control;  // control, required
 
-  std::string secret_key_file;  // secrets.key_file (made absolute); exactly one of the two is set
-  std::string secret_key;       // secrets.key (inline base64 text)
+  std::string secret_key_file;   // secrets.key_file (made absolute); exactly one of the two is set
+  std::string secret_key;        // secrets.key (inline base64 text)
   std::string owner_token_file;  // secrets.owner_token_file (made absolute), optional
 
   std::string zone = "tandem.test";  // platform.zone: deployments' hostnames end in it
   std::optional<PairDns> dns;        // dns, optional
+  // tls, optional: every part serves HTTPS with its own tls files, and every client of the pair
+  // trusts tls.ca_file ("" for the system's CAs; made absolute). Without it, plain HTTP.
+  std::optional<std::string> tls_ca_file;
 
   // regions, required: exactly two, in file order.
   std::array<PairRegion, 2> regions;
@@ -153,6 +161,8 @@ Result<PairConfig> LoadPairConfig(const std::string& path);
 //   "<file>:<line>: dns: the regions serve HTTP on different ports (<n>, <m>); host names carry
 //        no port, so both must listen on the same one"
 //   "<file>:<line>: dns.tsig: required when dns.managed is false"
+//   "<file>: <part>.tls is required" (when the pair has a tls section)
+//   "<file>:<line>: <part>.tls: given, but the pair has no tls section"
 // Lines are 1-based and point at the key the error is about.
 Result<PairConfig> ParsePairConfig(const std::string& yaml_text,
                                    const std::string& path_for_messages);

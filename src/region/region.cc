@@ -37,6 +37,7 @@
 #include "store/pipelines.h"
 #include "store/scheduling.h"
 #include "store/store.h"
+#include "tls/certificates.h"
 
 namespace tandem::region {
 namespace {
@@ -99,6 +100,15 @@ Status Region::StartAll() {
   // Fail on a taken HTTP port before starting anything else.
   Status port = CheckPortFree(cfg_.address, cfg_.http_port);
   if (!port.ok()) return Unavailable("the region's HTTP port: " + port.message());
+  if (cfg_.tls) {
+    RETURN_IF_ERROR(tls::CheckServerFiles({cfg_.tls->cert_file, cfg_.tls->key_file}, {cfg_.address},
+                                          cfg_.tls->ca_file));
+  } else if (!IsLoopback(cfg_.address)) {
+    spdlog::warn(
+        "region {} serves plain HTTP on {}: anyone on that network can read its "
+        "traffic and credentials (give it a tls section)",
+        cfg_.name, cfg_.address);
+  }
 
   std::string pg_password;
   if (cfg_.dr) {
@@ -107,9 +117,8 @@ Status Region::StartAll() {
     pg_password = Sha256Hex(box->DeriveKey("tandem postgres superuser v1"));
     ASSIGN_OR_RETURN(std::string credential, rpc::InternalCredential(key_text));
     ASSIGN_OR_RETURN(dr_, DrAgent::Open(cfg_, credential, &metrics_));
-    TaskLogs::Peer peer{"http://" + cfg_.dr->peer.address + ":" +
-                            std::to_string(cfg_.dr->peer.http_port),
-                        credential, cfg_.address, [this] { return dr_->Local().epoch; }};
+    TaskLogs::Peer peer{cfg_.dr->peer.url(), credential, cfg_.address,
+                        [this] { return dr_->Local().epoch; }, cfg_.trust()};
     ASSIGN_OR_RETURN(task_logs_, TaskLogs::Open(cfg_, peer, &metrics_));
     dr_->AttachTaskLogs(task_logs_.get());
   } else {
@@ -206,6 +215,10 @@ Status Region::StartAll() {
   api::RegisterAllRoutes(*router_, *api_ctx_);
   api::ServerOptions so{cfg_.address, cfg_.http_port, cfg_.http_threads,
                         static_cast<size_t>(cfg_.max_body_bytes)};
+  if (cfg_.tls) {
+    so.tls_cert_file = cfg_.tls->cert_file;
+    so.tls_key_file = cfg_.tls->key_file;
+  }
   so.host_prefix = [this](const std::string& host) { return HostPrefix(host); };
   so.after = [this](const api::Request& req, const api::Response& res) {
     audit_->Record(req, res);
@@ -376,16 +389,20 @@ Status Region::StartLocalWorker(size_t index) {
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n <= 0) return Internal("cannot find the tandem binary to start workers from");
   SpawnOptions o;
-  o.argv = {std::string(exe, static_cast<size_t>(n)),
-            "worker",
-            "--api",
-            "http://" + cfg_.address + ":" + std::to_string(http_->port()),
-            "--slots",
-            std::to_string(cfg_.worker_slots),
-            "--grace-ms",
-            "2000",
-            "--task-nice",
-            std::to_string(cfg_.task_nice)};
+  o.argv = {
+      std::string(exe, static_cast<size_t>(n)),
+      "worker",
+      "--api",
+      (cfg_.tls ? "https://" : "http://") + cfg_.address + ":" + std::to_string(http_->port()),
+      "--slots",
+      std::to_string(cfg_.worker_slots),
+      "--grace-ms",
+      "2000",
+      "--task-nice",
+      std::to_string(cfg_.task_nice)};
+  if (cfg_.tls && !cfg_.tls->ca_file.empty()) {
+    o.argv.insert(o.argv.end(), {"--ca-file", cfg_.tls->ca_file});
+  }
   o.output_path = cfg_.state_dir + "/worker-" + std::to_string(index) + ".log";
   o.env_extra["TANDEM_WORKER_TOKEN"] = workers_auth_->local_credential();
   // Workers die with the region (the supervisor thread starts them), and their tasks with them.

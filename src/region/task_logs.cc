@@ -62,7 +62,8 @@ class PeerSink final : public replication::ChunkSink {
   PeerSink(TaskLogs::Peer peer, std::string from)
       : peer_(std::move(peer)),
         from_(std::move(from)),
-        client_(peer_.url, peer_.credential, std::chrono::seconds(10), peer_.source_address) {}
+        client_(peer_.url, peer_.credential, std::chrono::seconds(10), peer_.source_address,
+                peer_.trust) {}
 
   Result<std::vector<ApplyResult>> Apply(const std::vector<Chunk>& chunks) override {
     const int64_t epoch = peer_.epoch ? peer_.epoch() : 0;
@@ -97,8 +98,8 @@ class PeerSink final : public replication::ChunkSink {
     for (const Chunk& c : chunks) size += c.key.size() + c.data.size() * 4 / 3 + 96;
     std::string body;
     body.reserve(size);
-    body += "{\"epoch\":" + std::to_string(epoch) + ",\"from\":" + Json(from_).dump() +
-            ",\"chunks\":[";
+    body +=
+        "{\"epoch\":" + std::to_string(epoch) + ",\"from\":" + Json(from_).dump() + ",\"chunks\":[";
     for (size_t i = 0; i < chunks.size(); ++i) {
       const Chunk& c = chunks[i];
       if (i > 0) body += ',';
@@ -131,8 +132,7 @@ class TieredStore final : public logs::LogStore {
     }
     return Status::Ok();
   }
-  Result<logs::LogChunk> Read(std::string_view key, uint64_t offset,
-                              uint64_t max_bytes) override {
+  Result<logs::LogChunk> Read(std::string_view key, uint64_t offset, uint64_t max_bytes) override {
     Result<logs::LogChunk> r = local_->Read(key, offset, max_bytes);
     if (r.ok() || r.status().code() != Code::kNotFound || remote_ == nullptr) return r;
     return remote_->Read(key, offset, max_bytes);
@@ -153,8 +153,8 @@ Result<std::string> S3Secret(const S3Settings& s3) {
     ASSIGN_OR_RETURN(std::string text, ReadFile(s3.secret_access_key_file));
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
     if (text.empty()) {
-      return InvalidArgument("task_logs.s3.secret_access_key_file " +
-                             s3.secret_access_key_file + " is empty");
+      return InvalidArgument("task_logs.s3.secret_access_key_file " + s3.secret_access_key_file +
+                             " is empty");
     }
     return text;
   }
@@ -197,8 +197,7 @@ TaskLogs::TaskLogs(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 TaskLogs::~TaskLogs() { Stop(); }
 
-Result<std::unique_ptr<TaskLogs>> TaskLogs::Open(const RegionConfig& cfg,
-                                                 std::optional<Peer> peer,
+Result<std::unique_ptr<TaskLogs>> TaskLogs::Open(const RegionConfig& cfg, std::optional<Peer> peer,
                                                  MetricsRegistry* metrics) {
   auto impl = std::make_unique<Impl>();
   impl->region = cfg.name;
@@ -237,8 +236,8 @@ Result<std::unique_ptr<TaskLogs>> TaskLogs::Open(const RegionConfig& cfg,
   so.batch_interval = kBatchInterval;
   if (impl->s3) {
     impl->s3_shipper = std::make_unique<replication::LogShipper>(
-        *impl->journal, *impl->local, std::make_unique<replication::StoreSink>(*impl->s3), kS3,
-        so, RealClock());
+        *impl->journal, *impl->local, std::make_unique<replication::StoreSink>(*impl->s3), kS3, so,
+        RealClock());
     impl->s3_shipper->Start();
   }
   if (peer) {
@@ -277,15 +276,13 @@ Result<std::unique_ptr<TaskLogs>> TaskLogs::Open(const RegionConfig& cfg,
         LogSinkView v = ViewOf(s->stats());
         const Labels l = {{"sink", v.sink}};
         behind.emplace_back(l, static_cast<double>(v.chunks_behind));
-        metrics->Set("tandem_log_replication_bytes_behind", l,
-                     static_cast<double>(v.bytes_behind));
+        metrics->Set("tandem_log_replication_bytes_behind", l, static_cast<double>(v.bytes_behind));
         metrics->Set("tandem_log_replication_oldest_seconds", l, v.oldest_unreplicated_s);
         metrics->Set("tandem_log_replication_lag_seconds", {{"sink", v.sink}, {"quantile", "0.5"}},
                      v.lag_p50_s);
-        metrics->Set("tandem_log_replication_lag_seconds",
-                     {{"sink", v.sink}, {"quantile", "0.99"}}, v.lag_p99_s);
-        metrics->Set("tandem_log_replication_bytes_total", l,
-                     static_cast<double>(v.bytes_shipped));
+        metrics->Set("tandem_log_replication_lag_seconds", {{"sink", v.sink}, {"quantile", "0.99"}},
+                     v.lag_p99_s);
+        metrics->Set("tandem_log_replication_bytes_total", l, static_cast<double>(v.bytes_shipped));
         metrics->Set("tandem_log_replication_batches_total", l,
                      static_cast<double>(v.batches_sent));
         metrics->Set("tandem_log_replication_chunks_sent_total", l,
@@ -348,7 +345,7 @@ Result<std::string> TaskLogs::DiscardPeerBacklog() {
   Json keys = Json::array();
   for (const auto& [key, offset] : keep_to) keys.push_back(key);
   rpc::Client peer(impl_->peer->url, impl_->peer->credential, std::chrono::seconds(10),
-                   impl_->peer->source_address);
+                   impl_->peer->source_address, impl_->peer->trust);
   Result<std::string> asked =
       peer.CallOk("POST", "/internal/v1/logs/sizes", Json{{"keys", keys}}.dump());
   if (asked.ok()) {
@@ -423,8 +420,8 @@ Result<std::string> TaskLogs::Receive(const std::string& body, const Admit& admi
       return InvalidArgument("epoch: expected an integer >= 1");
     }
     const Json& from = j.value("from", Json());
-    RETURN_IF_ERROR(admit(epoch.get<int64_t>(), from.is_string() ? from.get<std::string>()
-                                                                  : std::string("its peer")));
+    RETURN_IF_ERROR(admit(epoch.get<int64_t>(),
+                          from.is_string() ? from.get<std::string>() : std::string("its peer")));
   }
   // Decoded in order; applied by a few threads, each taking whole logs (a log's chunks stay in
   // order on one thread), so a batch of a thousand logs is not applied one file at a time.
@@ -467,7 +464,9 @@ Result<std::string> TaskLogs::Receive(const std::string& body, const Admit& admi
         results[i] = {{"ok", true}, {"size", a.receiver_size}};
       } else {
         results[i] = {{"ok", false},
-                      {"code", a.gap() ? "gap" : a.conflict() ? "conflict" : "invalid"},
+                      {"code", a.gap()        ? "gap"
+                               : a.conflict() ? "conflict"
+                                              : "invalid"},
                       {"detail", a.status.message()},
                       {"size", a.receiver_size}};
       }

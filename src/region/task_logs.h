@@ -26,6 +26,7 @@
 #include "base/metrics.h"
 #include "base/status.h"
 #include "region/config.h"
+#include "tls/certificates.h"
 
 namespace tandem::logs {
 class LogStore;
@@ -46,7 +47,7 @@ struct LogSinkView {
   uint64_t bytes_shipped = 0;
   uint64_t batches_sent = 0;  // requests to the sink
   uint64_t chunks_sent = 0;   // chunks in them
-  std::string last_error;  // empty when the last attempt succeeded
+  std::string last_error;     // empty when the last attempt succeeded
 };
 
 class TaskLogs {
@@ -54,10 +55,11 @@ class TaskLogs {
   // The peer region's internal API, for the "peer" shipper. `epoch` is read at each send: the
   // receiver refuses chunks from an epoch older than its own.
   struct Peer {
-    std::string url;  // "http://address:port"
+    std::string url;  // "https://address:port" (http without TLS)
     std::string credential;
     std::string source_address;
     std::function<int64_t()> epoch;
+    tls::Trust trust;  // what the peer's certificate must chain to
   };
 
   static Result<std::unique_ptr<TaskLogs>> Open(const RegionConfig& cfg, std::optional<Peer> peer,

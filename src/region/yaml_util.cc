@@ -467,6 +467,20 @@ Status ReadLimits(const Reader& r, const Entry& section, int64_t& max_value_byte
   return Status::Ok();
 }
 
+Result<TlsSettings> ReadTls(const Reader& r, const Entry& section, bool with_ca) {
+  ASSIGN_OR_RETURN(Map m, with_ca ? r.ReadMap(section, {"cert_file", "key_file", "ca_file"})
+                                  : r.ReadMap(section, {"cert_file", "key_file"}));
+  TlsSettings tls;
+  ASSIGN_OR_RETURN(const Entry* cert, r.Required(m, section, "cert_file"));
+  ASSIGN_OR_RETURN(tls.cert_file, r.Path(*cert));
+  ASSIGN_OR_RETURN(const Entry* key, r.Required(m, section, "key_file"));
+  ASSIGN_OR_RETURN(tls.key_file, r.Path(*key));
+  if (const Entry* e = m.Find("ca_file")) {
+    ASSIGN_OR_RETURN(tls.ca_file, r.Path(*e));
+  }
+  return tls;
+}
+
 Status ReadLog(const Reader& r, const Entry& section, std::string& level) {
   ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"level"}));
   if (const Entry* e = m.Find("level")) {
@@ -488,9 +502,8 @@ Status ReadHttp(const Reader& r, const Entry& section, int& threads) {
   return Status::Ok();
 }
 
-Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots,
-                   int& heartbeat_ms, int& task_nice, int& task_token_ttl_seconds,
-                   int64_t& task_uid_base) {
+Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots, int& heartbeat_ms,
+                   int& task_nice, int& task_token_ttl_seconds, int64_t& task_uid_base) {
   ASSIGN_OR_RETURN(Map m, r.ReadMap(section, {"local", "slots", "heartbeat_ms", "task_nice",
                                               "task_token_ttl_seconds", "task_uid_base"}));
   if (const Entry* e = m.Find("local")) {
@@ -512,8 +525,9 @@ Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots
     ASSIGN_OR_RETURN(task_uid_base, r.Int64(*e, 0, 2100000000));
     if (task_uid_base > 0 && task_uid_base < 1000) {
       return r.Error(e->key_node.Mark(),
-                     e->key + ": expected 0 (tasks run as the worker's user) or 1000 to "
-                              "2100000000, above the machine's own users; got " +
+                     e->key +
+                         ": expected 0 (tasks run as the worker's user) or 1000 to "
+                         "2100000000, above the machine's own users; got " +
                          std::to_string(task_uid_base));
     }
   }
@@ -669,6 +683,14 @@ void EmitLimits(YAML::Emitter& out, int64_t max_value_bytes, int64_t max_body_by
   out << YAML::Key << "limits" << YAML::Value << YAML::BeginMap;
   EmitInt(out, "max_value_bytes", max_value_bytes);
   EmitInt(out, "max_body_bytes", max_body_bytes);
+  out << YAML::EndMap;
+}
+
+void EmitTls(YAML::Emitter& out, const TlsSettings& tls, bool with_ca) {
+  out << YAML::Key << "tls" << YAML::Value << YAML::BeginMap;
+  EmitString(out, "cert_file", tls.cert_file);
+  EmitString(out, "key_file", tls.key_file);
+  if (with_ca && !tls.ca_file.empty()) EmitString(out, "ca_file", tls.ca_file);
   out << YAML::EndMap;
 }
 

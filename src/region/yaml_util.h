@@ -157,11 +157,12 @@ Status ReadSecrets(const Reader& r, const Entry& section, std::string& key_file,
 Status ReadLimits(const Reader& r, const Entry& section, int64_t& max_value_bytes,
                   int64_t& max_body_bytes);
 Status ReadLog(const Reader& r, const Entry& section, std::string& level);  // log: level
-Status ReadHttp(const Reader& r, const Entry& section, int& threads);       // http: threads
+// tls: cert_file and key_file (required), and ca_file when `with_ca` (optional).
+Result<TlsSettings> ReadTls(const Reader& r, const Entry& section, bool with_ca);
+Status ReadHttp(const Reader& r, const Entry& section, int& threads);  // http: threads
 // workers: local, slots, heartbeat_ms, task_nice.
-Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots,
-                   int& heartbeat_ms, int& task_nice, int& task_token_ttl_seconds,
-                   int64_t& task_uid_base);
+Status ReadWorkers(const Reader& r, const Entry& section, int& local, int& slots, int& heartbeat_ms,
+                   int& task_nice, int& task_token_ttl_seconds, int64_t& task_uid_base);
 Status ReadPlatform(const Reader& r, const Entry& section, std::string& zone);
 // A DNS name of lowercase labels separated by dots (as platform.zone).
 Result<std::string> DnsName(const Reader& r, const Entry& e);  // platform: zone
@@ -189,6 +190,8 @@ void EmitSecrets(YAML::Emitter& out, const std::string& key_file, const std::str
                  const std::string& owner_token_file);
 void EmitLimits(YAML::Emitter& out, int64_t max_value_bytes, int64_t max_body_bytes);
 void EmitLog(YAML::Emitter& out, const std::string& level);
+// tls: cert_file, key_file, and ca_file when `with_ca`.
+void EmitTls(YAML::Emitter& out, const TlsSettings& tls, bool with_ca);
 void EmitHttp(YAML::Emitter& out, int threads);
 void EmitWorkers(YAML::Emitter& out, int local, int slots, int heartbeat_ms, int task_nice,
                  int task_token_ttl_seconds, int64_t task_uid_base);

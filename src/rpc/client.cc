@@ -3,31 +3,38 @@
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <netinet/in.h>
-#include <nlohmann/json.hpp>
 
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "crypto/secret_box.h"
 #include "crypto/token.h"
+#include "tls/http_client.h"
 
 namespace tandem::rpc {
 
 Client::Client(std::string base_url, std::string bearer, Duration timeout,
-               std::string source_address)
+               std::string source_address, tls::Trust trust)
     : base_(std::move(base_url)),
       bearer_(std::move(bearer)),
       timeout_(timeout),
-      source_(std::move(source_address)) {
+      source_(std::move(source_address)),
+      trust_(std::move(trust)) {
   std::string rest = base_;
   if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
+  if (rest.rfind("https://", 0) == 0) {
+    rest = rest.substr(8);
+    https_ = true;
+  }
   size_t colon = rest.rfind(':');
   host_ = rest.substr(0, colon);
-  port_ = colon == std::string::npos ? 80 : std::atoi(rest.c_str() + colon + 1);
+  port_ = colon == std::string::npos ? (https_ ? 443 : 80) : std::atoi(rest.c_str() + colon + 1);
 }
 
 Result<Reply> Client::Call(const std::string& method, const std::string& path,
                            const std::string& body) const {
-  httplib::Client cli(host_, port_);
+  std::unique_ptr<httplib::Client> client = tls::NewHttpClient(https_, host_, port_, trust_);
+  httplib::Client& cli = *client;
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(timeout_).count();
   time_t sec = static_cast<time_t>(us / 1000000);
   time_t usec = static_cast<time_t>(us % 1000000);
@@ -62,7 +69,7 @@ Result<Reply> Client::Call(const std::string& method, const std::string& path,
   httplib::Result& r = *sent;
   if (!r) {
     return Unavailable(base_ + " did not answer " + method + " " + path + ": " +
-                       httplib::to_string(r.error()));
+                       tls::DescribeError(cli, r.error(), trust_));
   }
   return Reply{r->status, r->body};
 }
@@ -78,14 +85,30 @@ Result<std::string> Client::CallOk(const std::string& method, const std::string&
   }
   Code code = Code::kInternal;
   switch (r.status) {
-    case 400: case 409: code = Code::kFailedPrecondition; break;
-    case 401: code = Code::kUnauthenticated; break;
-    case 403: code = Code::kPermissionDenied; break;
-    case 404: code = Code::kNotFound; break;
-    case 422: code = Code::kInvalidArgument; break;
-    case 421: code = Code::kMisdirected; break;
-    case 503: code = Code::kUnavailable; break;
-    default: break;
+    case 400:
+    case 409:
+      code = Code::kFailedPrecondition;
+      break;
+    case 401:
+      code = Code::kUnauthenticated;
+      break;
+    case 403:
+      code = Code::kPermissionDenied;
+      break;
+    case 404:
+      code = Code::kNotFound;
+      break;
+    case 422:
+      code = Code::kInvalidArgument;
+      break;
+    case 421:
+      code = Code::kMisdirected;
+      break;
+    case 503:
+      code = Code::kUnavailable;
+      break;
+    default:
+      break;
   }
   return Status(code, detail);
 }

@@ -10,6 +10,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "tls/certificates.h"
 
 namespace tandem::rpc {
 
@@ -20,12 +21,13 @@ struct Reply {
 
 class Client {
  public:
-  // `base_url` is "http://host:port". `timeout` bounds connecting, sending and reading each.
-  // `source_address`, when set, is the local address calls come from (a process's own address:
-  // loopback traffic would otherwise all come from 127.0.0.1, and a network rule could not tell
-  // one region's calls from another's).
+  // `base_url` is "http://host:port" or "https://host:port". `timeout` bounds connecting,
+  // sending and reading each. `source_address`, when set, is the local address calls come from
+  // (a process's own address: loopback traffic would otherwise all come from 127.0.0.1, and a
+  // network rule could not tell one region's calls from another's). An https peer's certificate
+  // must chain to `trust`'s CA and carry the host of `base_url`.
   Client(std::string base_url, std::string bearer, Duration timeout,
-         std::string source_address = "");
+         std::string source_address = "", tls::Trust trust = {});
 
   // Unavailable (naming the URL) when the peer cannot be reached or does not answer in time;
   // any HTTP answer is a Reply.
@@ -45,6 +47,8 @@ class Client {
   std::string bearer_;
   Duration timeout_;
   std::string source_;
+  bool https_ = false;
+  tls::Trust trust_;
 };
 
 // The bearer the pair's processes use between themselves, derived from the shared secret key

@@ -21,6 +21,12 @@
 
 namespace tandem::tls {
 
+// What a client trusts: the CA file a server's certificate must chain to ("" for the system's
+// CAs). Only "https" endpoints use it.
+struct Trust {
+  std::string ca_file;
+};
+
 // A certificate and its private key, both PEM.
 struct Pem {
   std::string certificate;

@@ -1,7 +1,5 @@
 #include "tls/http_client.h"
 
-#include "tls/certificates.h"
-
 namespace tandem::tls {
 
 std::unique_ptr<httplib::Client> NewHttpClient(bool https, const std::string& host, int port,

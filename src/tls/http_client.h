@@ -10,12 +10,9 @@
 #include <memory>
 #include <string>
 
-namespace tandem::tls {
+#include "tls/certificates.h"
 
-// What a client trusts: the CA file a server's certificate must chain to ("" for the system's).
-struct Trust {
-  std::string ca_file;
-};
+namespace tandem::tls {
 
 // A client for scheme://host:port; `https` selects TLS.
 std::unique_ptr<httplib::Client> NewHttpClient(bool https, const std::string& host, int port,

@@ -10,14 +10,15 @@
 #include <deque>
 #include <map>
 #include <mutex>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "base/clock.h"
 #include "base/random.h"
 #include "dns/dns.h"
+#include "tls/http_client.h"
 #include "worker/masker.h"
 #include "worker/runner.h"
 
@@ -39,8 +40,9 @@ struct Endpoint {
 
 Result<Endpoint> ParseUrl(const std::string& url) {
   size_t scheme = url.find("://");
-  if (scheme == std::string::npos || url.substr(0, scheme) != "http") {
-    return InvalidArgument("--api must be an http:// URL, got '" + url + "'");
+  if (scheme == std::string::npos ||
+      (url.substr(0, scheme) != "http" && url.substr(0, scheme) != "https")) {
+    return InvalidArgument("--api must be an https:// or http:// URL, got '" + url + "'");
   }
   size_t path = url.find('/', scheme + 3);
   Endpoint e;
@@ -60,8 +62,9 @@ Result<Endpoint> ParseUrl(const std::string& url) {
 // thread; Stop() may come from any.
 class ApiClient {
  public:
-  ApiClient(const Endpoint& e, dns::Resolver* resolver, std::chrono::seconds read_timeout)
-      : e_(e), resolver_(resolver), read_timeout_(read_timeout) {}
+  ApiClient(const Endpoint& e, tls::Trust trust, dns::Resolver* resolver,
+            std::chrono::seconds read_timeout)
+      : e_(e), trust_(std::move(trust)), resolver_(resolver), read_timeout_(read_timeout) {}
 
   Result<httplib::Result> Post(const std::string& path, const httplib::Headers& headers,
                                const std::string& body) {
@@ -71,7 +74,7 @@ class ApiClient {
       std::lock_guard lock(mu_);
       if (stopped_) return Unavailable("the worker is stopping");
       if (!client_ || address != address_) {
-        client_ = std::make_unique<httplib::Client>(e_.where.host, e_.where.port);
+        client_ = tls::NewHttpClient(e_.where.https, e_.where.host, e_.where.port, trust_);
         if (address != e_.where.host) client_->set_hostname_addr_map({{e_.where.host, address}});
         client_->set_read_timeout(read_timeout_);
         // A region that is gone may not refuse the connection (a lost host, a dropped route):
@@ -86,6 +89,11 @@ class ApiClient {
   void Forget() {
     if (resolver_ != nullptr) resolver_->Forget(e_.where.host);
   }
+  // What a failed Post says: httplib's error, or why the region's certificate was refused.
+  std::string Describe(httplib::Error error) {
+    std::lock_guard lock(mu_);
+    return client_ ? tls::DescribeError(*client_, error, trust_) : httplib::to_string(error);
+  }
   void Stop() {
     std::lock_guard lock(mu_);
     stopped_ = true;
@@ -94,6 +102,7 @@ class ApiClient {
 
  private:
   const Endpoint& e_;
+  const tls::Trust trust_;
   dns::Resolver* const resolver_;
   const std::chrono::seconds read_timeout_;
   std::mutex mu_;
@@ -154,7 +163,7 @@ struct Worker::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<int> heartbeat_ms{1000};
   ApiClient* claim_client = nullptr;  // guarded by mu; cut on Stop() to end a long poll
-  Status fatal;                             // guarded by mu: why the worker gave up, if it did
+  Status fatal;                       // guarded by mu: why the worker gave up, if it did
 
   std::mutex mu;
   std::condition_variable cv;
@@ -164,18 +173,17 @@ struct Worker::Impl {
   // heartbeat, so the region judges only tries of claims the worker had started).
   std::optional<int64_t> claims_through;
   std::optional<int64_t> live_claims_through;
-  int busy = 0;              // guarded by mu: claimed + running
+  int busy = 0;  // guarded by mu: claimed + running
   // The heartbeat has its own thread, so a slow log flush never makes the worker look quiet
   // (the region reaps the tries of a worker it has not heard from in three heartbeats).
   std::vector<std::string> live_tokens;  // guarded by mu: published by the loop
   std::vector<std::string> ended;        // guarded by mu: ti ids the region ended
   std::vector<std::pair<std::string, std::string>> renewed;  // guarded by mu: (ti id, token)
-  bool loop_done = false;                // guarded by mu: the heartbeat thread stops
-
+  bool loop_done = false;  // guarded by mu: the heartbeat thread stops
 
   // Owned by the loop thread.
-  std::map<std::string, Task> running;                         // by ti_id
-  bool running_changed = true;                                 // live_tokens is out of date
+  std::map<std::string, Task> running;            // by ti_id
+  bool running_changed = true;                    // live_tokens is out of date
   std::optional<int64_t> started_claims_through;  // the claims whose tasks `running` holds
   std::vector<std::pair<std::string, std::string>> log_batch;  // (token, data)
   size_t log_bytes = 0;
@@ -195,7 +203,7 @@ struct Worker::Impl {
     if (!r) {
       cli.Forget();
       return Unavailable("cannot reach the Execution API at " + options.api_url + ": " +
-                         httplib::to_string(r.error()));
+                         cli.Describe(r.error()));
     }
     if (r->status == 421 || r->status == 503) cli.Forget();  // a failover moved it, or is under way
     if (r->status == 204) return Json::object();
@@ -221,7 +229,7 @@ struct Worker::Impl {
   }
 
   void ClaimLoop() {
-    ApiClient cli(endpoint, resolver.get(),
+    ApiClient cli(endpoint, {options.ca_file}, resolver.get(),
                   std::chrono::duration_cast<std::chrono::seconds>(options.claim_wait) +
                       std::chrono::seconds(10));
     {
@@ -247,9 +255,9 @@ struct Worker::Impl {
       body["slots"] = free;
       body["wait_ms"] = options.claim_wait.count();
       Result<Json> r = Post(cli, "claim", body);
-      if (!r.ok() && (r.status().code() == Code::kUnauthenticated ||
-                      r.status().code() == Code::kPermissionDenied ||
-                      r.status().code() == Code::kNotFound)) {
+      if (!r.ok() &&
+          (r.status().code() == Code::kUnauthenticated ||
+           r.status().code() == Code::kPermissionDenied || r.status().code() == Code::kNotFound)) {
         // A wrong or revoked credential, one of another deployment, or a deployment that does
         // not exist: configuration, not weather.
         // Waiting will not fix it; stop and say so.
@@ -441,7 +449,7 @@ struct Worker::Impl {
 
   // The heartbeat thread: every heartbeat_ms, the tokens the loop last published.
   void HeartbeatLoop() {
-    ApiClient cli(endpoint, resolver.get(), std::chrono::seconds(30));
+    ApiClient cli(endpoint, {options.ca_file}, resolver.get(), std::chrono::seconds(30));
     while (true) {
       std::vector<std::string> tokens;
       std::optional<int64_t> through;
@@ -511,7 +519,7 @@ struct Worker::Impl {
   }
 
   Status Loop() {
-    ApiClient cli(endpoint, resolver.get(), std::chrono::seconds(30));
+    ApiClient cli(endpoint, {options.ca_file}, resolver.get(), std::chrono::seconds(30));
     Runner runner;
     auto last_flush = Steady::now();
     std::optional<Steady::time_point> stop_deadline;
@@ -577,7 +585,8 @@ Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
     options.hostname = host;
   }
   auto impl = std::make_unique<Impl>();
-  if (dns_server) impl->resolver = std::make_unique<dns::Resolver>(*dns_server, std::chrono::seconds(2));
+  if (dns_server)
+    impl->resolver = std::make_unique<dns::Resolver>(*dns_server, std::chrono::seconds(2));
   impl->options = std::move(options);
   impl->endpoint = std::move(e);
   return std::unique_ptr<Worker>(new Worker(std::move(impl)));
@@ -589,10 +598,11 @@ Status Worker::Run() {
   spdlog::info("worker {} serving {} with {} slots", impl_->id, impl_->options.api_url,
                impl_->options.slots);
   if (geteuid() != 0) {
-    spdlog::warn("worker {}: not started as root, so tasks run as this worker's user (uid {}) "
-                 "and can read what it can; a worker started as root runs each deployment's "
-                 "tasks as a user of its own",
-                 impl_->id, geteuid());
+    spdlog::warn(
+        "worker {}: not started as root, so tasks run as this worker's user (uid {}) "
+        "and can read what it can; a worker started as root runs each deployment's "
+        "tasks as a user of its own",
+        impl_->id, geteuid());
   }
   std::thread claimer([this] { impl_->ClaimLoop(); });
   std::thread heartbeat([this] { impl_->HeartbeatLoop(); });

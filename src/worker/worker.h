@@ -25,15 +25,17 @@
 namespace tandem::worker {
 
 struct WorkerOptions {
-  // http://host:port for every deployment of a region, or
-  // http://host:port/deployments/NAME for one deployment's tasks only.
+  // https://host:port (or http://) for every deployment of a region, or
+  // https://host:port/deployments/NAME for one deployment's tasks only.
   std::string api_url;
+  // For https: the CA the region's certificate must chain to ("" for the system's CAs).
+  std::string ca_file;
   int slots = 16;
   std::string hostname;  // default: this machine's
   // "ADDRESS:PORT" of the DNS server the API's host name is looked up at (the pair's: not the
   // system's resolver); empty: the system's resolver, as for any URL.
   std::string dns_server;
-  std::string shim;      // the tandem-task-exec binary; "" runs tasks directly (tests only)
+  std::string shim;  // the tandem-task-exec binary; "" runs tasks directly (tests only)
   // Niceness of the tasks (0..19, through the shim): tasks yield the CPU to the worker and the
   // platform beside them.
   int task_nice = 10;

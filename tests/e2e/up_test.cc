@@ -19,6 +19,7 @@
 #include "base/net.h"
 #include "base/process.h"
 #include "harness/region_harness.h"
+#include "tls/certificates.h"
 
 namespace tandem::testing {
 namespace {
@@ -121,8 +122,10 @@ class UpTest : public ::testing::Test {
 
 TEST_F(UpTest, StartsServesRestartsAndStops) {
   StartUp();
-  EXPECT_NE(Output().find("http://127.0.0.1:" + std::to_string(http_port_)), std::string::npos);
+  EXPECT_NE(Output().find("https://127.0.0.1:" + std::to_string(http_port_)), std::string::npos);
   EXPECT_TRUE(PathExists(state_ + "/secret.key"));
+  const std::string ca = state_ + "/tls/ca.crt";
+  EXPECT_NE(Output().find(ca), std::string::npos) << Output();
 
   // The pair is up: region-a active, region-b its standby, the control plane answering. A
   // region is ready before it holds its first lease (the voters grant none for one lease length
@@ -164,12 +167,39 @@ TEST_F(UpTest, StartsServesRestartsAndStops) {
   EXPECT_EQ(who.exit_code, 0) << who.output;
   EXPECT_NE(who.output.find("token bootstrap"), std::string::npos) << who.output;
   EXPECT_NE(who.output.find("owner"), std::string::npos) << who.output;
-  const std::string region_url = "http://127.0.0.1:" + std::to_string(http_port_);
-  EXPECT_EQ(Http(region_url, "GET", "/api/v1/deployments", "", {{"Authorization", ""}}).status,
+  const std::string region_url = "https://127.0.0.1:" + std::to_string(http_port_);
+  EXPECT_EQ(Http(region_url, "GET", "/api/v1/deployments", "", {{"Authorization", ""}}, ca).status,
             401);
-  const std::string control_url = "http://127.0.0.1:" + std::to_string(control_port_);
-  EXPECT_EQ(Http(control_url, "POST", "/api/v1/dr/failover", "{}", {{"Authorization", ""}}).status,
-            401);
+  const std::string control_url = "https://127.0.0.1:" + std::to_string(control_port_);
+  EXPECT_EQ(
+      Http(control_url, "POST", "/api/v1/dr/failover", "{}", {{"Authorization", ""}}, ca).status,
+      401);
+  // Every listener speaks TLS only, with a certificate of the platform's CA.
+  EXPECT_EQ(Http("http://127.0.0.1:" + std::to_string(http_port_), "GET", "/readyz").status, 0);
+  EXPECT_EQ(Http(region_url, "GET", "/readyz", "", {}, ca).status, 200);
+  EXPECT_EQ(Http("https://127.0.0.1:" + std::to_string(registry_port_), "GET", "/v2/", "",
+                 {{"Authorization", ""}}, ca)
+                .status,
+            200);
+  EXPECT_EQ(Http(region_url, "GET", "/readyz").status, 0) << "trusted without the CA";
+  for (const char* key : {"ca.key", "control.key", "region-a.key", "region-b.key"}) {
+    struct stat st {};
+    ASSERT_EQ(stat((state_ + "/tls/" + key).c_str(), &st), 0) << key;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << key;
+  }
+  // A CLI that trusts another CA refuses the platform, and says why.
+  {
+    auto other = tls::CreateAuthority("someone else", std::chrono::hours(1));
+    ASSERT_TRUE(other.ok());
+    ASSERT_TRUE(WriteFileAtomic(state_ + "/other-ca.crt", other->certificate).ok());
+    CliRun refused = Cli({"--ca-file", state_ + "/other-ca.crt", "deployment", "list"});
+    EXPECT_NE(refused.exit_code, 0) << refused.output;
+    EXPECT_NE(refused.output.find("certificate was refused"), std::string::npos)
+        << refused.output;
+    EXPECT_NE(refused.output.find("not signed by the CA in " + state_ + "/other-ca.crt"),
+              std::string::npos)
+        << refused.output;
+  }
 
   CliRun create = Cli({"deployment", "create", "up-dep"});
   ASSERT_EQ(create.exit_code, 0) << create.output;
@@ -181,15 +211,15 @@ TEST_F(UpTest, StartsServesRestartsAndStops) {
       << made.output;
   const std::string reader = m.str();
   EXPECT_EQ(Http(region_url, "GET", "/api/v1/deployments/up-dep", "",
-                 {{"Authorization", "Bearer " + reader}})
+                 {{"Authorization", "Bearer " + reader}}, ca)
                 .status,
             200);
   EXPECT_EQ(Http(region_url, "DELETE", "/api/v1/deployments/up-dep", "",
-                 {{"Authorization", "Bearer " + reader}})
+                 {{"Authorization", "Bearer " + reader}}, ca)
                 .status,
             403);
   EXPECT_EQ(Http(control_url, "POST", "/api/v1/dr/failover", "{}",
-                 {{"Authorization", "Bearer " + reader}})
+                 {{"Authorization", "Bearer " + reader}}, ca)
                 .status,
             403);
   CliRun listed = Cli({"token", "list", "--deployment", "up-dep"});
@@ -233,6 +263,15 @@ TEST_F(UpTest, StartsServesRestartsAndStops) {
   }
   CliRun after = Cli({"deployment", "list"});
   EXPECT_EQ(after.exit_code, 3);
+
+  // A TLS key others can read stops the region at start, before it serves anything.
+  ASSERT_EQ(chmod((state_ + "/tls/region-a.key").c_str(), 0644), 0);
+  CliRun open_key = Cli({"region", "--pair", state_ + "/pair.yaml", "--name", "region-a"});
+  EXPECT_EQ(open_key.exit_code, 2) << open_key.output;
+  EXPECT_NE(open_key.output.find("chmod 600 " + state_ + "/tls/region-a.key"), std::string::npos)
+      << open_key.output;
+  EXPECT_EQ(open_key.output.find("PRIVATE KEY"), std::string::npos) << open_key.output;
+  EXPECT_FALSE(CanConnect("127.0.0.1", http_port_));
 
   // A lost key is not silently replaced: the secrets stored under it would be unreadable.
   ASSERT_TRUE(RemoveAll(state_ + "/secret.key").ok());

@@ -80,8 +80,13 @@ std::string WriteOwnerTokenFile(const std::string& dir) {
 
 HttpReply Http(const std::string& base_url, const std::string& method, const std::string& path,
                const std::string& body,
-               const std::vector<std::pair<std::string, std::string>>& headers) {
+               const std::vector<std::pair<std::string, std::string>>& headers,
+               const std::string& ca_file) {
   httplib::Client c(base_url);
+  if (base_url.starts_with("https://")) {
+    c.enable_server_certificate_verification(true);
+    if (!ca_file.empty()) c.set_ca_cert_path(ca_file);
+  }
   c.set_connection_timeout(5);
   c.set_read_timeout(30);
   httplib::Headers h;

@@ -50,10 +50,12 @@ CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds = 60,
 
 // `headers`: extra request headers, e.g. {{"Host", "etl-3f6c2a.tandem.test"}}.
 // Sends OwnerToken() as "Authorization: Bearer" unless `headers` has an Authorization header of
-// its own; one with an empty value sends none.
+// its own; one with an empty value sends none. An https `base_url`'s certificate must chain to
+// `ca_file` and cover its host. Status 0 when no answer came.
 HttpReply Http(const std::string& base_url, const std::string& method, const std::string& path,
                const std::string& body = "",
-               const std::vector<std::pair<std::string, std::string>>& headers = {});
+               const std::vector<std::pair<std::string, std::string>>& headers = {},
+               const std::string& ca_file = "");
 
 // A new worker credential made through the region at `base_url` as the owner: of `deployment`'s
 // workers, or ("") of a pool serving every deployment. "" when the region refused (the test's

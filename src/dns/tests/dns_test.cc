@@ -66,7 +66,12 @@ TEST(DnsTest, ParsesHttpUrlsAndKnowsAddressesFromNames) {
   EXPECT_EQ(hp->host, "etl-3f6c2a-exec.tandem.test");
   EXPECT_EQ(hp->port, 8080);
   EXPECT_EQ(ParseHttpUrl("http://127.0.0.11")->port, 80);
-  for (const char* bad : {"https://a.test", "a.test:80", "http://:80", "http://a.test:0",
+  EXPECT_FALSE(ParseHttpUrl("http://127.0.0.11")->https);
+  auto secure = ParseHttpUrl("https://a.test");
+  ASSERT_TRUE(secure.ok());
+  EXPECT_TRUE(secure->https);
+  EXPECT_EQ(secure->port, 443);
+  for (const char* bad : {"ftp://a.test", "a.test:80", "http://:80", "http://a.test:0",
                           "http://a.test:x/"}) {
     EXPECT_EQ(ParseHttpUrl(bad).status().code(), Code::kInvalidArgument) << bad;
   }

@@ -23,7 +23,7 @@ TEST(RegistryServerTest, ConfigNamesStorageAddressAndSettings) {
   EXPECT_NE(y.find("version: 0.1\n"), std::string::npos);
   EXPECT_NE(y.find("rootdirectory: \"/var/lib/tandem/reg \\\"x\\\"/data\"\n"), std::string::npos);
   EXPECT_NE(y.find("addr: \"127.0.0.1:5123\"\n"), std::string::npos);
-  EXPECT_NE(y.find("  delete:\n    enabled: true\n"), std::string::npos);
+  EXPECT_NE(y.find("  delete:\n    enabled: false\n"), std::string::npos);
   EXPECT_NE(y.find("  level: warn\n"), std::string::npos);
   EXPECT_NE(y.find("secret: \"s3cret\"\n"), std::string::npos);
   EXPECT_NE(y.find("storagedriver:\n    enabled: false\n"), std::string::npos);
