@@ -163,9 +163,16 @@ Result<RunOutput> LocalServer::RunTool(std::vector<std::string> argv, MonoTime d
                                        const std::string& password) const {
   argv[0] = o_.bin_dir + "/" + argv[0];
   SpawnOptions so{.argv = std::move(argv),
-                  .env_extra = {{"LC_ALL", "C"}, {"LANG", "C"}, {"PGCONNECT_TIMEOUT", "10"}},
+                  .env_extra = {{"LC_ALL", "C"},
+                                {"LANG", "C"},
+                                {"PGCONNECT_TIMEOUT", "10"},
+                                {"HOME", dir_}},  // libpq looks under ~/.postgresql
                   .cwd = dir_};  // the run-as user may not enter our working directory
   if (!password.empty()) so.env_extra["PGPASSWORD"] = password;
+  if (tls()) {  // pg_basebackup's connection (pg_rewind's source names them too)
+    so.env_extra["PGSSLMODE"] = "verify-full";
+    so.env_extra["PGSSLROOTCERT"] = dir_ + "/root.crt";
+  }
   if (ids_) so.user = o_.run_as;
   return RunCommand(so, std::max(Left(deadline), std::chrono::milliseconds(1000)));
 }
@@ -198,7 +205,7 @@ Status LocalServer::BaseBackupLocked(const Upstream& up, MonoTime deadline) {
   {
     std::string dsn = "host=" + DsnQuote(up.host) + " port=" + std::to_string(up.port) +
                       " user=" + DsnQuote(o_.superuser) + " password=" + DsnQuote(password_) +
-                      " dbname=postgres application_name=tandem";
+                      " dbname=postgres application_name=tandem" + SslConninfo();
     ASSIGN_OR_RETURN(ConnPtr c,
                      Conn::Connect(dsn, {{"connect_timeout", ConnectTimeout(deadline)}}));
     RETURN_IF_ERROR(CreateSlotIfMissing(*c, up.slot));
@@ -382,7 +389,7 @@ Status LocalServer::RewindLocked(const Upstream& up, uint64_t upstream_lsn, Mono
                                  RejoinInfo* info) {
   const std::string source = "host=" + DsnQuote(up.host) + " port=" + std::to_string(up.port) +
                              " user=" + DsnQuote(o_.superuser) +
-                             " dbname=postgres application_name=tandem_rewind";
+                             " dbname=postgres application_name=tandem_rewind" + SslConninfo();
   ASSIGN_OR_RETURN(RunOutput dry, RunTool({"pg_rewind", "--target-pgdata", o_.data_dir,
                                            "--source-server", source, "--dry-run"},
                                           deadline, password_));
@@ -518,7 +525,7 @@ Result<RejoinInfo> LocalServer::Rejoin(const Upstream& up, Duration timeout) {
   {
     std::string dsn = "host=" + DsnQuote(up.host) + " port=" + std::to_string(up.port) +
                       " user=" + DsnQuote(o_.superuser) + " password=" + DsnQuote(password_) +
-                      " dbname=postgres application_name=tandem";
+                      " dbname=postgres application_name=tandem" + SslConninfo();
     ASSIGN_OR_RETURN(ConnPtr c,
                      Conn::Connect(dsn, {{"connect_timeout", ConnectTimeout(deadline)}}));
     RETURN_IF_ERROR(c->ExecScript("CHECKPOINT"));

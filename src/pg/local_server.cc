@@ -36,6 +36,9 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr char kIncludeLine[] = "include_if_exists = 'tandem.conf'";
+// Debian's bundle of the CAs the system trusts: what verify-full checks against when the region
+// names no CA of its own.
+constexpr char kSystemCaBundle[] = "/etc/ssl/certs/ca-certificates.crt";
 
 // A file in the data directory, which belongs to the run-as user: a link planted there is not
 // followed (we may be root).
@@ -108,14 +111,27 @@ Status LocalServer::PrepareLocked() {
       RETURN_IF_ERROR(WriteFileAtomic(OldPasswordPath(), *current, 0600));
     }
     RETURN_IF_ERROR(WriteFileAtomic(PasswordPath(), o_.password, 0600));
-    spdlog::info("the PostgreSQL superuser's password changed; a primary takes it at its next "
-                 "start");
+    spdlog::info(
+        "the PostgreSQL superuser's password changed; a primary takes it at its next "
+        "start");
   } else if (!current) {
     RETURN_IF_ERROR(WriteFileAtomic(
         PasswordPath(), o_.password.empty() ? HexEncode(RandomBytes(24)) : o_.password, 0600));
   }
   ASSIGN_OR_RETURN(std::string pw, ReadFile(PasswordPath()));
   password_ = pw;
+  if (tls()) {
+    // Copies owned by the run-as user, beside the data directory (which a base backup
+    // replaces): PostgreSQL refuses a key others can read, and the tools and the walreceiver,
+    // which run as that user, read the CA.
+    ASSIGN_OR_RETURN(std::string cert, ReadFile(o_.tls_cert_file));
+    ASSIGN_OR_RETURN(std::string key, ReadFile(o_.tls_key_file));
+    ASSIGN_OR_RETURN(std::string ca, ReadFile(o_.tls_ca_file.empty() ? std::string(kSystemCaBundle)
+                                                                     : o_.tls_ca_file));
+    RETURN_IF_ERROR(WriteFileAtomicAs(dir_ + "/server.crt", cert, 0600, Uid(), Gid()));
+    RETURN_IF_ERROR(WriteFileAtomicAs(dir_ + "/server.key", key, 0600, Uid(), Gid()));
+    RETURN_IF_ERROR(WriteFileAtomicAs(dir_ + "/root.crt", ca, 0600, Uid(), Gid()));
+  }
   prepared_ = true;
   return Status::Ok();
 }
@@ -130,8 +146,9 @@ Status LocalServer::Init() {
   for (const std::string& p : {PartialPath(), o_.data_dir + ".old"}) {
     if (!PathExists(p)) continue;
     std::string msg = "a base backup into " + p;
-    msg += " was interrupted: this server was becoming a replica; give it an upstream and call "
-           "InitReplica (or remove ";
+    msg +=
+        " was interrupted: this server was becoming a replica; give it an upstream and call "
+        "InitReplica (or remove ";
     msg += p;
     msg += " to start an empty primary)";
     return FailedPrecondition(msg);
@@ -203,9 +220,9 @@ Status LocalServer::WriteSettings() {
     // The replica logs in with its own password: both servers of a pair have the same one.
     const Upstream& up = *upstream_;
     std::string conninfo = "host=" + DsnQuote(up.host) + " port=" + std::to_string(up.port) +
-                           " user=" + DsnQuote(o_.superuser) + " password=" +
-                           DsnQuote(password_) + " application_name=" +
-                           DsnQuote(up.application_name) + " connect_timeout=5";
+                           " user=" + DsnQuote(o_.superuser) + " password=" + DsnQuote(password_) +
+                           " application_name=" + DsnQuote(up.application_name) +
+                           " connect_timeout=5" + SslConninfo();
     conf += "\n# A replica of " + up.host + ":" + std::to_string(up.port) +
             ".\n"
             "primary_conninfo = " +
@@ -219,17 +236,28 @@ Status LocalServer::WriteSettings() {
             "wal_retrieve_retry_interval = 1s\n"
             "recovery_target_timeline = 'latest'\n";
   }
+  // With TLS, every TCP connection must be TLS (hostssl), with the files PrepareLocked copied.
+  const std::string host = tls() ? "hostssl" : "host   ";
+  if (tls()) {
+    conf +=
+        "ssl = on\n"
+        "ssl_cert_file = " +
+        ConfQuote(dir_ + "/server.crt") +
+        "\n"
+        "ssl_key_file = " +
+        ConfQuote(dir_ + "/server.key") +
+        "\n"
+        "ssl_min_protocol_version = 'TLSv1.2'\n";
+  }
   std::string hba =
       "# Written by tandem at every start.\n"
-      "# TYPE  DATABASE     USER  ADDRESS          METHOD\n"
-      "host    all          all   127.0.0.1/32     scram-sha-256\n"
-      "host    all          all   " +
-      o_.host +
-      "/32  scram-sha-256\n"
-      "host    replication  all   127.0.0.1/32     scram-sha-256\n";
+      "# TYPE  DATABASE     USER  ADDRESS          METHOD\n" +
+      host + " all          all   127.0.0.1/32     scram-sha-256\n" + host +
+      " all          all   " + o_.host + "/32  scram-sha-256\n" + host +
+      " replication  all   127.0.0.1/32     scram-sha-256\n";
   for (const auto& peer : o_.replication_from) {
-    hba += "host    replication  all   " + peer + "/32  scram-sha-256\n";
-    hba += "host    all          all   " + peer + "/32  scram-sha-256\n";
+    hba += host + " replication  all   " + peer + "/32  scram-sha-256\n";
+    hba += host + " all          all   " + peer + "/32  scram-sha-256\n";
   }
   // The data directory belongs to the run-as user: never follow a link planted in it.
   RETURN_IF_ERROR(WriteFileAtomicAs(o_.data_dir + "/tandem.conf", conf, 0600, Uid(), Gid()));
@@ -256,9 +284,10 @@ Status LocalServer::WriteRoleFiles() {
   std::string kept =
       RemoveSettings(*conf, {"synchronous_standby_names", "synchronous_commit"}, &changed);
   if (!changed) return Status::Ok();
-  spdlog::info("PostgreSQL on {}:{} starts as a replica: dropping the synchronous settings its "
-               "configuration copied from a primary",
-               o_.host, o_.port);
+  spdlog::info(
+      "PostgreSQL on {}:{} starts as a replica: dropping the synchronous settings its "
+      "configuration copied from a primary",
+      o_.host, o_.port);
   return WriteFileAtomicAs(auto_conf, kept, 0600, Uid(), Gid());
 }
 
@@ -338,16 +367,16 @@ Status LocalServer::StartUntilLocked(MonoTime deadline) {
   // start. Wait for them, within the timeout.
   Backoff backoff(std::chrono::milliseconds(50), std::chrono::seconds(1));
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                      RealClock().Now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - RealClock().Now());
     Status s = StartLocked(std::max(left, std::chrono::milliseconds(1000)));
-    bool leftovers = s.message().find("pre-existing shared memory block") != std::string::npos ||
-                     s.message().find("lock file \"postmaster.pid\" already exists") !=
-                         std::string::npos;
+    bool leftovers =
+        s.message().find("pre-existing shared memory block") != std::string::npos ||
+        s.message().find("lock file \"postmaster.pid\" already exists") != std::string::npos;
     if (s.ok() || stopping_ || !leftovers || RealClock().Now() >= deadline) return s;
-    spdlog::info("PostgreSQL on {}:{}: the previous server's processes are still exiting; "
-                 "retrying",
-                 o_.host, o_.port);
+    spdlog::info(
+        "PostgreSQL on {}:{}: the previous server's processes are still exiting; "
+        "retrying",
+        o_.host, o_.port);
     std::this_thread::sleep_for(backoff.Next());
   }
 }
@@ -367,7 +396,10 @@ Status LocalServer::StartLocked(std::chrono::milliseconds timeout) {
     return Unavailable("PostgreSQL cannot listen on " + o_.host + ":" + std::to_string(o_.port) +
                        ": " + port.message());
   }
+  // HOME is its own directory: libpq, in a replica's walreceiver, looks for a client
+  // certificate under ~/.postgresql, and the run-as user may not enter ours.
   SpawnOptions so{.argv = {o_.bin_dir + "/postgres", "-D", o_.data_dir},
+                  .env_extra = {{"HOME", dir_}},
                   .output_path = LogPath(),
                   .death_signal = SIGINT};
   if (ids_) so.user = o_.run_as;
@@ -382,10 +414,10 @@ Status LocalServer::StartLocked(std::chrono::milliseconds timeout) {
     }
     PGPing ping = PQping(dsn.c_str());
     if (ping == PQPING_OK) {
-      spdlog::info("PostgreSQL running on {}:{} (pid {}){}", o_.host, o_.port, child_->pid(),
-                   upstream_ ? " as a replica of " + upstream_->host + ":" +
-                                   std::to_string(upstream_->port)
-                             : "");
+      spdlog::info(
+          "PostgreSQL running on {}:{} (pid {}){}", o_.host, o_.port, child_->pid(),
+          upstream_ ? " as a replica of " + upstream_->host + ":" + std::to_string(upstream_->port)
+                    : "");
       if (!upstream_) RETURN_IF_ERROR(ApplyNewPasswordLocked());
       return Status::Ok();
     }
@@ -430,7 +462,7 @@ Status LocalServer::ApplyNewPasswordLocked() {
   ASSIGN_OR_RETURN(std::string old, ReadFile(OldPasswordPath()));
   std::string dsn = "host=" + o_.host + " port=" + std::to_string(o_.port) +
                     " user=" + DsnQuote(o_.superuser) + " password=" + DsnQuote(old) +
-                    " dbname=postgres application_name=tandem";
+                    " dbname=postgres application_name=tandem" + SslConninfo();
   auto c = Conn::Connect(dsn, opts);
   if (!c.ok()) {
     return c.status().WithContext(
@@ -510,7 +542,12 @@ ServerState LocalServer::State() {
 std::string LocalServer::Dsn(const std::string& database) const {
   return "host=" + o_.host + " port=" + std::to_string(o_.port) +
          " user=" + DsnQuote(o_.superuser) + " password=" + DsnQuote(password_) +
-         " dbname=" + DsnQuote(database) + " application_name=tandem";
+         " dbname=" + DsnQuote(database) + " application_name=tandem" + SslConninfo();
+}
+
+std::string LocalServer::SslConninfo() const {
+  if (!tls()) return "";
+  return " sslmode=verify-full sslrootcert=" + DsnQuote(dir_ + "/root.crt");
 }
 
 namespace {

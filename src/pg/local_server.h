@@ -73,6 +73,10 @@ class LocalServer final : public Server {
   // Run-as user, directory and password; once per object.
   Status PrepareLocked();
   Status WriteSettings();
+  // With TLS: " sslmode=verify-full sslrootcert=<its copy of the CA>" for every conninfo this
+  // server's clients (this process, the tools, its walreceiver) use; "" without.
+  std::string SslConninfo() const;
+  bool tls() const { return !o_.tls_cert_file.empty(); }
   // The include line for tandem.conf in postgresql.conf (a copied config may lack it).
   Status EnsureIncludeLine();
   // Replica: standby.signal, and no synchronous settings in postgresql.auto.conf (they are the

@@ -87,7 +87,7 @@ struct LocalServerOptions {
   std::string host = "127.0.0.1";
   int port = 5432;
   std::string superuser = "tandem";
-  std::string run_as;                       // system user; required when running as root
+  std::string run_as;                         // system user; required when running as root
   std::vector<std::string> replication_from;  // peer addresses allowed to stream from us
   std::string shared_buffers = "32MB";
   int max_connections = 100;
@@ -101,6 +101,13 @@ struct LocalServerOptions {
   // replica cannot fill the disk; past it the slot is invalidated and that replica needs a
   // fresh base backup (Rejoin takes one).
   std::string max_slot_wal_keep_size = "4GB";
+  // TLS: with a certificate (covering `host`) and its key, the server takes TCP connections over
+  // TLS only (hostssl), and every connection this process and its replication make is
+  // sslmode=verify-full against `tls_ca_file` (empty: the system's CA bundle). Copies owned by
+  // the run-as user are kept beside the data directory; empty: no TLS.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_ca_file;
 };
 
 // The server keeps its password in <parent of data_dir>/pg.password (mode 0600) and uses it in

@@ -19,6 +19,7 @@
 #include "pg/replication.h"
 #include "pg/server.h"
 #include "pg/tools.h"
+#include "tls/certificates.h"
 
 namespace tandem::pg {
 namespace {
@@ -232,6 +233,22 @@ class ReplicationTest : public ::testing::Test {
     o.shared_buffers = "16MB";
     o.max_connections = 20;
     o.password = password;
+    if (tls_) {
+      // A certificate of the test's own CA for the server's address.
+      if (!ca_) {
+        auto ca = tls::CreateAuthority("pg test CA", std::chrono::hours(1));
+        EXPECT_TRUE(ca.ok());
+        ca_ = *ca;
+        EXPECT_TRUE(WriteFileAtomic(root_ + "/ca.crt", ca_->certificate).ok());
+      }
+      auto pem = tls::IssueServerCertificate(*ca_, {name, {}, {host}}, std::chrono::hours(1));
+      EXPECT_TRUE(pem.ok());
+      o.tls_cert_file = root_ + "/" + name + ".crt";
+      o.tls_key_file = root_ + "/" + name + ".key";
+      o.tls_ca_file = root_ + "/ca.crt";
+      EXPECT_TRUE(WriteFileAtomic(o.tls_cert_file, pem->certificate).ok());
+      EXPECT_TRUE(WriteFileAtomic(o.tls_key_file, pem->private_key, 0600).ok());
+    }
     auto s = NewLocalServer(o);
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     opts_[name] = o;
@@ -329,6 +346,8 @@ class ReplicationTest : public ::testing::Test {
   }
 
   std::string root_;
+  bool tls_ = false;            // servers made from now on serve TLS only
+  std::optional<tls::Pem> ca_;  // their CA, made with the first
   std::map<std::string, LocalServerOptions> opts_;
   std::map<std::string, ServerPtr> servers_;
 };
@@ -579,6 +598,59 @@ TEST_F(ReplicationTest, CleanSwitchoverLosesNothing) {
   EXPECT_EQ(back->discarded_transactions, 0) << back->detail;
   ASSERT_TRUE(Exec(a, "INSERT INTO t VALUES (11)").ok());
   EXPECT_TRUE(WaitFor([&] { return Count(b, "t") == 12; }, 10s));
+}
+
+// With TLS, every connection is TLS and verified: the region's own, the base backup, the
+// streaming replica's and pg_rewind's. A connection without TLS, or that trusts another CA, is
+// refused.
+TEST_F(ReplicationTest, OverTlsOnlyVerifiedConnectionsGetIn) {
+  tls_ = true;
+  Server* a = Primary("region-a", "127.0.0.1");
+  ASSERT_TRUE(Exec(a, "CREATE TABLE t (x int)").ok());
+  Server* b = Replica("region-b", "127.0.0.2", "region-a");
+  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(Exec(a, "INSERT INTO t VALUES (1)").ok());
+  EXPECT_TRUE(WaitFor([&] { return Count(b, "t") == 1; }, 10s));
+  EXPECT_NE(a->Dsn("postgres").find("sslmode=verify-full"), std::string::npos);
+  {
+    ConnPtr c = Connect(a);
+    ASSERT_NE(c, nullptr);
+    auto own = c->Exec("SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+    ASSERT_TRUE(own.ok()) << own.status().ToString();
+    EXPECT_EQ(own->Text(0, 0), "true");
+    auto streams = c->Exec(
+        "SELECT count(*) FROM pg_stat_replication r JOIN pg_stat_ssl s ON s.pid = r.pid "
+        "WHERE s.ssl AND r.application_name = 'region-b'");
+    ASSERT_TRUE(streams.ok()) << streams.status().ToString();
+    EXPECT_EQ(streams->Int(0, 0), 1) << "the replica does not stream over TLS";
+  }
+  const std::string plain = a->Dsn("postgres") + " sslmode=disable";
+  auto refused = Conn::Connect(plain);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("no encryption"), std::string::npos)
+      << refused.status().ToString();
+  auto other = tls::CreateAuthority("someone else", std::chrono::hours(1));
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(WriteFileAtomic(root_ + "/other.crt", other->certificate).ok());
+  auto untrusted = Conn::Connect(a->Dsn("postgres") + " sslrootcert=" + root_ + "/other.crt");
+  ASSERT_FALSE(untrusted.ok());
+  EXPECT_NE(untrusted.status().message().find("certificate verify failed"), std::string::npos)
+      << untrusted.status().ToString();
+
+  // A switchover and a rejoin by pg_rewind, whose source connection is verified too.
+  ASSERT_TRUE(a->Stop().ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto s = b->Sample();
+        return s.ok() && !s->streaming && s->replay_lsn >= s->receive_lsn;
+      },
+      30s));
+  ASSERT_TRUE(b->Promote(60s).ok());
+  ASSERT_TRUE(Exec(b, "INSERT INTO t VALUES (2)").ok());
+  ASSERT_TRUE(b->EnsureSlot("tandem_region_a").ok());
+  auto info = a->Rejoin(UpstreamOf("region-b", "region-a"), 120s);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_TRUE(WaitFor([&] { return Count(a, "t") == 2; }, 10s));
 }
 
 TEST_F(ReplicationTest, RejoinFallsBackToABaseBackupWhenRewindCannot) {
