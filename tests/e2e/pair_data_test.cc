@@ -11,7 +11,6 @@
 // Each test starts its own pair (tests/harness/pair_harness.h) and waits by polling with
 // generous deadlines: the machine may be loaded.
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <signal.h>
 
 #include <chrono>
@@ -61,13 +60,9 @@ bool Eventually(const std::function<bool()>& done, std::chrono::milliseconds tim
 // The whole text of one try's log from the region at `url` (Accept: text/plain), or nullopt
 // when the region does not answer 200.
 std::optional<std::string> ReadLog(const std::string& url, const std::string& log_path) {
-  httplib::Client c(url);
-  c.set_bearer_token_auth(OwnerToken());
-  c.set_connection_timeout(5);
-  c.set_read_timeout(30);
-  auto r = c.Get(log_path + "?full_content=true", httplib::Headers{{"Accept", "text/plain"}});
-  if (!r || r->status != 200) return std::nullopt;
-  return r->body;
+  HttpReply r = Http(url, "GET", log_path + "?full_content=true", "", {{"Accept", "text/plain"}});
+  if (r.status != 200) return std::nullopt;
+  return r.body;
 }
 
 bool IsPrefix(const std::string& prefix, const std::string& of) {
@@ -103,10 +98,19 @@ std::string Tail(const std::string& log) {
 // `skopeo inspect --tls-verify=false docker://<host:port>/<repository>@<digest>`: the Digest it
 // prints, or the error.
 Result<std::string> SkopeoDigest(const std::string& registry_url, const std::string& repository,
-                                 const std::string& digest) {
-  const std::string host = registry_url.substr(std::string("http://").size());
-  SpawnOptions so{.argv = {"/usr/bin/skopeo", "inspect", "--tls-verify=false",
-                           "docker://" + host + "/" + repository + "@" + digest}};
+                                 const std::string& digest, const std::string& ca_dir = "") {
+  // Over https the registry's certificate is checked against the pair's CA, alone in its
+  // directory (skopeo reads every *.crt there as a CA, and wants a .cert beside every .key).
+  const bool https = registry_url.starts_with("https://");
+  const std::string host = registry_url.substr(registry_url.find("://") + 3);
+  std::vector<std::string> argv = {"/usr/bin/skopeo", "inspect"};
+  if (https) {
+    argv.push_back("--cert-dir=" + ca_dir);
+  } else {
+    argv.emplace_back("--tls-verify=false");
+  }
+  argv.push_back("docker://" + host + "/" + repository + "@" + digest);
+  SpawnOptions so{.argv = argv};
   ASSIGN_OR_RETURN(RunOutput out, RunCommand(so, 60s));
   if (!out.exit.exited || out.exit.code != 0) {
     return Internal("skopeo " + out.exit.Describe() + ": " + out.output);
@@ -235,13 +239,10 @@ class PairDataTest : public ::testing::Test {
     }
     for (const char* region : {"region-a", "region-b"}) {
       out += std::string("\n----- ") + region + " -----\n";
-      httplib::Client c(Url(region));
-      c.set_connection_timeout(2);
-      c.set_read_timeout(5);
-      auto r =
-          c.Get("/internal/v1/dr/state", httplib::Headers{{"Authorization", "Bearer " + bearer}});
-      if (r && r->status == 200) {
-        Json j = Json::parse(r->body, nullptr, false);
+      HttpReply r = Http(Url(region), "GET", "/internal/v1/dr/state", "",
+                         {{"Authorization", "Bearer " + bearer}});
+      if (r.status == 200) {
+        Json j = Json::parse(r.body, nullptr, false);
         Json part = Json::object();
         for (const char* k : {"role", "epoch", "resync_detail", "logs", "images"}) {
           if (j.is_object() && j.contains(k)) part[k] = j[k];
@@ -272,10 +273,13 @@ class PairDataTest : public ::testing::Test {
 
 // A switchover carries every task log: a finished task's reads back identical on the new
 // active region, and a task running through the step-down holds every line written up to it.
+// Over TLS: the logs are shipped to the standby, and the failover is driven, over HTTPS.
 TEST_F(PairDataTest, LogsSurviveASwitchover) {
   PairProcess::Options o;
   o.drain_timeout_seconds = 2;  // the long task does not finish; do not wait for it long
+  o.tls = true;
   Start(o);
+  ASSERT_EQ(Url("region-a").rfind("https://", 0), 0u);
   const std::string id = CreateDeployment("region-a", "logs-planned");
   HttpReply d = Deploy("region-a", id, {{"files", {{"chatty.yaml", kChattyDag}}}});
   ASSERT_EQ(d.status, 200) << d.body;
@@ -418,7 +422,7 @@ TEST_F(PairDataTest, LogsAfterAForcedFailover) {
           if (Str(e, "region") == "region-a") said += "\n" + Str(e, "message");
         }
         return said.find("of task logs the new primary never received") != std::string::npos ||
-                 said.find("no task log chunks were waiting") != std::string::npos;
+               said.find("no task log chunks were waiting") != std::string::npos;
       },
       20s))
       << "region-a's rejoin says nothing of its task log chunks:\n"
@@ -445,8 +449,13 @@ TEST_F(PairDataTest, LogsAfterAForcedFailover) {
 
 // A deploy's image is in both registries before the deploy answers, follows a switchover, and a
 // deploy on the new active region is copied to the old one.
+// Over TLS: each registry serves HTTPS with its region's certificate, and the replication
+// verifies it.
 TEST_F(PairDataTest, ImagesFollowThePair) {
-  Start();
+  PairProcess::Options o;
+  o.tls = true;
+  Start(o);
+  const std::string ca_dir = pair_->dir() + "/ca";
   const std::string id = CreateDeployment("region-a", "images");
   HttpReply d = Deploy("region-a", id, {{"files", {{"etl.yaml", kChattyDag}}}});
   ASSERT_EQ(d.status, 200) << d.body;
@@ -457,7 +466,8 @@ TEST_F(PairDataTest, ImagesFollowThePair) {
   const std::string digest = Str(image, "digest");
   ASSERT_EQ(digest.rfind("sha256:", 0), 0u) << d.body;
   for (const char* region : {"region-a", "region-b"}) {
-    Result<std::string> seen = SkopeoDigest(pair_->registry_url(region), repository, digest);
+    Result<std::string> seen =
+        SkopeoDigest(pair_->registry_url(region), repository, digest, ca_dir);
     ASSERT_TRUE(seen.ok()) << region << ": " << seen.status().ToString();
     EXPECT_EQ(*seen, digest) << region;
   }
@@ -482,7 +492,8 @@ TEST_F(PairDataTest, ImagesFollowThePair) {
   const std::string digest2 = Str(image2, "digest");
   EXPECT_NE(digest2, digest);
   EXPECT_EQ(Str(image2, "repository"), repository);
-  Result<std::string> on_a = SkopeoDigest(pair_->registry_url("region-a"), repository, digest2);
+  Result<std::string> on_a =
+      SkopeoDigest(pair_->registry_url("region-a"), repository, digest2, ca_dir);
   ASSERT_TRUE(on_a.ok()) << on_a.status().ToString();
   EXPECT_EQ(*on_a, digest2);
   EXPECT_EQ(GetBundle("region-b", id)["image"]["digest"], digest2);

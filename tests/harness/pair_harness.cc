@@ -12,6 +12,7 @@
 #include "base/net.h"
 #include "crypto/secret_box.h"
 #include "harness/pg_harness.h"
+#include "tls/certificates.h"
 
 namespace tandem::testing {
 
@@ -51,15 +52,39 @@ Result<std::unique_ptr<PairProcess>> PairProcess::Create(Options o) {
   // Host names carry no port: with DNS both regions serve on one, each on its own address.
   if (o.dns) p->http_ports_["region-b"] = p->http_ports_["region-a"];
   RETURN_IF_ERROR(WriteFileAtomic(p->dir_ + "/secret.key", NewSecretKeyBase64() + "\n", 0600));
+  // With TLS: a CA, and for each part a certificate for its address (and the zone's names).
+  // A part's tls section, its keys indented by `indent`.
+  auto tls_section = [&](const std::string& part, const std::string& indent) {
+    if (!o.tls) return std::string();
+    return indent.substr(2) + "tls:\n" + indent + "cert_file: tls/" + part + ".crt\n" + indent +
+           "key_file: tls/" + part + ".key\n";
+  };
+  if (o.tls) {
+    RETURN_IF_ERROR(MakeDirs(p->dir_ + "/ca"));
+    RETURN_IF_ERROR(MakeDirs(p->dir_ + "/tls"));
+    ASSIGN_OR_RETURN(tls::Pem ca, tls::CreateAuthority("tandem test CA", std::chrono::hours(24)));
+    RETURN_IF_ERROR(WriteFileAtomic(p->ca_file(), ca.certificate));
+    for (const char* part : {"control", "region-a", "region-b"}) {
+      const std::string name = std::string(part) + ".tandem.test";
+      ASSIGN_OR_RETURN(tls::Pem pem, tls::IssueServerCertificate(
+                                         ca, {name, {name, "*.tandem.test"}, {p->addresses_[part]}},
+                                         std::chrono::hours(24)));
+      const std::string base = p->dir_ + "/tls/" + part;
+      RETURN_IF_ERROR(WriteFileAtomic(base + ".key", pem.private_key, 0600));
+      RETURN_IF_ERROR(WriteFileAtomic(base + ".crt", pem.certificate));
+    }
+    SetTestCaFile(p->ca_file());
+  }
   auto region = [&](const std::string& name, const std::string& role) {
-    return "  - name: " + name + "\n    address: " + p->addresses_[name] + "\n    http_port: " +
-           std::to_string(p->http_ports_[name]) + "\n    state_dir: " + name +
-           "\n    role: " + role + "\n    postgres:\n      port: " +
-           std::to_string(p->pg_ports_[name]) + "\n      run_as: \"" + RunAsUser() +
+    return "  - name: " + name + "\n    address: " + p->addresses_[name] +
+           "\n    http_port: " + std::to_string(p->http_ports_[name]) + "\n    state_dir: " + name +
+           "\n    role: " + role +
+           "\n    postgres:\n      port: " + std::to_string(p->pg_ports_[name]) +
+           "\n      run_as: \"" + RunAsUser() +
            "\"\n      shared_buffers: 16MB\n    workers:\n      local: " +
            std::to_string(o.local_workers) + "\n      slots: " + std::to_string(o.worker_slots) +
            "\n      heartbeat_ms: 500\n    registry:\n      port: " +
-           std::to_string(p->registry_ports_[name]) + "\n";
+           std::to_string(p->registry_ports_[name]) + "\n" + tls_section(name, "      ");
   };
   std::string yaml =
       "pair:\n  name: test\n  mode: " + o.mode +
@@ -77,10 +102,10 @@ Result<std::unique_ptr<PairProcess>> PairProcess::Create(Options o) {
                  std::to_string(o.image_replication_timeout_seconds)
            : std::string()) +
       "\ncontrol:\n  address: " + p->addresses_["control"] +
-      "\n  http_port: " + std::to_string(p->control_port_) +
-      "\n  state_dir: control\nsecrets:\n  key_file: secret.key\n  owner_token_file: " +
-      WriteOwnerTokenFile(p->dir_) + "\nregions:\n" + region("region-a", "primary") +
-      region("region-b", "standby");
+      "\n  http_port: " + std::to_string(p->control_port_) + "\n  state_dir: control\n" +
+      tls_section("control", "    ") + (o.tls ? "tls:\n  ca_file: ca/ca.crt\n" : "") +
+      "secrets:\n  key_file: secret.key\n  owner_token_file: " + WriteOwnerTokenFile(p->dir_) +
+      "\nregions:\n" + region("region-a", "primary") + region("region-b", "standby");
   if (o.dns) {
     yaml += "dns:\n  address: " + p->addresses_["control"] +
             "\n  port: " + std::to_string(p->dns_port_) +
@@ -128,15 +153,18 @@ Status Nft(const std::vector<std::string>& args) {
 }
 
 std::string PairProcess::control_url() const {
-  return "http://" + addresses_.at("control") + ":" + std::to_string(control_port_);
+  return (o_.tls ? "https://" : "http://") + addresses_.at("control") + ":" +
+         std::to_string(control_port_);
 }
 
 std::string PairProcess::region_url(const std::string& name) const {
-  return "http://" + addresses_.at(name) + ":" + std::to_string(http_ports_.at(name));
+  return (o_.tls ? "https://" : "http://") + addresses_.at(name) + ":" +
+         std::to_string(http_ports_.at(name));
 }
 
 std::string PairProcess::registry_url(const std::string& name) const {
-  return "http://" + addresses_.at(name) + ":" + std::to_string(registry_ports_.at(name));
+  return (o_.tls ? "https://" : "http://") + addresses_.at(name) + ":" +
+         std::to_string(registry_ports_.at(name));
 }
 
 Status PairProcess::Cut(const std::string& x, const std::string& y) {
@@ -151,8 +179,8 @@ Status PairProcess::Cut(const std::string& x, const std::string& y) {
                          "{ type filter hook output priority 0 ; policy accept ; }"}));
   }
   for (const auto& [from, to] : {std::pair{ax, ay}, std::pair{ay, ax}}) {
-    RETURN_IF_ERROR(Nft({"add", "rule", "ip", nft_table_, "out", "ip", "saddr", from, "ip",
-                         "daddr", to, "drop"}));
+    RETURN_IF_ERROR(Nft(
+        {"add", "rule", "ip", nft_table_, "out", "ip", "saddr", from, "ip", "daddr", to, "drop"}));
   }
   return Status::Ok();
 }
@@ -217,11 +245,11 @@ bool PairProcess::ControlRunning() {
 }
 
 Status PairProcess::StartRegion(const std::string& name, bool wait_ready) {
-  ASSIGN_OR_RETURN(regions_[name],
-                   Child::Spawn({.argv = {TandemBin(), "region", "--pair", pair_file(), "--name",
-                                          name},
-                                 .output_path = dir_ + "/" + name + ".log",
-                                 .death_signal = SIGKILL}));
+  ASSIGN_OR_RETURN(
+      regions_[name],
+      Child::Spawn({.argv = {TandemBin(), "region", "--pair", pair_file(), "--name", name},
+                    .output_path = dir_ + "/" + name + ".log",
+                    .death_signal = SIGKILL}));
   if (!wait_ready) return Status::Ok();
   auto deadline = std::chrono::steady_clock::now() + 120s;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -273,7 +301,8 @@ Status PairProcess::StartAll() {
   RETURN_IF_ERROR(StartRegion("region-b"));
   return WaitStatus(
       [](const Json& s) {
-        return s.is_object() && s["sync"]["state"] == "syncing" && s["regions"][0]["lease"] == "holds";
+        return s.is_object() && s["sync"]["state"] == "syncing" &&
+               s["regions"][0]["lease"] == "holds";
       },
       60s, "the pair to be syncing with region-a holding the lease");
 }
@@ -300,8 +329,7 @@ Json PairProcess::DrStatus() {
 }
 
 Status PairProcess::WaitStatus(const std::function<bool(const Json&)>& ok,
-                                       std::chrono::milliseconds timeout,
-                                       const std::string& what) {
+                               std::chrono::milliseconds timeout, const std::string& what) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   Json last;
   while (std::chrono::steady_clock::now() < deadline) {

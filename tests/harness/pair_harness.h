@@ -9,9 +9,8 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "base/process.h"
 #include "base/status.h"
@@ -48,6 +47,9 @@ class PairProcess {
     // the control plane signs its updates with this key (base64), written to a file.
     bool dns_external = false;
     std::string dns_tsig_secret;
+    // A tls section: a CA of the test's own (ca_file()) and a certificate per part; every
+    // listener serves HTTPS, and Http() and Cli() trust that CA (SetTestCaFile).
+    bool tls = false;
   };
 
   static Result<std::unique_ptr<PairProcess>> Create(Options o);
@@ -76,13 +78,15 @@ class PairProcess {
   const std::string& dir() const { return dir_; }
   std::string pair_file() const { return dir_ + "/pair.yaml"; }
   std::string Log(const std::string& process) const;  // control, region-a, region-b
-  std::string Logs() const;                             // all three, for failure messages
+  std::string Logs() const;                           // all three, for failure messages
   pid_t PostgresPid(const std::string& name) const;
   std::string Dsn(const std::string& name) const;
   int pg_port(const std::string& name) const { return pg_ports_.at(name); }
   int registry_port(const std::string& name) const { return registry_ports_.at(name); }
-  // "http://<address>:<registry port>" of region `name`.
+  // "http://<address>:<registry port>" of region `name` (https with Options::tls).
   std::string registry_url(const std::string& name) const;
+  // With Options::tls: the CA every part's certificate chains to, alone in its directory.
+  std::string ca_file() const { return dir_ + "/ca/ca.crt"; }
   const std::string& address(const std::string& part) const { return addresses_.at(part); }
   int http_port(const std::string& name) const { return http_ports_.at(name); }
   int control_port() const { return control_port_; }
@@ -96,7 +100,7 @@ class PairProcess {
   nlohmann::json DrStatus();
   // Polls the status until `ok(status)` or the timeout; the last status in the error.
   Status WaitStatus(const std::function<bool(const nlohmann::json&)>& ok,
-                            std::chrono::milliseconds timeout, const std::string& what);
+                    std::chrono::milliseconds timeout, const std::string& what);
   // Until region-a (the pair's first region) is a standby again and the pair is syncing: an old
   // primary that came back and rejoined as a replica.
   Status WaitRejoined(std::chrono::milliseconds timeout);

@@ -17,6 +17,7 @@
 #include "base/net.h"
 #include "crypto/secret_box.h"
 #include "harness/pg_harness.h"
+#include "tls/certificates.h"
 
 namespace tandem::testing {
 
@@ -33,8 +34,13 @@ std::string BundleDir(const TempDir& tmp, const std::string& name,
   return dir;
 }
 
-
 using namespace std::chrono_literals;
+
+// SetTestCaFile's; one test per process, so one CA.
+std::string& TestCaFile() {
+  static std::string ca;
+  return ca;
+}
 
 std::string TandemBin() {
   const char* b = getenv("TANDEM_BIN");
@@ -51,6 +57,7 @@ CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds,
   so.argv = {TandemBin()};
   so.argv.insert(so.argv.end(), args.begin(), args.end());
   if (cli_sends_owner_token) so.env_extra["TANDEM_TOKEN"] = OwnerToken();
+  if (!TestCaFile().empty()) so.env_extra["TANDEM_CA_FILE"] = TestCaFile();
   std::optional<TempDir> input;
   if (!stdin_text.empty()) {
     auto dir = TempDir::Create("tandem-cli-in");
@@ -78,6 +85,8 @@ std::string WriteOwnerTokenFile(const std::string& dir) {
   return path;
 }
 
+void SetTestCaFile(const std::string& ca_file) { TestCaFile() = ca_file; }
+
 HttpReply Http(const std::string& base_url, const std::string& method, const std::string& path,
                const std::string& body,
                const std::vector<std::pair<std::string, std::string>>& headers,
@@ -85,7 +94,8 @@ HttpReply Http(const std::string& base_url, const std::string& method, const std
   httplib::Client c(base_url);
   if (base_url.starts_with("https://")) {
     c.enable_server_certificate_verification(true);
-    if (!ca_file.empty()) c.set_ca_cert_path(ca_file);
+    const std::string& ca = ca_file.empty() ? TestCaFile() : ca_file;
+    if (!ca.empty()) c.set_ca_cert_path(ca);
   }
   c.set_connection_timeout(5);
   c.set_read_timeout(30);
@@ -182,6 +192,19 @@ Result<std::unique_ptr<RegionProcess>> RegionProcess::Create(Options o) {
                        ? "  external:\n    dsn: \"" + *p->o_.external_dsn + "\"\n"
                        : "  managed:\n    port: " + std::to_string(p->pg_port_) +
                              "\n    run_as: \"" + RunAsUser() + "\"\n    shared_buffers: 16MB\n";
+  std::string tls_yaml;
+  if (p->o_.tls) {
+    RETURN_IF_ERROR(MakeDirs(p->dir_ + "/ca"));
+    ASSIGN_OR_RETURN(tls::Pem ca, tls::CreateAuthority("tandem test CA", std::chrono::hours(24)));
+    RETURN_IF_ERROR(WriteFileAtomic(p->ca_file(), ca.certificate));
+    ASSIGN_OR_RETURN(tls::Pem pem, tls::IssueServerCertificate(
+                                       ca, {"test-region", {"*.tandem.test"}, {"127.0.0.1"}},
+                                       std::chrono::hours(24)));
+    RETURN_IF_ERROR(WriteFileAtomic(p->dir_ + "/region.key", pem.private_key, 0600));
+    RETURN_IF_ERROR(WriteFileAtomic(p->dir_ + "/region.crt", pem.certificate));
+    tls_yaml = "tls:\n  cert_file: region.crt\n  key_file: region.key\n  ca_file: ca/ca.crt\n";
+    SetTestCaFile(p->ca_file());
+  }
   std::string yaml =
       "region:\n  name: test-region\n  address: 127.0.0.1\n  http_port: " +
       std::to_string(p->http_port_) + "\n  state_dir: state\npostgres:\n" + pg +
@@ -189,16 +212,19 @@ Result<std::unique_ptr<RegionProcess>> RegionProcess::Create(Options o) {
       "\nsecrets:\n  key_file: secret.key\n  owner_token_file: " + WriteOwnerTokenFile(p->dir_) +
       "\n" +
       (p->o_.registry ? "registry:\n  port: " + std::to_string(p->registry_port_) + "\n" : "") +
-      p->o_.extra_yaml;
+      tls_yaml + p->o_.extra_yaml;
   p->config_ = p->dir_ + "/region.yaml";
   RETURN_IF_ERROR(WriteFileAtomic(p->config_, yaml));
   return p;
 }
 
-std::string RegionProcess::url() const { return "http://127.0.0.1:" + std::to_string(http_port_); }
+std::string RegionProcess::url() const {
+  return (o_.tls ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(http_port_);
+}
 
 std::string RegionProcess::registry_url() const {
-  return registry_port_ ? "http://127.0.0.1:" + std::to_string(registry_port_) : "";
+  if (registry_port_ == 0) return "";
+  return (o_.tls ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(registry_port_);
 }
 
 std::string RegionProcess::log() const {

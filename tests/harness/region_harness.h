@@ -5,13 +5,13 @@
 // destructor, even when the test fails.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "base/fs.h"
 #include "base/process.h"
@@ -52,6 +52,10 @@ CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds = 60,
 // Sends OwnerToken() as "Authorization: Bearer" unless `headers` has an Authorization header of
 // its own; one with an empty value sends none. An https `base_url`'s certificate must chain to
 // `ca_file` and cover its host. Status 0 when no answer came.
+// The CA that Http() trusts for an https URL when given none, and that RunCli hands the CLI
+// (TANDEM_CA_FILE): a TLS pair's (PairProcess::Options::tls). "" by default.
+void SetTestCaFile(const std::string& ca_file);
+
 HttpReply Http(const std::string& base_url, const std::string& method, const std::string& path,
                const std::string& body = "",
                const std::vector<std::pair<std::string, std::string>>& headers = {},
@@ -81,6 +85,9 @@ class RegionProcess {
     std::string secret_key;  // base64; generated when empty
     std::string extra_yaml;  // appended to the generated config
     bool registry = true;    // a registry section (registry.port: a free port)
+    // A tls section: a CA of the test's own (ca_file()) and a certificate for 127.0.0.1; the
+    // region and its registry serve HTTPS, and Http() and RunCli trust that CA (SetTestCaFile).
+    bool tls = false;
   };
 
   // Writes the config and key; does not start anything.
@@ -116,6 +123,8 @@ class RegionProcess {
   std::string registry_url() const;
   // region.state_dir.
   std::string state_dir() const { return dir_ + "/state"; }
+  // With Options::tls: the CA its certificate chains to, alone in its directory.
+  std::string ca_file() const { return dir_ + "/ca/ca.crt"; }
 
  private:
   RegionProcess() = default;
