@@ -90,6 +90,7 @@ struct Flags {
   int lease_renew_ms = 500;
   int lease_margin_ms = 500;
   int drain_seconds = 2;
+  bool tls = false;  // every part of the pair serves HTTPS (a CA of its own), clients verify it
   // One prober per deployment by default, so no deployment's wait delays another's figure.
   int probe_threads = 80;
   // After every task is running again, before the next failover: the new region has started
@@ -106,8 +107,6 @@ struct Flags {
 
 volatile sig_atomic_t g_interrupted = 0;
 void OnSignal(int) { g_interrupted = 1; }
-
-
 
 // Writes a variable every 10 ms to whichever region the control plane says is active.
 class RpoWriter {
@@ -252,6 +251,7 @@ class Bench {
     o.planned_timeout_seconds = f_.drain_seconds + 60;
     o.local_workers = f_.workers;
     o.worker_slots = f_.slots;
+    o.tls = f_.tls;
     // Clients reach the deployments by host name: each region on its own address, one port.
     o.own_addresses = true;
     o.dns = true;
@@ -291,8 +291,9 @@ class Bench {
       h.name = fmt::format("bench-{:03d}", d);
       h.worker_slots = per + 4;
       h.tasks = std::max(0, std::min(per, f_.tasks - d * per));
-      h.more_dags = "probe:\n  schedule: null\n  tasks:\n    ping:\n      operator: bash\n"
-                    "      bash_command: echo ping\n";
+      h.more_dags =
+          "probe:\n  schedule: null\n  tasks:\n    ping:\n      operator: bash\n"
+          "      bash_command: echo ping\n";
       h.unpause = {"hold", "probe"};
       ASSIGN_OR_RETURN(std::string id, SetUpHoldDeployment(url, h));
       deployments_.push_back(id);
@@ -347,8 +348,8 @@ class Bench {
       return {};
     }
     const std::string port = std::to_string(pair_->http_port("region-a"));
-    return Http("http://" + a->addresses.front() + ":" + port, method, path, body,
-                {{"Host", hosts_[i] + ":" + port}});
+    return Http((f_.tls ? "https://" : "http://") + a->addresses.front() + ":" + port, method, path,
+                body, {{"Host", hosts_[i] + ":" + port}});
   }
 
   // Every deployment, independently: trigger a probe run until one is accepted through its
@@ -584,8 +585,8 @@ class Bench {
       if (at > failed_at) ++r->lost_after;
       if (!oldest || at < *oldest) oldest = at;
     }
-    r->rpo = oldest ? std::max(0.0, std::chrono::duration<double>(failed_at - *oldest).count())
-                    : 0.0;
+    r->rpo =
+        oldest ? std::max(0.0, std::chrono::duration<double>(failed_at - *oldest).count()) : 0.0;
     r->gap = w.gap();
   }
 
@@ -632,8 +633,8 @@ class Bench {
     std::this_thread::sleep_for(1s);
     const Steady::time_point asked = Steady::now();
     const Wall::time_point asked_wall = Wall::now();
-    HttpReply f = Http(pair_->control_url(), "POST", "/api/v1/dr/failover",
-                       R"({"mode":"planned"})");
+    HttpReply f =
+        Http(pair_->control_url(), "POST", "/api/v1/dr/failover", R"({"mode":"planned"})");
     if (f.status != 202) return Internal("failover: " + f.body);
     const int64_t op = Body(f)["operation"]["id"];
     // When the old primary stopped taking writes: the end of its step-down. Until then it is
@@ -673,7 +674,7 @@ class Bench {
   Flags f_;
   std::unique_ptr<PairProcess> pair_;
   std::vector<std::string> deployments_;
-  std::vector<std::string> hosts_;  // each deployment's API host name
+  std::vector<std::string> hosts_;       // each deployment's API host name
   std::atomic<int> lookup_failures_{0};  // of the probe's DNS lookups, since the run began
 };
 
@@ -685,6 +686,7 @@ int Main(int argc, char** argv) {
   app.add_option("--tasks", f.tasks, "Long-running tasks in all");
   app.add_option("--modes", f.modes, "planned and/or forced");
   app.add_option("--replication", f.replication, "asynchronous and/or synchronous");
+  app.add_flag("--tls", f.tls, "Every part serves HTTPS with a certificate of a CA of its own");
   app.add_option("--workers", f.workers, "Local workers per region");
   app.add_option("--slots", f.slots, "Slots per local worker");
   app.add_option("--health-interval-ms", f.health_interval_ms, "Control plane health checks");
@@ -708,14 +710,14 @@ int Main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   SetUpProcess(OnSignal);
 
-  fmt::print("failover bench: {} deployments, {} running tasks, {} runs per configuration\n"
-             "settings: health checks every {} ms, lost after {} misses ({:.2f} s), lease {} ms "
-             "renewed every {} ms (margin {} ms), drain {} s; {} workers x {} slots per region; "
-             "{} s settle after every task runs again; {} spinning threads\n",
-             f.deployments, f.tasks, f.runs, f.health_interval_ms, f.detection_misses,
-             f.health_interval_ms * f.detection_misses / 1000.0, f.lease_ms, f.lease_renew_ms,
-             f.lease_margin_ms, f.drain_seconds, f.workers, f.slots, f.settle_seconds,
-             f.load_threads);
+  fmt::print(
+      "failover bench: {} deployments, {} running tasks, {} runs per configuration\n"
+      "settings: health checks every {} ms, lost after {} misses ({:.2f} s), lease {} ms "
+      "renewed every {} ms (margin {} ms), drain {} s; {} workers x {} slots per region; "
+      "{} s settle after every task runs again; {} spinning threads\n",
+      f.deployments, f.tasks, f.runs, f.health_interval_ms, f.detection_misses,
+      f.health_interval_ms * f.detection_misses / 1000.0, f.lease_ms, f.lease_renew_ms,
+      f.lease_margin_ms, f.drain_seconds, f.workers, f.slots, f.settle_seconds, f.load_threads);
   std::atomic<bool> done{false};
   std::vector<std::thread> load;
   for (int i = 0; i < f.load_threads; ++i) {

@@ -75,6 +75,7 @@ struct Flags {
   int trigger_threads = 8;
   std::string log_level = "info";
   std::string tandem;
+  bool tls = false;  // the region serves HTTPS (its own CA), and the triggers verify it
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -504,6 +505,7 @@ Status PipelineBench::Run() {
 
 Status PipelineBench::StartRegion() {
   testing::RegionProcess::Options o;
+  o.tls = f_.tls;
   // The harness writes region:, postgres: and secrets:; the rest is ours.
   o.extra_yaml = fmt::format(
       "workers:\n  local: {}\n  slots: {}\n  heartbeat_ms: {}\nhttp:\n  threads: {}\n"
@@ -629,6 +631,10 @@ Status PipelineBench::TriggerAll(RoundFigures* out) {
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
       httplib::Client cli(region_->url());
+      if (f_.tls) {
+        cli.enable_server_certificate_verification(true);
+        cli.set_ca_cert_path(region_->ca_file());
+      }
       cli.set_bearer_token_auth(testing::OwnerToken());
       cli.set_keep_alive(true);
       cli.set_connection_timeout(5);
@@ -932,6 +938,7 @@ int main(int argc, char** argv) {
   app.add_option("--trigger-threads", f.trigger_threads, "Concurrent trigger requests");
   app.add_option("--log-level", f.log_level, "The region's log.level");
   app.add_option("--tandem", f.tandem, "The tandem binary (default: the one built with this)");
+  app.add_flag("--tls", f.tls, "The region serves HTTPS with a certificate of a CA of its own");
   CLI11_PARSE(app, argc, argv);
 
   if (f.tandem.empty()) f.tandem = TANDEM_BIN_DEFAULT;
