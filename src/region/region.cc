@@ -282,6 +282,11 @@ Status Region::StartPostgres(const std::string& pg_password) {
   o.shared_buffers = m.shared_buffers;
   o.max_connections = m.max_connections;
   o.password = pg_password;
+  if (cfg_.tls) {
+    o.tls_cert_file = cfg_.tls->cert_file;
+    o.tls_key_file = cfg_.tls->key_file;
+    o.tls_ca_file = cfg_.tls->ca_file;
+  }
   const auto timeout = std::chrono::seconds(cfg_.connect_timeout_seconds);
   if (!dr_) {
     ASSIGN_OR_RETURN(pg_, pg::NewLocalServer(o));
