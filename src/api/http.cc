@@ -127,6 +127,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o, co
   srv.set_payload_max_length(o.max_body_bytes);
   srv.set_keep_alive_max_count(1000);
   srv.set_keep_alive_timeout(2);  // an idle client does not hold one of the few threads long
+  // An answer goes out in more than one write (headers, body): with Nagle's algorithm the
+  // second waited for the client's delayed ACK, adding 40 ms to every call on a kept-alive
+  // connection (api_bench measured 42 ms against 2 ms on a new one).
+  srv.set_tcp_nodelay(true);
   srv.set_read_timeout(10);
   // httplib bounds a body only by its Content-Length: a chunked body, or one without a length,
   // would be read whole into memory. Refuse those before the body is read.

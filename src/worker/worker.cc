@@ -73,7 +73,13 @@ class ApiClient {
     {
       std::lock_guard lock(mu_);
       if (stopped_) return Unavailable("the worker is stopping");
-      if (!client_ || address != address_) {
+      // The region closes a connection idle for 2 s. Over TLS its close_notify makes the socket
+      // look alive to httplib, which would then send on it and fail: a connection idle for a
+      // second is replaced before it is used.
+      const auto now = std::chrono::steady_clock::now();
+      const bool stale = now - last_used_ > std::chrono::seconds(1);
+      last_used_ = now;
+      if (!client_ || address != address_ || stale) {
         client_ = tls::NewHttpClient(e_.where.https, e_.where.host, e_.where.port, trust_);
         if (address != e_.where.host) client_->set_hostname_addr_map({{e_.where.host, address}});
         client_->set_read_timeout(read_timeout_);
@@ -108,7 +114,8 @@ class ApiClient {
   std::mutex mu_;
   std::unique_ptr<httplib::Client> client_;  // guarded by mu_; replaced only by its own thread
   std::string address_;                      // guarded by mu_
-  bool stopped_ = false;                     // guarded by mu_
+  std::chrono::steady_clock::time_point last_used_;  // guarded by mu_
+  bool stopped_ = false;                             // guarded by mu_
 };
 
 std::string NewUuid() {
