@@ -92,6 +92,7 @@ void InstallSignalHandlers() {
   sa.sa_handler = OnSignal;
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a TLS write to a closed connection fails that call only
 }
 
 // Sleeps `d` unless interrupted; false when interrupted.

@@ -79,7 +79,7 @@ using testing::HttpReply;
 using testing::PairProcess;
 
 // The issue's targets.
-constexpr double kLagP99Target = 1.0;          // s
+constexpr double kLagP99Target = 1.0;           // s
 constexpr double kThroughputCostTarget = 0.05;  // fraction
 constexpr double kImageTarget = 2.0;            // s, 50 MiB on loopback
 
@@ -111,7 +111,6 @@ struct Flags {
 volatile sig_atomic_t g_interrupted = 0;
 void OnSignal(int) { g_interrupted = 1; }
 
-
 // Sleeps up to `d`, waking early on Ctrl-C.
 void Nap(Steady::duration d) {
   const auto until = Steady::now() + d;
@@ -119,8 +118,6 @@ void Nap(Steady::duration d) {
     std::this_thread::sleep_for(std::min<Steady::duration>(100ms, until - Steady::now()));
   }
 }
-
-
 
 std::string MetOrMissed(bool met) { return met ? "met" : "MISSED"; }
 
@@ -233,7 +230,8 @@ RegionPids FindRegion(PairProcess& pair, const std::string& name) {
   const pid_t pg = pair.PostgresPid(name);
   if (pg > 0) r.postgres.push_back(pg);
   for (const ProcInfo& p : all) {
-    if (r.region > 0 && p.ppid == r.region && Cmdline(p.pid).find(" worker ") != std::string::npos) {
+    if (r.region > 0 && p.ppid == r.region &&
+        Cmdline(p.pid).find(" worker ") != std::string::npos) {
       r.workers.push_back(p.pid);
     }
     if (pg > 0 && p.ppid == pg) r.postgres.push_back(p.pid);
@@ -308,7 +306,8 @@ uint64_t PeerCursor(const std::string& region_dir) {
 }
 
 // Every log file under `root` (relative key -> size).
-void WalkLogs(const std::string& root, const std::string& rel, std::map<std::string, int64_t>* out) {
+void WalkLogs(const std::string& root, const std::string& rel,
+              std::map<std::string, int64_t>* out) {
   DIR* d = opendir((root + "/" + rel).c_str());
   if (d == nullptr) return;
   while (dirent* e = readdir(d)) {
@@ -494,7 +493,7 @@ class BacklogWatch {
   const std::string url_;
   std::atomic<bool> stop_{false};
   std::mutex mu_;
-  bool recording_ = false;                             // guarded by mu_
+  bool recording_ = false;                                  // guarded by mu_
   double max_chunks_ = 0, max_bytes_ = 0, max_oldest_ = 0;  // guarded by mu_
   std::thread thread_;
 };
@@ -575,7 +574,9 @@ class ShortLoad {
 class ShippingSwitch {
  public:
   ShippingSwitch(std::string from, std::string to, int port)
-      : from_(std::move(from)), to_(std::move(to)), port_(port),
+      : from_(std::move(from)),
+        to_(std::move(to)),
+        port_(port),
         table_("tandem_bench_" + std::to_string(getpid())) {}
   ~ShippingSwitch() { (void)On(); }
   Status Off() {
@@ -734,8 +735,8 @@ class LogBench {
     const std::string logs_b = pair_->region_dir(standby_) + "/logs";
     std::vector<std::string> quick(
         deployments_.begin(),
-        deployments_.begin() + std::min<long>(f_.short_deployments,
-                                              static_cast<long>(deployments_.size())));
+        deployments_.begin() +
+            std::min<long>(f_.short_deployments, static_cast<long>(deployments_.size())));
     ShortLoad load(url_a, quick, f_.short_concurrency);
     LagSampler sampler(logs_a, logs_b, std::chrono::milliseconds(f_.sample_ms));
     BacklogWatch backlog(url_a);
@@ -796,8 +797,8 @@ class LogBench {
       ASSIGN_OR_RETURN(bool ships, Ships(attempt));
       if (ships) return Status::Ok();
       if (attempt == 6) return Unavailable("no active region shipped its logs after 6 failovers");
-      HttpReply f = Http(pair_->control_url(), "POST", "/api/v1/dr/failover",
-                         R"({"mode":"planned"})");
+      HttpReply f =
+          Http(pair_->control_url(), "POST", "/api/v1/dr/failover", R"({"mode":"planned"})");
       if (f.status != 202) return Internal("failover: " + f.body);
       const int64_t op = Body(f)["operation"]["id"];
       RETURN_IF_ERROR(pair_->WaitStatus(
@@ -845,9 +846,8 @@ class LogBench {
         "  FINDING: {} does not ship its logs: after 20 s its peer sink has shipped {:.0f} "
         "bytes with {:.0f} bytes ({:.0f} chunks) behind and no error (its peer shipper "
         "seems paused). Working around it: a planned failover to {}.\n",
-        active_, m["tandem_log_replication_bytes_total"],
-        m["tandem_log_replication_bytes_behind"], m["tandem_log_replication_chunks_behind"],
-        standby_);
+        active_, m["tandem_log_replication_bytes_total"], m["tandem_log_replication_bytes_behind"],
+        m["tandem_log_replication_chunks_behind"], standby_);
     std::fflush(stdout);
     return false;
   }
@@ -865,8 +865,9 @@ class LogBench {
       h.max_active_tasks = 256;
       h.retries = 50;
       h.command = cmd;
-      h.more_dags = "quick:\n  schedule: null\n  max_active_runs: 64\n  tasks:\n    q:\n"
-                    "      operator: bash\n      bash_command: \"true\"\n";
+      h.more_dags =
+          "quick:\n  schedule: null\n  max_active_runs: 64\n  tasks:\n    q:\n"
+          "      operator: bash\n      bash_command: \"true\"\n";
       h.unpause = {"hold", "quick"};
       ASSIGN_OR_RETURN(std::string id, SetUpHoldDeployment(url, h));
       deployments_.push_back(id);
@@ -1013,8 +1014,7 @@ class LogBench {
             "  NOT CAUGHT UP: the log backlog did not drain in {} s: {:.0f} KiB, {:.0f} chunks "
             "behind, oldest {:.1f} s; shipped {:.0f} KiB/s meanwhile; measuring anyway\n",
             f_.catchup_timeout, m["tandem_log_replication_bytes_behind"] / 1024,
-            m["tandem_log_replication_chunks_behind"],
-            m["tandem_log_replication_oldest_seconds"],
+            m["tandem_log_replication_chunks_behind"], m["tandem_log_replication_oldest_seconds"],
             (m["tandem_log_replication_bytes_total"] - shipped0) / 1024 /
                 Secs(Steady::now() - start));
         std::fflush(stdout);
@@ -1088,8 +1088,9 @@ class LogBench {
     RETURN_IF_ERROR(ShortStages(db0, db1, w));
     auto running = RunningTasks();
     w->running = running.ok() ? *running : -1;
-    w->bytes_per_s = (m1["tandem_log_replication_bytes_total"] -
-                      m0["tandem_log_replication_bytes_total"]) / w->seconds;
+    w->bytes_per_s =
+        (m1["tandem_log_replication_bytes_total"] - m0["tandem_log_replication_bytes_total"]) /
+        w->seconds;
     const double batches =
         m1["tandem_log_replication_batches_total"] - m0["tandem_log_replication_batches_total"];
     w->batches_per_s = batches / w->seconds;
@@ -1208,11 +1209,12 @@ Status ImageBench(const Flags& f, std::vector<double>* times) {
     if (!there || *there != image.digest) {
       return Internal("region-b's registry does not answer " + image.digest + " for " + tag);
     }
-    fmt::print("  run {}: {:.1f} MiB image ({} blobs copied, {:.1f} MiB) replicated in {:.2f} s "
-               "({:.0f} MiB/s); push to region-a took {:.2f} s\n",
-               run, static_cast<double>(size) / (1 << 20), r.blobs_copied,
-               static_cast<double>(r.bytes_copied) / (1 << 20), took,
-               static_cast<double>(r.bytes_copied) / (1 << 20) / took, push);
+    fmt::print(
+        "  run {}: {:.1f} MiB image ({} blobs copied, {:.1f} MiB) replicated in {:.2f} s "
+        "({:.0f} MiB/s); push to region-a took {:.2f} s\n",
+        run, static_cast<double>(size) / (1 << 20), r.blobs_copied,
+        static_cast<double>(r.bytes_copied) / (1 << 20), took,
+        static_cast<double>(r.bytes_copied) / (1 << 20) / took, push);
     std::fflush(stdout);
     times->push_back(took);
   }
@@ -1353,10 +1355,11 @@ int Main(int argc, char** argv) {
         "s: {})\n",
         Median(p50), Median(p99), kLagP99Target,
         MetOrMissed(Median(p99) >= 0 && Median(p99) <= kLagP99Target));
-    fmt::print("  log lag (sampled from files)  p50 {:.3f} s  p99 {:.3f} s (target p99 <= {:.0f} "
-               "s: {}); oldest missing tail {:.3f} s\n",
-               Median(s50), Median(s99), kLagP99Target,
-               MetOrMissed(Median(s99) >= 0 && Median(s99) <= kLagP99Target), Median(tail));
+    fmt::print(
+        "  log lag (sampled from files)  p50 {:.3f} s  p99 {:.3f} s (target p99 <= {:.0f} "
+        "s: {}); oldest missing tail {:.3f} s\n",
+        Median(s50), Median(s99), kLagP99Target,
+        MetOrMissed(Median(s99) >= 0 && Median(s99) <= kLagP99Target), Median(tail));
     fmt::print(
         "  replicated  {:.0f} KiB/s  {:.0f} records/s in {:.1f} batches/s; backlog max "
         "{:.0f} chunks, {:.0f} KiB\n",
@@ -1364,11 +1367,11 @@ int Main(int argc, char** argv) {
         Median(backlog_bytes) / 1024);
     const double short_ratio = Median(on_short) / Median(off_short);
     const double lines_ratio = Median(on_lines) / Median(off_lines);
-    fmt::print("  task throughput (short tasks/s)  on {:.2f}  off {:.2f}  on/off {:.3f}: cost "
-               "{:.1f} % (target <= {:.0f} %: {})\n",
-               Median(on_short), Median(off_short), short_ratio, 100 * (1 - short_ratio),
-               100 * kThroughputCostTarget,
-               MetOrMissed(1 - short_ratio <= kThroughputCostTarget));
+    fmt::print(
+        "  task throughput (short tasks/s)  on {:.2f}  off {:.2f}  on/off {:.3f}: cost "
+        "{:.1f} % (target <= {:.0f} %: {})\n",
+        Median(on_short), Median(off_short), short_ratio, 100 * (1 - short_ratio),
+        100 * kThroughputCostTarget, MetOrMissed(1 - short_ratio <= kThroughputCostTarget));
     // Each pair's own cost (its "on" window against the "off" window that follows it): how
     // far one pair of windows is from the next says how much a single figure can be trusted.
     std::string pairs;
@@ -1397,20 +1400,21 @@ int Main(int argc, char** argv) {
         "windows either side: {} (median {})\n",
         pairs, bracketed.empty() ? "-" : bracketed,
         bracketed_costs.empty() ? "-" : fmt::format("{:.1f} %", 100 * Median(bracketed_costs)));
-    fmt::print("  log lines written/s  on {:.0f}  off {:.0f} of {:.0f} offered  on/off {:.3f}: "
-               "cost {:.1f} % (target <= {:.0f} %: {}){}\n",
-               Median(on_lines), Median(off_lines), offered, lines_ratio, 100 * (1 - lines_ratio),
-               100 * kThroughputCostTarget,
-               MetOrMissed(1 - lines_ratio <= kThroughputCostTarget),
-               Median(on_lines) < 0.95 * offered
-                   ? fmt::format("; NOT SUSTAINED: the tasks wrote {:.0f} % of the offered rate",
-                                 100 * Median(on_lines) / offered)
-                   : "");
-    fmt::print("  active region's CPU  on {:.2f}  off {:.2f} cores: replication costs {:+.2f} cores "
-               "({:+.1f} %); machine busy on {:.0f} % off {:.0f} %\n",
-               Median(on_cpu), Median(off_cpu), Median(on_cpu) - Median(off_cpu),
-               100 * (Median(on_cpu) / Median(off_cpu) - 1), 100 * Median(busy_on),
-               100 * Median(busy_off));
+    fmt::print(
+        "  log lines written/s  on {:.0f}  off {:.0f} of {:.0f} offered  on/off {:.3f}: "
+        "cost {:.1f} % (target <= {:.0f} %: {}){}\n",
+        Median(on_lines), Median(off_lines), offered, lines_ratio, 100 * (1 - lines_ratio),
+        100 * kThroughputCostTarget, MetOrMissed(1 - lines_ratio <= kThroughputCostTarget),
+        Median(on_lines) < 0.95 * offered
+            ? fmt::format("; NOT SUSTAINED: the tasks wrote {:.0f} % of the offered rate",
+                          100 * Median(on_lines) / offered)
+            : "");
+    fmt::print(
+        "  active region's CPU  on {:.2f}  off {:.2f} cores: replication costs {:+.2f} cores "
+        "({:+.1f} %); machine busy on {:.0f} % off {:.0f} %\n",
+        Median(on_cpu), Median(off_cpu), Median(on_cpu) - Median(off_cpu),
+        100 * (Median(on_cpu) / Median(off_cpu) - 1), 100 * Median(busy_on),
+        100 * Median(busy_off));
     fmt::print(
         "  the active region's log shipper (its ship-peer thread) with replication on: "
         "{:.3f} cores, {:.1f} ms of CPU per MiB replicated\n",

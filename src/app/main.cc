@@ -1,4 +1,6 @@
 // tandem: one binary for the region agent, the local platform and the CLI.
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 
@@ -7,6 +9,10 @@
 
 int main(int argc, char** argv) {
   using namespace tandem::app;
+  // A peer that closed its connection is an error on that call, never the end of the process:
+  // OpenSSL writes to TLS sockets with write(2), which raises SIGPIPE (plain sockets are written
+  // with MSG_NOSIGNAL). Children get the default back (base/process.cc).
+  signal(SIGPIPE, SIG_IGN);
 
   CLI::App app{"tandem: workflow orchestration whose deployments survive the loss of a region"};
   app.require_subcommand(1);

@@ -130,6 +130,8 @@ Result<std::unique_ptr<Child>> Child::Spawn(const SpawnOptions& opts) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    // An ignored SIGPIPE (tandem ignores it: see main.cc) would outlive exec.
+    signal(SIGPIPE, SIG_DFL);
     execve(p.argv[0], p.argv.data(), p.env.data());
     fail(errno);
   }
@@ -211,8 +213,8 @@ Result<RunOutput> RunCommand(const SpawnOptions& opts, std::chrono::milliseconds
   }
   unlink(tmpl);
   if (!e) {
-    return Unavailable(opts.argv[0] + " did not finish within " +
-                       std::to_string(timeout.count()) + " ms: " + out.output);
+    return Unavailable(opts.argv[0] + " did not finish within " + std::to_string(timeout.count()) +
+                       " ms: " + out.output);
   }
   return out;
 }

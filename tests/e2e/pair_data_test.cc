@@ -357,8 +357,12 @@ TEST_F(PairDataTest, LogsSurviveASwitchover) {
 // After a forced failover each log on the new active region is a prefix of what the lost
 // region wrote, a task that finished well before the loss has its whole log, and the lost
 // region, back, discards the chunks the new primary never received.
+// Over TLS too: the parts that keep calling the lost region (the control plane, the survivor's
+// log shipping) see their writes fail, and go on.
 TEST_F(PairDataTest, LogsAfterAForcedFailover) {
-  Start();
+  PairProcess::Options o;
+  o.tls = true;
+  Start(o);
   const std::string id = CreateDeployment("region-a", "logs-forced");
   HttpReply d = Deploy("region-a", id, {{"files", {{"chatty.yaml", kChattyDag}}}});
   ASSERT_EQ(d.status, 200) << d.body;
