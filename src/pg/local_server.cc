@@ -256,8 +256,9 @@ Status LocalServer::WriteSettings() {
       " all          all   " + o_.host + "/32  scram-sha-256\n" + host +
       " replication  all   127.0.0.1/32     scram-sha-256\n";
   for (const auto& peer : o_.replication_from) {
-    hba += host + " replication  all   " + peer + "/32  scram-sha-256\n";
-    hba += host + " all          all   " + peer + "/32  scram-sha-256\n";
+    for (const char* database : {" replication  all   ", " all          all   "}) {
+      hba.append(host).append(database).append(peer).append("/32  scram-sha-256\n");
+    }
   }
   // The data directory belongs to the run-as user: never follow a link planted in it.
   RETURN_IF_ERROR(WriteFileAtomicAs(o_.data_dir + "/tandem.conf", conf, 0600, Uid(), Gid()));

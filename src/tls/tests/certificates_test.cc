@@ -33,7 +33,7 @@ class CertificatesTest : public ::testing::Test {
   }
 
   std::string CaFile(const std::string& name, const Pem& ca) {
-    const std::string path = dir_->path() + "/" + name;
+    std::string path = dir_->path() + "/" + name;
     EXPECT_TRUE(WriteFileAtomic(path, ca.certificate).ok());
     return path;
   }
