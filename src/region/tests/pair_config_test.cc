@@ -757,5 +757,49 @@ TEST(PairConfigExampleTest, ShippedExampleParses) {
   EXPECT_EQ(*back, *p);
 }
 
+// tls: every part has its files exactly when the pair has the section; they reach the regions'
+// configs with the pair's CA, the URLs turn https, and the file renders back the same.
+TEST_F(PairConfigTest, TlsOnEveryPartOrOnNone) {
+  const std::string files = "    tls: {cert_file: a.crt, key_file: a.key}";
+  std::string text = InsertAfter(23, "    tls: {cert_file: b.crt, key_file: b.key}");
+  text = test_util::InsertAfterLine(text, 16, files);
+  text = test_util::InsertAfterLine(text, 6, "  tls: {cert_file: c.crt, key_file: c.key}");
+  text += "tls:\n  ca_file: ca.crt\n";
+  auto p = Load(text);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  ASSERT_TRUE(p->tls_ca_file.has_value());
+  EXPECT_EQ(*p->tls_ca_file, AbsolutePath(dir_->path()) + "/ca.crt");
+  ASSERT_TRUE(p->control.tls.has_value());
+  EXPECT_EQ(p->control.tls->cert_file, AbsolutePath(dir_->path()) + "/c.crt");
+  auto a = RegionConfigFor(*p, "region-a");
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(a->tls.has_value());
+  EXPECT_EQ(a->tls->key_file, AbsolutePath(dir_->path()) + "/a.key");
+  EXPECT_EQ(a->tls->ca_file, AbsolutePath(dir_->path()) + "/ca.crt");
+  EXPECT_EQ(a->dr->control_url, "https://127.0.0.10:8070");
+  EXPECT_EQ(a->dr->peer.url(), "https://127.0.0.12:8080");
+  EXPECT_EQ(a->url(), "https://127.0.0.11:8080");
+  auto back = ParsePairConfig(RenderPairConfig(*p), p->path);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, *p);
+
+  // Without the section: plain URLs, and a part's files are an error.
+  auto plain = Load(kMinimal);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(RegionConfigFor(*plain, "region-a")->dr->control_url, "http://127.0.0.10:8070");
+  EXPECT_NE(ErrorOf(InsertAfter(16, files))
+                .find("regions[0].tls: given, but the pair has no tls "
+                      "section"),
+            std::string::npos)
+      << ErrorOf(InsertAfter(16, files));
+  // With the section, a part without files.
+  EXPECT_NE(ErrorOf(kMinimal + std::string("tls: {}\n")).find("control.tls is required"),
+            std::string::npos)
+      << ErrorOf(kMinimal + std::string("tls: {}\n"));
+  EXPECT_NE(ErrorOf(InsertAfter(16, "    tls: {cert_file: a.crt}")).find("tls.key_file"),
+            std::string::npos)
+      << ErrorOf(InsertAfter(16, "    tls: {cert_file: a.crt}"));
+}
+
 }  // namespace
 }  // namespace tandem::region
