@@ -262,7 +262,8 @@ Status Region::StartAll() {
                {.workers = [this](bool wanted) { SetWorkersWanted(wanted); },
                 .wake_claims = [this] { dispatcher_->NotifyWork(); }});
   }
-  spdlog::info("region {} ready on http://{}:{}", cfg_.name, cfg_.address, http_->port());
+  spdlog::info("region {} ready on {}://{}:{}", cfg_.name, cfg_.tls ? "https" : "http",
+               cfg_.address, http_->port());
   return Status::Ok();
 }
 
