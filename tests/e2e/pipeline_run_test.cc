@@ -448,8 +448,8 @@ TEST_F(PipelineRunTest, ForgedOrForeignTokensChangeNothing) {
   const std::string token_file = region_->dir() + "/worker.token";
   ASSERT_TRUE(WriteFileAtomic(token_file, Credential() + "\n", 0600).ok());
   for (const char* nice : {"20", "-1"}) {
-    CliRun bad_nice = RunCli({"worker", "--api", region_->url(), "--token-file", token_file,
-                              "--task-nice", nice});
+    CliRun bad_nice = RunCli(
+        {"worker", "--api", region_->url(), "--token-file", token_file, "--task-nice", nice});
     EXPECT_EQ(bad_nice.exit_code, 2) << bad_nice.output;
     EXPECT_NE(bad_nice.output.find("--task-nice must be between 0 and 19"), std::string::npos)
         << bad_nice.output;
@@ -524,8 +524,7 @@ TEST_F(PipelineRunTest, ForgedOrForeignTokensChangeNothing) {
   EXPECT_EQ(Ti("t", run, "a")["state"], "success");
   // The try has ended: its token, replayed, acts on nothing — a report again is 409 and
   // changes no state, a log chunk is 409 and reaches no log, a heartbeat tells to stop it.
-  // (That it renews no ended try's token is not seen here: nothing is renewed before half of
-  // the 10-minute life has passed.)
+  // (That it renews no ended try's token: AnEndedTrysTokenIsNotRenewed, with a 4 s life.)
   auto again = Exec(
       "/execution/v1/finish",
       {{"worker_id", claim["worker_id"]}, {"results", {{{"token", token}, {"state", "failed"}}}}});
@@ -543,6 +542,54 @@ TEST_F(PipelineRunTest, ForgedOrForeignTokensChangeNothing) {
   ASSERT_EQ(beat.status, 200) << beat.body;
   EXPECT_EQ(Parse(beat)["stop"], Json::array({Ti("t", run, "a")["id"]})) << beat.body;
   EXPECT_EQ(Ti("t", run, "a")["state"], "success");
+}
+
+// A heartbeat past half a token's life renews the tokens of tries the worker still runs, never
+// that of a try that has ended (a replayed token gets no fresh life).
+TEST_F(PipelineRunTest, AnEndedTrysTokenIsNotRenewed) {
+  StartRegion(0, "  task_token_ttl_seconds: 4\n");
+  CreateDeployment("renew");
+  Deploy({{"r.yaml",
+           "r:\n  tasks:\n    a: {operator: bash, bash_command: 'sleep 30'}\n"
+           "    b: {operator: bash, bash_command: 'sleep 30'}\n"}});
+  Unpause("r");
+  std::string run = Trigger("r");
+  Json claim = {{"worker_id", "00000000-0000-4000-8000-000000000003"},
+                {"hostname", "test"},
+                {"slots", 2},
+                {"capacity", 2},
+                {"wait_ms", 2000}};
+  Json tasks = Json::array();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Exec("/execution/v1/claim", claim);
+        EXPECT_EQ(r.status, 200) << r.body;
+        for (const Json& t : Parse(r).value("tasks", Json::array())) tasks.push_back(t);
+        return tasks.size() >= 2;
+      },
+      30s));
+  ASSERT_EQ(tasks.size(), 2u) << tasks.dump();
+  const auto claimed = std::chrono::steady_clock::now();
+  const std::string ended = tasks[0]["token"];
+  const std::string running = tasks[1]["token"];
+  auto done = Exec(
+      "/execution/v1/finish",
+      {{"worker_id", claim["worker_id"]}, {"results", {{{"token", ended}, {"state", "success"}}}}});
+  ASSERT_EQ(done.status, 200) << done.body;
+  // Past half of the 4 s life, within it.
+  std::this_thread::sleep_until(claimed + 2200ms);
+  auto beat = Exec("/execution/v1/heartbeat", {{"worker_id", claim["worker_id"]},
+                                               {"hostname", "test"},
+                                               {"capacity", 2},
+                                               {"tokens", {ended, running}}});
+  ASSERT_LT(std::chrono::steady_clock::now() - claimed, 4s) << "too slow to tell";
+  ASSERT_EQ(beat.status, 200) << beat.body;
+  const Json renewed = Parse(beat).value("renewed", Json::object());
+  const std::string ended_id = tasks[0]["ti_id"];
+  const std::string running_id = tasks[1]["ti_id"];
+  EXPECT_TRUE(renewed.contains(running_id)) << beat.body;
+  EXPECT_FALSE(renewed.contains(ended_id)) << beat.body;
+  EXPECT_EQ(Parse(beat)["stop"], Json::array({ended_id})) << beat.body;
 }
 
 // Secrets a task was given are masked in its log as it is written — a connection's password, in
@@ -565,8 +612,9 @@ TEST_F(PipelineRunTest, SecretsAreMaskedInTaskLogsAndReturnValues) {
                  {{"key", "api_key"}, {"value", "var-s3cr3t"}, {"is_secret", true}})
                 .status,
             201);
-  ASSERT_EQ(Call("POST", Root() + "/variables", {{"key", "colour"}, {"value", "plain-blue"}}).status,
-            201);
+  ASSERT_EQ(
+      Call("POST", Root() + "/variables", {{"key", "colour"}, {"value", "plain-blue"}}).status,
+      201);
   ASSERT_EQ(Call("PUT", "/api/v1/deployments/masked/env/DB_PASS",
                  {{"value", "env-s3cr3t"}, {"is_secret", true}})
                 .status,
@@ -586,8 +634,8 @@ TEST_F(PipelineRunTest, SecretsAreMaskedInTaskLogsAndReturnValues) {
   std::string run = Trigger("m");
   ASSERT_EQ(WaitRun("m", run), "success") << Logs();
   const std::string log = Log("m", run, "leak", 1);
-  for (const char* secret : {"hunter2/pass", "hunter2%2Fpass", "tok-123456", "var-s3cr3t",
-                             "env-s3cr3t", "pass\n"}) {
+  for (const char* secret :
+       {"hunter2/pass", "hunter2%2Fpass", "tok-123456", "var-s3cr3t", "env-s3cr3t", "pass\n"}) {
     EXPECT_EQ(log.find(secret), std::string::npos) << secret << " is in the log:\n" << log;
   }
   EXPECT_NE(log.find("pw=***"), std::string::npos) << log;
@@ -640,22 +688,28 @@ TEST_F(PipelineRunTest, TasksRunAsAUserOfTheirDeploymentsOwn) {
       << alpha_log;
 
   CreateDeployment("beta");
-  Deploy({{"b.yaml", "b:\n  tasks:\n    probe:\n      operator: bash\n      bash_command: >-\n"
-                     "        echo \"uid=$(id -u)\";\n"
-                     "        cat " + region_->dir() + "/secret.key && echo KEY-READ || "
-                     "echo key-refused;\n"
-                     "        W=$(awk '{print $4}' /proc/$PPID/stat);\n"
-                     "        grep -a TANDEM_WORKER_TOKEN /proc/$W/environ && echo ENV-READ || "
-                     "echo env-refused;\n"
-                     "        cat " + alpha_dir + "/mine.txt && echo FILE-READ || "
-                     "echo file-refused\n"}});
+  Deploy({{"b.yaml",
+           "b:\n  tasks:\n    probe:\n      operator: bash\n      bash_command: >-\n"
+           "        echo \"uid=$(id -u)\";\n"
+           "        cat " +
+               region_->dir() +
+               "/secret.key && echo KEY-READ || "
+               "echo key-refused;\n"
+               "        W=$(awk '{print $4}' /proc/$PPID/stat);\n"
+               "        grep -a TANDEM_WORKER_TOKEN /proc/$W/environ && echo ENV-READ || "
+               "echo env-refused;\n"
+               "        cat " +
+               alpha_dir +
+               "/mine.txt && echo FILE-READ || "
+               "echo file-refused\n"}});
   Unpause("b");
   std::string beta_run = Trigger("b");
   ASSERT_EQ(WaitRun("b", beta_run), "success") << Logs();
   const std::string beta_log = Log("b", beta_run, "probe", 1);
   EXPECT_EQ(beta_log.find("uid=0\n"), std::string::npos) << beta_log;
   EXPECT_EQ(beta_log.find("uid=" + alpha_uid + "\n"), std::string::npos)
-      << "two deployments' tasks ran as one user:\n" << beta_log;
+      << "two deployments' tasks ran as one user:\n"
+      << beta_log;
   for (const char* leaked : {"KEY-READ", "ENV-READ", "FILE-READ", "alpha-private", "tandem_"}) {
     EXPECT_EQ(beta_log.find(leaked), std::string::npos) << leaked << ":\n" << beta_log;
   }
@@ -713,7 +767,8 @@ TEST_F(PipelineRunTest, WorkerCredentialsAreScopedToTheirDeploymentAndRevocable)
   ASSERT_EQ(Parse(list)["worker_credentials"].size(), 1u) << list.body;
   EXPECT_EQ(Parse(list)["worker_credentials"][0]["id"], id);
   // Only the deployment's admins may make one: an editor's token is refused.
-  auto editor = Call("POST", "/api/v1/deployments/mine/tokens", {{"name", "ed"}, {"role", "editor"}});
+  auto editor =
+      Call("POST", "/api/v1/deployments/mine/tokens", {{"name", "ed"}, {"role", "editor"}});
   ASSERT_EQ(editor.status, 201) << editor.body;
   auto refused = Http(region_->url(), "POST", "/api/v1/deployments/mine/worker-credentials",
                       R"({"name":"sneaky"})",
@@ -745,13 +800,15 @@ TEST_F(PipelineRunTest, WorkerCredentialsAreScopedToTheirDeploymentAndRevocable)
 TEST_F(PipelineRunTest, HeartbeatsRenewTaskTokensOfLongTasks) {
   StartRegion(1, "  task_token_ttl_seconds: 4\n");
   CreateDeployment("long");
-  Deploy({{"l.yaml",
-           "l:\n  tasks:\n    a: {operator: bash, bash_command: 'sleep 9; echo finished late'}\n"}});
+  Deploy(
+      {{"l.yaml",
+        "l:\n  tasks:\n    a: {operator: bash, bash_command: 'sleep 9; echo finished late'}\n"}});
   Unpause("l");
   std::string run = Trigger("l");
   EXPECT_EQ(WaitRun("l", run, 60s), "success") << Logs();
   EXPECT_EQ(Ti("l", run, "a")["try_number"], 1);
-  EXPECT_NE(Log("l", run, "a", 1).find("finished late"), std::string::npos) << Log("l", run, "a", 1);
+  EXPECT_NE(Log("l", run, "a", 1).find("finished late"), std::string::npos)
+      << Log("l", run, "a", 1);
 }
 
 // A claim answer can take seconds to reach its worker (hundreds of tasks rendered on a busy
