@@ -103,6 +103,7 @@ void RegisterMonitorRoutes(Router& r, const ApiContext& ctx);
 void RegisterExecutionRoutes(Router& r, const ApiContext& ctx);
 void RegisterIdentityRoutes(Router& r, const ApiContext& ctx);
 void RegisterEventLogRoutes(Router& r, const ApiContext& ctx);
+void RegisterKeyRoutes(Router& r, const ApiContext& ctx);
 
 inline void RegisterAllRoutes(Router& r, const ApiContext& ctx) {
   RegisterHealthRoutes(r, ctx);
@@ -121,6 +122,7 @@ inline void RegisterAllRoutes(Router& r, const ApiContext& ctx) {
   RegisterExecutionRoutes(r, ctx);
   RegisterIdentityRoutes(r, ctx);
   RegisterEventLogRoutes(r, ctx);
+  RegisterKeyRoutes(r, ctx);
 }
 
 // The Airflow API root of a deployment on a region: /deployments/{deployment}/api/v2.

@@ -1,8 +1,8 @@
 // `tandem login|logout|whoami`, `tandem user ...`, `tandem role grant|revoke`,
-// `tandem workspace create|list`, `tandem token create|list|revoke` and
-// `tandem worker-credential create|list|revoke`: who the CLI's credential is, and the users,
-// roles, workspaces, API tokens and worker credentials that say who may do what
-// (docs/security.md). Passwords are read from standard input, never from the command line.
+// `tandem workspace create|list`, `tandem token create|list|revoke`,
+// `tandem worker-credential create|list|revoke` and `tandem keys list|rotate`: who the CLI's
+// credential is, the users, roles, workspaces, API tokens and worker credentials that say who
+// may do what, and the keyring that seals secrets at rest (docs/security.md). Passwords are read from standard input, never from the command line.
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <optional>
@@ -62,6 +62,44 @@ void PrintWorkerCredential(const Json& w) {
               {"created_at", Cell(w["created_at"])},
               {"expires_at", Cell(w["expires_at"])},
               {"revoked_at", Cell(w["revoked_at"])}});
+}
+
+void PrintKeys(const Json& j) {
+  std::vector<std::vector<std::string>> rows;
+  for (const Json& k : j["keys"]) {
+    rows.push_back({Cell(k["id"]), Cell(k["state"]), Cell(k["values"]), Cell(k["created_at"]),
+                    Cell(k["retired_at"])});
+  }
+  PrintTable({"KEY", "STATE", "SECRETS", "CREATED", "RETIRED"}, rows);
+  if (j["unkeyed_values"].get<int64_t>() > 0) {
+    printf("%s secrets are sealed under the pair's secret key itself; `tandem keys rotate` "
+           "reseals them.\n",
+           Cell(j["unkeyed_values"]).c_str());
+  }
+}
+
+void AddKeyCommands(CLI::App& app, Globals& g, Run* run) {
+  auto* keys = app.add_subcommand(
+      "keys", "The keyring sealing secrets at rest (platform owners; docs/security.md, \"Keys\")");
+  keys->require_subcommand(1);
+  keys->add_subcommand("list", "List the data keys and how many secrets each seals")
+      ->callback([run, &g] {
+        *run = [&g] { return Call(g, "GET", "/api/v1/keys", nullptr, PrintKeys); };
+      });
+  keys->add_subcommand("rotate",
+                       "Make a new data key, reseal every secret under it while the platform "
+                       "runs, and retire the old key")
+      ->callback([run, &g] {
+        *run = [&g] {
+          return Call(g, "POST", "/api/v1/keys/rotate", Json::object(), [](const Json& j) {
+            std::string retired;
+            for (const Json& id : j["retired"]) retired += (retired.empty() ? "" : ", ") + Cell(id);
+            printf("key %s is active; %s secrets resealed under it; retired: %s\n",
+                   Cell(j["key"]["id"]).c_str(), Cell(j["resealed"]).c_str(),
+                   retired.empty() ? "none" : retired.c_str());
+          });
+        };
+      });
 }
 
 void AddWorkerCredentialCommands(CLI::App& app, Globals& g, Run* run,
@@ -367,6 +405,7 @@ void AddAccessCommands(CLI::App& app, Globals& g, Run* run) {
   });
 
   AddWorkerCredentialCommands(app, g, run, f);
+  AddKeyCommands(app, g, run);
 }
 
 }  // namespace tandem::app

@@ -31,6 +31,6 @@ void AddResourceCommands(CLI::App& app, Globals& g, Run* run);    // env, conn, 
 void AddWorkerCommands(CLI::App& app, Globals& g, Run* run);      // worker
 void AddPipelineCommands(CLI::App& app, Globals& g, Run* run);    // deploy, dags, runs, tasks
 void AddDrCommands(CLI::App& app, Globals& g, Run* run);          // dr, control
-void AddAccessCommands(CLI::App& app, Globals& g, Run* run);      // whoami, workspace, token
+void AddAccessCommands(CLI::App& app, Globals& g, Run* run);      // whoami, workspace, token, keys
 
 }  // namespace tandem::app

@@ -44,11 +44,21 @@ Result<SecretBox> SecretBox::FromBase64(std::string_view text) {
 }
 
 std::string SecretBox::Seal(std::string_view plaintext, std::string_view aad) const {
+  return std::string(1, static_cast<char>(kVersion)) + SealBody(plaintext, aad);
+}
+
+Result<std::string> SecretBox::Open(std::string_view sealed, std::string_view aad) const {
+  if (sealed.empty() || static_cast<unsigned char>(sealed[0]) != kVersion) {
+    return FailedPrecondition("sealed secret is malformed");
+  }
+  return OpenBody(sealed.substr(1), aad);
+}
+
+std::string SecretBox::SealBody(std::string_view plaintext, std::string_view aad) const {
   std::string nonce = RandomBytes(kNonce);
   std::string out;
-  out.resize(1 + kNonce + plaintext.size() + kTag);
-  out[0] = static_cast<char>(kVersion);
-  out.replace(1, kNonce, nonce);
+  out.resize(kNonce + plaintext.size() + kTag);
+  out.replace(0, kNonce, nonce);
   CtxPtr ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
   int len = 0;
   auto* dst = reinterpret_cast<unsigned char*>(out.data());
@@ -56,28 +66,26 @@ std::string SecretBox::Seal(std::string_view plaintext, std::string_view aad) co
   EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonce, nullptr);
   EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, U(key_), U(nonce));
   EVP_EncryptUpdate(ctx.get(), nullptr, &len, U(aad), static_cast<int>(aad.size()));
-  EVP_EncryptUpdate(ctx.get(), dst + 1 + kNonce, &len, U(plaintext),
+  EVP_EncryptUpdate(ctx.get(), dst + kNonce, &len, U(plaintext),
                     static_cast<int>(plaintext.size()));
-  EVP_EncryptFinal_ex(ctx.get(), dst + 1 + kNonce + len, &len);
-  EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag, dst + 1 + kNonce + plaintext.size());
+  EVP_EncryptFinal_ex(ctx.get(), dst + kNonce + len, &len);
+  EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag, dst + kNonce + plaintext.size());
   return out;
 }
 
-Result<std::string> SecretBox::Open(std::string_view sealed, std::string_view aad) const {
-  if (sealed.size() < 1 + kNonce + kTag || static_cast<unsigned char>(sealed[0]) != kVersion) {
-    return FailedPrecondition("sealed secret is malformed");
-  }
-  size_t n = sealed.size() - 1 - kNonce - kTag;
+Result<std::string> SecretBox::OpenBody(std::string_view body, std::string_view aad) const {
+  if (body.size() < kNonce + kTag) return FailedPrecondition("sealed secret is malformed");
+  size_t n = body.size() - kNonce - kTag;
   std::string out(n, '\0');
-  std::string tag(sealed.substr(1 + kNonce + n));
+  std::string tag(body.substr(kNonce + n));
   CtxPtr ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
   int len = 0;
   EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr);
   EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonce, nullptr);
-  EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, U(key_), U(sealed.substr(1)));
+  EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, U(key_), U(body));
   EVP_DecryptUpdate(ctx.get(), nullptr, &len, U(aad), static_cast<int>(aad.size()));
   EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len,
-                    U(sealed.substr(1 + kNonce)), static_cast<int>(n));
+                    U(body.substr(kNonce)), static_cast<int>(n));
   EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag, tag.data());
   if (EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + len, &len) <=
       0) {

@@ -26,6 +26,10 @@ class SecretBox {
   // Fails with FailedPrecondition when the key or the associated data is wrong, or the data
   // was altered.
   Result<std::string> Open(std::string_view sealed, std::string_view aad) const;
+  // The sealed body alone (nonce | ciphertext | tag), for formats with a header of their own
+  // (the keyring's), which then belongs in `aad`.
+  std::string SealBody(std::string_view plaintext, std::string_view aad) const;
+  Result<std::string> OpenBody(std::string_view body, std::string_view aad) const;
   // A 32-byte key for another purpose (HMAC-SHA256 of the purpose under this key), so one
   // secret key serves several uses without any two sharing a key.
   std::string DeriveKey(std::string_view purpose) const;

@@ -425,6 +425,22 @@ ALTER TABLE deployments ADD COLUMN task_uid serial;
 CREATE UNIQUE INDEX deployments_task_uid ON deployments (task_uid);
 )sql";
 
+const char* kV11 = R"sql(
+-- The keyring: the data keys that seal secrets at rest, each wrapped (sealed) under a key derived
+-- from the pair's secret key. New values are sealed under the one active key; a rotation makes a
+-- new key active, reseals every value under it, and retires the old keys, whose material it
+-- drops. Values name their key in their first five bytes.
+CREATE TABLE keyring (
+  id          integer PRIMARY KEY CHECK (id > 0),
+  state       text NOT NULL CHECK (state IN ('active', 'retiring', 'retired')),
+  wrapped     bytea,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  retired_at  timestamptz,
+  CHECK ((wrapped IS NULL) = (state = 'retired'))
+);
+CREATE UNIQUE INDEX keyring_one_active ON keyring ((true)) WHERE state = 'active';
+)sql";
+
 }  // namespace
 
 const std::vector<Migration>& Migrations() {
@@ -439,6 +455,7 @@ const std::vector<Migration>& Migrations() {
       {8, "the audit trail", kV8},
       {9, "worker credentials", kV9},
       {10, "the number of each deployment's task user", kV10},
+      {11, "the keyring of the keys sealing secrets at rest", kV11},
   };
   return kAll;
 }

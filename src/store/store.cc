@@ -118,33 +118,22 @@ Result<std::unique_ptr<Store>> Store::Open(pg::Pool* pool, SecretBox box, bool r
       if (replica) return Status::Ok();
       return c
           .Exec("INSERT INTO meta (key, value) VALUES ('secret_key_check', $1)",
-                {s->Seal(kKeyCheckPlain, kKeyCheckAad)})
+                {pg::ByteaParam(s->box_.Seal(kKeyCheckPlain, kKeyCheckAad))})
           .status();
     }
-    auto opened = s->Unseal(r.Text(0, 0), kKeyCheckAad);
+    auto sealed = pg::DecodeBytea(r.Text(0, 0));
+    auto opened = sealed.ok() ? s->box_.Open(*sealed, kKeyCheckAad) : sealed.status();
     if (!opened.ok() || *opened != kKeyCheckPlain) {
       return FailedPrecondition(
           "the secret key does not match the one this region's database was encrypted with; "
           "use the original key (secrets.key_file or secrets.key)");
     }
+    // A new database gets its first data key now, so `tandem keys list` shows it.
+    if (!replica) RETURN_IF_ERROR(s->ActiveKey(c).status());
     return Status::Ok();
   });
   if (!st.ok()) return st;
   return s;
-}
-
-std::string Store::Seal(std::string_view plain, const std::string& aad) const {
-  return pg::ByteaParam(box_.Seal(plain, aad));
-}
-
-Result<std::string> Store::Unseal(const std::string& bytea_text, const std::string& aad) const {
-  ASSIGN_OR_RETURN(std::string sealed, pg::DecodeBytea(bytea_text));
-  auto plain = box_.Open(sealed, aad);
-  if (!plain.ok()) {
-    // A fault of the server's data or key, never of the request that read it.
-    return Internal("a stored secret (" + aad + ") does not decrypt: " + plain.status().message());
-  }
-  return plain;
 }
 
 // ---- deployments -----------------------------------------------------------------------------
@@ -301,7 +290,7 @@ Result<std::vector<EnvVar>> Store::ListEnv(const DeploymentId& d) {
   for (int i = 0; i < r.size(); ++i) {
     EnvVar v{r.Text(i, 0), r.Text(i, 1), r.Bool(i, 3)};
     if (v.is_secret) {
-      ASSIGN_OR_RETURN(v.value, Unseal(r.Text(i, 2), EnvAad(d, v.key)));
+      ASSIGN_OR_RETURN(v.value, Unseal(*c, r.Text(i, 2), EnvAad(d, v.key)));
     }
     out.push_back(std::move(v));
   }
@@ -310,8 +299,11 @@ Result<std::vector<EnvVar>> Store::ListEnv(const DeploymentId& d) {
 
 Status Store::SetEnv(const DeploymentId& d, const EnvVar& v) {
   Param plain = v.is_secret ? std::nullopt : Param(v.value);
-  Param sealed = v.is_secret ? Param(Seal(v.value, EnvAad(d, v.key))) : std::nullopt;
   return InDeployment(d, [&](Conn& c) -> Status {
+    Param sealed;
+    if (v.is_secret) {
+      ASSIGN_OR_RETURN(sealed, Seal(c, v.value, EnvAad(d, v.key)));
+    }
     return c
         .Exec(
             "INSERT INTO env_vars (deployment_id, key, value, value_enc, is_secret) "
@@ -341,15 +333,16 @@ std::string ConnAad(const DeploymentId& d, std::string_view id, std::string_view
 
 }  // namespace
 
-Result<Connection> Store::ConnectionFromRow(const Rows& r, int i, const DeploymentId& d) const {
+Result<Connection> Store::ConnectionFromRow(Conn& conn, const Rows& r, int i,
+                                            const DeploymentId& d) const {
   Connection c{r.Text(i, 0), r.Text(i, 1), r.Opt(i, 2),  r.Opt(i, 3),
                r.Opt(i, 4),  r.Opt(i, 5),  std::nullopt, std::nullopt};
   if (!r.IsNull(i, 7)) c.port = static_cast<int>(r.Int(i, 7));
   if (!r.IsNull(i, 6)) {
-    ASSIGN_OR_RETURN(c.password, Unseal(r.Text(i, 6), ConnAad(d, c.conn_id, "password")));
+    ASSIGN_OR_RETURN(c.password, Unseal(conn, r.Text(i, 6), ConnAad(d, c.conn_id, "password")));
   }
   if (!r.IsNull(i, 8)) {
-    ASSIGN_OR_RETURN(c.extra, Unseal(r.Text(i, 8), ConnAad(d, c.conn_id, "extra")));
+    ASSIGN_OR_RETURN(c.extra, Unseal(conn, r.Text(i, 8), ConnAad(d, c.conn_id, "extra")));
   }
   return c;
 }
@@ -359,7 +352,7 @@ Result<Page<Connection>> Store::ListConnections(const DeploymentId& d, const Pag
   Page<Connection> out;
   ASSIGN_OR_RETURN(Rows r, ListPage(*c, kConnections, d, page, &out.total));
   for (int i = 0; i < r.size(); ++i) {
-    ASSIGN_OR_RETURN(Connection conn, ConnectionFromRow(r, i, d));
+    ASSIGN_OR_RETURN(Connection conn, ConnectionFromRow(*c, r, i, d));
     out.items.push_back(std::move(conn));
   }
   return out;
@@ -399,7 +392,7 @@ Result<T> ReadModifyWrite(InTx in_tx, const ListSpec& spec, const DeploymentId& 
   T out;
   Status st = in_tx([&](Conn& c) -> Status {
     ASSIGN_OR_RETURN(Rows r, SelectOne(c, spec, d, key, true));
-    ASSIGN_OR_RETURN(out, decode(r));
+    ASSIGN_OR_RETURN(out, decode(c, r));
     RETURN_IF_ERROR(mutate(out));
     return write(c, out);
   });
@@ -417,19 +410,20 @@ Status Conflict(const Status& s, const ListSpec& spec, std::string_view key) {
 Result<Connection> Store::GetConnection(const DeploymentId& d, std::string_view conn_id) {
   ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
   ASSIGN_OR_RETURN(Rows r, SelectOne(*c, kConnections, d, conn_id, false));
-  return ConnectionFromRow(r, 0, d);
+  return ConnectionFromRow(*c, r, 0, d);
 }
 
 Status Store::WriteConnection(Conn& c, const DeploymentId& d, const Connection& conn,
                               std::optional<std::string_view> replacing) const {
-  auto seal = [&](const std::optional<std::string>& v, const char* field) -> Param {
-    return v ? Param(Seal(*v, ConnAad(d, conn.conn_id, field))) : std::nullopt;
+  auto seal = [&](const std::optional<std::string>& v, const char* field) -> Result<Param> {
+    if (!v) return Param(std::nullopt);
+    ASSIGN_OR_RETURN(std::string sealed, Seal(c, *v, ConnAad(d, conn.conn_id, field)));
+    return Param(std::move(sealed));
   };
-  Params p{d.value(),         conn.conn_id,
-           conn.conn_type,    Opt(conn.description),
-           Opt(conn.host),    Opt(conn.schema),
-           Opt(conn.login),   seal(conn.password, "password"),
-           OptInt(conn.port), seal(conn.extra, "extra")};
+  ASSIGN_OR_RETURN(Param password, seal(conn.password, "password"));
+  ASSIGN_OR_RETURN(Param extra, seal(conn.extra, "extra"));
+  Params p{d.value(),        conn.conn_id,    conn.conn_type, Opt(conn.description), Opt(conn.host),
+           Opt(conn.schema), Opt(conn.login), password,       OptInt(conn.port),     extra};
   if (!replacing) {
     return Conflict(c.Exec("INSERT INTO connections (deployment_id, conn_id, conn_type, "
                            "description, host, schema, login, password_enc, port, extra_enc) "
@@ -455,7 +449,7 @@ Result<Connection> Store::UpdateConnection(const DeploymentId& d, std::string_vi
                                            const std::function<Status(Connection&)>& mutate) {
   return ReadModifyWrite<Connection>(
       [&](const auto& fn) { return InDeployment(d, fn); }, kConnections, d, conn_id,
-      [&](const Rows& r) { return ConnectionFromRow(r, 0, d); }, mutate,
+      [&](Conn& c, const Rows& r) { return ConnectionFromRow(c, r, 0, d); }, mutate,
       [&](Conn& c, const Connection& x) { return WriteConnection(c, d, x, conn_id); });
 }
 
@@ -471,10 +465,11 @@ std::string VarAad(const DeploymentId& d, std::string_view key) {
 }
 }  // namespace
 
-Result<Variable> Store::VariableFromRow(const Rows& r, int i, const DeploymentId& d) const {
+Result<Variable> Store::VariableFromRow(Conn& c, const Rows& r, int i,
+                                        const DeploymentId& d) const {
   Variable v{r.Text(i, 0), r.Text(i, 1), r.Opt(i, 3), r.Bool(i, 4)};
   if (v.is_secret) {
-    ASSIGN_OR_RETURN(v.value, Unseal(r.Text(i, 2), VarAad(d, v.key)));
+    ASSIGN_OR_RETURN(v.value, Unseal(c, r.Text(i, 2), VarAad(d, v.key)));
   }
   return v;
 }
@@ -484,7 +479,7 @@ Result<Page<Variable>> Store::ListVariables(const DeploymentId& d, const PageReq
   Page<Variable> out;
   ASSIGN_OR_RETURN(Rows r, ListPage(*c, kVariables, d, page, &out.total));
   for (int i = 0; i < r.size(); ++i) {
-    ASSIGN_OR_RETURN(Variable v, VariableFromRow(r, i, d));
+    ASSIGN_OR_RETURN(Variable v, VariableFromRow(*c, r, i, d));
     out.items.push_back(std::move(v));
   }
   return out;
@@ -493,13 +488,16 @@ Result<Page<Variable>> Store::ListVariables(const DeploymentId& d, const PageReq
 Result<Variable> Store::GetVariable(const DeploymentId& d, std::string_view key) {
   ASSIGN_OR_RETURN(pg::Pool::Lease c, pool_->Acquire());
   ASSIGN_OR_RETURN(Rows r, SelectOne(*c, kVariables, d, key, false));
-  return VariableFromRow(r, 0, d);
+  return VariableFromRow(*c, r, 0, d);
 }
 
 Status Store::WriteVariable(Conn& c, const DeploymentId& d, const Variable& v,
                             std::optional<std::string_view> replacing) const {
   Param plain = v.is_secret ? std::nullopt : Param(v.value);
-  Param sealed = v.is_secret ? Param(Seal(v.value, VarAad(d, v.key))) : std::nullopt;
+  Param sealed;
+  if (v.is_secret) {
+    ASSIGN_OR_RETURN(sealed, Seal(c, v.value, VarAad(d, v.key)));
+  }
   Params p{d.value(), v.key, plain, sealed, Opt(v.description), B(v.is_secret)};
   if (!replacing) {
     return Conflict(c.Exec("INSERT INTO variables (deployment_id, key, value, value_enc, "
@@ -524,7 +522,7 @@ Result<Variable> Store::UpdateVariable(const DeploymentId& d, std::string_view k
                                        const std::function<Status(Variable&)>& mutate) {
   return ReadModifyWrite<Variable>(
       [&](const auto& fn) { return InDeployment(d, fn); }, kVariables, d, key,
-      [&](const Rows& r) { return VariableFromRow(r, 0, d); }, mutate,
+      [&](Conn& c, const Rows& r) { return VariableFromRow(c, r, 0, d); }, mutate,
       [&](Conn& c, const Variable& x) { return WriteVariable(c, d, x, key); });
 }
 
@@ -563,7 +561,7 @@ Result<Pool> Store::UpdatePool(const DeploymentId& d, std::string_view name,
                                const std::function<Status(Pool&)>& mutate) {
   return ReadModifyWrite<Pool>(
       [&](const auto& fn) { return InDeployment(d, fn); }, kPools, d, name,
-      [](const Rows& r) -> Result<Pool> { return PoolFromRow(r, 0); }, mutate,
+      [](Conn&, const Rows& r) -> Result<Pool> { return PoolFromRow(r, 0); }, mutate,
       [&](Conn& c, const Pool& x) -> Status {
         if (name == model::kDefaultPool && x.name != model::kDefaultPool) {
           return FailedPrecondition(

@@ -2,8 +2,9 @@
 //
 // Store is the only module that writes SQL about deployments. Every method is one transaction;
 // a method that fails has changed nothing. Secrets are sealed here on the way in and opened on
-// the way out (callers see plaintext and decide what to mask), under a key that Open() checks
-// against the one the database was first written with.
+// the way out (callers see plaintext and decide what to mask), under the keyring's active data
+// key (crypto/keyring.h); the keyring is kept in the database, wrapped under the pair's secret
+// key, which Open() checks against the one the database was first written with.
 //
 // Deployments are referred to by id or by name (`ref`); deleted ones become tombstones so their
 // ids are never reused.
@@ -19,11 +20,34 @@
 #include <vector>
 
 #include "base/status.h"
+#include "crypto/keyring.h"
 #include "crypto/secret_box.h"
 #include "model/deployment.h"
 #include "pg/conn.h"
 
 namespace tandem::store {
+
+// A data key of the keyring, as `tandem keys list` shows it (never its material).
+struct DataKey {
+  KeyId id;
+  std::string state;  // active | retiring | retired
+  std::string created_at;
+  std::optional<std::string> retired_at;
+  int64_t values = 0;  // secrets sealed under it now
+};
+
+struct KeyringView {
+  std::vector<DataKey> keys;  // newest first
+  // Secrets sealed directly under the pair's secret key, before the keyring existed; the next
+  // rotation reseals them.
+  int64_t unkeyed_values = 0;
+};
+
+struct KeyRotation {
+  DataKey key;           // the new active key
+  int64_t resealed = 0;  // values this rotation resealed
+  std::vector<KeyId> retired;
+};
 
 class Store {
  public:
@@ -31,6 +55,14 @@ class Store {
   // database's secrets were sealed with. REQUIRES: migrations applied. `replica`: the database
   // is a read-only replica (the check is read, never written).
   static Result<std::unique_ptr<Store>> Open(pg::Pool* pool, SecretBox box, bool replica = false);
+
+  // ---- the keyring
+  Result<KeyringView> ListKeys();
+  // Makes a new data key active, reseals every secret under it in batches (each its own short
+  // transaction, so the platform keeps serving), then retires each older key that no value uses
+  // any more, dropping its material. Secrets written meanwhile are sealed under the new key. An
+  // interrupted rotation leaves older keys `retiring`, still usable; the next one finishes it.
+  Result<KeyRotation> RotateKey();
 
   // ---- deployments
   // Assigns the id and namespace; creates `default_pool` with config.default_pool_slots.
@@ -80,18 +112,28 @@ class Store {
   Status DeletePool(const DeploymentId& d, std::string_view name);
 
  private:
-  Store(pg::Pool* pool, SecretBox box) : pool_(pool), box_(std::move(box)) {}
+  Store(pg::Pool* pool, SecretBox box);
 
   // Runs `fn` in one transaction that first takes a share lock on the live deployment `d`, so a
   // concurrent DeleteDeployment either waits for it or makes it fail with NotFound: nothing is
   // ever written under a deleted deployment.
   Status InDeployment(const DeploymentId& d, const std::function<Status(pg::Conn&)>& fn);
-  // Sealed bytea text for a parameter, and back.
-  std::string Seal(std::string_view plain, const std::string& aad) const;
-  Result<std::string> Unseal(const std::string& bytea_text, const std::string& aad) const;
-  Result<model::Connection> ConnectionFromRow(const pg::Rows& r, int i,
+  // The active data key, loaded into keys_, under a share lock that a rotation waits for; made
+  // (the first one) when there is none.
+  Result<KeyId> ActiveKey(pg::Conn& c) const;
+  // Loads data key `id` into keys_ (Internal when it is retired or unknown).
+  Status LoadKey(pg::Conn& c, KeyId id) const;
+  // Sealed bytea text for a parameter (under the active key), and back.
+  Result<std::string> Seal(pg::Conn& c, std::string_view plain, const std::string& aad) const;
+  Result<std::string> Unseal(pg::Conn& c, const std::string& bytea_text,
+                             const std::string& aad) const;
+  Result<model::Connection> ConnectionFromRow(pg::Conn& c, const pg::Rows& r, int i,
                                               const DeploymentId& d) const;
-  Result<model::Variable> VariableFromRow(const pg::Rows& r, int i, const DeploymentId& d) const;
+  Result<model::Variable> VariableFromRow(pg::Conn& c, const pg::Rows& r, int i,
+                                          const DeploymentId& d) const;
+  // One batch of RotateKey's reseal: how many values it resealed (0: none left).
+  Result<int64_t> ResealBatch();
+  Result<std::vector<KeyId>> RetireUnusedKeys();
   // Inserts, or replaces the row keyed `replacing`.
   Status WriteConnection(pg::Conn& c, const DeploymentId& d, const model::Connection& conn,
                          std::optional<std::string_view> replacing) const;
@@ -99,7 +141,9 @@ class Store {
                        std::optional<std::string_view> replacing) const;
 
   pg::Pool* const pool_;
-  const SecretBox box_;
+  const SecretBox box_;   // the pair's secret key: the key check, and unkeyed values
+  const SecretBox wrap_;  // derived from it: wraps the data keys
+  mutable Keyring keys_;  // the data keys loaded so far
 };
 
 }  // namespace tandem::store

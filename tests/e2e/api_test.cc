@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "crypto/keyring.h"
 #include "crypto/secret_box.h"
 #include "harness/region_harness.h"
 #include "pg/conn.h"
@@ -391,10 +392,20 @@ TEST_F(ApiTest, SecretsCannotBeRevealedOrOverwrittenWithTheMask) {
                           {dep});
   ASSERT_TRUE(rows.ok() && rows->size() == 1);
   EXPECT_EQ(rows->Text(0, 2), "new-host");
-  auto pw = key->Open(*pg::DecodeBytea(rows->Text(0, 0)), "conn/" + id + "/c/password");
+  // The keyring's data keys, unwrapped as the store does (docs/security.md, "Keys").
+  Keyring ring(*key);
+  auto wrap = SecretBox::Create(key->DeriveKey("tandem keyring wrap v1"));
+  auto keys = (*db)->Exec("SELECT id, wrapped FROM keyring WHERE wrapped IS NOT NULL");
+  ASSERT_TRUE(keys.ok() && keys->size() >= 1);
+  for (int i = 0; i < keys->size(); ++i) {
+    auto raw = wrap->Open(*pg::DecodeBytea(keys->Text(i, 1)), "keyring/" + keys->Text(i, 0));
+    ASSERT_TRUE(raw.ok()) << raw.status().ToString();
+    ring.Add(KeyId(static_cast<uint32_t>(keys->Int(i, 0))), *SecretBox::Create(*raw));
+  }
+  auto pw = ring.Open(*pg::DecodeBytea(rows->Text(0, 0)), "conn/" + id + "/c/password");
   ASSERT_TRUE(pw.ok());
   EXPECT_EQ(*pw, "pw-1");
-  auto extra = key->Open(*pg::DecodeBytea(rows->Text(0, 1)), "conn/" + id + "/c/extra");
+  auto extra = ring.Open(*pg::DecodeBytea(rows->Text(0, 1)), "conn/" + id + "/c/extra");
   ASSERT_TRUE(extra.ok());
   EXPECT_EQ(Json::parse(*extra)["auth"]["token"], "tk-1");
   EXPECT_EQ(Json::parse(*extra)["keys"][0]["api_key"], "k-1");
@@ -402,12 +413,12 @@ TEST_F(ApiTest, SecretsCannotBeRevealedOrOverwrittenWithTheMask) {
                          "d.id = v.deployment_id WHERE d.name = $1 AND v.key = 'token_x'",
                          {dep});
   ASSERT_TRUE(var.ok() && var->size() == 1);
-  EXPECT_EQ(*key->Open(*pg::DecodeBytea(var->Text(0, 0)), "var/" + id + "/token_x"), "real");
+  EXPECT_EQ(*ring.Open(*pg::DecodeBytea(var->Text(0, 0)), "var/" + id + "/token_x"), "real");
   auto envrow = (*db)->Exec("SELECT value_enc FROM env_vars WHERE deployment_id = $1 AND "
                             "key = 'SECRET_ENV'",
                             {id});
   ASSERT_TRUE(envrow.ok() && envrow->size() == 1);
-  EXPECT_EQ(*key->Open(*pg::DecodeBytea(envrow->Text(0, 0)), "env/" + id + "/SECRET_ENV"), "e-1");
+  EXPECT_EQ(*ring.Open(*pg::DecodeBytea(envrow->Text(0, 0)), "env/" + id + "/SECRET_ENV"), "e-1");
 }
 
 // Sends raw bytes to the region and returns what it answers (up to the first 4 KiB).

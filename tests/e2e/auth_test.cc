@@ -380,6 +380,34 @@ TEST_F(AuthTest, BadUserInputIsRefusedAndChangesNothing) {
       422);
 }
 
+// The keyring is the platform owners' alone: an operator may fail over but not rotate keys, and
+// a refused or malformed rotation changes nothing.
+TEST_F(AuthTest, OnlyPlatformOwnersSeeOrRotateTheKeyring) {
+  const std::string d = NewDeployment("keyring");
+  const std::string operator_token = NewToken("/api/v1/tokens", "operator");
+  const std::string admin = NewToken("/api/v1/deployments/" + d + "/tokens", "admin");
+  const Json before = Body(Call("GET", "/api/v1/keys"));
+  ASSERT_TRUE(before["keys"].is_array()) << before.dump();
+  for (const std::string& t : {operator_token, admin}) {
+    EXPECT_EQ(Call("GET", "/api/v1/keys", nullptr, As(t)).status, 403);
+    HttpReply refused = Call("POST", "/api/v1/keys/rotate", Json::object(), As(t));
+    EXPECT_EQ(refused.status, 403) << refused.body;
+    EXPECT_NE(Body(refused).value("detail", "").find("platform owner"), std::string::npos)
+        << refused.body;
+  }
+  EXPECT_EQ(Call("POST", "/api/v1/keys/rotate", nullptr, kAnonymous).status, 401);
+  HttpReply bad = Call("POST", "/api/v1/keys/rotate", {{"purpose", "everything"}});
+  EXPECT_EQ(bad.status, 422) << bad.body;
+  EXPECT_EQ(Body(Call("GET", "/api/v1/keys")), before);
+  HttpReply ok = Call("POST", "/api/v1/keys/rotate", Json::object());
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(Body(ok)["key"]["state"], "active");
+  const Json after = Body(Call("GET", "/api/v1/keys"));
+  EXPECT_EQ(after["keys"].size(), before["keys"].size() + 1);
+  EXPECT_EQ(after["keys"][0]["id"], Body(ok)["key"]["id"]);
+  EXPECT_EQ(after.dump().find("wrapped"), std::string::npos);
+}
+
 // The CLI's way: a platform owner makes a user and grants a role; the user logs in with the
 // password on stdin, and the session kept in the state directory is what later commands send.
 TEST_F(AuthTest, TheCliLogsInAsAUser) {

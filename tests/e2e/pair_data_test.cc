@@ -6,7 +6,8 @@
 // and the lost region, when it returns, discards what the new primary never received.
 // Every bundle version is an OCI image in the active region's registry, copied to the
 // standby's before the deploy completes (or later, when the caller allows it); `skopeo
-// inspect` against either registry shows the same digest.
+// inspect` against either registry shows the same digest. And the keyring that seals the
+// secrets in that database: rotated on either side, it stays one ring.
 //
 // Each test starts its own pair (tests/harness/pair_harness.h) and waits by polling with
 // generous deadlines: the machine may be loaded.
@@ -562,6 +563,89 @@ TEST_F(PairDataTest, DeployWhileTheStandbyIsDown) {
   Result<std::string> on_b = SkopeoDigest(pair_->registry_url("region-b"), repository, digest);
   ASSERT_TRUE(on_b.ok()) << on_b.status().ToString();
   EXPECT_EQ(*on_b, digest);
+}
+
+// A key rotation reseals every secret while the platform runs, and both regions agree on the
+// ring: a task that checks the secrets it is handed succeeds on region-a before and after a
+// rotation there, on region-b after a switchover (which never held the new key in memory), and
+// on region-a again after a rotation on region-b and a failback.
+TEST_F(PairDataTest, SecretsOutliveKeyRotationsOnEitherSideOfAFailover) {
+  Start();
+  const std::string id = CreateDeployment("region-a", "rotate");
+  ASSERT_EQ(Call("region-a", "POST", Root(id) + "/variables",
+                 {{"key", "pw"}, {"value", "var-s3cret"}, {"is_secret", true}})
+                .status,
+            201);
+  ASSERT_EQ(Call("region-a", "POST", Root(id) + "/connections",
+                 {{"connection_id", "db"}, {"conn_type", "postgres"}, {"password", "conn-s3cret"}})
+                .status,
+            201);
+  ASSERT_EQ(Call("region-a", "PUT", "/api/v1/deployments/" + id + "/env/DB_PASS",
+                 {{"value", "env-s3cret"}, {"is_secret", true}})
+                .status,
+            200);
+  HttpReply d = Deploy("region-a", id, {{"files", {{"check.yaml", R"(check:
+  schedule: null
+  tasks:
+    secrets:
+      operator: bash
+      bash_command: >-
+        [ "{{ var.value.pw }}" = var-s3cret ] && [ "{{ conn.db.password }}" = conn-s3cret ] &&
+        [ "$DB_PASS" = env-s3cret ]
+)"}}}});
+  ASSERT_EQ(d.status, 200) << d.body;
+  auto run_checks = [&](const std::string& region) {
+    const std::string run = Trigger(region, id, "check");
+    const std::string ti = TiPath(id, "check", run, "secrets");
+    std::string state;
+    Eventually(
+        [&] {
+          state = TiState(region, ti);
+          return state == "success" || state == "failed" || state == "up_for_retry";
+        },
+        60s);
+    return state;
+  };
+  auto keys = [&](const std::string& region) { return Body(Call(region, "GET", "/api/v1/keys")); };
+  ASSERT_EQ(run_checks("region-a"), "success") << pair_->Logs();
+  Json ring = keys("region-a");
+  ASSERT_EQ(ring["keys"].size(), 1u) << ring.dump();
+  EXPECT_EQ(ring["keys"][0]["values"], 3);
+
+  CliRun rot = RunCli({"--url", Url("region-a"), "keys", "rotate"});
+  ASSERT_EQ(rot.exit_code, 0) << rot.output;
+  EXPECT_NE(rot.output.find("key 2 is active; 3 secrets resealed under it; retired: 1"),
+            std::string::npos)
+      << rot.output;
+  ASSERT_EQ(run_checks("region-a"), "success") << pair_->Logs();
+
+  const Json op = Failover({{"mode", "planned"}}, 90s);
+  ASSERT_TRUE(op.is_object()) << "the failover did not end" << pair_->Logs();
+  ASSERT_EQ(Str(op, "state"), "succeeded") << op.dump(2) << pair_->Logs();
+  ring = keys("region-b");
+  ASSERT_EQ(ring["keys"].size(), 2u) << ring.dump();
+  EXPECT_EQ(ring["keys"][0]["state"], "active");
+  EXPECT_EQ(ring["keys"][0]["values"], 3);
+  EXPECT_EQ(ring["keys"][1]["state"], "retired");
+  ASSERT_EQ(run_checks("region-b"), "success") << pair_->Logs();
+
+  // A rotation on region-b, then back to region-a, whose process last loaded key 2.
+  rot = RunCli({"--url", Url("region-b"), "keys", "rotate"});
+  ASSERT_EQ(rot.exit_code, 0) << rot.output;
+  EXPECT_NE(rot.output.find("key 3 is active"), std::string::npos) << rot.output;
+  Status synced = pair_->WaitRejoined(60s);
+  ASSERT_TRUE(synced.ok()) << synced.ToString() << pair_->Logs();
+  CliRun back = pair_->Cli({"dr", "failback"});
+  ASSERT_EQ(back.exit_code, 0) << back.output << pair_->Logs();
+  ring = keys("region-a");
+  ASSERT_EQ(ring["keys"].size(), 3u) << ring.dump();
+  EXPECT_EQ(ring["keys"][0]["values"], 3);
+  EXPECT_EQ(ring["keys"][1]["state"], "retired");
+  ASSERT_EQ(run_checks("region-a"), "success") << pair_->Logs();
+  // The standby refuses a rotation, as it refuses every write.
+  HttpReply on_standby = Call("region-b", "POST", "/api/v1/keys/rotate");
+  EXPECT_EQ(on_standby.status, 503) << on_standby.body;
+  EXPECT_EQ(keys("region-a")["keys"].size(), 3u);
 }
 
 // Bad bodies are refused with a detail naming the problem, and change nothing. (Invalid content
