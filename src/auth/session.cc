@@ -12,28 +12,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string B64Url(std::string_view bytes) {
-  std::string s = Base64Encode(bytes);
-  while (!s.empty() && s.back() == '=') s.pop_back();
-  for (char& c : s) c = c == '+' ? '-' : c == '/' ? '_' : c;
-  return s;
-}
-
-Result<std::string> FromB64Url(std::string_view text) {
-  std::string s(text);
-  for (char& c : s) {
-    if (c == '-') {
-      c = '+';
-    } else if (c == '_') {
-      c = '/';
-    } else if (c == '+' || c == '/' || c == '=') {
-      return InvalidArgument("not base64url");
-    }
-  }
-  while (s.size() % 4 != 0) s.push_back('=');
-  return Base64Decode(s);
-}
-
 const char* kHeader = R"({"alg":"HS256","typ":"JWT"})";
 
 Status Invalid() { return Unauthenticated("the session token is not valid"); }
@@ -56,8 +34,8 @@ bool LooksLikeJwt(std::string_view c) {
 std::string SignSession(std::string_view key, const SessionClaims& c) {
   Json claims = {{"iss", "tandem"},    {"sub", c.user_id},    {"name", c.name},
                  {"iat", c.issued_at}, {"exp", c.expires_at}, {"gen", c.generation}};
-  const std::string signing = B64Url(kHeader) + "." + B64Url(claims.dump());
-  return signing + "." + B64Url(HmacSha256(key, signing));
+  const std::string signing = Base64UrlEncode(kHeader) + "." + Base64UrlEncode(claims.dump());
+  return signing + "." + Base64UrlEncode(HmacSha256(key, signing));
 }
 
 Result<SessionClaims> VerifySession(std::string_view key, std::string_view jwt, int64_t now) {
@@ -66,9 +44,9 @@ Result<SessionClaims> VerifySession(std::string_view key, std::string_view jwt, 
   if (b == std::string_view::npos || jwt.find('.', b + 1) != std::string_view::npos) {
     return Invalid();
   }
-  Result<std::string> header = FromB64Url(jwt.substr(0, a));
-  Result<std::string> payload = FromB64Url(jwt.substr(a + 1, b - a - 1));
-  Result<std::string> sig = FromB64Url(jwt.substr(b + 1));
+  Result<std::string> header = Base64UrlDecode(jwt.substr(0, a));
+  Result<std::string> payload = Base64UrlDecode(jwt.substr(a + 1, b - a - 1));
+  Result<std::string> sig = Base64UrlDecode(jwt.substr(b + 1));
   if (!header.ok() || !payload.ok() || !sig.ok()) return Invalid();
   // The algorithm is ours to choose, not the token's: HS256 and nothing else.
   Json h = Json::parse(*header, nullptr, false);

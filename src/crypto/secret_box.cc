@@ -115,6 +115,28 @@ Result<std::string> Base64Decode(std::string_view text) {
   return out;
 }
 
+std::string Base64UrlEncode(std::string_view bytes) {
+  std::string s = Base64Encode(bytes);
+  while (!s.empty() && s.back() == '=') s.pop_back();
+  for (char& c : s) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  return s;
+}
+
+Result<std::string> Base64UrlDecode(std::string_view text) {
+  std::string s(text);
+  for (char& c : s) {
+    if (c == '-') {
+      c = '+';
+    } else if (c == '_') {
+      c = '/';
+    } else if (c == '+' || c == '/' || c == '=') {
+      return InvalidArgument("not base64url");
+    }
+  }
+  while (s.size() % 4 != 0) s.push_back('=');
+  return Base64Decode(s);
+}
+
 std::string NewSecretKeyBase64() { return Base64Encode(RandomBytes(SecretBox::kKeySize)); }
 
 std::string SecretBox::DeriveKey(std::string_view purpose) const {

@@ -41,6 +41,10 @@ class SecretBox {
 
 std::string Base64Encode(std::string_view bytes);
 Result<std::string> Base64Decode(std::string_view text);
+// base64url without padding (RFC 4648 section 5), as JWTs use it; the decoder refuses the
+// standard alphabet's '+', '/' and padding.
+std::string Base64UrlEncode(std::string_view bytes);
+Result<std::string> Base64UrlDecode(std::string_view text);
 
 // A new random key, base64-encoded, for `tandem up` and `tandem secret-key generate`.
 std::string NewSecretKeyBase64();

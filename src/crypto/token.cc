@@ -14,28 +14,6 @@ namespace {
 constexpr std::string_view kVersion = "tandem-task-token-v1";
 constexpr size_t kFields = 8;  // the version tag and seven claims
 
-std::string ToUrl(std::string b64) {
-  for (char& c : b64) {
-    if (c == '+') c = '-';
-    if (c == '/') c = '_';
-  }
-  while (!b64.empty() && b64.back() == '=') b64.pop_back();
-  return b64;
-}
-
-Result<std::string> FromUrl(std::string_view text) {
-  std::string b64(text);
-  for (char& c : b64) {
-    if (c == '-')
-      c = '+';
-    else if (c == '_')
-      c = '/';
-    else if (c == '+' || c == '/' || c == '=')
-      return InvalidArgument("not base64url");
-  }
-  while (b64.size() % 4 != 0) b64.push_back('=');
-  return Base64Decode(b64);
-}
 
 std::vector<std::string> Split(const std::string& s, char sep) {
   std::vector<std::string> out(1);
@@ -77,15 +55,15 @@ std::string TokenSigner::Sign(const TaskClaims& c) const {
   std::string claims = std::string(kVersion) + "\n" + c.ti_id + "\n" +
                        std::to_string(c.try_number) + "\n" + c.deployment_id + "\n" + c.dag_id +
                        "\n" + c.run_id + "\n" + c.task_id + "\n" + std::to_string(c.expires_at);
-  return ToUrl(Base64Encode(claims)) + "." + ToUrl(Base64Encode(Mac(claims)));
+  return Base64UrlEncode(claims) + "." + Base64UrlEncode(Mac(claims));
 }
 
 Result<TaskClaims> TokenSigner::Verify(std::string_view token, int64_t now) const {
   const Status bad = Unauthenticated("the task token is not valid");
   size_t dot = token.find('.');
   if (dot == std::string_view::npos || token.size() > 4096) return bad;
-  Result<std::string> claims = FromUrl(token.substr(0, dot));
-  Result<std::string> mac = FromUrl(token.substr(dot + 1));
+  Result<std::string> claims = Base64UrlDecode(token.substr(0, dot));
+  Result<std::string> mac = Base64UrlDecode(token.substr(dot + 1));
   if (!claims.ok() || !mac.ok()) return bad;
   std::string want = Mac(*claims);
   if (mac->size() != want.size() || CRYPTO_memcmp(mac->data(), want.data(), want.size()) != 0) {
