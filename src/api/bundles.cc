@@ -14,6 +14,7 @@
 #include "api/json_util.h"
 #include "dag/bundle.h"
 #include "scheduler/bundle_cache.h"
+#include "store/identities.h"
 #include "store/pipelines.h"
 #include "store/store.h"
 
@@ -63,6 +64,37 @@ Json ImageJson(const store::BundleImage& image, const BundleImages* images) {
           {"replicated", standby ? Json(image.replicated) : Json(nullptr)}};
 }
 
+std::vector<std::string> SplitScopes(const std::string& text) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t space = text.find(' ', at);
+    if (space == std::string::npos) space = text.size();
+    if (space > at) out.push_back(text.substr(at, space - at));
+    at = space + 1;
+  }
+  return out;
+}
+
+// Of `asked`, what `who` may do: a repository belongs to the deployment whose namespace is its
+// first path component; pulling needs the deployment's viewer, pushing its editor.
+std::optional<images::RegistryAccess> Allowed(const ApiContext& ctx, const auth::Principal& who,
+                                              const images::RegistryAccess& asked) {
+  const std::string ns = asked.name.substr(0, asked.name.find('/'));
+  Result<DeploymentId> d = ctx.store->FindByNamespace(ns);
+  if (!d.ok()) return std::nullopt;
+  Result<auth::Target> target = ctx.identities->TargetOf(d->value());
+  if (!target.ok()) return std::nullopt;
+  const std::optional<auth::Role> role = auth::DeploymentRole(who, *target);
+  if (!role) return std::nullopt;
+  images::RegistryAccess out{asked.name, {}};
+  for (const std::string& action : asked.actions) {
+    if (action == "pull" || *role >= auth::Role::kEditor) out.actions.push_back(action);
+  }
+  if (out.actions.empty()) return std::nullopt;
+  return out;
+}
+
 }  // namespace
 
 void RegisterBundleRoutes(Router& r, const ApiContext& ctx) {
@@ -71,7 +103,38 @@ void RegisterBundleRoutes(Router& r, const ApiContext& ctx) {
           if (ctx.images == nullptr) {
             return NotFound("region " + ctx.region + " runs no registry");
           }
-          return JsonResponse(200, {{"url", ctx.images->registry_url()}, {"region", ctx.region}});
+          return JsonResponse(200, {{"url", ctx.images->registry_url()},
+                                    {"region", ctx.region},
+                                    {"token_auth", ctx.images->takes_tokens()}});
+        }));
+  // The registries' token realm (the Docker Registry v2 token scheme): a token granting, of the
+  // scopes asked, what the principal's roles allow — pull to a deployment's viewers, push to its
+  // editors — and nothing else, as the scheme wants (never a refusal for a scope).
+  r.Add("GET", "/api/v1/registry/token", Wrap([ctx](const Request& req) -> Result<Response> {
+          if (ctx.images == nullptr) {
+            return NotFound("region " + ctx.region + " runs no registry");
+          }
+          if (const std::string* service = req.Query("service");
+              service != nullptr && *service != images::kRegistryService) {
+            return InvalidArgument("this realm serves the service `" +
+                                   std::string(images::kRegistryService) + "`, not `" +
+                                   service->substr(0, 100) + "`");
+          }
+          std::vector<images::RegistryAccess> granted;
+          auto [from, to] = req.query.equal_range("scope");
+          for (auto it = from; it != to; ++it) {
+            // Several scopes may come in one parameter, separated by spaces.
+            for (const std::string& one : SplitScopes(it->second)) {
+              ASSIGN_OR_RETURN(images::RegistryAccess asked, images::ParseRegistryScope(one));
+              std::optional<images::RegistryAccess> allowed = Allowed(ctx, *req.principal, asked);
+              if (allowed) granted.push_back(std::move(*allowed));
+            }
+          }
+          ASSIGN_OR_RETURN(std::string token,
+                           ctx.images->RegistryToken(req.principal->name, granted));
+          return JsonResponse(200, {{"token", token},
+                                    {"access_token", token},
+                                    {"expires_in", images::kRegistryTokenSeconds}});
         }));
   const std::string path = "/api/v1/deployments/{deployment}/bundle";
   r.Add("POST", path, Wrap([ctx](const Request& req) -> Result<Response> {
@@ -105,9 +168,8 @@ void RegisterBundleRoutes(Router& r, const ApiContext& ctx) {
               return InvalidArgument("image.repository and image.digest must be strings");
             }
             if (im["repository"].get<std::string>() != repository) {
-              return InvalidArgument("image.repository must be this deployment's, '" +
-                                     repository + "', not '" +
-                                     im["repository"].get<std::string>() + "'");
+              return InvalidArgument("image.repository must be this deployment's, '" + repository +
+                                     "', not '" + im["repository"].get<std::string>() + "'");
             }
             image = store::BundleImage{repository, im["digest"].get<std::string>()};
             Result<std::map<std::string, std::string>> got =
@@ -160,8 +222,8 @@ void RegisterBundleRoutes(Router& r, const ApiContext& ctx) {
             if (rep.ok()) {
               image->replicated = true;
             } else if (!allow_unreplicated) {
-              return Unavailable("the standby's registry does not hold image " + repository +
-                                 "@" + image->digest + ": " + rep.message() +
+              return Unavailable("the standby's registry does not hold image " + repository + "@" +
+                                 image->digest + ": " + rep.message() +
                                  ". Nothing was deployed; retry when the standby is back, or "
                                  "deploy with allow_unreplicated (tandem deploy "
                                  "--allow-unreplicated) to copy it as soon as it can be");

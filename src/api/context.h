@@ -7,9 +7,11 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/metrics.h"
 #include "base/status.h"
+#include "images/registry_token.h"
 
 namespace tandem::store {
 class Store;
@@ -58,6 +60,12 @@ class BundleImages {
   // Copies the image to the standby's registry and checks its digest there, retrying up to
   // the pair's image_replication_timeout_seconds. OK at once when there is no standby.
   virtual Status Replicate(const std::string& repository, const std::string& digest) = 0;
+  // Whether the registries want bearer tokens (RegistryToken), from /api/v1/registry/token.
+  virtual bool takes_tokens() const = 0;
+  // A bearer token for the pair's registries (images/registry_token.h) naming `subject` and
+  // granting `access`. FailedPrecondition when the registries take no tokens (no TLS).
+  virtual Result<std::string> RegistryToken(const std::string& subject,
+                                            const std::vector<images::RegistryAccess>& access) = 0;
 };
 
 struct ApiContext {

@@ -30,9 +30,11 @@
 #include "app/call.h"
 #include "base/clock.h"
 #include "base/fs.h"
+#include "base/text.h"
 #include "images/oci_image.h"
 #include "images/registry.h"
 #include "images/registry_client.h"
+#include "images/registry_token.h"
 
 namespace tandem::app {
 namespace {
@@ -281,8 +283,9 @@ int Fetch(const Globals& g, const std::string& method, const std::string& path, 
 // ---- commands
 
 // The region's registry: *url is set from GET /api/v1/registry, or left empty when the region
-// runs none (404). On failure prints the error and returns the exit code.
-int RegistryUrl(const Globals& g, std::string* url) {
+// runs none (404), and *tokens to whether it wants bearer tokens from the region's realm. On
+// failure prints the error and returns the exit code.
+int RegistryUrl(const Globals& g, std::string* url, bool* tokens) {
   Result<HttpResult> r = Send(g, "GET", "/api/v1/registry", nullptr);
   if (!r.ok()) return Fail(r.status());
   if (r->status == 404) return 0;
@@ -292,22 +295,44 @@ int RegistryUrl(const Globals& g, std::string* url) {
     return Fail(Internal("the region's GET /api/v1/registry answered without a registry url"));
   }
   *url = j["url"].get<std::string>();
+  *tokens = j.value("token_auth", false);
   return 0;
+}
+
+// Registry tokens from the region's realm, for the CLI's own credential.
+Result<std::string> RealmToken(const Globals& g, const std::string& scope) {
+  std::string path = std::string("/api/v1/registry/token?service=") + images::kRegistryService;
+  if (!scope.empty()) path += "&scope=" + PercentEncode(scope);
+  ASSIGN_OR_RETURN(HttpResult r, Send(g, "GET", path, nullptr));
+  Json j = Json::parse(r.body, nullptr, false);
+  if (r.status != 200) {
+    std::string detail = j.is_object() ? j.value("detail", r.body) : r.body;
+    return Status(r.status == 401   ? Code::kUnauthenticated
+                  : r.status == 403 ? Code::kPermissionDenied
+                                    : Code::kUnavailable,
+                  "the region's token realm answered " + std::to_string(r.status) + ": " +
+                      detail.substr(0, 300));
+  }
+  if (!j.is_object() || !j.contains("token") || !j["token"].is_string()) {
+    return Internal("the region's token realm answered without a token");
+  }
+  return j["token"].get<std::string>();
 }
 
 // Packages `files` as an image and pushes it to the registry at `url`, as `repository` by
 // digest and as "latest". Sets *digest to the image's manifest digest. On failure prints the
 // error, naming the registry, and returns the exit code.
-int PushBundleImage(const Globals& g, const std::string& url, const std::string& repository,
-                    const Json& files, std::string* digest) {
+int PushBundleImage(const Globals& g, const std::string& url, bool tokens,
+                    const std::string& repository, const Json& files, std::string* digest) {
   Result<std::string> ca_file = ResolveCaFile(g.target);
   if (!ca_file.ok()) return Fail(ca_file.status());
   images::Files contents;
   for (const auto& [path, text] : files.items()) contents[path] = text.get<std::string>();
   Result<images::Image> image = images::BuildImage(contents);
   if (!image.ok()) return Fail(image.status().WithContext("packaging the bundle as an image"));
-  Result<images::RegistryPtr> registry =
-      images::NewRegistryClient({.url = url, .trust = {*ca_file}});
+  images::RegistryClientOptions o{.url = url, .trust = {*ca_file}};
+  if (tokens) o.token = [&g](const std::string& scope) { return RealmToken(g, scope); };
+  Result<images::RegistryPtr> registry = images::NewRegistryClient(std::move(o));
   if (!registry.ok()) {
     return Fail(Internal("the region named a registry this CLI cannot use: " +
                          registry.status().message()));
@@ -322,8 +347,14 @@ int PushBundleImage(const Globals& g, const std::string& url, const std::string&
         up.code(), "cannot reach the registry at " + url + ": " + why + "; nothing was deployed"));
   }
   if (Status s = images::PushImage(**registry, repository, "latest", *image); !s.ok()) {
+    std::string hint;
+    if (tokens && s.code() == Code::kUnauthenticated) {
+      hint =
+          " (the region's realm gave this credential no right to push there: deploying needs "
+          "the deployment's editor role)";
+    }
     return Fail(Status(s.code(), "pushing the image to the registry at " + url +
-                                     " failed; nothing was deployed: " + s.message()));
+                                     " failed; nothing was deployed" + hint + ": " + s.message()));
   }
   *digest = image->digest;
   return 0;
@@ -337,7 +368,8 @@ int BundleBody(const Globals& g, const Args& a, const std::string& deployment_pa
   Json deployment;
   if (int code = Fetch(g, "GET", deployment_path, nullptr, &deployment); code != 0) return code;
   std::string url;
-  if (int code = RegistryUrl(g, &url); code != 0) return code;
+  bool tokens = false;
+  if (int code = RegistryUrl(g, &url, &tokens); code != 0) return code;
   if (url.empty()) {
     fprintf(stderr,
             "the region runs no registry: uploading the files themselves, without an image\n");
@@ -354,7 +386,9 @@ int BundleBody(const Globals& g, const Args& a, const std::string& deployment_pa
                                 " makes no valid image repository: " + s.message()));
   }
   std::string digest;
-  if (int code = PushBundleImage(g, url, repository, files, &digest); code != 0) return code;
+  if (int code = PushBundleImage(g, url, tokens, repository, files, &digest); code != 0) {
+    return code;
+  }
   *body = {{"image", {{"repository", repository}, {"digest", digest}}},
            {"allow_unreplicated", a.allow_unreplicated}};
   return 0;

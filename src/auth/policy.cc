@@ -32,6 +32,7 @@ constexpr std::array kRules = {
     Rule{"/api/v1/users", false, Need::kPlatformOwner, Need::kPlatformOwner},
     Rule{"/api/v1/keys", false, Need::kPlatformOwner, Need::kPlatformOwner},
     Rule{"/api/v1/registry", true, Need::kAuthenticated, Need::kAuthenticated},
+    Rule{"/api/v1/registry/token", true, Need::kAuthenticated, Need::kAuthenticated},
     Rule{"/api/v1/audit", true, Need::kPlatformViewer, Need::kPlatformOwner},
     // Workspaces: everyone lists those they can see; creating one is the platform's.
     Rule{"/api/v1/workspaces", true, Need::kAuthenticated, Need::kPlatformOwner},

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 
@@ -11,6 +12,11 @@ namespace tandem {
 using Duration = std::chrono::nanoseconds;
 using MonoTime = std::chrono::steady_clock::time_point;
 using WallTime = std::chrono::system_clock::time_point;
+
+// Whole seconds since the Unix epoch, as tokens carry time.
+inline int64_t UnixSeconds(WallTime t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
 
 class Clock {
  public:

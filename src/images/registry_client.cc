@@ -4,11 +4,13 @@
 
 #include <charconv>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "base/text.h"
 #include "images/digest.h"
+#include "images/registry_token.h"
 #include "tls/http_client.h"
 
 namespace tandem::images {
@@ -149,7 +151,7 @@ class HttpRegistry final : public Registry {
 
   Status Ping() override {
     const std::string where = "registry " + o_.url;
-    auto cli = Connect(ep_);
+    ASSIGN_OR_RETURN(auto cli, Connect(ep_, ""));
     auto r = cli->Get("/v2/");
     if (!r) return TransportError(where, "GET /v2/", *cli, r.error(), o_.trust);
     if (r->status == 200) return Status::Ok();
@@ -160,7 +162,7 @@ class HttpRegistry final : public Registry {
                                           const std::string& digest) override {
     RETURN_IF_ERROR(CheckNames(repository, digest));
     const std::string where = Where(repository, "blob " + digest);
-    auto cli = Connect(ep_);
+    ASSIGN_OR_RETURN(auto cli, Connect(ep_, RegistryScope(repository, false)));
     cli->set_follow_location(true);
     auto r = cli->Head(BlobPath(repository, digest));
     if (!r) return TransportError(where, "HEAD", *cli, r.error(), o_.trust);
@@ -179,7 +181,8 @@ class HttpRegistry final : public Registry {
                  std::string_view data) override {
     RETURN_IF_ERROR(CheckNames(repository, digest));
     const std::string where = Where(repository, "blob " + digest);
-    auto cli = Connect(ep_);
+    const std::string scope = RegistryScope(repository, true);
+    ASSIGN_OR_RETURN(auto cli, Connect(ep_, scope));
     const std::string start = "/v2/" + repository + "/blobs/uploads/";
     auto r = cli->Post(start, httplib::Headers{}, "", 0, "application/octet-stream");
     if (!r) return TransportError(where, "POST " + start, *cli, r.error(), o_.trust);
@@ -202,8 +205,12 @@ class HttpRegistry final : public Registry {
     if (target.empty()) target = "/";
     target += target.find('?') == std::string::npos ? '?' : '&';
     target += "digest=" + PercentEncode(digest);
-    auto up = ep.host == ep_.host && ep.port == ep_.port && ep.https == ep_.https ? std::move(cli)
-                                                                                  : Connect(ep);
+    std::unique_ptr<httplib::Client> up;
+    if (ep.host == ep_.host && ep.port == ep_.port && ep.https == ep_.https) {
+      up = std::move(cli);
+    } else {
+      ASSIGN_OR_RETURN(up, Connect(ep, scope));
+    }
     auto p =
         up->Put(target, httplib::Headers{}, data.data(), data.size(), "application/octet-stream");
     if (!p)
@@ -223,7 +230,7 @@ class HttpRegistry final : public Registry {
                               int64_t max_bytes) override {
     RETURN_IF_ERROR(CheckNames(repository, digest));
     const std::string where = Where(repository, "blob " + digest);
-    auto cli = Connect(ep_);
+    ASSIGN_OR_RETURN(auto cli, Connect(ep_, RegistryScope(repository, false)));
     cli->set_follow_location(true);
     Sha256Digester hasher;
     std::string data, error_body, header_digest;
@@ -283,7 +290,7 @@ class HttpRegistry final : public Registry {
     if (IsDigestReference(reference) && reference != digest) {
       return InvalidArgument(where + ": the manifest's digest is " + digest);
     }
-    auto cli = Connect(ep_);
+    ASSIGN_OR_RETURN(auto cli, Connect(ep_, RegistryScope(repository, true)));
     auto r = cli->Put(ManifestPath(repository, reference), httplib::Headers{}, bytes.data(),
                       bytes.size(), media_type.c_str());
     if (!r) return TransportError(where, "PUT", *cli, r.error(), o_.trust);
@@ -302,7 +309,7 @@ class HttpRegistry final : public Registry {
                                    const std::string& reference) override {
     RETURN_IF_ERROR(CheckNames(repository, reference));
     const std::string where = Where(repository, "manifest " + reference);
-    auto cli = Connect(ep_);
+    ASSIGN_OR_RETURN(auto cli, Connect(ep_, RegistryScope(repository, false)));
     cli->set_follow_location(true);
     std::string body;
     bool too_large = false;
@@ -343,7 +350,7 @@ class HttpRegistry final : public Registry {
                                                   const std::string& reference) override {
     RETURN_IF_ERROR(CheckNames(repository, reference));
     const std::string where = Where(repository, "manifest " + reference);
-    auto cli = Connect(ep_);
+    ASSIGN_OR_RETURN(auto cli, Connect(ep_, RegistryScope(repository, false)));
     cli->set_follow_location(true);
     auto r = cli->Head(ManifestPath(repository, reference), {{"Accept", ManifestAccept()}});
     if (!r) return TransportError(where, "HEAD", *cli, r.error(), o_.trust);
@@ -365,9 +372,14 @@ class HttpRegistry final : public Registry {
   }
 
  private:
-  std::unique_ptr<httplib::Client> Connect(const Endpoint& ep) const {
+  // A client for `ep`, carrying a token for `scope` when the registry wants tokens.
+  Result<std::unique_ptr<httplib::Client>> Connect(const Endpoint& ep,
+                                                   const std::string& scope) const {
     auto cli = tls::NewHttpClient(ep.https, ep.host, ep.port, o_.trust);
-    if (!o_.username.empty()) cli->set_basic_auth(o_.username, o_.password);
+    if (o_.token) {
+      ASSIGN_OR_RETURN(std::string token, TokenFor(scope));
+      cli->set_bearer_token_auth(token);
+    }
     auto split = [](Duration d) {
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
       return std::pair<time_t, time_t>(static_cast<time_t>(us / 1000000),
@@ -383,6 +395,24 @@ class HttpRegistry final : public Registry {
     cli->set_url_encode(false);
     cli->set_default_headers({{"User-Agent", "tandem"}});
     return cli;
+  }
+
+  Result<std::string> TokenFor(const std::string& scope) const {
+    const MonoTime now = RealClock().Now();
+    {
+      std::lock_guard lock(tokens_mu_);
+      auto it = tokens_.find(scope);
+      if (it != tokens_.end() && now < it->second.second) return it->second.first;
+    }
+    auto token = o_.token(scope);
+    if (!token.ok()) {
+      return Status(token.status().code(), "registry " + o_.url + ": no token for " +
+                                               (scope.empty() ? "the registry" : scope) + ": " +
+                                               token.status().message());
+    }
+    std::lock_guard lock(tokens_mu_);
+    tokens_[scope] = {*token, now + std::chrono::minutes(1)};
+    return *token;
   }
 
   std::string Where(const std::string& repository, const std::string& what) const {
@@ -403,6 +433,9 @@ class HttpRegistry final : public Registry {
 
   RegistryClientOptions o_;  // constant after construction
   const Endpoint ep_;
+  mutable std::mutex tokens_mu_;
+  // scope -> (token, reused until)
+  mutable std::map<std::string, std::pair<std::string, MonoTime>> tokens_;
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
-// RegistryClient: a Registry reached over the Registry HTTP API v2 (the OCI distribution spec)
-// without authentication, over plain HTTP (registries tandem runs listen on a region's own
-// address).
+// RegistryClient: a Registry reached over the Registry HTTP API v2 (the OCI distribution spec),
+// over HTTPS (verified) or plain HTTP, with a bearer token on every request when given a token
+// source (registry_token.h): reads ask for the repository's "pull" scope, writes for
+// "pull,push", GET /v2/ for none.
 //
 //   ping              GET  /v2/                                      200
 //   stat blob         HEAD /v2/<name>/blobs/<digest>                 200 | 404
@@ -19,6 +20,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "base/clock.h"
@@ -30,9 +32,10 @@ namespace tandem::images {
 struct RegistryClientOptions {
   std::string url;   // "http://host:port" or "https://host:port"
   tls::Trust trust;  // for https: the CA the registry's certificate must chain to
-  // Sent with every request (HTTP basic) when set: the registry's own user (RegistryServer).
-  std::string username;
-  std::string password;
+  // Gives a bearer token for a scope ("repository:<name>:pull", "" for GET /v2/): a region mints
+  // its own, the CLI asks the region's realm. Each token is reused for a minute (it lasts five).
+  // Unset: requests carry no credential.
+  std::function<Result<std::string>(const std::string& scope)> token;
   Duration connect_timeout = std::chrono::seconds(5);
   // Bounds each wait for the socket (a stalled transfer), not a whole transfer.
   Duration io_timeout = std::chrono::seconds(30);

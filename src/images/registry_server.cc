@@ -13,6 +13,7 @@
 #include "base/fs.h"
 #include "base/net.h"
 #include "base/random.h"
+#include "images/registry_token.h"
 #include "tls/http_client.h"
 
 namespace tandem::images {
@@ -23,6 +24,7 @@ using namespace std::chrono_literals;
 // A YAML double-quoted scalar (JSON string syntax is valid YAML).
 std::string Quote(const std::string& s) { return nlohmann::json(s).dump(); }
 
+// GET /v2/ answers 200, or, with token auth, 401 with a bearer challenge.
 bool AnswersApi(const RegistryServerOptions& o) {
   auto client = tls::NewHttpClient(!o.tls_cert_file.empty(), o.host, o.port, o.trust);
   httplib::Client& cli = *client;
@@ -30,7 +32,9 @@ bool AnswersApi(const RegistryServerOptions& o) {
   cli.set_read_timeout(1, 0);
   cli.set_keep_alive(false);
   auto r = cli.Get("/v2/");
-  return r && r->status == 200;
+  if (!r) return false;
+  if (o.token_realm.empty()) return r->status == 200;
+  return r->status == 401 && r->get_header_value("WWW-Authenticate").starts_with("Bearer ");
 }
 
 long FileSize(const std::string& path) {
@@ -43,6 +47,11 @@ long FileSize(const std::string& path) {
 Result<std::unique_ptr<RegistryServer>> RegistryServer::Create(RegistryServerOptions options) {
   if (options.state_dir.empty() || options.state_dir[0] != '/') {
     return InvalidArgument("the registry's state directory must be an absolute path");
+  }
+  if (!options.token_realm.empty() &&
+      (options.tls_cert_file.empty() || options.trust.ca_file.empty())) {
+    return InvalidArgument(
+        "registry token auth needs TLS and a CA file: tokens are checked against the CA");
   }
   if (options.port <= 0 || options.port > 65535) {
     return InvalidArgument("registry port out of range: " + std::to_string(options.port));
@@ -91,6 +100,14 @@ std::string RegistryServer::ConfigYaml(const RegistryServerOptions& options,
   }
   y += "  headers:\n";
   y += "    X-Content-Type-Options: [nosniff]\n";
+  if (!options.token_realm.empty()) {
+    y += "auth:\n";
+    y += "  token:\n";
+    y += "    realm: " + Quote(options.token_realm) + "\n";
+    y += "    service: " + Quote(kRegistryService) + "\n";
+    y += "    issuer: " + Quote(kRegistryTokenIssuer) + "\n";
+    y += "    rootcertbundle: " + Quote(options.state_dir + "/token-ca.crt") + "\n";
+  }
   y += "health:\n";
   y += "  storagedriver:\n";
   y += "    enabled: false\n";
@@ -131,6 +148,10 @@ Status RegistryServer::PrepareLocked() {
     ASSIGN_OR_RETURN(std::string key, ReadFile(o_.tls_key_file));
     RETURN_IF_ERROR(WriteFileAtomicAs(o_.state_dir + "/tls.crt", cert, 0600, uid, gid));
     RETURN_IF_ERROR(WriteFileAtomicAs(o_.state_dir + "/tls.key", key, 0600, uid, gid));
+  }
+  if (!o_.token_realm.empty()) {
+    ASSIGN_OR_RETURN(std::string ca, ReadFile(o_.trust.ca_file));
+    RETURN_IF_ERROR(WriteFileAtomicAs(o_.state_dir + "/token-ca.crt", ca, 0600, uid, gid));
   }
   return WriteFileAtomicAs(config_path(), ConfigYaml(o_, data_dir(), secret), 0600, uid, gid);
 }

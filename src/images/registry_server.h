@@ -13,7 +13,9 @@
 // originals may be readable by root only), with deletes disabled — nothing of the platform
 // deletes an image, so nobody may — no storage health check, no redirects and warn-level logs. It
 // is started with AWS_CA_BUNDLE unset (its S3 code can panic at start on a bundle it cannot use)
-// and stopped by PID: SIGTERM, then SIGKILL after a bound.
+// and stopped by PID: SIGTERM, then SIGKILL after a bound. With a token realm it requires a
+// bearer token on every request (auth.token, with the CA copied to token-ca.crt as the bundle
+// tokens must chain to): docs/security.md, "Registries".
 //
 // Running as root: the registry does not refuse root as PostgreSQL does, but it is a network
 // server that writes whatever clients upload, so it is given the region's unprivileged user too
@@ -50,6 +52,10 @@ struct RegistryServerOptions {
   std::string tls_cert_file;
   std::string tls_key_file;
   tls::Trust trust;
+  // Token auth (registry_token.h): every request needs a bearer token whose certificate chains
+  // to trust.ca_file, and clients without one are sent to this realm for it. Empty: no auth.
+  // REQUIRES: TLS and trust.ca_file when set (Create refuses otherwise).
+  std::string token_realm;
   Duration stop_grace = std::chrono::seconds(10);  // SIGTERM, then SIGKILL
 };
 

@@ -6,6 +6,7 @@
 #include "images/registry.h"
 #include "images/registry_client.h"
 #include "images/registry_server.h"
+#include "images/registry_token.h"
 #include "images/replicate.h"
 #include "store/pipelines.h"
 
@@ -33,21 +34,37 @@ Result<std::unique_ptr<RegionImages>> RegionImages::Start(const RegionConfig& cf
   o.host = cfg.address;
   o.port = cfg.registry->port;
   o.run_as = run_as;
+  // The region's own calls on either registry carry tokens it signs itself, for what each
+  // call needs; nobody else's reach the registries without the realm's.
+  std::function<Result<std::string>(const std::string&)> token;
   if (cfg.tls) {
     o.tls_cert_file = cfg.tls->cert_file;
     o.tls_key_file = cfg.tls->key_file;
     o.trust = cfg.trust();
+    o.token_realm = cfg.url() + "/api/v1/registry/token";
+    ASSIGN_OR_RETURN(r->signer_,
+                     images::RegistryTokenSigner::FromFiles(cfg.tls->cert_file, cfg.tls->key_file));
+    token = [signer = r->signer_,
+             subject = "region " + cfg.name](const std::string& scope) -> Result<std::string> {
+      std::vector<images::RegistryAccess> access;
+      if (!scope.empty()) {
+        ASSIGN_OR_RETURN(images::RegistryAccess a, images::ParseRegistryScope(scope));
+        access.push_back(std::move(a));
+      }
+      return signer->Sign(subject, access, UnixSeconds(RealClock().Wall()));
+    };
   }
   ASSIGN_OR_RETURN(r->server_, images::RegistryServer::Create(o));
   Status s = r->server_->Start(30s);
   if (!s.ok()) return s.WithContext("the region's OCI registry");
-  ASSIGN_OR_RETURN(r->own_,
-                   images::NewRegistryClient({.url = r->server_->url(), .trust = cfg.trust()}));
+  ASSIGN_OR_RETURN(r->own_, images::NewRegistryClient(
+                                {.url = r->server_->url(), .trust = cfg.trust(), .token = token}));
   if (cfg.dr && cfg.dr->peer.registry_port > 0) {
     r->peer_name_ = cfg.dr->peer.name;
     r->replicate_timeout_ = std::chrono::seconds(cfg.dr->image_replication_timeout_seconds);
     ASSIGN_OR_RETURN(r->peer_, images::NewRegistryClient({.url = cfg.dr->peer.registry_url(),
                                                           .trust = cfg.trust(),
+                                                          .token = token,
                                                           .connect_timeout = 2s,
                                                           .io_timeout = 30s}));
   }
@@ -98,6 +115,16 @@ void RegionImages::Supervise() {
 }
 
 std::string RegionImages::registry_url() const { return server_->url(); }
+
+Result<std::string> RegionImages::RegistryToken(const std::string& subject,
+                                                const std::vector<images::RegistryAccess>& access) {
+  if (!signer_) {
+    return FailedPrecondition("region " + region_ +
+                              "'s registry serves plain HTTP and takes no tokens (give the region "
+                              "a tls section)");
+  }
+  return signer_->Sign(subject, access, UnixSeconds(RealClock().Wall()));
+}
 
 Result<RegionImages::Published> RegionImages::Publish(
     const std::string& repository, const std::map<std::string, std::string>& files) {

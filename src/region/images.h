@@ -62,6 +62,9 @@ class RegionImages final : public api::BundleImages {
                                                    const std::string& digest,
                                                    int64_t* bytes) override;
   Status Replicate(const std::string& repository, const std::string& digest) override;
+  bool takes_tokens() const override { return signer_ != nullptr; }
+  Result<std::string> RegistryToken(const std::string& subject,
+                                    const std::vector<images::RegistryAccess>& access) override;
 
   // Images the standby lacks, and the last reason one could not be copied ("" after success).
   std::pair<int64_t, std::string> Backlog() const;
@@ -74,6 +77,8 @@ class RegionImages final : public api::BundleImages {
   std::string region_;
   Duration replicate_timeout_{};
   std::unique_ptr<images::RegistryServer> server_;
+  // Signs registry tokens with the region's TLS key; null without TLS (no registry auth).
+  std::shared_ptr<const images::RegistryTokenSigner> signer_;
   std::unique_ptr<images::Registry> own_;
   std::unique_ptr<images::Registry> peer_;  // null: no standby registry
   std::string peer_name_;

@@ -24,6 +24,7 @@
 
 #include "base/fs.h"
 #include "base/process.h"
+#include "crypto/secret_box.h"
 #include "harness/pair_harness.h"
 #include "logs/log_store.h"
 #include "rpc/client.h"
@@ -34,6 +35,7 @@ namespace {
 using namespace std::chrono_literals;
 using Json = nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
+using Headers = std::vector<std::pair<std::string, std::string>>;
 
 Json Body(const HttpReply& r) {
   Json j = Json::parse(r.body, nullptr, false);
@@ -97,9 +99,10 @@ std::string Tail(const std::string& log) {
 }
 
 // `skopeo inspect --tls-verify=false docker://<host:port>/<repository>@<digest>`: the Digest it
-// prints, or the error.
+// prints, or the error. Over https, with `token` (from a region's realm) when not empty.
 Result<std::string> SkopeoDigest(const std::string& registry_url, const std::string& repository,
-                                 const std::string& digest, const std::string& ca_dir = "") {
+                                 const std::string& digest, const std::string& ca_dir = "",
+                                 const std::string& token = "") {
   // Over https the registry's certificate is checked against the pair's CA, alone in its
   // directory (skopeo reads every *.crt there as a CA, and wants a .cert beside every .key).
   const bool https = registry_url.starts_with("https://");
@@ -107,6 +110,7 @@ Result<std::string> SkopeoDigest(const std::string& registry_url, const std::str
   std::vector<std::string> argv = {"/usr/bin/skopeo", "inspect"};
   if (https) {
     argv.push_back("--cert-dir=" + ca_dir);
+    if (!token.empty()) argv.push_back("--registry-token=" + token);
   } else {
     argv.emplace_back("--tls-verify=false");
   }
@@ -262,6 +266,37 @@ class PairDataTest : public ::testing::Test {
       }
     }
     return out;
+  }
+
+  // A registry token from `region`'s realm for `scope`, asked with `bearer` (the harness's owner
+  // credential when empty); "" when refused.
+  std::string RealmToken(const std::string& region, const std::string& scope,
+                         const std::string& bearer = "") {
+    Headers h;
+    if (!bearer.empty()) h.emplace_back("Authorization", "Bearer " + bearer);
+    HttpReply r = Http(Url(region), "GET",
+                       "/api/v1/registry/token?service=tandem-registry&scope=" + scope, "", h);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return Str(Body(r), "token");
+  }
+
+  // The actions a registry token grants on its first repository (null when none), read from
+  // its claims.
+  static Json GrantedActions(const std::string& token) {
+    const size_t a = token.find('.'), b = token.rfind('.');
+    if (a == std::string::npos || a == b) return "not a token";
+    Result<std::string> claims = Base64UrlDecode(token.substr(a + 1, b - a - 1));
+    if (!claims.ok()) return "bad claims";
+    const Json access = Json::parse(*claims)["access"];
+    return access.empty() ? Json(nullptr) : access[0]["actions"];
+  }
+
+  // A new API token of deployment `id` with `role`.
+  std::string NewToken(const std::string& region, const std::string& id, const std::string& role) {
+    HttpReply r = Call(region, "POST", "/api/v1/deployments/" + id + "/tokens",
+                       {{"name", "t-" + role}, {"role", role}});
+    EXPECT_EQ(r.status, 201) << r.body;
+    return Str(Body(r), "token");
   }
 
   // The control plane's events, oldest first.
@@ -470,12 +505,33 @@ TEST_F(PairDataTest, ImagesFollowThePair) {
   const std::string repository = Str(image, "repository");
   const std::string digest = Str(image, "digest");
   ASSERT_EQ(digest.rfind("sha256:", 0), 0u) << d.body;
+  // Both registries want a token; region-a's realm gives one for pulling that either takes.
+  const std::string pull = RealmToken("region-a", "repository:" + repository + ":pull");
+  ASSERT_FALSE(pull.empty());
   for (const char* region : {"region-a", "region-b"}) {
     Result<std::string> seen =
-        SkopeoDigest(pair_->registry_url(region), repository, digest, ca_dir);
+        SkopeoDigest(pair_->registry_url(region), repository, digest, ca_dir, pull);
     ASSERT_TRUE(seen.ok()) << region << ": " << seen.status().ToString();
     EXPECT_EQ(*seen, digest) << region;
+    Result<std::string> anonymous =
+        SkopeoDigest(pair_->registry_url(region), repository, digest, ca_dir);
+    EXPECT_FALSE(anonymous.ok()) << region << " let an anonymous client read";
   }
+  // The realm grants what the principal's roles allow: a deployment viewer may pull, not push;
+  // another deployment's editor, nothing here; nobody, without a credential.
+  const std::string viewer = NewToken("region-a", id, "viewer");
+  const std::string other = CreateDeployment("region-a", "images-other");
+  const std::string stranger = NewToken("region-a", other, "editor");
+  const std::string both = "repository:" + repository + ":pull,push";
+  EXPECT_EQ(GrantedActions(RealmToken("region-a", both, viewer)), Json::array({"pull"}));
+  EXPECT_EQ(GrantedActions(RealmToken("region-a", both)), Json::array({"pull", "push"}));
+  EXPECT_EQ(GrantedActions(RealmToken("region-a", both, stranger)), Json(nullptr));
+  HttpReply anonymous =
+      Http(Url("region-a"), "GET", "/api/v1/registry/token?service=tandem-registry&scope=" + both,
+           "", {{"Authorization", ""}});
+  EXPECT_EQ(anonymous.status, 401) << anonymous.body;
+  HttpReply bad_scope = Call("region-a", "GET", "/api/v1/registry/token?scope=registry:catalog:*");
+  EXPECT_EQ(bad_scope.status, 422) << bad_scope.body;
   const Json before = GetBundle("region-a", id);
   EXPECT_EQ(before["image"]["digest"], digest) << before.dump(2);
 
@@ -498,7 +554,8 @@ TEST_F(PairDataTest, ImagesFollowThePair) {
   EXPECT_NE(digest2, digest);
   EXPECT_EQ(Str(image2, "repository"), repository);
   Result<std::string> on_a =
-      SkopeoDigest(pair_->registry_url("region-a"), repository, digest2, ca_dir);
+      SkopeoDigest(pair_->registry_url("region-a"), repository, digest2, ca_dir,
+                   RealmToken("region-b", "repository:" + repository + ":pull"));
   ASSERT_TRUE(on_a.ok()) << on_a.status().ToString();
   EXPECT_EQ(*on_a, digest2);
   EXPECT_EQ(GetBundle("region-b", id)["image"]["digest"], digest2);

@@ -177,10 +177,10 @@ TEST_F(UpTest, StartsServesRestartsAndStops) {
   // Every listener speaks TLS only, with a certificate of the platform's CA.
   EXPECT_EQ(Http("http://127.0.0.1:" + std::to_string(http_port_), "GET", "/readyz").status, 0);
   EXPECT_EQ(Http(region_url, "GET", "/readyz", "", {}, ca).status, 200);
-  EXPECT_EQ(Http("https://127.0.0.1:" + std::to_string(registry_port_), "GET", "/v2/", "",
-                 {{"Authorization", ""}}, ca)
-                .status,
-            200);
+  // The registries want a token from a region's realm.
+  HttpReply registry = Http("https://127.0.0.1:" + std::to_string(registry_port_), "GET", "/v2/",
+                            "", {{"Authorization", ""}}, ca);
+  EXPECT_EQ(registry.status, 401) << registry.body;
   EXPECT_EQ(Http(region_url, "GET", "/readyz").status, 0) << "trusted without the CA";
   for (const char* key : {"ca.key", "control.key", "region-a.key", "region-b.key"}) {
     struct stat st {};
@@ -194,8 +194,7 @@ TEST_F(UpTest, StartsServesRestartsAndStops) {
     ASSERT_TRUE(WriteFileAtomic(state_ + "/other-ca.crt", other->certificate).ok());
     CliRun refused = Cli({"--ca-file", state_ + "/other-ca.crt", "deployment", "list"});
     EXPECT_NE(refused.exit_code, 0) << refused.output;
-    EXPECT_NE(refused.output.find("certificate was refused"), std::string::npos)
-        << refused.output;
+    EXPECT_NE(refused.output.find("certificate was refused"), std::string::npos) << refused.output;
     EXPECT_NE(refused.output.find("not signed by the CA in " + state_ + "/other-ca.crt"),
               std::string::npos)
         << refused.output;
@@ -226,6 +225,25 @@ TEST_F(UpTest, StartsServesRestartsAndStops) {
   EXPECT_EQ(listed.exit_code, 0) << listed.output;
   EXPECT_NE(listed.output.find("reader"), std::string::npos) << listed.output;
   EXPECT_EQ(listed.output.find(reader), std::string::npos) << "the list shows the token";
+
+  // `tandem deploy` pushes the bundle's image with a token from the region's realm. A viewer's
+  // credential gets none for pushing: its deploy fails, and nothing is deployed.
+  ASSERT_TRUE(MakeDirs(state_ + "/dags").ok());
+  ASSERT_TRUE(WriteFileAtomic(state_ + "/dags/hello.yaml",
+                              "hello:\n  schedule: null\n  tasks:\n    hi:\n      operator: "
+                              "bash\n      bash_command: echo hi\n")
+                  .ok());
+  ASSERT_TRUE(WriteFileAtomic(state_ + "/reader.token", reader + "\n", 0600).ok());
+  CliRun denied =
+      Cli({"--token-file", state_ + "/reader.token", "deploy", "up-dep", state_ + "/dags"});
+  EXPECT_NE(denied.exit_code, 0) << denied.output;
+  EXPECT_NE(denied.output.find("nothing was deployed"), std::string::npos) << denied.output;
+  EXPECT_NE(denied.output.find("deploying needs the deployment's editor role"), std::string::npos)
+      << denied.output;
+  CliRun deployed = Cli({"deploy", "up-dep", state_ + "/dags"});
+  EXPECT_EQ(deployed.exit_code, 0) << deployed.output << Output();
+  EXPECT_NE(deployed.output.find("replicated to the standby"), std::string::npos)
+      << deployed.output;
 
   // A region that dies is restarted by `up`; what was acknowledged is still there.
   pid_t region = RegionPid();
