@@ -43,7 +43,7 @@ using namespace std::chrono_literals;
   return true;
 }();
 
-// SetTestCaFile's; one test per process, so one CA.
+// SetTestCaFile's: the CA of the last pair or region a test of this process started.
 std::string& TestCaFile() {
   static std::string ca;
   return ca;
@@ -211,6 +211,8 @@ Result<std::unique_ptr<RegionProcess>> RegionProcess::Create(Options o) {
     RETURN_IF_ERROR(WriteFileAtomic(p->dir_ + "/region.crt", pem.certificate));
     tls_yaml = "tls:\n  cert_file: region.crt\n  key_file: region.key\n  ca_file: ca/ca.crt\n";
     SetTestCaFile(p->ca_file());
+  } else {
+    SetTestCaFile("");  // a CA an earlier test of this process set is not this one's
   }
   std::string yaml =
       "region:\n  name: test-region\n  address: 127.0.0.1\n  http_port: " +
