@@ -31,17 +31,33 @@ Client::Client(std::string base_url, std::string bearer, Duration timeout,
   port_ = colon == std::string::npos ? (https_ ? 443 : 80) : std::atoi(rest.c_str() + colon + 1);
 }
 
-Result<Reply> Client::Call(const std::string& method, const std::string& path,
-                           const std::string& body) const {
-  std::unique_ptr<httplib::Client> client = tls::NewHttpClient(https_, host_, port_, trust_);
-  httplib::Client& cli = *client;
+struct Client::Connection {
+  std::unique_ptr<httplib::Client> http;
+  std::chrono::steady_clock::time_point last_used;
+};
+
+Client::~Client() = default;
+
+std::unique_ptr<Client::Connection> Client::Take() const {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mu_);
+    while (!idle_.empty()) {
+      std::unique_ptr<Connection> c = std::move(idle_.back());
+      idle_.pop_back();
+      if (now - c->last_used <= kReuseIdle) return c;
+    }
+  }
+  auto c = std::make_unique<Connection>();
+  c->http = tls::NewHttpClient(https_, host_, port_, trust_);
+  httplib::Client& cli = *c->http;
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(timeout_).count();
   time_t sec = static_cast<time_t>(us / 1000000);
   time_t usec = static_cast<time_t>(us % 1000000);
   cli.set_connection_timeout(sec, usec);
   cli.set_read_timeout(sec, usec);
   cli.set_write_timeout(sec, usec);
-  cli.set_keep_alive(false);
+  cli.set_keep_alive(true);
   if (!source_.empty()) {
     in_addr src{};
     if (inet_pton(AF_INET, source_.c_str(), &src) == 1) {
@@ -55,6 +71,20 @@ Result<Reply> Client::Call(const std::string& method, const std::string& path,
       });
     }
   }
+  return c;
+}
+
+void Client::GiveBack(std::unique_ptr<Connection> c) const {
+  constexpr size_t kMaxIdle = 4;
+  c->last_used = std::chrono::steady_clock::now();
+  std::lock_guard lock(mu_);
+  if (idle_.size() < kMaxIdle) idle_.push_back(std::move(c));
+}
+
+Result<Reply> Client::Call(const std::string& method, const std::string& path,
+                           const std::string& body) const {
+  std::unique_ptr<Connection> conn = Take();
+  httplib::Client& cli = *conn->http;
   httplib::Headers h;
   if (!bearer_.empty()) h.emplace("Authorization", "Bearer " + bearer_);
   auto send = [&]() -> std::optional<httplib::Result> {
@@ -71,7 +101,10 @@ Result<Reply> Client::Call(const std::string& method, const std::string& path,
     return Unavailable(base_ + " did not answer " + method + " " + path + ": " +
                        tls::DescribeError(cli, r.error(), trust_));
   }
-  return Reply{r->status, r->body};
+  Reply reply{r->status, r->body};
+  // A peer that closes after answering (Connection: close) leaves nothing worth keeping.
+  if (r->get_header_value("Connection") != "close") GiveBack(std::move(conn));
+  return reply;
 }
 
 Result<std::string> Client::CallOk(const std::string& method, const std::string& path,

@@ -2,11 +2,20 @@
 // agents (health checks, leases, failover steps). Every call is bounded by a timeout and carries
 // a bearer credential; httplib stays in client.cc.
 //
-// Thread-safety: a Client is immutable; Call() may run on many threads at once (each call opens
-// its own connection, which on the paths this serves costs less than the call).
+// Connections are kept and reused: a TLS handshake costs more CPU than most of these calls (a
+// lease renewal, a batch of log chunks), and they come several times a second. A connection idle
+// for longer than kReuseIdle is not reused: the servers close one idle for 2 s, and over TLS a
+// closed one still looks usable until a call fails on it.
+//
+// Thread-safety: Call() may run on many threads at once; each takes a kept connection or opens
+// one, and gives it back when the call got an answer.
 #pragma once
 
+#include <chrono>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
@@ -21,6 +30,8 @@ struct Reply {
 
 class Client {
  public:
+  static constexpr std::chrono::milliseconds kReuseIdle{1500};
+
   // `base_url` is "http://host:port" or "https://host:port". `timeout` bounds connecting,
   // sending and reading each. `source_address`, when set, is the local address calls come from
   // (a process's own address: loopback traffic would otherwise all come from 127.0.0.1, and a
@@ -28,6 +39,9 @@ class Client {
   // must chain to `trust`'s CA and carry the host of `base_url`.
   Client(std::string base_url, std::string bearer, Duration timeout,
          std::string source_address = "", tls::Trust trust = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
 
   // Unavailable (naming the URL) when the peer cannot be reached or does not answer in time;
   // any HTTP answer is a Reply.
@@ -49,6 +63,12 @@ class Client {
   std::string source_;
   bool https_ = false;
   tls::Trust trust_;
+
+  struct Connection;
+  std::unique_ptr<Connection> Take() const;
+  void GiveBack(std::unique_ptr<Connection> c) const;
+  mutable std::mutex mu_;
+  mutable std::vector<std::unique_ptr<Connection>> idle_;  // guarded by mu_; newest last
 };
 
 // The bearer the pair's processes use between themselves, derived from the shared secret key
