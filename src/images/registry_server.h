@@ -74,8 +74,10 @@ class RegistryServer {
   Status Start(Duration timeout);
   // Stops it (SIGTERM, SIGKILL after stop_grace). OK when it was not running.
   Status Stop();
-  // True while the process lives and answers GET /v2/.
+  // True while the process lives and answers GET /v2/ (asked at most every kProbeEvery; in
+  // between, a live process counts).
   bool Running();
+  static constexpr Duration kProbeEvery = std::chrono::seconds(5);
 
   // "https://host:port" (http without TLS)
   std::string url() const;
@@ -99,6 +101,7 @@ class RegistryServer {
   mutable std::mutex mu_;
   ChildPtr child_;              // guarded by mu_
   std::optional<UserIds> ids_;  // guarded by mu_; set when running as another user
+  std::optional<MonoTime> last_answer_;  // guarded by mu_: when the running process last answered
 };
 
 using RegistryServerPtr = std::unique_ptr<RegistryServer>;
