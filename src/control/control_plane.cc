@@ -45,6 +45,14 @@ std::string IsoMs(int64_t ms) {
   return out;
 }
 
+// Who an operation the control plane starts by itself is recorded as started by.
+constexpr const char* kControlPlane = "control plane";
+
+// The principal a request to start an operation came from, as the trail names it.
+std::string PrincipalOf(const api::Request& req) {
+  return req.principal ? req.principal->name : kControlPlane;
+}
+
 Json OperationJson(const OperationRow& op) {
   Json j = {{"id", op.id},
             {"kind", op.kind},
@@ -59,7 +67,8 @@ Json OperationJson(const OperationRow& op) {
             {"step", op.step},
             {"started_at", IsoMs(op.started_ms)},
             {"finished_at", op.finished_ms > 0 ? Json(IsoMs(op.finished_ms)) : Json(nullptr)},
-            {"detail", op.detail}};
+            {"detail", op.detail},
+            {"started_by", op.started_by}};
   j["loss_bytes"] = op.loss_bytes >= 0 ? Json(op.loss_bytes) : Json(nullptr);
   j["loss_seconds"] = op.loss_seconds >= 0 ? Json(op.loss_seconds) : Json(nullptr);
   j["rto_seconds"] = op.rto_seconds >= 0 ? Json(op.rto_seconds) : Json(nullptr);
@@ -578,7 +587,7 @@ void ControlPlane::MaybeAutomaticFailover() {
   Event("automatic_failover", pair->standby,
         "both the control plane and " + pair->standby + " lost " + pair->active + " for " +
             std::to_string(Seconds(window)) + " s: failing over");
-  auto op = StartOperation("failover", "forced", false, false);
+  auto op = StartOperation("failover", "forced", false, false, kControlPlane);
   if (!op.ok()) spdlog::error("automatic failover: {}", op.status().ToString());
 }
 
@@ -586,7 +595,8 @@ void ControlPlane::MaybeAutomaticFailover() {
 // Operations.
 
 Result<OperationRow> ControlPlane::StartOperation(const std::string& kind, const std::string& mode,
-                                                  bool fall_through, bool declare_dead) {
+                                                  bool fall_through, bool declare_dead,
+                                                  const std::string& started_by) {
   std::unique_lock lock(mu_);
   if (op_running_) {
     ASSIGN_OR_RETURN(std::optional<OperationRow> running, store_->RunningOperation());
@@ -603,7 +613,8 @@ Result<OperationRow> ControlPlane::StartOperation(const std::string& kind, const
     if (a.lost) effective = "forced";
   }
   lock.unlock();
-  ASSIGN_OR_RETURN(OperationRow op, failover_->Begin(kind, effective, fall_through, declare_dead));
+  ASSIGN_OR_RETURN(OperationRow op,
+                   failover_->Begin(kind, effective, fall_through, declare_dead, started_by));
   lock.lock();
   op_running_ = true;
   if (op_thread_.joinable()) op_thread_.join();  // the previous one has ended
@@ -662,7 +673,8 @@ void ControlPlane::AuditRequest(const api::Request& req, const api::Response& re
   std::optional<store::AuditEvent> e = api::AuditEventOf(req, res);
   if (!e || !audit_) return;
   if (res.status == 202) {
-    // A failover or failback begun: remember who asked, for the event of its end.
+    // A failover or failback begun: the trail links the request to its operation (whose row
+    // keeps who asked, for the event of its end).
     Json body = Json::parse(res.body, nullptr, false);
     if (body.is_object() && body.contains("operation") && body["operation"].is_object()) {
       const int64_t id = body["operation"].value("id", int64_t{0});
@@ -671,8 +683,6 @@ void ControlPlane::AuditRequest(const api::Request& req, const api::Response& re
         detail["operation"] = id;
         e->detail = detail.dump();
       }
-      std::lock_guard lock(mu_);
-      op_started_by_[id] = e->principal;
     }
   }
   audit_->Add(api::AuditEventToWire(*e));
@@ -681,12 +691,7 @@ void ControlPlane::AuditRequest(const api::Request& req, const api::Response& re
 void ControlPlane::AuditOperation(const OperationRow& op, const std::string& state, int status,
                                   const std::string& detail_json) {
   store::AuditEvent e;
-  {
-    std::lock_guard lock(mu_);
-    auto it = op_started_by_.find(op.id);
-    e.principal = it != op_started_by_.end() ? it->second : "control plane";
-    if (it != op_started_by_.end()) op_started_by_.erase(it);
-  }
+  e.principal = op.started_by.empty() ? kControlPlane : op.started_by;
   e.source = s_.address;
   e.event = op.kind + "_" + state;  // failover_succeeded, failback_rolled_back, ...
   e.route = "/api/v1/dr/" + op.kind;
@@ -921,15 +926,16 @@ void ControlPlane::RegisterRoutes() {
               return InvalidArgument("unknown field " + k);
             }
           }
-          ASSIGN_OR_RETURN(OperationRow op,
-                           StartOperation("failover", mode, fall_through, declare_dead));
+          ASSIGN_OR_RETURN(OperationRow op, StartOperation("failover", mode, fall_through,
+                                                           declare_dead, PrincipalOf(req)));
           return api::Response{202, Json{{"operation", OperationJson(op)}}.dump()};
         }));
   r.Add("POST", "/api/v1/dr/failback",
         api::Wrap([this](const api::Request& req) -> Result<api::Response> {
           ASSIGN_OR_RETURN(Json j, BodyObject(req.body));
           for (const auto& [k, v] : j.items()) return InvalidArgument("unknown field " + k);
-          ASSIGN_OR_RETURN(OperationRow op, StartOperation("failback", "planned", false, false));
+          ASSIGN_OR_RETURN(OperationRow op,
+                           StartOperation("failback", "planned", false, false, PrincipalOf(req)));
           return api::Response{202, Json{{"operation", OperationJson(op)}}.dump()};
         }));
   r.Add("GET", "/api/v1/dr/operations",

@@ -132,9 +132,11 @@ class ControlPlane {
   // Monitor: restarts a DNS server that died (zone rebuilt from the store) and publishes what
   // changed, backing off after failures.
   void SyncDns();
-  // Starts an operation on the operation thread; the row as begun.
+  // Starts an operation on the operation thread, recorded as asked for by `started_by`; the row
+  // as begun.
   Result<OperationRow> StartOperation(const std::string& kind, const std::string& mode,
-                                      bool fall_through, bool declare_dead);
+                                      bool fall_through, bool declare_dead,
+                                      const std::string& started_by);
   void RunOperation(const OperationRow& op, bool resume);
   void OnStep(const OperationRow& op, const std::string& message);
   void Event(const std::string& kind, const std::string& region, const std::string& message,
@@ -181,7 +183,6 @@ class ControlPlane {
   bool op_running_ = false;               // guarded by mu_
   // Who started each operation this process began (for the event of its end); an operation
   // not here was begun by the automatic failover or before a restart.
-  std::map<int64_t, std::string> op_started_by_;  // guarded by mu_
   std::string dns_error_;                         // guarded by mu_: the last failed DNS publish
   std::optional<MonoTime> dns_retry_at_;          // guarded by mu_
   int dns_failures_ = 0;                          // guarded by mu_

@@ -1,4 +1,5 @@
-// Layout (schema version 2, kept in PRAGMA user_version; 2 added dns_records):
+// Layout (schema version 3, kept in PRAGMA user_version; 2 added dns_records, 3 the
+// operations' started_by):
 //   pair        one row (id = 1): epoch, active, standby, original_primary, promised
 //   operations  one row per failover or failback; a partial unique index on state = 'running'
 //               makes "at most one running" hold even if a caller skips BeginOperation's check
@@ -19,7 +20,7 @@
 namespace tandem::control {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 constexpr int kBusyTimeoutMs = 5000;
 
 constexpr const char* kSchema = R"sql(
@@ -48,7 +49,8 @@ CREATE TABLE IF NOT EXISTS operations (
   detail TEXT NOT NULL,
   loss_bytes INTEGER NOT NULL,
   loss_seconds REAL NOT NULL,
-  rto_seconds REAL NOT NULL
+  rto_seconds REAL NOT NULL,
+  started_by TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX IF NOT EXISTS operations_one_running ON operations (state)
   WHERE state = 'running';
@@ -69,12 +71,13 @@ CREATE TABLE IF NOT EXISTS dns_records (
 
 constexpr const char* kOperationColumns =
     "id, kind, mode, from_region, to_region, epoch_from, epoch_to, fall_through, declare_dead, "
-    "state, step, started_ms, finished_ms, detail, loss_bytes, loss_seconds, rto_seconds";
+    "state, step, started_ms, finished_ms, detail, loss_bytes, loss_seconds, rto_seconds, "
+    "started_by";
 
 // The Status for SQLite result code `rc` while doing `what` on the database at `path`.
 Status SqliteError(sqlite3* db, int rc, const std::string& path, const std::string& what) {
-  std::string msg = "control store " + path + ": " + what + ": " +
-                    (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  std::string msg =
+      "control store " + path + ": " + what + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -203,6 +206,7 @@ OperationRow ReadOperation(const Stmt& s) {
   op.loss_bytes = s.Int(14);
   op.loss_seconds = s.Real(15);
   op.rto_seconds = s.Real(16);
+  op.started_by = s.Text(17);
   return op;
 }
 
@@ -223,7 +227,8 @@ void BindOperation(Stmt& s, const OperationRow& op) {
       .Bind(13, op.detail)
       .Bind(14, op.loss_bytes)
       .Bind(15, op.loss_seconds)
-      .Bind(16, op.rto_seconds);
+      .Bind(16, op.rto_seconds)
+      .Bind(17, op.started_by);
 }
 
 EventRow ReadEvent(const Stmt& s) {
@@ -252,9 +257,8 @@ Status NotInitialised() {
 Result<std::unique_ptr<ControlStore>> ControlStore::Open(const std::string& path) {
   if (path.empty()) return InvalidArgument("the control store needs a file path");
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = "cannot open the control store " + path + ": " +
                       (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -292,6 +296,11 @@ Result<std::unique_ptr<ControlStore>> ControlStore::Open(const std::string& path
                               std::to_string(kSchemaVersion) + ")");
   }
   RETURN_IF_ERROR(Exec(db, path, kSchema));
+  if (version >= 1 && version < 3) {
+    // The operations table of an older store lacks started_by (CREATE ... IF NOT EXISTS kept it).
+    RETURN_IF_ERROR(
+        Exec(db, path, "ALTER TABLE operations ADD COLUMN started_by TEXT NOT NULL DEFAULT ''"));
+  }
   RETURN_IF_ERROR(
       Exec(db, path, ("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str()));
   RETURN_IF_ERROR(txn.Commit());
@@ -391,16 +400,17 @@ Result<OperationRow> ControlStore::BeginOperation(OperationRow op) {
   RETURN_IF_ERROR(txn.Begin());
   ASSIGN_OR_RETURN(std::optional<OperationRow> running, RunningLocked());
   if (running) {
-    return FailedPrecondition("operation " + std::to_string(running->id) + " (" +
-                              running->mode + " " + running->kind + " from " + running->from +
-                              " to " + running->to + ") is still running, at step \"" +
-                              running->step + "\"; wait for it to end");
+    return FailedPrecondition("operation " + std::to_string(running->id) + " (" + running->mode +
+                              " " + running->kind + " from " + running->from + " to " +
+                              running->to + ") is still running, at step \"" + running->step +
+                              "\"; wait for it to end");
   }
   op.state = "running";
   Stmt s(db_, path_,
          "INSERT INTO operations (kind, mode, from_region, to_region, epoch_from, epoch_to, "
          "fall_through, declare_dead, state, step, started_ms, finished_ms, detail, loss_bytes, "
-         "loss_seconds, rto_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+         "loss_seconds, rto_seconds, started_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+         "?, ?, ?, ?)");
   BindOperation(s, op);
   RETURN_IF_ERROR(s.Run());
   op.id = sqlite3_last_insert_rowid(db_);
@@ -414,9 +424,9 @@ Status ControlStore::UpdateOperation(const OperationRow& op) {
          "UPDATE operations SET kind = ?, mode = ?, from_region = ?, to_region = ?, "
          "epoch_from = ?, epoch_to = ?, fall_through = ?, declare_dead = ?, state = ?, step = ?, "
          "started_ms = ?, finished_ms = ?, detail = ?, loss_bytes = ?, loss_seconds = ?, "
-         "rto_seconds = ? WHERE id = ?");
+         "rto_seconds = ?, started_by = ? WHERE id = ?");
   BindOperation(s, op);
-  s.Bind(17, op.id);
+  s.Bind(18, op.id);
   RETURN_IF_ERROR(s.Run());
   if (sqlite3_changes(db_) == 0) {
     return NotFound("no operation " + std::to_string(op.id) + " in the control store");

@@ -42,6 +42,9 @@ struct OperationRow {
   std::string step;           // the last step reached
   int64_t started_ms = 0, finished_ms = 0;
   std::string detail;
+  // Who asked for it: the principal of the request ("user alice", "token ci"), or "control
+  // plane" for an automatic failover. Kept with the operation, so a resumed one still names them.
+  std::string started_by;
   int64_t loss_bytes = -1;    // -1: unknown
   double loss_seconds = -1;   // -1: unknown
   double rto_seconds = -1;    // -1: not promoted (yet)

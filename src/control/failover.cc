@@ -67,8 +67,7 @@ Failover::Failover(ControlStore* store, dr::Voter* voter, Clock* clock, Failover
       publish_dns_(std::move(publish_dns)) {}
 
 int64_t Failover::WallMs() const {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             clock_->Wall().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_->Wall().time_since_epoch())
       .count();
 }
 
@@ -109,8 +108,8 @@ Status Failover::Check(const std::string& kind, const std::string& mode, bool de
   if (to == nullptr) return FailedPrecondition("no link to region " + target);
   Result<RegionView> tv = to->State();
   if (!tv.ok()) {
-    return FailedPrecondition(target + " cannot be reached (" + tv.status().message() +
-                              "); a " + kind + " needs a reachable standby");
+    return FailedPrecondition(target + " cannot be reached (" + tv.status().message() + "); a " +
+                              kind + " needs a reachable standby");
   }
   if (tv->role != "standby") {
     return FailedPrecondition(target + " is " + (tv->role.empty() ? "in no role" : tv->role) +
@@ -119,9 +118,8 @@ Status Failover::Check(const std::string& kind, const std::string& mode, bool de
   if (mode == "forced") return Status::Ok();
 
   if (!tv->streaming) {
-    return FailedPrecondition(target + " is not streaming from " + pair.active +
-                              "; a planned " + kind +
-                              " needs a standby that is streaming (when " + pair.active +
+    return FailedPrecondition(target + " is not streaming from " + pair.active + "; a planned " +
+                              kind + " needs a standby that is streaming (when " + pair.active +
                               " is gone, run a forced failover)");
   }
   RegionLink* from = link_(pair.active);
@@ -151,7 +149,8 @@ Status Failover::Check(const std::string& kind, const std::string& mode, bool de
 }
 
 Result<OperationRow> Failover::Begin(const std::string& kind, const std::string& mode,
-                                     bool fall_through, bool declare_dead) {
+                                     bool fall_through, bool declare_dead,
+                                     const std::string& started_by) {
   RETURN_IF_ERROR(Check(kind, mode, declare_dead));
   ASSIGN_OR_RETURN(PairRow pair, store_->Pair());
   OperationRow op;
@@ -165,6 +164,7 @@ Result<OperationRow> Failover::Begin(const std::string& kind, const std::string&
   op.declare_dead = declare_dead;
   op.step = kStarted;
   op.started_ms = WallMs();
+  op.started_by = started_by;
   return store_->BeginOperation(std::move(op));
 }
 
@@ -240,9 +240,9 @@ Result<FailoverOutcome> Failover::Planned(OperationRow& op, RegionLink* from, Re
                   final_lsn, stepped_at);
   }
 
-  RETURN_IF_ERROR(Record(op, kCatchingUp,
-                         "waiting for " + op.to + " to replay up to LSN " +
-                             std::to_string(final_lsn)));
+  RETURN_IF_ERROR(
+      Record(op, kCatchingUp,
+             "waiting for " + op.to + " to replay up to LSN " + std::to_string(final_lsn)));
   uint64_t replayed = 0;
   while (true) {
     Result<RegionView> v = to->State();
@@ -268,9 +268,9 @@ Result<FailoverOutcome> Failover::Planned(OperationRow& op, RegionLink* from, Re
                   final_lsn, stepped_at);
   }
 
-  RETURN_IF_ERROR(Record(op, kRaisingEpoch,
-                         "the control plane and " + op.to + " promise epoch " +
-                             std::to_string(op.epoch_to)));
+  RETURN_IF_ERROR(
+      Record(op, kRaisingEpoch,
+             "the control plane and " + op.to + " promise epoch " + std::to_string(op.epoch_to)));
   Result<Duration> wait = RaiseEpoch(op, to);
   if (!wait.ok()) return GiveUp(op, from, to, wait.status().message(), final_lsn, stepped_at);
 
@@ -289,8 +289,8 @@ Result<FailoverOutcome> Failover::Planned(OperationRow& op, RegionLink* from, Re
 }
 
 Result<FailoverOutcome> Failover::GiveUp(OperationRow& op, RegionLink* from, RegionLink* to,
-                                         const std::string& why,
-                                         std::optional<uint64_t> final_lsn, MonoTime rto_from) {
+                                         const std::string& why, std::optional<uint64_t> final_lsn,
+                                         MonoTime rto_from) {
   if (op.fall_through) {
     op.mode = "forced";
     Note(op, "the planned " + op.kind + " could not finish (" + why +
@@ -373,8 +373,7 @@ Result<FailoverOutcome> Failover::Forced(OperationRow& op, RegionLink* from, Reg
     if (seen) source = seen->current_lsn;
   }
   if (source) {
-    op.loss_bytes =
-        *source > tv->replay_lsn ? static_cast<int64_t>(*source - tv->replay_lsn) : 0;
+    op.loss_bytes = *source > tv->replay_lsn ? static_cast<int64_t>(*source - tv->replay_lsn) : 0;
     op.loss_seconds = op.loss_bytes > 0 ? tv->replay_age_s : 0;
   } else {
     op.loss_bytes = -1;  // the old primary was never seen: unknown
@@ -385,8 +384,7 @@ Result<FailoverOutcome> Failover::Forced(OperationRow& op, RegionLink* from, Reg
     Note(op, "the lease wait was skipped: the operator declared " + op.from + " dead");
   } else {
     RETURN_IF_ERROR(Record(op, kWaitingLeases,
-                           "waiting " + Seconds(*wait) +
-                               " for every lease granted before epoch " +
+                           "waiting " + Seconds(*wait) + " for every lease granted before epoch " +
                                std::to_string(op.epoch_to) + " to expire"));
     WaitFor(*wait, std::nullopt);
   }
@@ -395,8 +393,8 @@ Result<FailoverOutcome> Failover::Forced(OperationRow& op, RegionLink* from, Reg
 
 Result<FailoverOutcome> Failover::Promote(OperationRow& op, RegionLink* from, RegionLink* to,
                                           MonoTime rto_from) {
-  RETURN_IF_ERROR(Record(op, kPromoting,
-                         "promoting " + op.to + " at epoch " + std::to_string(op.epoch_to)));
+  RETURN_IF_ERROR(
+      Record(op, kPromoting, "promoting " + op.to + " at epoch " + std::to_string(op.epoch_to)));
   const MonoTime give_up = clock_->Now() + opts_.promote_timeout;
   Backoff backoff(opts_.poll, std::chrono::seconds(1));
   Result<PromoteResult> promoted = Unavailable("not asked yet");
@@ -409,9 +407,10 @@ Result<FailoverOutcome> Failover::Promote(OperationRow& op, RegionLink* from, Re
     // Not rolled back: the target may have promoted and lost its answer. The old primary has
     // promised the new epoch or stepped down, so at most the target acts.
     return Finish(op, kFailed,
-                  op.to + " did not confirm its promotion at epoch " +
-                      std::to_string(op.epoch_to) + " within " + Seconds(opts_.promote_timeout) +
-                      " (" + promoted.status().message() + "); it may or may not be primary: "
+                  op.to + " did not confirm its promotion at epoch " + std::to_string(op.epoch_to) +
+                      " within " + Seconds(opts_.promote_timeout) + " (" +
+                      promoted.status().message() +
+                      "); it may or may not be primary: "
                       "check its state before acting");
   }
   op.rto_seconds = SecondsSince(rto_from, clock_->Now());
@@ -444,16 +443,15 @@ Result<FailoverOutcome> Failover::Promote(OperationRow& op, RegionLink* from, Re
     }
   }
 
-  RETURN_IF_ERROR(Record(op, kRejoining,
-                         "asking " + op.from + " to rejoin as a replica of " + op.to));
+  RETURN_IF_ERROR(
+      Record(op, kRejoining, "asking " + op.from + " to rejoin as a replica of " + op.to));
   Status rejoin =
       from ? from->Rejoin(op.epoch_to, op.to) : Status(Unavailable("no link to " + op.from));
   if (!rejoin.ok()) {
     Note(op, op.from + " did not take the rejoin request (" + rejoin.message() +
                  "); the control plane asks again later");
   }
-  return Finish(op, kSucceeded,
-                op.to + " is active at epoch " + std::to_string(op.epoch_to));
+  return Finish(op, kSucceeded, op.to + " is active at epoch " + std::to_string(op.epoch_to));
 }
 
 Status Failover::Record(OperationRow& op, const std::string& step, const std::string& message) {

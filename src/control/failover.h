@@ -91,9 +91,10 @@ class Failover {
   Status Check(const std::string& kind, const std::string& mode, bool declare_dead);
 
   // Check, then records a new running operation: from the active region to the standby
-  // (failover) or to the original primary (failback), from the pair's epoch to the next.
+  // (failover) or to the original primary (failback), from the pair's epoch to the next, asked
+  // for by `started_by`.
   Result<OperationRow> Begin(const std::string& kind, const std::string& mode, bool fall_through,
-                             bool declare_dead);
+                             bool declare_dead, const std::string& started_by);
 
   // Drives a running operation from its start to an end state. An error means the store could
   // not record a step; the operation then stays running and Resume finishes it later.

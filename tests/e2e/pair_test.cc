@@ -530,6 +530,18 @@ TEST_F(PairTest, ControlPlaneKilledDuringFailoverRollsBackOrCompletes) {
     ASSERT_TRUE(done.ok()) << done.ToString();
     Json ops = Body(Http(pair_->control_url(), "GET", "/api/v1/dr/operations"));
     EXPECT_EQ(ops["operations"][0]["state"], c.outcome) << ops.dump(2);
+    // Who asked is kept with the operation, so its end names them after the restart too.
+    const std::string asker = ops["operations"][0].value("started_by", "");
+    EXPECT_FALSE(asker.empty() || asker == "control plane") << ops.dump(2);
+    const std::string ended = "failover_" + c.outcome;
+    Json trail;
+    for (int i = 0; i < 100; ++i) {
+      trail = Body(OnActive("GET", "/api/v1/audit?event=" + ended))["events"];
+      if (trail.is_array() && !trail.empty()) break;
+      std::this_thread::sleep_for(100ms);
+    }
+    ASSERT_TRUE(trail.is_array() && !trail.empty()) << ended << " is not in the trail";
+    EXPECT_EQ(trail[0]["principal"], asker) << trail.dump(2);
     ASSERT_EQ(OnActive("POST", Root(id) + "/variables",
                        {{"key", "after-" + c.failpoint}, {"value", "x"}})
                   .status,

@@ -122,6 +122,7 @@ TEST_F(ControlStoreTest, ReopenKeepsEverything) {
   op->loss_seconds = 0.25;
   op->rto_seconds = 1.5;
   op->fall_through = true;
+  op->started_by = "token ci-deploy";
   ASSERT_TRUE(store_->UpdateOperation(*op).ok());
   EventRow e;
   e.at_ms = 1700000000123;
@@ -158,6 +159,7 @@ TEST_F(ControlStoreTest, ReopenKeepsEverything) {
   EXPECT_EQ(r.loss_bytes, 0);
   EXPECT_DOUBLE_EQ(r.loss_seconds, 0.25);
   EXPECT_DOUBLE_EQ(r.rto_seconds, 1.5);
+  EXPECT_EQ(r.started_by, "token ci-deploy");
   auto events = store_->Events(10, 0);
   ASSERT_TRUE(events.ok());
   ASSERT_EQ(events->size(), 1u);
@@ -271,6 +273,30 @@ TEST_F(ControlStoreTest, UsesWriteAheadLogging) {
   sqlite3_close(db);
 }
 
+// A store written before operations kept who started them (schema version 2) opens, gains the
+// column, and keeps its operations.
+TEST_F(ControlStoreTest, AVersion2StoreGainsStartedBy) {
+  ASSERT_TRUE(store_->InitPair(InitialPair()).ok());
+  auto op = store_->BeginOperation(PlannedOp());
+  ASSERT_TRUE(op.ok());
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE operations DROP COLUMN started_by; PRAGMA user_version=2",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  Reopen();
+  auto r = store_->Operation(op->id);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->started_by, "");
+  r->started_by = "user alice";
+  ASSERT_TRUE(store_->UpdateOperation(*r).ok());
+  Reopen();
+  EXPECT_EQ(store_->Operation(op->id)->started_by, "user alice");
+}
+
 TEST_F(ControlStoreTest, RefusesASchemaNewerThanItKnows) {
   store_.reset();
   sqlite3* db = nullptr;
@@ -287,8 +313,7 @@ TEST_F(ControlStoreTest, APathThatCannotBeCreatedGivesAClearError) {
   const std::string missing = dir_->path() + "/no/such/dir/control.db";
   auto store = ControlStore::Open(missing);
   ASSERT_FALSE(store.ok());
-  EXPECT_NE(store.status().message().find(missing), std::string::npos)
-      << store.status().ToString();
+  EXPECT_NE(store.status().message().find(missing), std::string::npos) << store.status().ToString();
 
   // A directory where the file should be.
   auto dir = ControlStore::Open(dir_->path());

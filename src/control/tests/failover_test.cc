@@ -153,8 +153,8 @@ class FailoverTest : public ::testing::Test {
     auto pair = store_->Pair();
     const int64_t promised = pair.ok() ? pair->promised : 1;
     voter_ = std::make_unique<dr::Voter>(
-        &clock_, "control", promised,
-        [this](int64_t v) { return store_->SetPromised(v); }, restart_unknown);
+        &clock_, "control", promised, [this](int64_t v) { return store_->SetPromised(v); },
+        restart_unknown);
     FailoverOptions opts;
     opts.planned_timeout = seconds(5);
     opts.promote_timeout = seconds(1);
@@ -190,7 +190,7 @@ class FailoverTest : public ::testing::Test {
 
   OperationRow MustBegin(const std::string& kind, const std::string& mode,
                          bool fall_through = false, bool declare_dead = false) {
-    auto op = failover_->Begin(kind, mode, fall_through, declare_dead);
+    auto op = failover_->Begin(kind, mode, fall_through, declare_dead, "user alice");
     EXPECT_TRUE(op.ok()) << op.status().ToString();
     return op.ok() ? *op : OperationRow{};
   }
@@ -256,9 +256,9 @@ TEST_F(FailoverTest, PlannedSucceeds) {
 
   EXPECT_EQ(calls_, (std::vector<std::string>{"a.StepDown 1", "b.Promise 2", "b.Promote 2",
                                               "a.Rejoin 2 b"}));
-  EXPECT_EQ(steps_, (std::vector<std::string>{"stepping_down", "catching_up", "raising_epoch",
-                                              "waiting_leases", "promoting", "rejoining",
-                                              "succeeded"}));
+  EXPECT_EQ(steps_,
+            (std::vector<std::string>{"stepping_down", "catching_up", "raising_epoch",
+                                      "waiting_leases", "promoting", "rejoining", "succeeded"}));
   ASSERT_TRUE(b_.promoted_at);
   EXPECT_GE(*b_.promoted_at, start + seconds(2));  // the lease a held had run out
 
@@ -490,7 +490,7 @@ TEST_F(FailoverTest, RefusesWhileAnOperationRuns) {
   Status st = failover_->Check("failover", "planned", false);
   EXPECT_EQ(st.code(), Code::kFailedPrecondition);
   EXPECT_TRUE(Has(st.message(), "operation " + std::to_string(op.id))) << st.message();
-  EXPECT_EQ(failover_->Begin("failover", "forced", false, false).status().code(),
+  EXPECT_EQ(failover_->Begin("failover", "forced", false, false, "user alice").status().code(),
             Code::kFailedPrecondition);
 }
 
@@ -592,8 +592,8 @@ TEST_F(FailoverTest, RunRefusesAnOperationThatIsNotRunning) {
 
 // A crash of the control plane at a step, then a restart that resumes the operation.
 struct CrashCase {
-  std::string mode;  // "planned", "planned+fall_through" or "forced"
-  std::string step;  // the step at which the control plane stops ("promoted": inside Promote)
+  std::string mode;   // "planned", "planned+fall_through" or "forced"
+  std::string step;   // the step at which the control plane stops ("promoted": inside Promote)
   std::string state;  // the end state after the restart
   int64_t epoch;      // the pair's epoch at the end
   std::string active;
