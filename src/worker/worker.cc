@@ -83,6 +83,9 @@ class ApiClient {
         client_ = tls::NewHttpClient(e_.where.https, e_.where.host, e_.where.port, trust_);
         if (address != e_.where.host) client_->set_hostname_addr_map({{e_.where.host, address}});
         client_->set_read_timeout(read_timeout_);
+        // Kept between calls: over TLS a new connection per claim, heartbeat and log batch
+        // costs both sides a handshake.
+        client_->set_keep_alive(true);
         // A region that is gone may not refuse the connection (a lost host, a dropped route):
         // give up soon and look the name up again rather than wait minutes.
         client_->set_connection_timeout(std::chrono::seconds(5));
