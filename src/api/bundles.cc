@@ -12,6 +12,7 @@
 #include "api/context.h"
 #include "api/errors.h"
 #include "api/json_util.h"
+#include "base/text.h"
 #include "dag/bundle.h"
 #include "scheduler/bundle_cache.h"
 #include "store/identities.h"
@@ -64,18 +65,6 @@ Json ImageJson(const store::BundleImage& image, const BundleImages* images) {
           {"replicated", standby ? Json(image.replicated) : Json(nullptr)}};
 }
 
-std::vector<std::string> SplitScopes(const std::string& text) {
-  std::vector<std::string> out;
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t space = text.find(' ', at);
-    if (space == std::string::npos) space = text.size();
-    if (space > at) out.push_back(text.substr(at, space - at));
-    at = space + 1;
-  }
-  return out;
-}
-
 // Of `asked`, what `who` may do: a repository belongs to the deployment whose namespace is its
 // first path component; pulling needs the deployment's viewer, pushing its editor.
 std::optional<images::RegistryAccess> Allowed(const ApiContext& ctx, const auth::Principal& who,
@@ -124,7 +113,7 @@ void RegisterBundleRoutes(Router& r, const ApiContext& ctx) {
           auto [from, to] = req.query.equal_range("scope");
           for (auto it = from; it != to; ++it) {
             // Several scopes may come in one parameter, separated by spaces.
-            for (const std::string& one : SplitScopes(it->second)) {
+            for (const std::string& one : SplitNonEmpty(it->second, ' ')) {
               ASSIGN_OR_RETURN(images::RegistryAccess asked, images::ParseRegistryScope(one));
               std::optional<images::RegistryAccess> allowed = Allowed(ctx, *req.principal, asked);
               if (allowed) granted.push_back(std::move(*allowed));

@@ -13,23 +13,9 @@
 
 #include "api/errors.h"
 #include "base/net.h"
+#include "base/text.h"
 
 namespace tandem::api {
-namespace {
-
-std::vector<std::string> SplitPath(const std::string& path) {
-  std::vector<std::string> parts;
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    if (j > i) parts.push_back(path.substr(i, j - i));
-    i = j + 1;
-  }
-  return parts;
-}
-
-}  // namespace
 
 const std::string* Request::Query(const std::string& name) const {
   auto it = query.find(name);
@@ -42,7 +28,7 @@ void Router::Add(const std::string& method, const std::string& pattern, Handler 
     spdlog::critical("{}", access.status().message());
     std::abort();
   }
-  routes_.push_back({method, pattern, SplitPath(pattern), access->need, std::move(h)});
+  routes_.push_back({method, pattern, SplitNonEmpty(pattern, '/'), access->need, std::move(h)});
 }
 
 std::vector<Router::RouteInfo> Router::Routes() const {
@@ -52,7 +38,7 @@ std::vector<Router::RouteInfo> Router::Routes() const {
 }
 
 Response Router::Dispatch(Request& req) const {
-  std::vector<std::string> parts = SplitPath(req.path);
+  std::vector<std::string> parts = SplitNonEmpty(req.path, '/');
   bool path_matched = false;
   // `req.path` is as sent (percent-encoded): split first, then decode each segment once, so
   // a key holding '/' or '%' travels as %2F or %25 and arrives whole.

@@ -31,4 +31,16 @@ std::string AsciiUpper(std::string s) {
   return s;
 }
 
+std::vector<std::string> SplitNonEmpty(std::string_view s, char sep) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(sep, i);
+    if (j == std::string_view::npos) j = s.size();
+    if (j > i) parts.emplace_back(s.substr(i, j - i));
+    i = j + 1;
+  }
+  return parts;
+}
+
 }  // namespace tandem

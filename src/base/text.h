@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tandem {
 
@@ -15,5 +16,8 @@ std::string_view TrimSpace(std::string_view s);
 
 // ASCII upper case.
 std::string AsciiUpper(std::string s);
+
+// The parts of `s` between `sep`s, empty ones left out ("/a//b/" -> {"a", "b"}).
+std::vector<std::string> SplitNonEmpty(std::string_view s, char sep);
 
 }  // namespace tandem
