@@ -76,6 +76,7 @@ TEST(RpcClientTest, ConcurrentCallsEachGetAConnection) {
   Client c(server.url(), "", 2s);
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 20; ++i) {
