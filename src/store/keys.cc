@@ -83,16 +83,24 @@ Result<KeyId> Store::ActiveKey(Conn& c) const {
     }
     // None yet: the first. A concurrent first insert wins (the unique index), and this one
     // reads it on the second pass.
-    ASSIGN_OR_RETURN(Rows next, c.Exec("SELECT coalesce(max(id), 0) + 1 FROM keyring"));
-    KeyId id(static_cast<uint32_t>(next.Int(0, 0)));
-    RETURN_IF_ERROR(
-        c.Exec("INSERT INTO keyring (id, state, wrapped) VALUES ($1, 'active', $2) "
-               "ON CONFLICT DO NOTHING",
-               {std::to_string(id.value()),
-                pg::ByteaParam(wrap_.Seal(RandomBytes(SecretBox::kKeySize), WrapAad(id)))})
-            .status());
+    RETURN_IF_ERROR(InsertActiveKey(c).status());
   }
   return Internal("the keyring has no active key");
+}
+
+Result<std::optional<DataKey>> Store::InsertActiveKey(Conn& c) const {
+  ASSIGN_OR_RETURN(Rows next, c.Exec("SELECT coalesce(max(id), 0) + 1 FROM keyring"));
+  const KeyId id(static_cast<uint32_t>(next.Int(0, 0)));
+  std::string raw = RandomBytes(SecretBox::kKeySize);
+  ASSIGN_OR_RETURN(
+      Rows r, c.Exec("INSERT INTO keyring (id, state, wrapped) VALUES ($1, "
+                     "'active', $2) ON CONFLICT DO NOTHING RETURNING " +
+                         kKeyColumns,
+                     {std::to_string(id.value()), pg::ByteaParam(wrap_.Seal(raw, WrapAad(id)))}));
+  if (r.size() == 0) return std::optional<DataKey>();
+  ASSIGN_OR_RETURN(SecretBox key, SecretBox::Create(std::move(raw)));
+  keys_.Add(id, std::move(key));
+  return std::optional<DataKey>(DataKeyFromRow(r, 0));
 }
 
 Status Store::LoadKey(Conn& c, KeyId id) const {
@@ -152,19 +160,11 @@ Result<KeyRotation> Store::RotateKey() {
   Status st = pool_->WithTx([&](Conn& c) -> Status {
     // Waits for every write holding the active key (ActiveKey's share lock).
     RETURN_IF_ERROR(c.Exec("SELECT id FROM keyring WHERE state = 'active' FOR UPDATE").status());
-    ASSIGN_OR_RETURN(Rows next, c.Exec("SELECT coalesce(max(id), 0) + 1 FROM keyring"));
-    KeyId id(static_cast<uint32_t>(next.Int(0, 0)));
-    std::string raw = RandomBytes(SecretBox::kKeySize);
     RETURN_IF_ERROR(
         c.Exec("UPDATE keyring SET state = 'retiring' WHERE state = 'active'").status());
-    ASSIGN_OR_RETURN(
-        Rows r, c.Exec("INSERT INTO keyring (id, state, wrapped) VALUES ($1, "
-                       "'active', $2) RETURNING " +
-                           kKeyColumns,
-                       {std::to_string(id.value()), pg::ByteaParam(wrap_.Seal(raw, WrapAad(id)))}));
-    out.key = DataKeyFromRow(r, 0);
-    ASSIGN_OR_RETURN(SecretBox key, SecretBox::Create(std::move(raw)));
-    keys_.Add(id, std::move(key));
+    ASSIGN_OR_RETURN(std::optional<DataKey> made, InsertActiveKey(c));
+    if (!made) return Internal("another key became active during the rotation");
+    out.key = std::move(*made);
     return Status::Ok();
   });
   RETURN_IF_ERROR(st);
