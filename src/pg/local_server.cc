@@ -7,6 +7,9 @@
 //   pg.password     the superuser's password (0600, owned by the region's user)
 //   pg.password.old the superuser's previous password, until a primary's role has the new one
 //   postgres.log    the server's stdout and stderr
+//   run/            the server's Unix socket, owned by the run-as user, mode 0700: this process
+//                   connects through it (no TCP, no TLS: it never leaves the machine, and no
+//                   other user, a task's included, can reach it); TCP is for the peer region
 // Settings that tandem owns are written to data/tandem.conf (and pg_hba.conf, standby.signal)
 // at every start and included from postgresql.conf, so they come back after anything (a base
 // backup, pg_rewind) copies another server's config files over the cluster's own.
@@ -17,6 +20,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -76,6 +80,11 @@ std::string QuoteIdentifier(const std::string& name) {
 LocalServer::LocalServer(LocalServerOptions o) : o_(std::move(o)) {
   dir_ = o_.data_dir.substr(0, o_.data_dir.find_last_of('/'));
   upstream_ = o_.upstream;
+  // A socket's path has room for 107 bytes: a state directory too deep for it connects over
+  // TCP (with TLS when the server has it), as the peer does.
+  const std::string socket_dir = dir_ + "/run";
+  const std::string socket = socket_dir + "/.s.PGSQL." + std::to_string(o_.port);
+  if (socket.size() < sizeof(sockaddr_un{}.sun_path)) socket_dir_ = socket_dir;
 }
 
 uid_t LocalServer::Uid() const { return ids_ ? ids_->uid : geteuid(); }
@@ -91,6 +100,7 @@ Status LocalServer::PrepareLocked() {
         "unprivileged system user");
   }
   RETURN_IF_ERROR(EnsureWritableDir(dir_));
+  if (!socket_dir_.empty()) RETURN_IF_ERROR(PrepareSocketDir());
   if (ids_) {
     std::string blocked = FirstUnsearchableAncestor(dir_, ids_->uid, ids_->gid);
     if (!blocked.empty()) {
@@ -133,6 +143,25 @@ Status LocalServer::PrepareLocked() {
     RETURN_IF_ERROR(WriteFileAtomicAs(dir_ + "/root.crt", ca, 0600, Uid(), Gid()));
   }
   prepared_ = true;
+  return Status::Ok();
+}
+
+// The socket's directory is the server's own (it creates the socket and its lock file there)
+// and no one else's: mode 0700 keeps every other user (tasks run as users of their own) from
+// even reaching the socket.
+Status LocalServer::PrepareSocketDir() {
+  if (mkdir(socket_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Internal("cannot create " + socket_dir_ + ": " + strerror(errno));
+  }
+  // Through a descriptor opened without following links: never chown a link's target.
+  const int fd = open(socket_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return Internal(socket_dir_ + " is not a directory: " + strerror(errno));
+  const bool given = fchown(fd, Uid(), Gid()) == 0 && fchmod(fd, 0700) == 0;
+  const int err = errno;
+  close(fd);
+  if (!given) {
+    return Internal("cannot give " + socket_dir_ + " to PostgreSQL's user: " + strerror(err));
+  }
   return Status::Ok();
 }
 
@@ -196,7 +225,10 @@ Status LocalServer::WriteSettings() {
                      "port = " +
                      std::to_string(o_.port) +
                      "\n"
-                     "unix_socket_directories = ''\n"
+                     "unix_socket_directories = " +
+                     ConfQuote(socket_dir_) +
+                     "\n"
+                     "unix_socket_permissions = 0700\n"
                      "max_connections = " +
                      std::to_string(o_.max_connections) +
                      "\n"
@@ -251,7 +283,8 @@ Status LocalServer::WriteSettings() {
   }
   std::string hba =
       "# Written by tandem at every start.\n"
-      "# TYPE  DATABASE     USER  ADDRESS          METHOD\n" +
+      "# TYPE  DATABASE     USER  ADDRESS          METHOD\n"
+      "local   all          all                    scram-sha-256\n" +
       host + " all          all   127.0.0.1/32     scram-sha-256\n" + host +
       " all          all   " + o_.host + "/32  scram-sha-256\n" + host +
       " replication  all   127.0.0.1/32     scram-sha-256\n";
@@ -461,10 +494,7 @@ Status LocalServer::ApplyNewPasswordLocked() {
     return Status::Ok();
   }
   ASSIGN_OR_RETURN(std::string old, ReadFile(OldPasswordPath()));
-  std::string dsn = "host=" + o_.host + " port=" + std::to_string(o_.port) +
-                    " user=" + DsnQuote(o_.superuser) + " password=" + DsnQuote(old) +
-                    " dbname=postgres application_name=tandem" + SslConninfo();
-  auto c = Conn::Connect(dsn, opts);
+  auto c = Conn::Connect(LocalDsn("postgres", old), opts);
   if (!c.ok()) {
     return c.status().WithContext(
         "the superuser's password changed, but neither the new nor the old one is accepted");
@@ -541,9 +571,15 @@ ServerState LocalServer::State() {
 }
 
 std::string LocalServer::Dsn(const std::string& database) const {
-  return "host=" + o_.host + " port=" + std::to_string(o_.port) +
-         " user=" + DsnQuote(o_.superuser) + " password=" + DsnQuote(password_) +
-         " dbname=" + DsnQuote(database) + " application_name=tandem" + SslConninfo();
+  return LocalDsn(database, password_);
+}
+
+std::string LocalServer::LocalDsn(const std::string& database, const std::string& password) const {
+  const std::string login = " port=" + std::to_string(o_.port) + " user=" + DsnQuote(o_.superuser) +
+                            " password=" + DsnQuote(password) + " dbname=" + DsnQuote(database) +
+                            " application_name=tandem";
+  if (!socket_dir_.empty()) return "host=" + DsnQuote(socket_dir_) + login;
+  return "host=" + o_.host + login + SslConninfo();
 }
 
 std::string LocalServer::SslConninfo() const {

@@ -76,6 +76,9 @@ class LocalServer final : public Server {
   // With TLS: " sslmode=verify-full sslrootcert=<its copy of the CA>" for every conninfo this
   // server's clients (this process, the tools, its walreceiver) use; "" without.
   std::string SslConninfo() const;
+  // This process's conninfo for `database`: through the Unix socket when there is one.
+  std::string LocalDsn(const std::string& database, const std::string& password) const;
+  Status PrepareSocketDir();
   bool tls() const { return !o_.tls_cert_file.empty(); }
   // The include line for tandem.conf in postgresql.conf (a copied config may lack it).
   Status EnsureIncludeLine();
@@ -114,6 +117,7 @@ class LocalServer final : public Server {
 
   const LocalServerOptions o_;
   std::string dir_;             // the parent of data_dir; constant after construction
+  std::string socket_dir_;      // the Unix socket's directory, "" when its path would be too long
   std::optional<UserIds> ids_;  // set by PrepareLocked when running as another user
 
   std::mutex mu_;

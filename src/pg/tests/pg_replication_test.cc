@@ -14,6 +14,7 @@
 
 #include "base/fs.h"
 #include "base/net.h"
+#include "base/process.h"
 #include "harness/pg_harness.h"
 #include "pg/conn.h"
 #include "pg/replication.h"
@@ -600,9 +601,10 @@ TEST_F(ReplicationTest, CleanSwitchoverLosesNothing) {
   EXPECT_TRUE(WaitFor([&] { return Count(b, "t") == 12; }, 10s));
 }
 
-// With TLS, every connection is TLS and verified: the region's own, the base backup, the
-// streaming replica's and pg_rewind's. A connection without TLS, or that trusts another CA, is
-// refused.
+// With TLS, every TCP connection is TLS and verified: the base backup, the streaming replica's,
+// pg_rewind's and any other client's. A connection without TLS, or that trusts another CA, is
+// refused. The region's own connections go through the server's Unix socket, in a directory
+// only PostgreSQL's user may enter: they never leave the machine.
 TEST_F(ReplicationTest, OverTlsOnlyVerifiedConnectionsGetIn) {
   tls_ = true;
   Server* a = Primary("region-a", "127.0.0.1");
@@ -611,28 +613,48 @@ TEST_F(ReplicationTest, OverTlsOnlyVerifiedConnectionsGetIn) {
   ASSERT_FALSE(HasFailure());
   ASSERT_TRUE(Exec(a, "INSERT INTO t VALUES (1)").ok());
   EXPECT_TRUE(WaitFor([&] { return Count(b, "t") == 1; }, 10s));
-  EXPECT_NE(a->Dsn("postgres").find("sslmode=verify-full"), std::string::npos);
+
+  const std::string socket_dir = root_ + "/region-a/pg/run";
+  EXPECT_NE(a->Dsn("postgres").find("host='" + socket_dir + "'"), std::string::npos)
+      << a->Dsn("postgres");
+  struct stat st {};
+  ASSERT_EQ(lstat(socket_dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  uid_t owner = geteuid();
+  if (!tandem::testing::RunAsUser().empty()) {
+    auto ids = LookupUser(tandem::testing::RunAsUser());
+    ASSERT_TRUE(ids.ok());
+    owner = ids->uid;
+  }
+  EXPECT_EQ(st.st_uid, owner);
   {
     ConnPtr c = Connect(a);
     ASSERT_NE(c, nullptr);
-    auto own = c->Exec("SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+    auto own = c->Exec("SELECT (inet_client_addr() IS NULL)::text");
     ASSERT_TRUE(own.ok()) << own.status().ToString();
-    EXPECT_EQ(own->Text(0, 0), "true");
+    EXPECT_EQ(own->Text(0, 0), "true") << "the region's own connection is not the Unix socket's";
     auto streams = c->Exec(
         "SELECT count(*) FROM pg_stat_replication r JOIN pg_stat_ssl s ON s.pid = r.pid "
         "WHERE s.ssl AND r.application_name = 'region-b'");
     ASSERT_TRUE(streams.ok()) << streams.status().ToString();
     EXPECT_EQ(streams->Int(0, 0), 1) << "the replica does not stream over TLS";
   }
-  const std::string plain = a->Dsn("postgres") + " sslmode=disable";
-  auto refused = Conn::Connect(plain);
+  const LocalServerOptions& o = opts_["region-a"];
+  const std::string tcp = "host=" + o.host + " port=" + std::to_string(o.port) +
+                          " user=tandem dbname=postgres password=" + std::string(kPassword);
+  auto verified = Conn::Connect(tcp + " sslmode=verify-full sslrootcert=" + root_ + "/ca.crt");
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  auto ssl = (*verified)->Exec("SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+  ASSERT_TRUE(ssl.ok()) << ssl.status().ToString();
+  EXPECT_EQ(ssl->Text(0, 0), "true");
+  auto refused = Conn::Connect(tcp + " sslmode=disable");
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("no encryption"), std::string::npos)
       << refused.status().ToString();
   auto other = tls::CreateAuthority("someone else", std::chrono::hours(1));
   ASSERT_TRUE(other.ok());
   ASSERT_TRUE(WriteFileAtomic(root_ + "/other.crt", other->certificate).ok());
-  auto untrusted = Conn::Connect(a->Dsn("postgres") + " sslrootcert=" + root_ + "/other.crt");
+  auto untrusted = Conn::Connect(tcp + " sslmode=verify-full sslrootcert=" + root_ + "/other.crt");
   ASSERT_FALSE(untrusted.ok());
   EXPECT_NE(untrusted.status().message().find("certificate verify failed"), std::string::npos)
       << untrusted.status().ToString();
