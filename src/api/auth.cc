@@ -6,6 +6,7 @@
 #include "api/json_util.h"
 #include "auth/api_token.h"
 #include "auth/session.h"
+#include "crypto/secret_box.h"
 
 namespace tandem::api {
 namespace {
@@ -29,6 +30,17 @@ Result<std::string> BearerCredential(const Request& req) {
                            std::to_string(kMaxAuthorizationBytes) + " bytes");
   }
   constexpr std::string_view kBearer = "Bearer ";
+  constexpr std::string_view kBasic = "Basic ";
+  if (h.size() > kBasic.size() && std::string_view(h).substr(0, kBasic.size()) == kBasic) {
+    Result<std::string> pair = Base64Decode(std::string_view(h).substr(kBasic.size()));
+    const size_t colon = pair.ok() ? pair->find(':') : std::string::npos;
+    if (colon == std::string::npos || colon + 1 == pair->size()) {
+      return Unauthenticated(
+          "the Authorization header's Basic credential is not base64 of name:password; the "
+          "password must be an API token (any name)");
+    }
+    return pair->substr(colon + 1);
+  }
   if (h.size() <= kBearer.size() || std::string_view(h).substr(0, kBearer.size()) != kBearer) {
     return Unauthenticated(std::string("the Authorization header is not a bearer credential: ") +
                            kHowTo);

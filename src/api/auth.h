@@ -24,8 +24,11 @@ namespace tandem::api {
 // An Authorization header longer than this is refused unread.
 inline constexpr size_t kMaxAuthorizationBytes = 4096;
 
-// The credential of an "Authorization: Bearer <credential>" header, or Unauthenticated saying
-// what is wrong (missing, not Bearer, too long), never echoing it.
+// The credential of an "Authorization: Bearer <credential>" header, or the password of an
+// "Authorization: Basic <base64 of name:password>" one, which is what `docker login` (to the
+// registries' token realm) and `curl -u` send: any name, an API token or a session token as the
+// password. A user's own password is taken by POST /auth/token only, which limits guesses.
+// Unauthenticated saying what is wrong (missing, neither scheme, too long), never echoing it.
 Result<std::string> BearerCredential(const Request& req);
 
 class RegionAuthorizer {

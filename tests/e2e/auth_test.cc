@@ -129,13 +129,22 @@ TEST_F(AuthTest, BadCredentialsAreRefusedAndChangeNothing) {
                             {{"Authorization", "Bearer " + forged}},
                             {{"Authorization", "Bearer tandem_nothing"}},
                             {{"Authorization", "Bearer " + std::string(5000, 'a')}},
-                            {{"Authorization", "bearer " + token}}}) {
+                            {{"Authorization", "bearer " + token}},
+                            {{"Authorization", "Basic " + Base64Encode("ci:" + forged)}},
+                            {{"Authorization", "Basic " + Base64Encode(token)}},
+                            {{"Authorization", "Basic " + Base64Encode("ci:")}},
+                            {{"Authorization", "Basic !" + token}}}) {
     HttpReply r = Call("POST", vars, var, h);
     EXPECT_EQ(r.status, 401) << h[0].second.substr(0, 40) << ": " << r.body;
     EXPECT_EQ(r.body.find(token.substr(7)), std::string::npos) << "the answer echoes the token";
   }
   EXPECT_EQ(Body(Call("GET", vars))["total_entries"], 0);
   EXPECT_EQ(Call("POST", vars, var, As(token)).status, 201);
+  // The token as the password of Basic, as `docker login` and `curl -u` send it: any name.
+  const Json other = {{"key", "k2"}, {"value", "v"}};
+  HttpReply basic =
+      Call("POST", vars, other, {{"Authorization", "Basic " + Base64Encode("ci:" + token)}});
+  EXPECT_EQ(basic.status, 201) << basic.body;
 }
 
 TEST_F(AuthTest, DeploymentRolesReadWriteAndAdminister) {

@@ -102,7 +102,7 @@ std::string Tail(const std::string& log) {
 // prints, or the error. Over https, with `token` (from a region's realm) when not empty.
 Result<std::string> SkopeoDigest(const std::string& registry_url, const std::string& repository,
                                  const std::string& digest, const std::string& ca_dir = "",
-                                 const std::string& token = "") {
+                                 const std::string& token = "", const std::string& creds = "") {
   // Over https the registry's certificate is checked against the pair's CA, alone in its
   // directory (skopeo reads every *.crt there as a CA, and wants a .cert beside every .key).
   const bool https = registry_url.starts_with("https://");
@@ -111,6 +111,8 @@ Result<std::string> SkopeoDigest(const std::string& registry_url, const std::str
   if (https) {
     argv.push_back("--cert-dir=" + ca_dir);
     if (!token.empty()) argv.push_back("--registry-token=" + token);
+    // name:password, which skopeo (as docker after `docker login`) sends to the token realm.
+    if (!creds.empty()) argv.push_back("--creds=" + creds);
   } else {
     argv.emplace_back("--tls-verify=false");
   }
@@ -508,6 +510,7 @@ TEST_F(PairDataTest, ImagesFollowThePair) {
   // Both registries want a token; region-a's realm gives one for pulling that either takes.
   const std::string pull = RealmToken("region-a", "repository:" + repository + ":pull");
   ASSERT_FALSE(pull.empty());
+  const std::string viewer = NewToken("region-a", id, "viewer");
   for (const char* region : {"region-a", "region-b"}) {
     Result<std::string> seen =
         SkopeoDigest(pair_->registry_url(region), repository, digest, ca_dir, pull);
@@ -516,10 +519,14 @@ TEST_F(PairDataTest, ImagesFollowThePair) {
     Result<std::string> anonymous =
         SkopeoDigest(pair_->registry_url(region), repository, digest, ca_dir);
     EXPECT_FALSE(anonymous.ok()) << region << " let an anonymous client read";
+    // As after `docker login -u anyname -p <API token>`: the client asks the realm itself.
+    Result<std::string> logged_in =
+        SkopeoDigest(pair_->registry_url(region), repository, digest, ca_dir, "", "ci:" + viewer);
+    ASSERT_TRUE(logged_in.ok()) << region << ": " << logged_in.status().ToString();
+    EXPECT_EQ(*logged_in, digest) << region;
   }
   // The realm grants what the principal's roles allow: a deployment viewer may pull, not push;
   // another deployment's editor, nothing here; nobody, without a credential.
-  const std::string viewer = NewToken("region-a", id, "viewer");
   const std::string other = CreateDeployment("region-a", "images-other");
   const std::string stranger = NewToken("region-a", other, "editor");
   const std::string both = "repository:" + repository + ":pull,push";
