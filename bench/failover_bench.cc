@@ -6,9 +6,11 @@
 //     region (a DAG run triggered there is accepted) and its scheduler starts tasks (that run's
 //     task is running or done), reached the way a client reaches it: through the deployment's
 //     host name, looked up at the pair's DNS server before every attempt (resolve, then
-//     request; an old region answers 421 by name, so only the new one counts). Each
-//     deployment is probed on its own (one thread sweeps a few of them), so a deployment whose
-//     task waits does not hold back the next one's trigger. Forced: the failure is the SIGKILL
+//     request; an old region answers 421 by name, so only the new one counts), on a connection
+//     kept between requests as a real client keeps it (a new one when the name points
+//     elsewhere or a request got no answer). Each deployment is probed on its own (one thread
+//     sweeps a few of them), so a deployment whose task waits does not hold back the next
+//     one's trigger. Forced: the failure is the SIGKILL
 //     of every process of the primary region, PostgreSQL included, and the control plane
 //     detects it by itself (automatic failover), so detection is inside the figure. Planned:
 //     the failure is the moment the old primary stopped taking writes (the end of its
@@ -20,9 +22,10 @@
 //     time from its run's creation to scheduled, queued and claimed (the new region's
 //     database), and when the old region's long tasks all ran again.
 //   - RPO: a client commits a timestamped change (a variable) every 10 ms through the API of
-//     whichever region is active and records what was acknowledged; afterwards, the age at the
-//     moment of the failure of the oldest acknowledged change that is missing (0 when none is),
-//     and how many missing changes were acknowledged after the failure (never allowed).
+//     whichever region is active (on one kept connection) and records what was acknowledged;
+//     afterwards, the age at the moment of the failure of the oldest acknowledged change that
+//     is missing (0 when none is), and how many missing changes were acknowledged after the
+//     failure (never allowed).
 //   - the writer's gap: the longest time between two acknowledged writes around the failover.
 //
 // A target is "met" only when every run asked for was measured, and an RPO target of zero only
@@ -69,6 +72,7 @@ using Wall = std::chrono::system_clock;
 using namespace std::chrono_literals;
 using testing::Http;
 using testing::HttpReply;
+using testing::HttpSession;
 using testing::PairProcess;
 
 // The targets.
@@ -134,6 +138,7 @@ class RpoWriter {
  private:
   void Run() {
     std::string url;
+    HttpSession session;  // one connection kept, as a real client keeps it
     std::optional<Steady::time_point> last_ack;
     auto next = Steady::now();
     for (int i = 0; !stop_; ++i) {
@@ -142,8 +147,8 @@ class RpoWriter {
         if (s.is_object()) url = pair_->region_url(s.value("active", "region-a"));
       }
       const std::string key = prefix_ + std::to_string(i);
-      HttpReply r = Http(url, "POST", Root(deployment_) + "/variables",
-                         Json{{"key", key}, {"value", std::to_string(i)}}.dump());
+      HttpReply r = session.Send(url, "POST", Root(deployment_) + "/variables",
+                                 Json{{"key", key}, {"value", std::to_string(i)}}.dump());
       if (r.status == 201) {
         const auto now = Steady::now();
         std::lock_guard lock(mu_);
@@ -339,8 +344,8 @@ class Bench {
 
   // A request to deployment `i` by its host name: looked up at the pair's DNS server first
   // (no cache: resolve, then request), sent to that address with the name as Host.
-  HttpReply ByName(size_t i, const std::string& method, const std::string& path,
-                   const std::string& body = "") {
+  HttpReply ByName(HttpSession& session, size_t i, const std::string& method,
+                   const std::string& path, const std::string& body = "") {
     const dns::Server server{pair_->dns_address(), pair_->dns_port()};
     auto a = dns::LookUp(server, hosts_[i], 1s);
     if (!a.ok()) {
@@ -348,8 +353,8 @@ class Bench {
       return {};
     }
     const std::string port = std::to_string(pair_->http_port("region-a"));
-    return Http((f_.tls ? "https://" : "http://") + a->addresses.front() + ":" + port, method, path,
-                body, {{"Host", hosts_[i] + ":" + port}});
+    return session.Send((f_.tls ? "https://" : "http://") + a->addresses.front() + ":" + port,
+                        method, path, body, {{"Host", hosts_[i] + ":" + port}});
   }
 
   // Every deployment, independently: trigger a probe run until one is accepted through its
@@ -368,6 +373,9 @@ class Bench {
     std::mutex mu;
     std::vector<double> accepted_took;              // guarded by mu
     std::map<int, std::pair<int, double>> refused;  // guarded by mu: status -> count, longest
+    // Each deployment's client keeps its connection, as a real one would: a new one only when
+    // the name points elsewhere or a request got no answer.
+    std::vector<HttpSession> sessions(n);
     std::vector<std::thread> threads;
     const size_t stride = static_cast<size_t>(std::max(1, f_.probe_threads));
     for (size_t t = 0; t < stride && t < n; ++t) {
@@ -381,7 +389,7 @@ class Bench {
             if (runs[i].empty()) {
               const auto sent = Steady::now();
               HttpReply r =
-                  ByName(i, "POST", "/api/v2/dags/probe/dagRuns",
+                  ByName(sessions[i], i, "POST", "/api/v2/dags/probe/dagRuns",
                          Json{{"logical_date", nullptr}, {"conf", Json::object()}}.dump());
               const double took = Secs(Steady::now() - sent);
               std::lock_guard lock(mu);
@@ -397,8 +405,8 @@ class Bench {
               }
               continue;
             }
-            Json ti = Body(
-                ByName(i, "GET", "/api/v2/dags/probe/dagRuns/" + runs[i] + "/taskInstances/ping"));
+            Json ti = Body(ByName(sessions[i], i, "GET",
+                                  "/api/v2/dags/probe/dagRuns/" + runs[i] + "/taskInstances/ping"));
             const std::string state = Str(ti, "state");
             if (state == "running" || state == "success") {
               task[i] = Secs(Steady::now() - from);

@@ -48,18 +48,40 @@ struct CliRun {
 CliRun RunCli(const std::vector<std::string>& args, int timeout_seconds = 60,
               const std::string& stdin_text = "");
 
-// `headers`: extra request headers, e.g. {{"Host", "etl-3f6c2a.tandem.test"}}.
-// Sends OwnerToken() as "Authorization: Bearer" unless `headers` has an Authorization header of
-// its own; one with an empty value sends none. An https `base_url`'s certificate must chain to
-// `ca_file` and cover its host. Status 0 when no answer came.
 // The CA that Http() trusts for an https URL when given none, and that RunCli hands the CLI
 // (TANDEM_CA_FILE): a TLS pair's (PairProcess::Options::tls). "" by default.
 void SetTestCaFile(const std::string& ca_file);
 
+// One request on a connection of its own.
+// `headers`: extra request headers, e.g. {{"Host", "etl-3f6c2a.tandem.test"}}.
+// Sends OwnerToken() as "Authorization: Bearer" unless `headers` has an Authorization header of
+// its own; one with an empty value sends none. An https `base_url`'s certificate must chain to
+// `ca_file` and cover its host. Status 0 when no answer came.
 HttpReply Http(const std::string& base_url, const std::string& method, const std::string& path,
                const std::string& body = "",
                const std::vector<std::pair<std::string, std::string>>& headers = {},
                const std::string& ca_file = "");
+
+// Requests as Http() sends them, on one connection kept between them as a real client keeps
+// it (over TLS a connection per request costs both sides a handshake, which a benchmark's
+// clients sending every few milliseconds would otherwise add to what it measures). A new
+// connection when the base URL changes and after a request got no answer. One per thread.
+class HttpSession {
+ public:
+  explicit HttpSession(std::string ca_file = "");
+  ~HttpSession();
+  HttpSession(const HttpSession&) = delete;
+  HttpSession& operator=(const HttpSession&) = delete;
+
+  HttpReply Send(const std::string& base_url, const std::string& method, const std::string& path,
+                 const std::string& body = "",
+                 const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+ private:
+  struct Connection;
+  std::string ca_file_;
+  std::unique_ptr<Connection> conn_;
+};
 
 // A new worker credential made through the region at `base_url` as the owner: of `deployment`'s
 // workers, or ("") of a pool serving every deployment. "" when the region refused (the test's
