@@ -728,6 +728,7 @@ int Main(int argc, char** argv) {
       f.lease_margin_ms, f.drain_seconds, f.workers, f.slots, f.settle_seconds, f.load_threads);
   std::atomic<bool> done{false};
   std::vector<std::thread> load;
+  load.reserve(static_cast<size_t>(std::max(0, f.load_threads)));
   for (int i = 0; i < f.load_threads; ++i) {
     load.emplace_back([&done] {
       volatile uint64_t x = 0;
