@@ -6,11 +6,12 @@
 //     region (a DAG run triggered there is accepted) and its scheduler starts tasks (that run's
 //     task is running or done), reached the way a client reaches it: through the deployment's
 //     host name, looked up at the pair's DNS server before every attempt (resolve, then
-//     request; an old region answers 421 by name, so only the new one counts), on a connection
-//     kept between requests as a real client keeps it (a new one when the name points
-//     elsewhere or a request got no answer). Each deployment is probed on its own (one thread
-//     sweeps a few of them), so a deployment whose task waits does not hold back the next
-//     one's trigger. Forced: the failure is the SIGKILL
+//     request; an old region answers 421 by name, so only the new one counts), on a new
+//     connection each time: the region's server gives each open connection one of its 32
+//     threads, and 80 probes keeping theirs while they poll would starve the workers' claims
+//     (they did: a planned failover's probe tasks stayed queued for minutes). Each deployment
+//     is probed on its own (one thread sweeps a few of them), so a deployment whose task waits
+//     does not hold back the next one's trigger. Forced: the failure is the SIGKILL
 //     of every process of the primary region, PostgreSQL included, and the control plane
 //     detects it by itself (automatic failover), so detection is inside the figure. Planned:
 //     the failure is the moment the old primary stopped taking writes (the end of its
@@ -344,8 +345,8 @@ class Bench {
 
   // A request to deployment `i` by its host name: looked up at the pair's DNS server first
   // (no cache: resolve, then request), sent to that address with the name as Host.
-  HttpReply ByName(HttpSession& session, size_t i, const std::string& method,
-                   const std::string& path, const std::string& body = "") {
+  HttpReply ByName(size_t i, const std::string& method, const std::string& path,
+                   const std::string& body = "") {
     const dns::Server server{pair_->dns_address(), pair_->dns_port()};
     auto a = dns::LookUp(server, hosts_[i], 1s);
     if (!a.ok()) {
@@ -353,8 +354,8 @@ class Bench {
       return {};
     }
     const std::string port = std::to_string(pair_->http_port("region-a"));
-    return session.Send((f_.tls ? "https://" : "http://") + a->addresses.front() + ":" + port,
-                        method, path, body, {{"Host", hosts_[i] + ":" + port}});
+    return Http((f_.tls ? "https://" : "http://") + a->addresses.front() + ":" + port, method, path,
+                body, {{"Host", hosts_[i] + ":" + port}});
   }
 
   // Every deployment, independently: trigger a probe run until one is accepted through its
@@ -373,9 +374,6 @@ class Bench {
     std::mutex mu;
     std::vector<double> accepted_took;              // guarded by mu
     std::map<int, std::pair<int, double>> refused;  // guarded by mu: status -> count, longest
-    // Each deployment's client keeps its connection, as a real one would: a new one only when
-    // the name points elsewhere or a request got no answer.
-    std::vector<HttpSession> sessions(n);
     std::vector<std::thread> threads;
     const size_t stride = static_cast<size_t>(std::max(1, f_.probe_threads));
     for (size_t t = 0; t < stride && t < n; ++t) {
@@ -389,7 +387,7 @@ class Bench {
             if (runs[i].empty()) {
               const auto sent = Steady::now();
               HttpReply r =
-                  ByName(sessions[i], i, "POST", "/api/v2/dags/probe/dagRuns",
+                  ByName(i, "POST", "/api/v2/dags/probe/dagRuns",
                          Json{{"logical_date", nullptr}, {"conf", Json::object()}}.dump());
               const double took = Secs(Steady::now() - sent);
               std::lock_guard lock(mu);
@@ -405,8 +403,8 @@ class Bench {
               }
               continue;
             }
-            Json ti = Body(ByName(sessions[i], i, "GET",
-                                  "/api/v2/dags/probe/dagRuns/" + runs[i] + "/taskInstances/ping"));
+            Json ti = Body(
+                ByName(i, "GET", "/api/v2/dags/probe/dagRuns/" + runs[i] + "/taskInstances/ping"));
             const std::string state = Str(ti, "state");
             if (state == "running" || state == "success") {
               task[i] = Secs(Steady::now() - from);
