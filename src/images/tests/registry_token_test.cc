@@ -121,10 +121,8 @@ TEST(RegistryTokenSignerTest, AKeyThatIsNotTheCertificatesIsRefused) {
   auto signer =
       RegistryTokenSigner::FromFiles(a->path() + "/signer.crt", b->path() + "/signer.key");
   EXPECT_EQ(signer.status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(RegistryTokenSigner::FromFiles(a->path() + "/nope.crt", a->path() + "/signer.key")
-                .status()
-                .ok(),
-            false);
+  EXPECT_FALSE(
+      RegistryTokenSigner::FromFiles(a->path() + "/nope.crt", a->path() + "/signer.key").ok());
 }
 
 }  // namespace
