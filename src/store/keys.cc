@@ -75,10 +75,13 @@ Store::Store(pg::Pool* pool, SecretBox box)
 
 Result<KeyId> Store::ActiveKey(Conn& c) const {
   for (int attempt = 0; attempt < 2; ++attempt) {
-    ASSIGN_OR_RETURN(Rows r, c.Exec("SELECT id FROM keyring WHERE state = 'active' FOR SHARE"));
+    ASSIGN_OR_RETURN(Rows r,
+                     c.Exec("SELECT id, wrapped FROM keyring WHERE state = 'active' FOR SHARE"));
     if (r.size() == 1) {
+      // Taken from the row every time (an unwrap of 32 bytes), never from memory alone: a key
+      // this process made in a transaction that rolled back may hold the same id.
       KeyId id(static_cast<uint32_t>(r.Int(0, 0)));
-      if (!keys_.Has(id)) RETURN_IF_ERROR(LoadKey(c, id));
+      RETURN_IF_ERROR(AddWrappedKey(id, r.Text(0, 1)));
       return id;
     }
     // None yet: the first. A concurrent first insert wins (the unique index), and this one
@@ -91,15 +94,13 @@ Result<KeyId> Store::ActiveKey(Conn& c) const {
 Result<std::optional<DataKey>> Store::InsertActiveKey(Conn& c) const {
   ASSIGN_OR_RETURN(Rows next, c.Exec("SELECT coalesce(max(id), 0) + 1 FROM keyring"));
   const KeyId id(static_cast<uint32_t>(next.Int(0, 0)));
-  std::string raw = RandomBytes(SecretBox::kKeySize);
   ASSIGN_OR_RETURN(
       Rows r, c.Exec("INSERT INTO keyring (id, state, wrapped) VALUES ($1, "
                      "'active', $2) ON CONFLICT DO NOTHING RETURNING " +
                          kKeyColumns,
-                     {std::to_string(id.value()), pg::ByteaParam(wrap_.Seal(raw, WrapAad(id)))}));
+                     {std::to_string(id.value()),
+                      pg::ByteaParam(wrap_.Seal(RandomBytes(SecretBox::kKeySize), WrapAad(id)))}));
   if (r.size() == 0) return std::optional<DataKey>();
-  ASSIGN_OR_RETURN(SecretBox key, SecretBox::Create(std::move(raw)));
-  keys_.Add(id, std::move(key));
   return std::optional<DataKey>(DataKeyFromRow(r, 0));
 }
 
@@ -109,9 +110,16 @@ Status Store::LoadKey(Conn& c, KeyId id) const {
   const std::string name = "data key " + std::to_string(id.value());
   if (r.size() == 0) return Internal("a stored secret names " + name + ", which does not exist");
   if (r.IsNull(0, 1)) return Internal("a stored secret names " + name + ", which is retired");
-  ASSIGN_OR_RETURN(std::string wrapped, pg::DecodeBytea(r.Text(0, 1)));
+  return AddWrappedKey(id, r.Text(0, 1));
+}
+
+Status Store::AddWrappedKey(KeyId id, const std::string& wrapped_text) const {
+  ASSIGN_OR_RETURN(std::string wrapped, pg::DecodeBytea(wrapped_text));
   auto raw = wrap_.Open(wrapped, WrapAad(id));
-  if (!raw.ok()) return Internal(name + " does not unwrap: " + raw.status().message());
+  if (!raw.ok()) {
+    return Internal("data key " + std::to_string(id.value()) +
+                    " does not unwrap: " + raw.status().message());
+  }
   ASSIGN_OR_RETURN(SecretBox key, SecretBox::Create(std::move(raw).value()));
   keys_.Add(id, std::move(key));
   return Status::Ok();
@@ -127,12 +135,15 @@ Result<std::string> Store::Unseal(Conn& c, const std::string& bytea_text,
                                   const std::string& aad) const {
   ASSIGN_OR_RETURN(std::string sealed, pg::DecodeBytea(bytea_text));
   auto plain = keys_.Open(sealed, aad);
-  if (plain.status().code() == Code::kNotFound) {
+  if (!plain.ok()) {
     // Sealed under a key this process has not loaded yet (a rotation in the other region, or
-    // since this one started).
-    ASSIGN_OR_RETURN(std::optional<KeyId> id, Keyring::KeyOf(sealed));
-    RETURN_IF_ERROR(LoadKey(c, *id));
-    plain = keys_.Open(sealed, aad);
+    // since this one started), or whose id it remembers from a transaction that rolled back
+    // while the other region made that id since: the stored key decides.
+    Result<std::optional<KeyId>> id = Keyring::KeyOf(sealed);
+    if (id.ok() && *id) {
+      RETURN_IF_ERROR(LoadKey(c, **id));
+      plain = keys_.Open(sealed, aad);
+    }
   }
   if (!plain.ok()) {
     // A fault of the server's data or key, never of the request that read it.

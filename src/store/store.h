@@ -121,11 +121,13 @@ class Store {
   // The active data key, loaded into keys_, under a share lock that a rotation waits for; made
   // (the first one) when there is none.
   Result<KeyId> ActiveKey(pg::Conn& c) const;
-  // A new random data key with the next id, made active and loaded into keys_; none when
-  // another transaction's active key got there first.
+  // A new random data key with the next id, made active (ActiveKey loads it from its row, once
+  // this transaction sees it); none when another transaction's active key got there first.
   Result<std::optional<DataKey>> InsertActiveKey(pg::Conn& c) const;
   // Loads data key `id` into keys_ (Internal when it is retired or unknown).
   Status LoadKey(pg::Conn& c, KeyId id) const;
+  // Unwraps data key `id` from its stored `wrapped` column (bytea text) into keys_.
+  Status AddWrappedKey(KeyId id, const std::string& wrapped_text) const;
   // Sealed bytea text for a parameter (under the active key), and back.
   Result<std::string> Seal(pg::Conn& c, std::string_view plain, const std::string& aad) const;
   Result<std::string> Unseal(pg::Conn& c, const std::string& bytea_text,

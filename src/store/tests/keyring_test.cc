@@ -69,6 +69,29 @@ TEST_F(KeyringStoreTest, ANewDatabaseSealsUnderItsFirstKey) {
             "0200000001");
 }
 
+// A key made in a transaction that then rolled back never reached the database, and the same
+// id can be made again, with other bytes, by another process (the other region, after a
+// failover): what this process remembers of that id must not be used for it.
+TEST_F(KeyringStoreTest, AKeyFromARolledBackWriteIsNotTrustedWhenItsIdComesBack) {
+  Deployment a = Create("a");
+  ASSERT_TRUE(store_->CreateVariable(a.id, {"dup", "plain", std::nullopt, false}).ok());
+  // The first secret ever: sealed under a new key 1, then refused (the key exists), rolled back.
+  EXPECT_FALSE(store_->CreateVariable(a.id, {"dup", "s3cret", std::nullopt, true}).ok());
+  EXPECT_EQ(Raw("SELECT count(*) FROM keyring"), "0");
+  // The other process makes key 1 and seals with it.
+  std::unique_ptr<Store> other = OpenStore();
+  ASSERT_TRUE(other->CreateVariable(a.id, {"theirs", "t", std::nullopt, true}).ok());
+  EXPECT_EQ(Raw("SELECT count(*) FROM keyring"), "1");
+  // This one reads what the other sealed, and seals what the other can read.
+  auto theirs = store_->GetVariable(a.id, "theirs");
+  ASSERT_TRUE(theirs.ok()) << theirs.status().ToString();
+  EXPECT_EQ(theirs->value, "t");
+  ASSERT_TRUE(store_->CreateVariable(a.id, {"mine", "m", std::nullopt, true}).ok());
+  auto mine = other->GetVariable(a.id, "mine");
+  ASSERT_TRUE(mine.ok()) << mine.status().ToString();
+  EXPECT_EQ(mine->value, "m");
+}
+
 TEST_F(KeyringStoreTest, RotationResealsEverySecretAndRetiresTheOldKey) {
   Deployment a = Create("a");
   ASSERT_TRUE(store_
