@@ -14,6 +14,7 @@
 #include "api/errors.h"
 #include "base/net.h"
 #include "base/text.h"
+#include "base/thread_pool.h"
 
 namespace tandem::api {
 
@@ -82,6 +83,21 @@ Response Router::Dispatch(Request& req) const {
 // How many connections the kernel holds for the server before it accepts them.
 constexpr int kListenBacklog = 1024;
 
+// How long a server thread with no connection to serve waits for one before it ends.
+constexpr std::chrono::seconds kIdleThread{30};
+
+// httplib runs each connection as one job, for as long as the client keeps it: an elastic
+// pool, so clients that keep busy connections do not starve the rest (base/thread_pool.h).
+class ElasticTaskQueue final : public httplib::TaskQueue {
+ public:
+  explicit ElasticTaskQueue(size_t max_threads) : pool_(max_threads, kIdleThread) {}
+  void enqueue(std::function<void()> fn) override { pool_.Submit(std::move(fn)); }
+  void shutdown() override { pool_.Shutdown(); }
+
+ private:
+  ElasticThreadPool pool_;
+};
+
 struct HttpServer::Impl {
   std::unique_ptr<httplib::Server> server;  // an httplib::SSLServer when serving HTTPS
   std::thread thread;
@@ -108,11 +124,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& o, co
     s->impl_->server = std::move(ssl);
   }
   httplib::Server& srv = *s->impl_->server;
-  int threads = o.threads;
-  srv.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  auto threads = static_cast<size_t>(o.threads);
+  srv.new_task_queue = [threads] { return new ElasticTaskQueue(threads); };
   srv.set_payload_max_length(o.max_body_bytes);
   srv.set_keep_alive_max_count(1000);
-  srv.set_keep_alive_timeout(2);  // an idle client does not hold one of the few threads long
+  srv.set_keep_alive_timeout(2);  // an idle client does not hold a thread long
   // An answer goes out in more than one write (headers, body): with Nagle's algorithm the
   // second waited for the client's delayed ACK, adding 40 ms to every call on a kept-alive
   // connection (api_bench measured 42 ms against 2 ms on a new one).

@@ -92,7 +92,7 @@ class Router {
 struct ServerOptions {
   std::string address;
   int port = 0;
-  int threads = 8;
+  int threads = 8;  // connections served at once, each on a thread started for it
   size_t max_body_bytes = 4 << 20;
   // Selects by the Host header: given the host (port removed, lower case), the path prefix
   // to serve the request under ("/deployments/<id>"), "" to serve it as it is, or an error
@@ -111,7 +111,8 @@ struct ServerOptions {
   std::string tls_key_file;
 };
 
-// Serves a Router. Thread pool of `threads`; Start() returns once the socket is bound.
+// Serves a Router, each connection on a thread of its own for as long as the client keeps it,
+// up to `threads` at once (more wait); Start() returns once the socket is bound.
 class HttpServer {
  public:
   static Result<std::unique_ptr<HttpServer>> Start(const ServerOptions& o, const Router* router,

@@ -175,7 +175,11 @@ bool PathExists(const std::string& path) {
 
 Result<TempDir> TempDir::Create(const std::string& prefix) {
   const char* base = getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/" + prefix + "-XXXXXX";
+  return CreateIn(base && *base ? base : "/tmp", prefix);
+}
+
+Result<TempDir> TempDir::CreateIn(const std::string& parent, const std::string& prefix) {
+  std::string tmpl = parent + "/" + prefix + "-XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (mkdtemp(buf.data()) == nullptr) return Errno("cannot create temporary directory", tmpl);

@@ -37,6 +37,8 @@ bool PathExists(const std::string& path);
 class TempDir {
  public:
   static Result<TempDir> Create(const std::string& prefix);
+  // The same in `parent`, which must exist.
+  static Result<TempDir> CreateIn(const std::string& parent, const std::string& prefix);
   TempDir(TempDir&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
   TempDir& operator=(TempDir&&) = delete;
   ~TempDir();

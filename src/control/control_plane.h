@@ -65,7 +65,7 @@ struct ControlSettings {
   Duration lease = std::chrono::milliseconds(3000);
   Duration drain_timeout = std::chrono::seconds(60);
   Duration planned_timeout = std::chrono::seconds(120);
-  int http_threads = 8;
+  int http_threads = 64;  // connections served at once, a thread each
   // The platform zone's host names (dns.enabled): the DNS server, the key, the addresses.
   DnsSettings dns;
   // A named step at which the process exits at once (tests of a control plane killed during a
@@ -183,9 +183,9 @@ class ControlPlane {
   bool op_running_ = false;               // guarded by mu_
   // Who started each operation this process began (for the event of its end); an operation
   // not here was begun by the automatic failover or before a restart.
-  std::string dns_error_;                         // guarded by mu_: the last failed DNS publish
-  std::optional<MonoTime> dns_retry_at_;          // guarded by mu_
-  int dns_failures_ = 0;                          // guarded by mu_
+  std::string dns_error_;                 // guarded by mu_: the last failed DNS publish
+  std::optional<MonoTime> dns_retry_at_;  // guarded by mu_
+  int dns_failures_ = 0;                  // guarded by mu_
   std::thread monitor_, op_thread_;
 };
 

@@ -154,7 +154,7 @@ struct RegionConfig {
   int64_t max_value_bytes = 1048576;
   int64_t max_body_bytes = 4194304;  // limits.max_body_bytes, >= max_value_bytes: largest body
   std::string log_level = "info";    // log.level: one of trace, debug, info, warn, error
-  int http_threads = 32;             // http.threads, 1..1024 (workers' claims long-poll)
+  int http_threads = 512;  // http.threads, 1..1024: connections served at once, a thread each
   // workers: the task workers the region starts itself (a worker elsewhere runs
   // `tandem worker --api URL`).
   int local_workers = 1;    // workers.local, 0..64

@@ -55,7 +55,7 @@ struct PairRegion {
   int64_t max_value_bytes = 1048576;   // regions[i].limits.max_value_bytes, 1024..67108864
   int64_t max_body_bytes = 4194304;    // regions[i].limits.max_body_bytes, >= max_value_bytes
   std::string log_level = "info";      // regions[i].log.level: trace, debug, info, warn, error
-  int http_threads = 32;               // regions[i].http.threads, 1..1024
+  int http_threads = 512;              // regions[i].http.threads, 1..1024
   int local_workers = 1;               // regions[i].workers.local, 0..64
   int worker_slots = 32;               // regions[i].workers.slots, 1..5000
   int heartbeat_ms = 1000;             // regions[i].workers.heartbeat_ms, 100..60000

@@ -143,7 +143,7 @@ TEST_F(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c->max_value_bytes, 1048576);
   EXPECT_EQ(c->max_body_bytes, 4194304);
   EXPECT_EQ(c->log_level, "info");
-  EXPECT_EQ(c->http_threads, 32);
+  EXPECT_EQ(c->http_threads, 512);
   EXPECT_EQ(c->local_workers, 1);
   EXPECT_EQ(c->worker_slots, 32);
   EXPECT_EQ(c->heartbeat_ms, 1000);
