@@ -34,6 +34,11 @@ void AddWorkerCommands(CLI::App& app, Globals& g, Run* run) {
   cmd->add_option("--token-file", *token_file,
                   "File holding a worker credential (else env TANDEM_WORKER_TOKEN; "
                   "`tandem worker-credential create` makes one)");
+  cmd->add_option("--task-dir", opts->task_dir,
+                  "A directory of this worker's own (absolute) for its tasks' directories, "
+                  "emptied when it starts: what the tasks of a killed worker left is removed "
+                  "by the next (default: each task's directory in $TMPDIR, left behind by a "
+                  "killed worker)");
   cmd->add_option("--grace-ms", *grace_ms,
                   "On SIGTERM/SIGINT, how long running tasks may finish before they are killed");
   cmd->callback([&g, opts, grace_ms, token_file, run] {

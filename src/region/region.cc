@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 
 #include "api/audit.h"
 #include "api/auth.h"
@@ -242,6 +243,13 @@ Status Region::StartAll() {
     so.admit = [this](const api::Request& req) { return dr_->Admit(req); };
   }
   ASSIGN_OR_RETURN(http_, api::HttpServer::Start(so, router_.get(), &metrics_));
+  // Named by what no other live region on this machine shares, its name and bound port, so a
+  // region started again finds what its killed workers left (each worker empties its own).
+  {
+    const char* tmp = getenv("TMPDIR");
+    task_root_ = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/tandem-tasks-" +
+                 cfg_.name + "-" + std::to_string(http_->port());
+  }
 
   scheduler_->Start();
   {
@@ -409,6 +417,7 @@ Status Region::StartLocalWorker(size_t index) {
   if (cfg_.tls && !cfg_.tls->ca_file.empty()) {
     o.argv.insert(o.argv.end(), {"--ca-file", cfg_.tls->ca_file});
   }
+  o.argv.insert(o.argv.end(), {"--task-dir", task_root_ + "/" + std::to_string(index)});
   o.output_path = cfg_.state_dir + "/worker-" + std::to_string(index) + ".log";
   o.env_extra["TANDEM_WORKER_TOKEN"] = workers_auth_->local_credential();
   // Workers die with the region (the supervisor thread starts them), and their tasks with them.
@@ -550,6 +559,7 @@ void Region::Stop() {
   // Workers first (their tasks are killed; the tries are retried when a region is back), then
   // the scheduler, then HTTP.
   StopLocalWorkers();
+  if (!task_root_.empty()) (void)RemoveAll(task_root_);
   if (scheduler_) scheduler_->Stop();
   // HTTP first: requests in flight finish against a running PostgreSQL. (A PostgreSQL the
   // supervisor restarted gets its parent-death signal when that thread ends, so the

@@ -89,7 +89,10 @@ class Region {
   const RegionConfig cfg_;
   MetricsRegistry metrics_;
   std::unique_ptr<DrAgent> dr_;  // in a pair only
-  bool replica_ = false;         // its PostgreSQL started as a replica (pair standby)
+  // Where the local workers keep their tasks' directories, one directory each; set once HTTP
+  // listens.
+  std::string task_root_;
+  bool replica_ = false;  // its PostgreSQL started as a replica (pair standby)
   std::unique_ptr<pg::Server> pg_;
   std::unique_ptr<pg::Pool> pool_;
   std::unique_ptr<store::Store> store_;

@@ -92,20 +92,6 @@ Result<std::string> Resolve(const std::string& name, const std::string& path) {
   return NotFound("cannot find " + name + " in PATH=" + path);
 }
 
-// Removes a task's directory even when the task left read-only directories in it (Go's module
-// cache does), which a plain recursive remove cannot empty.
-void RemoveTaskDir(const std::string& dir) {
-  if (RemoveAll(dir).ok()) return;
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  chmod(dir.c_str(), 0700);
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
-       it.increment(ec)) {
-    if (it->is_directory(ec) && !it->is_symlink(ec)) chmod(it->path().c_str(), 0700);
-  }
-  (void)RemoveAll(dir);
-}
-
 // The last non-empty line of a stream fed in pieces, without keeping the stream.
 class LastLine {
  public:
@@ -206,7 +192,19 @@ struct Runner::Proc {
   }
 };
 
-Runner::Runner() = default;
+void RemoveTaskDir(const std::string& dir) {
+  if (RemoveAll(dir).ok()) return;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  chmod(dir.c_str(), 0700);
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec)) chmod(it->path().c_str(), 0700);
+  }
+  (void)RemoveAll(dir);
+}
+
+Runner::Runner(std::string task_root) : task_root_(std::move(task_root)) {}
 
 Runner::~Runner() {
   for (auto& [key, p] : procs_) {
@@ -231,14 +229,20 @@ Status Runner::Start(const ProcessSpec& spec) {
   auto proc = std::make_unique<Proc>();
   proc->key = spec.key;
   std::string cwd = spec.cwd;
+  std::vector<std::string> env_entries = spec.env;
   if (cwd.empty()) {
-    auto dir = TempDir::Create("tandem-task");
+    auto dir =
+        task_root_.empty() ? TempDir::Create("tandem-task") : TempDir::CreateIn(task_root_, "task");
     if (!dir.ok()) return dir.status();
     cwd = dir->path();
     proc->temp_dir.emplace(std::move(dir).value());
     if (spec.uid && chown(cwd.c_str(), *spec.uid, *spec.uid) != 0) {
       return Internal(Errno("cannot give " + cwd + " to uid " + std::to_string(*spec.uid), errno));
     }
+    // What the task writes to temporary files stays in its directory, removed with it, and out
+    // of reach of other deployments' tasks (a shared /tmp is readable across users).
+    std::erase_if(env_entries, [](const std::string& e) { return e.starts_with("TMPDIR="); });
+    env_entries.push_back("TMPDIR=" + cwd);
   }
 
   int out[2] = {-1, -1};
@@ -281,8 +285,8 @@ Status Runner::Start(const ProcessSpec& spec) {
   for (const std::string& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   std::vector<char*> envp;
-  envp.reserve(spec.env.size() + 1);
-  for (const std::string& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.reserve(env_entries.size() + 1);
+  for (const std::string& e : env_entries) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 
   pid_t pid = -1;

@@ -20,10 +20,11 @@
 namespace tandem::worker {
 
 struct ProcessSpec {
-  std::string key;                       // the caller's name for this process; unique among running
-  std::vector<std::string> argv;         // argv[0] is looked up in PATH of `env`
-  std::vector<std::string> env;          // the whole environment, "NAME=value"
-  std::string cwd;                       // empty: a fresh temporary directory, removed after exit
+  std::string key;                // the caller's name for this process; unique among running
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH of `env`
+  std::vector<std::string> env;   // the whole environment, "NAME=value"
+  // Empty: a fresh directory of the task's own, removed after exit, which is also its TMPDIR.
+  std::string cwd;
   std::chrono::milliseconds timeout{0};  // 0: none; past it: SIGTERM, then SIGKILL 5 s later
   // The user the process will switch to (the shim does): the fresh temporary directory is
   // given to it. Unset: the directory stays this process's.
@@ -47,7 +48,9 @@ struct Exit {
 
 class Runner {
  public:
-  Runner();
+  // Fresh task directories are made in `task_root` ("": $TMPDIR or /tmp), which the task's user
+  // must be able to search.
+  explicit Runner(std::string task_root = "");
   ~Runner();
   Runner(const Runner&) = delete;
   Runner& operator=(const Runner&) = delete;
@@ -67,7 +70,12 @@ class Runner {
 
  private:
   struct Proc;
+  const std::string task_root_;
   std::map<std::string, std::unique_ptr<Proc>> procs_;
 };
+
+// Removes a task's directory even when the task left read-only directories in it (Go's module
+// cache does), which a plain recursive remove cannot empty. Best effort.
+void RemoveTaskDir(const std::string& dir);
 
 }  // namespace tandem::worker

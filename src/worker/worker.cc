@@ -2,12 +2,16 @@
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <condition_variable>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -16,6 +20,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/fs.h"
 #include "base/random.h"
 #include "dns/dns.h"
 #include "tls/http_client.h"
@@ -146,6 +151,25 @@ std::string Now() {
   char out[64];
   snprintf(out, sizeof out, "%s.%03lld+0000", buf, static_cast<long long>(ms));
   return out;
+}
+
+// Makes the worker's task directory, searchable by the tasks' users (each task's own directory in
+// it is theirs, 0700), and empties it of what an earlier worker killed on the spot left.
+Status PrepareTaskDir(const std::string& dir) {
+  RETURN_IF_ERROR(MakeDirs(dir, 0711));
+  if (chmod(dir.c_str(), 0711) != 0) {
+    return Internal("cannot make " + dir + " searchable (0711): " + std::strerror(errno));
+  }
+  std::error_code ec;
+  size_t swept = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    RemoveTaskDir(entry.path().string());
+    ++swept;
+  }
+  if (ec) return Internal("cannot list " + dir + ": " + ec.message());
+  if (swept > 0)
+    spdlog::info("removed {} task directories an earlier worker left in {}", swept, dir);
+  return Status::Ok();
 }
 
 // A line in the task log from the worker itself, in Airflow's log format.
@@ -530,7 +554,7 @@ struct Worker::Impl {
 
   Status Loop() {
     ApiClient cli(endpoint, {options.ca_file}, resolver.get(), std::chrono::seconds(30));
-    Runner runner;
+    Runner runner(options.task_dir);
     auto last_flush = Steady::now();
     std::optional<Steady::time_point> stop_deadline;
     std::vector<Output> out;
@@ -588,6 +612,9 @@ Result<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
   if (options.task_nice < 0 || options.task_nice > 19) {
     return InvalidArgument("--task-nice must be between 0 and 19");
   }
+  if (!options.task_dir.empty() && options.task_dir.front() != '/') {
+    return InvalidArgument("--task-dir must be an absolute path, got '" + options.task_dir + "'");
+  }
   ASSIGN_OR_RETURN(Endpoint e, ParseUrl(options.api_url));
   if (options.hostname.empty()) {
     char host[256] = {};
@@ -614,9 +641,13 @@ Status Worker::Run() {
         "tasks as a user of its own",
         impl_->id, geteuid());
   }
+  const std::string& task_dir = impl_->options.task_dir;
+  if (!task_dir.empty()) RETURN_IF_ERROR(PrepareTaskDir(task_dir));
   std::thread claimer([this] { impl_->ClaimLoop(); });
   std::thread heartbeat([this] { impl_->HeartbeatLoop(); });
   Status s = impl_->Loop();
+  // Every task has ended and its directory gone with it (the Runner is destroyed).
+  if (!task_dir.empty()) (void)RemoveAll(task_dir);
   impl_->stopping = true;
   {
     std::lock_guard lock(impl_->mu);

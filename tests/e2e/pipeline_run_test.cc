@@ -156,12 +156,15 @@ class PipelineRunTest : public ::testing::Test {
     return Exec(path, body, Credential());
   }
   // The fixture owns the workers a test starts, and stops them even when the test fails.
-  Child* StartWorker() {
-    auto w = Child::Spawn({.argv = {TandemBin(), "worker", "--api", region_->url(), "--slots", "4",
-                                    "--grace-ms", "0"},
-                           .env_extra = {{"TANDEM_WORKER_TOKEN", Credential()}},
-                           .output_path = region_->dir() + "/test-worker.log",
-                           .death_signal = SIGKILL});
+  Child* StartWorker(const std::vector<std::string>& extra_args = {}) {
+    std::vector<std::string> argv = {TandemBin(), "worker", "--api",      region_->url(),
+                                     "--slots",   "4",      "--grace-ms", "0"};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    auto w = Child::Spawn(
+        {.argv = argv,
+         .env_extra = {{"TANDEM_WORKER_TOKEN", Credential()}, {"TMPDIR", region_->tmp_dir()}},
+         .output_path = region_->dir() + "/test-worker.log",
+         .death_signal = SIGKILL});
     EXPECT_TRUE(w.ok()) << w.status().ToString();
     if (!w.ok()) return nullptr;
     workers_.push_back(std::move(w).value());
@@ -354,10 +357,14 @@ long:
   tasks:
     sleepy:
       operator: bash
-      bash_command: 'if [ "$AIRFLOW_CTX_TRY_NUMBER" = 1 ]; then sleep 60 & echo child $!; echo pid $$; wait; fi; echo finished'
+      bash_command: 'if [ "$AIRFLOW_CTX_TRY_NUMBER" = 1 ]; then echo "dir=$PWD"; sleep 60 & echo child $!; echo pid $$; wait; fi; echo finished'
 )"}});
   Unpause("long");
-  Child* worker = StartWorker();
+  // Its tasks' directories in a directory of its own, which the next worker empties.
+  const std::string task_dir = region_->dir() + "/worker-tasks";
+  ASSERT_TRUE(MakeDirs(task_dir + "/task-older").ok());
+  ASSERT_TRUE(WriteFileAtomic(task_dir + "/task-older/left", "x").ok());
+  Child* worker = StartWorker({"--task-dir", task_dir});
   ASSERT_NE(worker, nullptr);
   std::string run = Trigger("long");
   ASSERT_TRUE(WaitFor(
@@ -365,6 +372,10 @@ long:
   std::string log = Log("long", run, "sleepy", 1);
   pid_t task_pid = std::stoi(log.substr(log.find("pid ") + 4));
   pid_t child_pid = std::stoi(log.substr(log.find("child ") + 6));
+  const size_t d = log.find("dir=") + 4;
+  const std::string dir = log.substr(d, log.find('\n', d) - d);
+  EXPECT_EQ(dir.rfind(task_dir + "/task-", 0), 0U) << log;
+  EXPECT_FALSE(PathExists(task_dir + "/task-older")) << "the worker did not empty its directory";
   ASSERT_EQ(StateOf(Ti("long", run, "sleepy")), "running");
 
   worker->Signal(SIGKILL);
@@ -379,13 +390,16 @@ long:
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
   EXPECT_EQ(Count("SELECT count(*) FROM task_instances WHERE state = 'running'"), 0);
 
-  Child* second = StartWorker();
+  EXPECT_TRUE(PathExists(dir)) << "a SIGKILLed worker cannot remove its task's directory";
+  Child* second = StartWorker({"--task-dir", task_dir});
+  ASSERT_TRUE(WaitFor([&] { return !PathExists(dir); }, 10s)) << "the next worker left it";
   ASSERT_EQ(WaitRun("long", run), "success")
       << Logs() << Parse(Call("GET", RunPath("long", run) + "/taskInstances/sleepy/tries")).dump()
       << Log("long", run, "sleepy", 2);
   EXPECT_EQ(Ti("long", run, "sleepy")["try_number"], 2);
   EXPECT_NE(Log("long", run, "sleepy", 2).find("finished"), std::string::npos);
   second->Stop(SIGTERM, 5s);
+  EXPECT_FALSE(PathExists(task_dir)) << "a worker that stops removes its directory";
 }
 
 TEST_F(PipelineRunTest, TheRegionKilledMidRunRestartsWithoutDuplicatesOrStuckTasks) {

@@ -38,6 +38,9 @@ class UpTest : public ::testing::Test {
     dir_ = AbsolutePath(d->Release());
     chmod(dir_.c_str(), 0755);
     state_ = dir_ + "/state";
+    // The platform's TMPDIR, where the workers keep their tasks' directories: removed with the
+    // rest (tasks run as other users, who search it).
+    ASSERT_TRUE(MakeDirs(dir_ + "/tmp", 0711).ok());
     std::set<int> ports;  // distinct: a port just released may be handed out again
     while (ports.size() < 7) ports.insert(*PickFreePort());
     auto it = ports.begin();
@@ -89,7 +92,8 @@ class UpTest : public ::testing::Test {
   void StartUp() {
     std::vector<std::string> argv = {TandemBin(), "--state-dir", state_};
     for (const std::string& a : UpArgs(http_port_, pg_port_)) argv.push_back(a);
-    auto c = Child::Spawn({.argv = argv, .output_path = dir_ + "/up.out"});
+    auto c = Child::Spawn(
+        {.argv = argv, .env_extra = {{"TMPDIR", dir_ + "/tmp"}}, .output_path = dir_ + "/up.out"});
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     up_ = std::move(c).value();
     for (int i = 0; i < 1200; ++i) {

@@ -25,6 +25,9 @@ Result<std::unique_ptr<PairProcess>> PairProcess::Create(Options o) {
   ASSIGN_OR_RETURN(TempDir tmp, TempDir::Create("tandem-test-pair"));
   p->dir_ = AbsolutePath(tmp.Release());
   chmod(p->dir_.c_str(), 0755);  // the PostgreSQL user must reach its data directory
+  // The processes' TMPDIR, where the workers keep their tasks' directories: removed with the
+  // rest, even when a SIGKILLed worker left them. Tasks run as other users, who search it.
+  RETURN_IF_ERROR(MakeDirs(p->tmp_dir(), 0711));
   if (o.dns && !o.own_addresses) return InvalidArgument("Options::dns needs own_addresses");
   // Eight distinct ports (a port just released may be handed out again).
   std::set<int> ports;
@@ -221,6 +224,7 @@ std::string PairProcess::Dsn(const std::string& name) const {
 
 Status PairProcess::StartControl(const std::string& failpoint) {
   SpawnOptions so{.argv = {TandemBin(), "control", "--pair", pair_file()},
+                  .env_extra = {{"TMPDIR", tmp_dir()}},
                   .output_path = dir_ + "/control.log",
                   .death_signal = SIGKILL};
   if (!failpoint.empty()) so.env_extra["TANDEM_FAILPOINT"] = failpoint;
@@ -250,6 +254,7 @@ Status PairProcess::StartRegion(const std::string& name, bool wait_ready) {
   ASSIGN_OR_RETURN(
       regions_[name],
       Child::Spawn({.argv = {TandemBin(), "region", "--pair", pair_file(), "--name", name},
+                    .env_extra = {{"TMPDIR", tmp_dir()}},
                     .output_path = dir_ + "/" + name + ".log",
                     .death_signal = SIGKILL}));
   if (!wait_ready) return Status::Ok();

@@ -77,8 +77,9 @@ class PairProcess {
   std::string region_dir(const std::string& name) const { return dir_ + "/" + name; }
   const std::string& dir() const { return dir_; }
   std::string pair_file() const { return dir_ + "/pair.yaml"; }
-  std::string Log(const std::string& process) const;  // control, region-a, region-b
-  std::string Logs() const;                           // all three, for failure messages
+  std::string tmp_dir() const { return dir_ + "/tmp"; }  // its processes' TMPDIR
+  std::string Log(const std::string& process) const;     // control, region-a, region-b
+  std::string Logs() const;                              // all three, for failure messages
   pid_t PostgresPid(const std::string& name) const;
   std::string Dsn(const std::string& name) const;
   int pg_port(const std::string& name) const { return pg_ports_.at(name); }

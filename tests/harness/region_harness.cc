@@ -221,6 +221,9 @@ Result<std::unique_ptr<RegionProcess>> RegionProcess::Create(Options o) {
   ASSIGN_OR_RETURN(TempDir tmp, TempDir::Create("tandem-test-region"));
   p->dir_ = AbsolutePath(tmp.Release());
   chmod(p->dir_.c_str(), 0755);  // the PostgreSQL user must reach its data directory
+  // The region's TMPDIR, where its workers keep their tasks' directories: removed with the
+  // rest, even when a SIGKILLed worker left them. Tasks run as other users, who search it.
+  RETURN_IF_ERROR(MakeDirs(p->tmp_dir(), 0711));
   // Distinct ports (a port just released may be handed out again).
   std::set<int> ports;
   while (ports.size() < 3) {
@@ -284,6 +287,7 @@ Status RegionProcess::Start() {
   // SIGKILLed with the test process, even when an assertion aborts it before the destructor
   // runs; the region's own children (PostgreSQL, workers) follow it by their death signals.
   ASSIGN_OR_RETURN(child_, Child::Spawn({.argv = {TandemBin(), "region", "--config", config_},
+                                         .env_extra = {{"TMPDIR", tmp_dir()}},
                                          .output_path = dir_ + "/region.log",
                                          .death_signal = SIGKILL}));
   auto deadline = std::chrono::steady_clock::now() + 120s;
@@ -299,6 +303,7 @@ Status RegionProcess::Start() {
 
 CliRun RegionProcess::StartExpectingExit(int timeout_seconds) {
   auto c = Child::Spawn({.argv = {TandemBin(), "region", "--config", config_},
+                         .env_extra = {{"TMPDIR", tmp_dir()}},
                          .output_path = dir_ + "/region.log",
                          .death_signal = SIGKILL});
   if (!c.ok()) return {-1, c.status().ToString()};

@@ -145,6 +145,7 @@ class RegionProcess {
   std::string registry_url() const;
   // region.state_dir.
   std::string state_dir() const { return dir_ + "/state"; }
+  std::string tmp_dir() const { return dir_ + "/tmp"; }  // the region's TMPDIR
   // With Options::tls: the CA its certificate chains to, alone in its directory.
   std::string ca_file() const { return dir_ + "/ca/ca.crt"; }
 

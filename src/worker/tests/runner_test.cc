@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/fs.h"
+#include "base/text.h"
 
 namespace tandem::worker {
 namespace {
@@ -178,7 +179,8 @@ TEST(RunnerTest, LastStdoutLine) {
 }
 
 TEST(RunnerTest, PassesExactlyTheGivenEnvironment) {
-  ProcessSpec spec = Spec("env", {"env"});
+  // In a directory of its own (a fresh one would add its TMPDIR).
+  ProcessSpec spec = Spec("env", {"env"}, "/");
   spec.env = {"PATH=/usr/bin:/bin", "FOO=bar baz", "EMPTY="};
   std::string out;
   EXPECT_EQ(RunOne(spec, &out).exit_code, 0);
@@ -194,7 +196,7 @@ TEST(RunnerTest, PassesExactlyTheGivenEnvironment) {
   EXPECT_EQ(out, "mine\n");
 
   // Without PATH: /usr/bin:/bin.
-  spec = Spec("nopath", {"env"});
+  spec = Spec("nopath", {"env"}, "/");
   spec.env = {};
   EXPECT_EQ(RunOne(spec, &out).exit_code, 0);
   EXPECT_EQ(out, "");
@@ -215,6 +217,23 @@ TEST(RunnerTest, RunsInTheGivenDirectoryOrAFreshOneRemovedAfter) {
   std::string tmp = out.substr(0, out.size() - 1);
   EXPECT_NE(tmp.find("/tandem-task-"), std::string::npos) << tmp;
   EXPECT_FALSE(PathExists(tmp));
+}
+
+TEST(RunnerTest, AFreshDirectoryIsMadeInTheTaskRootAndIsTheTasksTmpdir) {
+  auto root = TempDir::Create("tandem-runner-root");
+  ASSERT_TRUE(root.ok());
+  Runner runner(root->path());
+  ProcessSpec spec = Sh("t", "pwd; echo \"$TMPDIR\"; mktemp");
+  spec.env.push_back("TMPDIR=/somewhere/else");
+  ASSERT_TRUE(runner.Start(spec).ok());
+  Finished f = RunAll(runner);
+  EXPECT_EQ(f.exits["t"].exit_code, 0);
+  std::vector<std::string> lines = SplitNonEmpty(f.output["t"], '\n');
+  ASSERT_EQ(lines.size(), 3U) << f.output["t"];
+  EXPECT_EQ(lines[0].rfind(root->path() + "/task-", 0), 0U) << lines[0];
+  EXPECT_EQ(lines[1], lines[0]);  // TMPDIR given by the spec is replaced
+  EXPECT_EQ(lines[2].rfind(lines[0] + "/", 0), 0U) << lines[2];
+  EXPECT_FALSE(PathExists(lines[0]));
 }
 
 TEST(RunnerTest, RefusesWhatCannotStart) {
