@@ -6,10 +6,9 @@
 //     region (a DAG run triggered there is accepted) and its scheduler starts tasks (that run's
 //     task is running or done), reached the way a client reaches it: through the deployment's
 //     host name, looked up at the pair's DNS server before every attempt (resolve, then
-//     request; an old region answers 421 by name, so only the new one counts), on a new
-//     connection each time: the region's server gives each open connection one of its 32
-//     threads, and 80 probes keeping theirs while they poll would starve the workers' claims
-//     (they did: a planned failover's probe tasks stayed queued for minutes). Each deployment
+//     request; an old region answers 421 by name, so only the new one counts), on a
+//     connection per deployment kept while the name stays on one address, as clients keep
+//     theirs (the region serves each connection on a thread of its own). Each deployment
 //     is probed on its own (one thread sweeps a few of them), so a deployment whose task waits
 //     does not hold back the next one's trigger. Forced: the failure is the SIGKILL
 //     of every process of the primary region, PostgreSQL included, and the control plane
@@ -344,9 +343,10 @@ class Bench {
   }
 
   // A request to deployment `i` by its host name: looked up at the pair's DNS server first
-  // (no cache: resolve, then request), sent to that address with the name as Host.
+  // (no cache: resolve, then request), sent to that address with the name as Host — on
+  // `session`'s connection, kept while the name gives the same address, or on a new one.
   HttpReply ByName(size_t i, const std::string& method, const std::string& path,
-                   const std::string& body = "") {
+                   const std::string& body = "", HttpSession* session = nullptr) {
     const dns::Server server{pair_->dns_address(), pair_->dns_port()};
     auto a = dns::LookUp(server, hosts_[i], 1s);
     if (!a.ok()) {
@@ -354,8 +354,11 @@ class Bench {
       return {};
     }
     const std::string port = std::to_string(pair_->http_port("region-a"));
-    return Http((f_.tls ? "https://" : "http://") + a->addresses.front() + ":" + port, method, path,
-                body, {{"Host", hosts_[i] + ":" + port}});
+    const std::string base = (f_.tls ? "https://" : "http://") + a->addresses.front() + ":" + port;
+    const std::vector<std::pair<std::string, std::string>> host = {
+        {"Host", hosts_[i] + ":" + port}};
+    return session != nullptr ? session->Send(base, method, path, body, host)
+                              : Http(base, method, path, body, host);
   }
 
   // Every deployment, independently: trigger a probe run until one is accepted through its
@@ -374,6 +377,13 @@ class Bench {
     std::mutex mu;
     std::vector<double> accepted_took;              // guarded by mu
     std::map<int, std::pair<int, double>> refused;  // guarded by mu: status -> count, longest
+    // A connection per deployment, kept as a client keeps it (the region serves each on a
+    // thread of its own), and new when the name moves to the other region.
+    std::vector<std::unique_ptr<HttpSession>> sessions;
+    sessions.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      sessions.push_back(std::make_unique<HttpSession>());
+    }
     std::vector<std::thread> threads;
     const size_t stride = static_cast<size_t>(std::max(1, f_.probe_threads));
     for (size_t t = 0; t < stride && t < n; ++t) {
@@ -386,9 +396,9 @@ class Bench {
             pending = true;
             if (runs[i].empty()) {
               const auto sent = Steady::now();
-              HttpReply r =
-                  ByName(i, "POST", "/api/v2/dags/probe/dagRuns",
-                         Json{{"logical_date", nullptr}, {"conf", Json::object()}}.dump());
+              HttpReply r = ByName(i, "POST", "/api/v2/dags/probe/dagRuns",
+                                   Json{{"logical_date", nullptr}, {"conf", Json::object()}}.dump(),
+                                   sessions[i].get());
               const double took = Secs(Steady::now() - sent);
               std::lock_guard lock(mu);
               if (r.status == 200) {
@@ -403,8 +413,9 @@ class Bench {
               }
               continue;
             }
-            Json ti = Body(
-                ByName(i, "GET", "/api/v2/dags/probe/dagRuns/" + runs[i] + "/taskInstances/ping"));
+            Json ti = Body(ByName(i, "GET",
+                                  "/api/v2/dags/probe/dagRuns/" + runs[i] + "/taskInstances/ping",
+                                  "", sessions[i].get()));
             const std::string state = Str(ti, "state");
             if (state == "running" || state == "success") {
               task[i] = Secs(Steady::now() - from);
