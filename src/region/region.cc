@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 
@@ -338,10 +339,11 @@ void Region::SetWorkersWanted(bool wanted) {
     if (wanted) {
       stopping_workers_ = false;
       std::fill(worker_retry_at_.begin(), worker_retry_at_.end(), MonoTime{});
+      supervise_now_ = true;
     }
   }
   if (wanted) {
-    cv_.notify_all();  // the supervisor starts them
+    cv_.notify_all();  // the supervisor starts them, now
     return;
   }
   std::vector<std::unique_ptr<Child>> workers;
@@ -526,8 +528,9 @@ Status Region::ConnectAndMigrate() {
 void Region::Supervise() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    cv_.wait_for(lock, 500ms, [this] { return stopping_; });
+    cv_.wait_for(lock, 500ms, [this] { return stopping_ || supervise_now_; });
     if (stopping_) break;
+    supervise_now_ = false;
     // A local worker that died is restarted, with a pause so a crashing one does not spin.
     for (size_t i = 0; i < workers_.size() && workers_wanted_; ++i) {
       if (workers_[i]) {

@@ -128,6 +128,9 @@ class Region {
   // A standalone region always runs its local workers; in a pair, only while it acts as the
   // primary (the DR agent says when).
   bool workers_wanted_ = true;  // guarded by mu_
+  // Guarded by mu_: the supervisor goes round at once rather than at its next tick (workers
+  // just became wanted: a promoted region starts them without waiting up to half a second).
+  bool supervise_now_ = false;
 };
 
 // Reads the secret key the config names: the key file's contents or the inline key.
