@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -30,6 +31,11 @@ void Router::Add(const std::string& method, const std::string& pattern, Handler 
     std::abort();
   }
   routes_.push_back({method, pattern, SplitNonEmpty(pattern, '/'), access->need, std::move(h)});
+}
+
+void Router::set_user_limit(int n, std::chrono::milliseconds wait) {
+  user_slots_ = std::make_unique<std::counting_semaphore<>>(std::max(1, n));
+  user_wait_ = wait;
 }
 
 std::vector<Router::RouteInfo> Router::Routes() const {
@@ -62,8 +68,9 @@ Response Router::Dispatch(Request& req) const {
     req.params = std::move(params);
     req.need = r.need;
     req.route = r.pattern;
-    if (r.need != auth::Need::kOpen && r.need != auth::Need::kWorker &&
-        r.need != auth::Need::kPair) {
+    const bool user_route =
+        r.need != auth::Need::kOpen && r.need != auth::Need::kWorker && r.need != auth::Need::kPair;
+    if (user_route) {
       Status allowed = authorize_ ? authorize_(req, r.need)
                                   : Unauthenticated("this server checks no credentials");
       if (!allowed.ok()) {
@@ -74,6 +81,18 @@ Response Router::Dispatch(Request& req) const {
         return refused;
       }
     }
+    if (!user_route || !user_slots_) return r.handler(req);
+    if (!user_slots_->try_acquire_for(user_wait_)) {
+      Response busy = ErrorResponse(503,
+                                    "the region is serving as many requests as it can at once; "
+                                    "retry in a moment");
+      busy.headers.emplace_back("Retry-After", "1");
+      return busy;
+    }
+    struct Release {
+      std::counting_semaphore<>* slots;
+      ~Release() { slots->release(); }
+    } release{user_slots_.get()};
     return r.handler(req);
   }
   if (path_matched) return ErrorResponse(405, "Method Not Allowed");

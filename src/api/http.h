@@ -12,9 +12,11 @@
 // internal routes check credentials of their own.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <semaphore>
 #include <string>
 #include <vector>
 
@@ -65,6 +67,13 @@ class Router {
   // The server's check for every route that needs a principal. Without one, such routes answer
   // 401: a server nobody configured to check does not serve them.
   void set_authorizer(Authorizer a) { authorize_ = std::move(a); }
+  // Runs at most `n` requests of users' routes (any route that needs a principal) at once; one
+  // more waits up to `wait` for its turn, then is answered 503 with Retry-After. The Execution
+  // API, the pair's routes and the open ones are not counted: a region's own work — claims,
+  // heartbeats, leases, health checks — never queues behind its users' (each user request
+  // needs one of the few database connections, and many at once only contend for them and for
+  // the CPU). Unset: no limit. Call before the server starts.
+  void set_user_limit(int n, std::chrono::milliseconds wait);
   // 404 when no pattern matches the path, 405 when the path matches for other methods only,
   // 401/403 when the check refuses.
   Response Dispatch(Request& req) const;
@@ -87,6 +96,8 @@ class Router {
   };
   std::vector<Route> routes_;
   Authorizer authorize_;
+  std::unique_ptr<std::counting_semaphore<>> user_slots_;  // set by set_user_limit
+  std::chrono::milliseconds user_wait_{0};
 };
 
 struct ServerOptions {

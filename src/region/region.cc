@@ -215,6 +215,9 @@ Status Region::StartAll() {
   router_->set_authorizer(
       [this](api::Request& req, auth::Need need) { return authorizer_->Check(req, need); });
   api::RegisterAllRoutes(*router_, *api_ctx_);
+  // Users' requests take at most three quarters of the database connections at once, so the
+  // scheduler, the dispatcher and the workers' claims and reports always find one.
+  router_->set_user_limit(std::max(1, cfg_.pool_size * 3 / 4), std::chrono::seconds(10));
   api::ServerOptions so{cfg_.address, cfg_.http_port, cfg_.http_threads,
                         static_cast<size_t>(cfg_.max_body_bytes)};
   if (cfg_.tls) {
