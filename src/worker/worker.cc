@@ -154,22 +154,50 @@ std::string Now() {
 }
 
 // Makes the worker's task directory, searchable by the tasks' users (each task's own directory in
-// it is theirs, 0700), and empties it of what an earlier worker killed on the spot left.
-Status PrepareTaskDir(const std::string& dir) {
+// it is theirs, 0700), empty: what an earlier worker killed on the spot left is moved aside, to
+// `dir`.old-XXXXXXXX beside it, in one rename — a promoted region's workers found 1,250 task
+// directories there, and removing them took a second before the first claim. Returns the paths
+// to remove (earlier workers' leftovers moved aside and not yet removed included).
+Result<std::vector<std::string>> PrepareTaskDir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
+    const std::string aside = dir + ".old-" + HexEncode(RandomBytes(4));
+    if (std::rename(dir.c_str(), aside.c_str()) != 0) {
+      return Internal("cannot move " + dir + " aside to " + aside + ": " + std::strerror(errno));
+    }
+  }
   RETURN_IF_ERROR(MakeDirs(dir, 0711));
   if (chmod(dir.c_str(), 0711) != 0) {
     return Internal("cannot make " + dir + " searchable (0711): " + std::strerror(errno));
   }
-  std::error_code ec;
-  size_t swept = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    RemoveTaskDir(entry.path().string());
-    ++swept;
+  std::vector<std::string> stale;
+  const fs::path path(dir);
+  const std::string prefix = path.filename().string() + ".old-";
+  for (const auto& entry : fs::directory_iterator(path.parent_path(), ec)) {
+    if (entry.path().filename().string().starts_with(prefix)) stale.push_back(entry.path());
   }
-  if (ec) return Internal("cannot list " + dir + ": " + ec.message());
-  if (swept > 0)
-    spdlog::info("removed {} task directories an earlier worker left in {}", swept, dir);
-  return Status::Ok();
+  return stale;
+}
+
+// Removes what PrepareTaskDir moved aside: after `delay`, or at once when `stop` is set — not
+// while the worker's first claims start the tasks of a failover.
+void SweepTaskDirs(const std::vector<std::string>& stale, std::chrono::milliseconds delay,
+                   std::mutex* mu, std::condition_variable* cv, const bool* stop) {
+  {
+    std::unique_lock lock(*mu);
+    cv->wait_for(lock, delay, [stop] { return *stop; });
+  }
+  size_t removed = 0;
+  for (const std::string& old : stale) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(old, ec)) {
+      RemoveTaskDir(entry.path().string());
+      ++removed;
+    }
+    (void)RemoveAll(old);
+  }
+  if (removed > 0) spdlog::info("removed {} task directories earlier workers left", removed);
 }
 
 // A line in the task log from the worker itself, in Airflow's log format.
@@ -642,12 +670,31 @@ Status Worker::Run() {
         impl_->id, geteuid());
   }
   const std::string& task_dir = impl_->options.task_dir;
-  if (!task_dir.empty()) RETURN_IF_ERROR(PrepareTaskDir(task_dir));
+  std::vector<std::string> stale;
+  if (!task_dir.empty()) {
+    ASSIGN_OR_RETURN(stale, PrepareTaskDir(task_dir));
+  }
+  std::mutex sweep_mu;
+  std::condition_variable sweep_cv;
+  bool sweep_now = false;  // guarded by sweep_mu
+  std::thread sweeper;
+  if (!stale.empty()) {
+    sweeper = std::thread(SweepTaskDirs, std::cref(stale), std::chrono::milliseconds(30000),
+                          &sweep_mu, &sweep_cv, &sweep_now);
+  }
   std::thread claimer([this] { impl_->ClaimLoop(); });
   std::thread heartbeat([this] { impl_->HeartbeatLoop(); });
   Status s = impl_->Loop();
   // Every task has ended and its directory gone with it (the Runner is destroyed).
   if (!task_dir.empty()) (void)RemoveAll(task_dir);
+  if (sweeper.joinable()) {
+    {
+      std::lock_guard lock(sweep_mu);
+      sweep_now = true;
+    }
+    sweep_cv.notify_all();
+    sweeper.join();
+  }
   impl_->stopping = true;
   {
     std::lock_guard lock(impl_->mu);

@@ -36,9 +36,9 @@ struct WorkerOptions {
   // system's resolver); empty: the system's resolver, as for any URL.
   std::string dns_server;
   std::string shim;  // the tandem-task-exec binary; "" runs tasks directly (tests only)
-  // A directory of this worker's own for its tasks' directories: made (mode 0711) and emptied
-  // when the worker starts, so that what a killed worker's tasks left is removed by the next,
-  // and removed when it stops. Empty: each task's directory is made in $TMPDIR (or /tmp), and
+  // A directory of this worker's own for its tasks' directories: made (mode 0711) when the
+  // worker starts, what a killed worker's tasks left in it moved aside and removed in the
+  // background; removed when the worker stops. Empty: each task's directory is made in $TMPDIR (or /tmp), and
   // a SIGKILLed worker leaves its running tasks' behind.
   std::string task_dir;
   // Niceness of the tasks (0..19, through the shim): tasks yield the CPU to the worker and the
