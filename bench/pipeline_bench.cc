@@ -68,7 +68,7 @@ struct Flags {
   int workers = 2;
   int slots_per_worker = 640;
   int deployment_slots = 16;  // each deployment's config.worker_slots
-  int http_threads = 64;
+  int http_threads = 512;
   int heartbeat_ms = 1000;
   int ramp_timeout_seconds = 120;
   int pause_seconds = 2;  // idle time between rounds
