@@ -87,7 +87,9 @@ struct Flags {
   std::vector<std::string> modes = {"planned", "forced"};
   std::vector<std::string> replication = {"asynchronous", "synchronous"};
   int workers = 2;
-  int slots = 640;
+  // Enough for every task a failover runs at once in the new region: the old region's 1,250
+  // restarted and the probes' 80 (2 x 640 left 50 probes waiting for a slot to free, 8-13 s).
+  int slots = 700;
   int health_interval_ms = 250;
   int detection_misses = 8;
   int lease_ms = 3000;
